@@ -1,0 +1,114 @@
+"""Parameter and input checks shared by the torch layer and the estimators.
+
+The one place that touches scikit-learn's validation helpers. Every error names the
+parameter, what was expected and what was given, in scikit-learn's style.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+
+def did_you_mean(value: object, options: Iterable[str]) -> str:
+    """A " Did you mean 'x'?" suffix for an unknown name, or "" when nothing is close."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_option(value: object, options: Iterable[str | None], name: str) -> object:
+    """Return ``value`` if it is one of ``options``, else raise a ValueError that suggests one."""
+    options = list(options)
+    if value in options:
+        return value
+    names = [o for o in options if isinstance(o, str)]
+    raise ValueError(
+        f"`{name}` must be one of {options}, got {value!r}.{did_you_mean(value, names)}"
+    )
+
+
+def check_int(
+    value: object, name: str, *, min_value: int | None = None, max_value: int | None = None
+) -> int:
+    """Return ``value`` as int; a float (even 2.0) or bool where an integer is required fails."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"`{name}` must be an integer, got {value!r} of type {type(value).__name__}."
+        )
+    value = int(value)
+    _check_bounds(value, name, min_value, max_value, "closed")
+    return value
+
+
+def check_real(
+    value: object,
+    name: str,
+    *,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    closed: str = "both",
+) -> float:
+    """Return ``value`` as float, checking it is a finite real within the bounds.
+
+    ``closed`` is "both", "left", "right" or "neither", as in scikit-learn's ``Interval``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a real number, got {value!r}.")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    _check_bounds(value, name, min_value, max_value, closed)
+    return value
+
+
+def _check_bounds(value, name, low, high, closed):
+    left_ok = low is None or (
+        value >= low if closed in ("both", "left", "closed") else value > low
+    )
+    right_ok = high is None or (
+        value <= high if closed in ("both", "right", "closed") else value < high
+    )
+    if left_ok and right_ok:
+        return
+    lb = "[" if closed in ("both", "left", "closed") else "("
+    rb = "]" if closed in ("both", "right", "closed") else ")"
+    lo = "-inf" if low is None else low
+    hi = "inf" if high is None else high
+    raise ValueError(f"`{name}` must be in the range {lb}{lo}, {hi}{rb}, got {value!r}.")
+
+
+def check_embeddings_and_labels(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Check the ``loss(embeddings, labels)`` / ``miner(embeddings, labels)`` arguments."""
+    if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
+        shape = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings)
+        raise ValueError(
+            f"`embeddings` must be a 2-D tensor of shape (batch_size, n_components), got {shape}."
+        )
+    if not embeddings.is_floating_point():
+        raise ValueError(f"`embeddings` must be a floating-point tensor, got {embeddings.dtype}.")
+    if not isinstance(labels, Tensor):
+        labels = torch.as_tensor(labels, device=embeddings.device)
+    if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(
+            f"`labels` must be a 1-D tensor with one label per embedding "
+            f"({embeddings.shape[0]}), got shape {tuple(labels.shape)}."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`labels` must be an integer tensor, got {labels.dtype}.")
+    return embeddings, labels.to(embeddings.device)
+
+
+def check_class_labels(labels: Tensor, n_classes: int) -> None:
+    """Classifier-style losses take labels in ``0 .. n_classes - 1``."""
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"`labels` must be in 0..{n_classes - 1} (`n_classes`={n_classes}), got values in "
+            f"{int(labels.min())}..{int(labels.max())}. Encode labels with "
+            "sklearn.preprocessing.LabelEncoder first."
+        )

@@ -1,0 +1,186 @@
+"""Pairwise distances and similarities between batches of embeddings.
+
+Every function takes ``x`` of shape ``(n, d)`` and optional ``y`` of shape ``(m, d)``
+(``y=None`` means ``y = x``) and returns an ``(n, m)`` tensor, computed through one matrix
+product so that it runs at BLAS / cuBLAS speed.
+
+The module also holds the exact, memory-bounded top-k search that both the retrieval metrics
+and the nearest-neighbour classifier use, because it is the lowest module they both import.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "DISTANCES",
+    "cosine_similarity",
+    "euclidean_distances",
+    "pairwise_distances",
+    "squared_euclidean_distances",
+    "topk_neighbors",
+]
+
+#: Names accepted by :func:`pairwise_distances` (and by every ``distance=`` parameter).
+DISTANCES = ("euclidean", "squared_euclidean", "cosine")
+
+# Chunk size bound (bytes) for temporaries: see STYLE.md, "hot paths are memory-bounded".
+_CHUNK_BYTES = 32 * 2**20
+
+
+def squared_euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
+    """Squared Euclidean distances ``||x_i - y_j||^2``, shape ``(n, m)``.
+
+    Computed as ``|x|^2 + |y|^2 - 2 x.y`` and clamped at zero (the expansion can go slightly
+    negative through rounding). When ``y`` is None the diagonal is exactly zero.
+    """
+    same = y is None
+    y = x if y is None else y
+    x_sq = (x * x).sum(dim=1, keepdim=True)
+    y_sq = x_sq.T if same else (y * y).sum(dim=1).unsqueeze(0)
+    sq = torch.addmm(x_sq + y_sq, x, y.T, beta=1.0, alpha=-2.0).clamp_min(0.0)
+    if same:
+        eye = torch.eye(sq.shape[0], dtype=torch.bool, device=sq.device)
+        sq = sq.masked_fill(eye, 0.0)
+    return sq
+
+
+def euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
+    """Euclidean distances ``||x_i - y_j||``, shape ``(n, m)``.
+
+    The gradient of ``sqrt`` is infinite at zero; here it is defined as zero where the distance
+    is zero (a sample against itself, or duplicated samples), so training never sees NaN.
+    """
+    sq = squared_euclidean_distances(x, y)
+    positive = sq > 0
+    safe = torch.where(positive, sq, torch.ones_like(sq))
+    return torch.where(positive, safe.sqrt(), torch.zeros_like(sq))
+
+
+def cosine_similarity(x: Tensor, y: Tensor | None = None) -> Tensor:
+    """Cosine similarities ``x_i.y_j / (|x_i| |y_j|)``, shape ``(n, m)``, in ``[-1, 1]``.
+
+    A zero vector has similarity 0 with everything (instead of NaN).
+    """
+    xn = F.normalize(x, dim=1)
+    yn = xn if y is None else F.normalize(y, dim=1)
+    return xn @ yn.T
+
+
+def pairwise_distances(x: Tensor, y: Tensor | None = None, distance: str = "euclidean") -> Tensor:
+    """Pairwise distance matrix for ``distance`` in :data:`DISTANCES`.
+
+    ``"cosine"`` returns the cosine *distance* ``1 - cos``, so that smaller always means closer
+    here; a margin on it is a margin on the cosine similarity (``d_an - d_ap = s_ap - s_an``).
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, d)
+    y : Tensor of shape (m, d), default=None
+        ``None`` compares ``x`` with itself.
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+
+    Returns
+    -------
+    Tensor of shape (n, m)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.distances import pairwise_distances
+    >>> pairwise_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    tensor([[0., 5.],
+            [5., 0.]])
+    """
+    if distance == "euclidean":
+        return euclidean_distances(x, y)
+    if distance == "squared_euclidean":
+        return squared_euclidean_distances(x, y)
+    if distance == "cosine":
+        return 1.0 - cosine_similarity(x, y)
+    raise ValueError(f"`distance` must be one of {list(DISTANCES)}, got {distance!r}.")
+
+
+def _rows_per_chunk(n_columns: int, element_size: int = 4) -> int:
+    return max(1, _CHUNK_BYTES // max(1, n_columns * element_size))
+
+
+@torch.no_grad()
+def topk_neighbors(
+    queries: Tensor,
+    reference: Tensor,
+    k: int,
+    distance: str = "euclidean",
+    exclude_self: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Exact k nearest neighbours of each query in ``reference``, in chunks of queries.
+
+    Memory is bounded by ``chunk_size x len(reference)`` distances (by default ~32 MiB), so
+    100k x 100k searches run without building the full matrix.
+
+    Parameters
+    ----------
+    queries : Tensor of shape (n_queries, d)
+    reference : Tensor of shape (n_reference, d)
+    k : int
+        Number of neighbours, ``k <= n_reference`` (``k <= n_reference - 1`` with
+        ``exclude_self``).
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+    exclude_self : bool, default=False
+        ``queries`` is ``reference`` (same rows, same order) and each row must not be its own
+        neighbour (leave-one-out).
+    chunk_size : int, default=None
+        Queries per chunk; ``None`` picks it from the 32 MiB bound.
+
+    Returns
+    -------
+    distances : Tensor of shape (n_queries, k)
+        Sorted ascending (for ``"cosine"``, the cosine distance ``1 - cos``).
+    indices : Tensor of shape (n_queries, k), int64
+        Row indices into ``reference``; equal distances among the k are ordered by index.
+    """
+    n_ref = reference.shape[0]
+    limit = n_ref - 1 if exclude_self else n_ref
+    if not 1 <= k <= limit:
+        raise ValueError(
+            f"`k` must be between 1 and the number of reference samples"
+            f"{' minus one (leave-one-out)' if exclude_self else ''} ({limit}), got {k}."
+        )
+    if exclude_self and queries.shape[0] != n_ref:
+        raise ValueError(
+            "`exclude_self=True` needs queries and reference to be the same rows, got "
+            f"{queries.shape[0]} queries and {n_ref} reference samples."
+        )
+    rows = chunk_size or _rows_per_chunk(n_ref, reference.element_size())
+    # squared distances order like euclidean ones and skip a sqrt per element
+    search = "squared_euclidean" if distance == "euclidean" else distance
+    all_d, all_i = [], []
+    for start in range(0, queries.shape[0], rows):
+        q = queries[start : start + rows]
+        d = pairwise_distances(q, reference, search)
+        if exclude_self:
+            idx = torch.arange(start, start + q.shape[0], device=d.device)
+            d[torch.arange(q.shape[0], device=d.device), idx] = math.inf
+        # stable sort over a top-k candidate set gives deterministic lower-index tie breaks
+        vals, inds = torch.topk(d, k, dim=1, largest=False, sorted=True)
+        order = _stable_by_value_then_index(vals, inds)
+        vals, inds = vals.gather(1, order), inds.gather(1, order)
+        all_d.append(vals)
+        all_i.append(inds)
+    dist = torch.cat(all_d) if all_d else queries.new_zeros((0, k))
+    ind = torch.cat(all_i) if all_i else torch.zeros((0, k), dtype=torch.long)
+    if distance == "euclidean":
+        dist = dist.clamp_min(0.0).sqrt()
+    return dist, ind
+
+
+def _stable_by_value_then_index(vals: Tensor, inds: Tensor) -> Tensor:
+    """Permutation of each row sorting by value, then by index among equal values."""
+    by_index = torch.argsort(inds, dim=1)
+    by_value = torch.argsort(vals.gather(1, by_index), dim=1, stable=True)
+    return by_index.gather(1, by_value)

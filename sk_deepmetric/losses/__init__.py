@@ -1,0 +1,1 @@
+"""Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``."""

@@ -1,0 +1,111 @@
+import itertools
+
+import pytest
+import torch
+
+from sk_deepmetric.distances import (
+    cosine_similarity,
+    euclidean_distances,
+    pairwise_distances,
+    squared_euclidean_distances,
+    topk_neighbors,
+)
+
+
+def _loop_distance(x, y, distance):
+    out = torch.empty(x.shape[0], y.shape[0], dtype=x.dtype)
+    for i, j in itertools.product(range(x.shape[0]), range(y.shape[0])):
+        diff = x[i] - y[j]
+        if distance == "euclidean":
+            out[i, j] = diff.norm()
+        elif distance == "squared_euclidean":
+            out[i, j] = (diff * diff).sum()
+        else:
+            out[i, j] = 1 - (x[i] @ y[j]) / (x[i].norm() * y[j].norm())
+    return out
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+@pytest.mark.parametrize("same", [True, False])
+def test_pairwise_matches_loop(distance, same):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    y = None if same else torch.randn(4, 5, generator=g, dtype=torch.float64)
+    got = pairwise_distances(x, y, distance)
+    want = _loop_distance(x, x if same else y, distance)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_self_distance_diagonal_is_exactly_zero():
+    x = torch.randn(50, 16) * 100
+    assert torch.all(euclidean_distances(x).diagonal() == 0)
+    assert torch.all(squared_euclidean_distances(x).diagonal() == 0)
+
+
+def test_euclidean_gradient_finite_at_zero_distance():
+    x = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.0, 0.0]], requires_grad=True)
+    euclidean_distances(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "fn", [euclidean_distances, squared_euclidean_distances, cosine_similarity]
+)
+def test_gradcheck(fn):
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x, y))
+    assert torch.autograd.gradcheck(lambda a: fn(a), (x,))
+
+
+def test_cosine_of_zero_vector_is_finite():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    s = cosine_similarity(x)
+    assert torch.isfinite(s).all() and s[0, 1] == 0
+
+
+def test_unknown_distance_raises():
+    with pytest.raises(ValueError, match=r"`distance` must be one of .* got 'manhattan'"):
+        pairwise_distances(torch.zeros(2, 2), distance="manhattan")
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_topk_matches_loop_and_is_chunk_independent(distance, exclude_self):
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    queries = ref if exclude_self else torch.randn(13, 6, generator=g, dtype=torch.float64)
+    k = 5
+    full = _loop_distance(queries, ref, distance)
+    for qi in range(queries.shape[0]):
+        if exclude_self:
+            full[qi, qi] = float("inf")
+    want_idx = [
+        sorted(range(ref.shape[0]), key=lambda j: (full[qi, j], j))[:k]
+        for qi in range(queries.shape[0])
+    ]
+    for chunk in (1, 7, None):
+        d, i = topk_neighbors(queries, ref, k, distance, exclude_self, chunk_size=chunk)
+        assert i.tolist() == want_idx
+        want_d = torch.stack([full[qi, want_idx[qi]] for qi in range(queries.shape[0])])
+        torch.testing.assert_close(d, want_d, atol=1e-9, rtol=1e-9)
+
+
+def test_topk_breaks_ties_by_index():
+    ref = torch.tensor([[1.0], [0.0], [1.0], [0.0], [1.0]])
+    _, i = topk_neighbors(torch.tensor([[1.0]]), ref, 3)
+    assert i.tolist() == [[0, 2, 4]]
+
+
+@pytest.mark.parametrize(
+    ("k", "exclude", "msg"),
+    [
+        (0, False, r"between 1 and .* \(4\), got 0"),
+        (5, False, r"\(4\), got 5"),
+        (4, True, r"minus one \(leave-one-out\) \(3\), got 4"),
+    ],
+)
+def test_topk_bad_k(k, exclude, msg):
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=msg):
+        topk_neighbors(x, x, k, exclude_self=exclude)
