@@ -11,6 +11,7 @@ and the nearest-neighbour classifier use, because it is the lowest module they b
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ __all__ = [
     "DISTANCES",
     "cosine_similarity",
     "euclidean_distances",
+    "iter_topk_neighbors",
     "pairwise_distances",
     "squared_euclidean_distances",
     "topk_neighbors",
@@ -109,7 +111,6 @@ def _rows_per_chunk(n_columns: int, element_size: int = 4) -> int:
     return max(1, _CHUNK_BYTES // max(1, n_columns * element_size))
 
 
-@torch.no_grad()
 def topk_neighbors(
     queries: Tensor,
     reference: Tensor,
@@ -143,13 +144,44 @@ def topk_neighbors(
         Sorted ascending (for ``"cosine"``, the cosine distance ``1 - cos``).
     indices : Tensor of shape (n_queries, k), int64
         Row indices into ``reference``; equal distances among the k are ordered by index.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.distances import topk_neighbors
+    >>> x = torch.tensor([[0.0], [1.0], [3.0]])
+    >>> topk_neighbors(x, x, k=1, exclude_self=True)[1].ravel().tolist()
+    [1, 0, 1]
+    """
+    chunks = list(iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size))
+    if not chunks:
+        return queries.new_zeros((0, k)), torch.zeros((0, k), dtype=torch.long)
+    return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])
+
+
+@torch.no_grad()
+def iter_topk_neighbors(
+    queries: Tensor,
+    reference: Tensor,
+    k: int | Tensor,
+    distance: str = "euclidean",
+    exclude_self: bool = False,
+    chunk_size: int | None = None,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """Yield ``(start, distances, indices)`` for consecutive chunks of queries.
+
+    The same search as :func:`topk_neighbors`, one chunk at a time, so that a caller can reduce
+    each chunk (a retrieval metric, a vote) and never hold all neighbours at once. ``k`` may be
+    an int, or an int tensor of shape ``(n_queries,)``: each chunk then returns
+    ``k[start:stop].max()`` neighbours (MAP@R needs up to R neighbours, R varying per query).
     """
     n_ref = reference.shape[0]
     limit = n_ref - 1 if exclude_self else n_ref
-    if not 1 <= k <= limit:
+    k_max = int(k.max()) if isinstance(k, Tensor) and k.numel() else k
+    if isinstance(k_max, Tensor) or not 1 <= int(k_max) <= limit:
         raise ValueError(
             f"`k` must be between 1 and the number of reference samples"
-            f"{' minus one (leave-one-out)' if exclude_self else ''} ({limit}), got {k}."
+            f"{' minus one (leave-one-out)' if exclude_self else ''} ({limit}), got {k_max}."
         )
     if exclude_self and queries.shape[0] != n_ref:
         raise ValueError(
@@ -159,24 +191,19 @@ def topk_neighbors(
     rows = chunk_size or _rows_per_chunk(n_ref, reference.element_size())
     # squared distances order like euclidean ones and skip a sqrt per element
     search = "squared_euclidean" if distance == "euclidean" else distance
-    all_d, all_i = [], []
     for start in range(0, queries.shape[0], rows):
         q = queries[start : start + rows]
+        k_chunk = int(k[start : start + rows].max()) if isinstance(k, Tensor) else k
         d = pairwise_distances(q, reference, search)
         if exclude_self:
-            idx = torch.arange(start, start + q.shape[0], device=d.device)
-            d[torch.arange(q.shape[0], device=d.device), idx] = math.inf
-        # stable sort over a top-k candidate set gives deterministic lower-index tie breaks
-        vals, inds = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            local = torch.arange(q.shape[0], device=d.device)
+            d[local, local + start] = math.inf
+        vals, inds = torch.topk(d, k_chunk, dim=1, largest=False, sorted=True)
         order = _stable_by_value_then_index(vals, inds)
         vals, inds = vals.gather(1, order), inds.gather(1, order)
-        all_d.append(vals)
-        all_i.append(inds)
-    dist = torch.cat(all_d) if all_d else queries.new_zeros((0, k))
-    ind = torch.cat(all_i) if all_i else torch.zeros((0, k), dtype=torch.long)
-    if distance == "euclidean":
-        dist = dist.clamp_min(0.0).sqrt()
-    return dist, ind
+        if distance == "euclidean":
+            vals = vals.clamp_min(0.0).sqrt()
+        yield start, vals, inds
 
 
 def _stable_by_value_then_index(vals: Tensor, inds: Tensor) -> Tensor:
