@@ -1,0 +1,111 @@
+import pytest
+import torch
+from torch import nn
+
+from sk_deepmetric.networks import MLP, ConvNet, L2Normalize, forked_rng, reset_parameters
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_mlp_layers_and_shapes():
+    net = MLP(12, 5, hidden_layer_sizes=(8, 6), activation="gelu", dropout=0.1)
+    assert net(torch.randn(4, 12)).shape == (4, 5)
+    assert net(torch.randn(4, 3, 4)).shape == (4, 5)  # flattened
+    kinds = [type(m).__name__ for m in net.layers]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "GELU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "GELU",
+        "Dropout",
+        "Linear",
+    ]
+
+
+def test_mlp_without_hidden_layers_is_linear():
+    net = MLP(3, 2, hidden_layer_sizes=(), batch_norm=False)
+    x = torch.randn(5, 3)
+    lin = net.layers[1]
+    torch.testing.assert_close(net(x), x @ lin.weight.T + lin.bias)
+
+
+def test_normalize_gives_unit_rows():
+    net = MLP(6, 3, hidden_layer_sizes=(4,), normalize=True).eval()
+    norms = net(torch.randn(7, 6)).norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones(7))
+    assert torch.equal(L2Normalize()(torch.zeros(2, 3)), torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("shape", [(2, 64), (2, 1, 8, 8), (2, 8, 8)])
+def test_convnet_accepts_flat_or_image_input(shape):
+    net = ConvNet((1, 8, 8), 16, channels=(4, 8)).eval()
+    assert net(torch.randn(*shape)).shape == (2, 16)
+
+
+def test_convnet_is_insensitive_to_small_shifts_more_than_mlp():
+    # Global average pooling: a constant image shifted stays nearly the same embedding.
+    net = ConvNet((1, 12, 12), 8, channels=(4,)).eval()
+    img = torch.zeros(1, 1, 12, 12)
+    img[..., 4:7, 4:7] = 1.0
+    shifted = torch.roll(img, 1, dims=-1)
+    torch.testing.assert_close(net(img), net(shifted))
+
+
+def test_convnet_rejects_bad_input_shape():
+    with pytest.raises(ValueError, match=r"`input_shape` must be \(channels, height, width\)"):
+        ConvNet((8, 8), 4)
+
+
+def test_reset_parameters_is_seeded_and_leaves_global_rng_alone():
+    net_a, net_b = MLP(5, 3, (4,)), ConvNet((1, 6, 6), 3, channels=(2,))
+    state = torch.get_rng_state()
+    first = [
+        _params(reset_parameters(n, torch.Generator().manual_seed(0))) for n in (net_a, net_b)
+    ]
+    again = [
+        _params(reset_parameters(n, torch.Generator().manual_seed(0))) for n in (net_a, net_b)
+    ]
+    other = _params(reset_parameters(net_a, torch.Generator().manual_seed(1)))
+    assert torch.equal(state, torch.get_rng_state())
+    for p, q in zip(first, again):
+        assert all(torch.equal(a, b) for a, b in zip(p, q))
+    assert not all(torch.equal(a, b) for a, b in zip(first[0], other))
+
+
+def test_reset_parameters_calls_custom_layers():
+    class WithGenerator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(3))
+
+        def reset_parameters(self, generator=None):
+            with torch.no_grad():
+                self.w.copy_(torch.rand(3, generator=generator))
+
+    class GlobalOnly(WithGenerator):
+        def reset_parameters(self):
+            with torch.no_grad():
+                self.w.copy_(torch.rand(3))
+
+    net = nn.Sequential(WithGenerator(), GlobalOnly())
+    state = torch.get_rng_state()
+    a = _params(reset_parameters(net, torch.Generator().manual_seed(0)))
+    b = _params(reset_parameters(net, torch.Generator().manual_seed(0)))
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(x, y) and x.abs().sum() > 0 for x, y in zip(a, b))
+
+
+def test_forked_rng_restores_global_state():
+    state = torch.get_rng_state()
+    with forked_rng(3):
+        first = torch.rand(2)
+    with forked_rng(3):
+        second = torch.rand(2)
+    assert torch.equal(first, second)
+    assert torch.equal(state, torch.get_rng_state())

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from sk_deepmetric.samplers import ClassBalancedBatchSampler, ShuffledBatchSampler
+
+
+def _labels():
+    return np.repeat(np.arange(10), [12, 9, 8, 8, 5, 4, 3, 2, 2, 1])
+
+
+def test_balanced_batches_hold_p_classes_of_k_samples():
+    labels = _labels()
+    sampler = ClassBalancedBatchSampler(labels, 16, 4, rng=np.random.default_rng(0))
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == round(labels.size / 16)
+    for batch in batches:
+        classes, counts = np.unique(labels[batch], return_counts=True)
+        assert classes.size == 4
+        assert np.all(counts <= 4)
+        assert np.unique(batch).size == batch.size  # no duplicates inside a batch
+        # A class contributes min(K, its size) samples.
+        sizes = np.bincount(labels)[classes]
+        np.testing.assert_array_equal(counts, np.minimum(4, sizes))
+
+
+def test_balanced_sampler_is_seeded():
+    labels = _labels()
+
+    def draw(seed):
+        sampler = ClassBalancedBatchSampler(labels, 8, 2, rng=np.random.default_rng(seed))
+        return [b.tolist() for _ in range(3) for b in sampler]
+
+    assert draw(0) == draw(0)
+    assert draw(0) != draw(1)
+
+
+def test_balanced_epoch_visits_samples_of_a_class_before_repeating():
+    labels = np.repeat(np.arange(2), 6)
+    sampler = ClassBalancedBatchSampler(labels, 4, 2, rng=np.random.default_rng(0))
+    seen = np.concatenate(list(sampler))
+    assert seen.size == 12
+    np.testing.assert_array_equal(np.sort(seen), np.arange(12))
+
+
+def test_few_classes_fill_the_batch_with_more_samples_per_class():
+    labels = np.repeat(np.arange(3), 20)
+    sampler = ClassBalancedBatchSampler(labels, 24, 4, rng=np.random.default_rng(0))
+    assert sampler.n_classes_per_batch == 3
+    for batch in sampler:
+        np.testing.assert_array_equal(np.bincount(labels[batch]), [8, 8, 8])
+
+
+def test_distributed_ranks_get_disjoint_whole_classes():
+    labels = _labels()
+    global_sampler = ClassBalancedBatchSampler(labels, 16, 4, rng=np.random.default_rng(3))
+    ranks = [
+        ClassBalancedBatchSampler(labels, 8, 4, rng=np.random.default_rng(3), world_size=2, rank=r)
+        for r in range(2)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == len(global_sampler)
+    for b0, b1, whole in zip(*ranks, global_sampler):
+        assert not set(labels[b0]) & set(labels[b1])
+        # The two ranks together draw exactly the single-process global batch.
+        assert sorted(np.concatenate([b0, b1]).tolist()) == sorted(whole.tolist())
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "k", "match"),
+    [
+        (6, 4, r"`batch_size` \(6\) must be at least 2 x `samples_per_class` \(4\)"),
+        (8, 1, r"`samples_per_class` at least 2"),
+    ],
+)
+def test_balanced_rejects_batches_without_pairs(batch_size, k, match):
+    with pytest.raises(ValueError, match=match):
+        ClassBalancedBatchSampler(_labels(), batch_size, k, rng=np.random.default_rng(0))
+
+
+def test_balanced_needs_two_classes():
+    with pytest.raises(ValueError, match="at least 2 classes per rank; got 1 classes"):
+        ClassBalancedBatchSampler(np.zeros(8), 8, 2, rng=np.random.default_rng(0))
+
+
+def test_shuffled_batches_cover_all_samples_once_without_singletons():
+    sampler = ShuffledBatchSampler(33, 16, rng=np.random.default_rng(0))
+    batches = list(sampler)
+    assert [b.size for b in batches] == [11, 11, 11]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(33))
+
+
+def test_shuffled_distributed_split():
+    whole = list(ShuffledBatchSampler(20, 10, rng=np.random.default_rng(0)))
+    parts = [
+        list(ShuffledBatchSampler(20, 5, rng=np.random.default_rng(0), world_size=2, rank=r))
+        for r in range(2)
+    ]
+    for w, a, b in zip(whole, *parts):
+        np.testing.assert_array_equal(np.concatenate([a, b]), w)
