@@ -134,9 +134,7 @@ def test_invalid_hyperparameters(args, match):
 def test_invalid_inputs():
     loss = CenterLoss(N_CLASSES, DIM)
     x = torch.randn(3, DIM)
-    with pytest.raises(
-        ValueError, match=r"must have `n_components`=4 columns, got 2"
-    ):
+    with pytest.raises(ValueError, match=r"must have `n_components`=4 columns, got 2"):
         loss(torch.randn(3, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"`labels` must be in 0\.\.4 \(`n_classes`=5\)"):
         loss(x, torch.tensor([0, 5, 1]))

@@ -21,8 +21,9 @@ class CenterLoss(nn.Module):
 
     Unlike Wen et al., who update the centres by a separate rule (the mean offset of the
     class's samples in the batch, with rate ``alpha``), here the centres are an ordinary
-    ``nn.Parameter`` trained by the optimiser, whose gradient on ``c_j`` is
-    ``center_weight * mean_i (c_j - x_i)`` over the batch. With a small ``center_weight``
+    ``nn.Parameter`` trained by the optimiser; the gradient on ``c_j`` is ``center_weight``
+    times the sum of ``c_j - x_i`` over the batch's samples of class ``j``, divided by the
+    batch size. With a small ``center_weight``
     the centres therefore move slowly; give them their own, larger learning rate through a
     parameter group if they lag behind the embeddings.
 
@@ -108,4 +109,7 @@ class CenterLoss(nn.Module):
         return softmax + self.center_weight * center
 
     def extra_repr(self) -> str:
-        return f"center_weight={self.center_weight!r}"
+        return (
+            f"n_classes={self.n_classes}, n_components={self.n_components}, "
+            f"center_weight={self.center_weight!r}"
+        )

@@ -92,6 +92,7 @@ class _MarginSoftmaxLoss(nn.Module):
     _normalize_features = False  # embedding x -> scale * x / ||x||
     _has_bias = False
     _has_margin = True
+    _hyperparameter_names: tuple[str, ...] = ()  # shown by repr
 
     def __init__(self, n_classes: int, n_components: int) -> None:
         super().__init__()
@@ -176,11 +177,8 @@ class _MarginSoftmaxLoss(nn.Module):
         return cosine
 
     def extra_repr(self) -> str:
-        names = ["n_classes", "n_components", *self._hyperparameters()]
+        names = ["n_classes", "n_components", *self._hyperparameter_names]
         return ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-
-    def _hyperparameters(self) -> tuple[str, ...]:
-        return ()
 
 
 class SoftmaxLoss(_MarginSoftmaxLoss):
@@ -273,6 +271,8 @@ class LargeMarginSoftmaxLoss(_MarginSoftmaxLoss):
     True
     """
 
+    _hyperparameter_names = ("margin", "softmax_weight")
+
     def __init__(
         self,
         n_classes: int,
@@ -293,9 +293,6 @@ class LargeMarginSoftmaxLoss(_MarginSoftmaxLoss):
         lam = self.softmax_weight
         return (lam * cosine + psi) / (1 + lam) if lam else psi
 
-    def _hyperparameters(self) -> tuple[str, ...]:
-        return ("margin", "softmax_weight")
-
 
 class SphereFaceLoss(LargeMarginSoftmaxLoss):
     """SphereFace's angular softmax (A-Softmax): L-Softmax with unit class weights, no bias.
@@ -312,8 +309,10 @@ class SphereFaceLoss(LargeMarginSoftmaxLoss):
     margin : int, default=4
         The integer multiplier ``m >= 1`` of the target angle (the paper uses 4).
     softmax_weight : float, default=0.0
-        The annealing weight ``lambda >= 0`` (see :class:`LargeMarginSoftmaxLoss`); the
-        paper trains with a decaying ``lambda``, ``0`` is the loss as defined.
+        The annealing weight ``lambda >= 0`` (see :class:`LargeMarginSoftmaxLoss`); ``0`` is
+        the loss as defined. The authors' released training configuration decays it as
+        ``max(5, 1000 / (1 + 0.12 t))`` over iterations ``t``, so it never goes below 5;
+        with ``m = 4`` and ``lambda = 0`` from a random start, training is often poor.
 
     Attributes
     ----------
@@ -403,6 +402,8 @@ class CosFaceLoss(_MarginSoftmaxLoss):
     _normalize_weights = True
     _normalize_features = True
 
+    _hyperparameter_names = ("margin", "scale")
+
     def __init__(
         self, n_classes: int, n_components: int, margin: float = 0.35, scale: float = 64.0
     ) -> None:
@@ -418,9 +419,6 @@ class CosFaceLoss(_MarginSoftmaxLoss):
 
     def _target_cosine(self, cosine: Tensor) -> Tensor:
         return cosine - self.margin
-
-    def _hyperparameters(self) -> tuple[str, ...]:
-        return ("margin", "scale")
 
 
 class ArcFaceLoss(_MarginSoftmaxLoss):
@@ -478,6 +476,8 @@ class ArcFaceLoss(_MarginSoftmaxLoss):
     _normalize_weights = True
     _normalize_features = True
 
+    _hyperparameter_names = ("margin", "scale")
+
     def __init__(
         self, n_classes: int, n_components: int, margin: float = 0.5, scale: float = 64.0
     ) -> None:
@@ -500,6 +500,3 @@ class ArcFaceLoss(_MarginSoftmaxLoss):
         cos_plus_margin = cosine * math.cos(m) - sine * math.sin(m)
         # theta + m < pi  <=>  cos(theta) > cos(pi - m) = -cos(m)
         return torch.where(cosine > -math.cos(m), cos_plus_margin, cosine - m * math.sin(m))
-
-    def _hyperparameters(self) -> tuple[str, ...]:
-        return ("margin", "scale")
