@@ -198,16 +198,27 @@ def iter_topk_neighbors(
         if exclude_self:
             local = torch.arange(q.shape[0], device=d.device)
             d[local, local + start] = math.inf
-        vals, inds = torch.topk(d, k_chunk, dim=1, largest=False, sorted=True)
-        order = _stable_by_value_then_index(vals, inds)
-        vals, inds = vals.gather(1, order), inds.gather(1, order)
+        vals, inds = _smallest_k_by_index(d, k_chunk)
         if distance == "euclidean":
             vals = vals.clamp_min(0.0).sqrt()
         yield start, vals, inds
 
 
-def _stable_by_value_then_index(vals: Tensor, inds: Tensor) -> Tensor:
-    """Permutation of each row sorting by value, then by index among equal values."""
+def _smallest_k_by_index(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest entries of each row of ``d``, equal values ordered by column index.
+
+    ``torch.topk`` keeps an arbitrary subset of the values tied with the last one it returns,
+    so one extra column is asked for: rows whose k-th and (k+1)-th values are equal may have
+    lost a lower index to the tie, and only those rows are sorted in full, stably.
+    """
+    n_cols = d.shape[1]
+    vals, inds = torch.topk(d, min(k + 1, n_cols), dim=1, largest=False, sorted=True)
     by_index = torch.argsort(inds, dim=1)
-    by_value = torch.argsort(vals.gather(1, by_index), dim=1, stable=True)
-    return by_index.gather(1, by_value)
+    order = by_index.gather(1, torch.argsort(vals.gather(1, by_index), dim=1, stable=True))
+    vals, inds = vals.gather(1, order), inds.gather(1, order)
+    if k < n_cols:
+        tied = torch.nonzero(vals[:, k - 1] == vals[:, k]).squeeze(1)
+        if tied.numel():
+            full_vals, full_inds = torch.sort(d[tied], dim=1, stable=True)
+            vals[tied], inds[tied] = full_vals[:, : k + 1], full_inds[:, : k + 1]
+    return vals[:, :k], inds[:, :k]

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from sk_deepmetric._validation import check_int, check_option
-from sk_deepmetric.distances import DISTANCES, iter_topk_neighbors, pairwise_distances
+from sk_deepmetric.distances import DISTANCES, iter_topk_neighbors
 
 __all__ = [
     "SCORER_METRICS",
@@ -246,29 +246,6 @@ def _check_ks(ks: Iterable[int], name: str, limit: int, exclude_self: bool) -> l
     return sorted(set(checked))
 
 
-def _exact_ties(run: _Retrieval, start: int, vals: Tensor, inds: Tensor, need: Tensor):
-    """Re-rank the rows whose first ``need`` neighbours may depend on topk's tie choice.
-
-    ``torch.topk`` keeps an arbitrary subset of the values tied with the last one it returns.
-    A row is exact when its ``need``-th distance is below its last one (one extra neighbour
-    is always asked for), or when every reference sample was returned; other rows are fully
-    sorted, stably, so that equal distances are ranked by reference index.
-    """
-    if vals.shape[1] >= run.limit:
-        return inds
-    at_need = vals.gather(1, (need - 1).unsqueeze(1)).squeeze(1)
-    rows = torch.nonzero(at_need == vals[:, -1]).squeeze(1)
-    if rows.numel() == 0:
-        return inds
-    search = "squared_euclidean" if run.distance == "euclidean" else run.distance
-    d = pairwise_distances(run.queries[start + rows], run.reference, search)
-    if run.exclude_self:
-        d[torch.arange(rows.numel(), device=d.device), start + rows] = torch.inf
-    inds = inds.clone()
-    inds[rows] = torch.sort(d, dim=1, stable=True).indices[:, : inds.shape[1]]
-    return inds
-
-
 def _scan(run: _Retrieval, precision_k=(), recall_k=(), at_r: bool = False) -> dict:
     """Every requested metric from one chunked pass over the neighbours."""
     valid_all = run.n_relevant > 0
@@ -276,18 +253,16 @@ def _scan(run: _Retrieval, precision_k=(), recall_k=(), at_r: bool = False) -> d
     need = torch.full_like(run.n_relevant, top)
     if at_r:
         need = torch.maximum(need, run.n_relevant)
-    request = (need + 1).clamp_max(run.limit)
     sums = {f"precision_at_{k}": 0.0 for k in precision_k}
     sums |= {f"recall_at_{k}": 0.0 for k in recall_k}
     if at_r:
         sums |= {"r_precision": 0.0, "map_at_r": 0.0}
     neighbours = iter_topk_neighbors(
-        run.queries, run.reference, request, run.distance, run.exclude_self, run.chunk_size
+        run.queries, run.reference, need, run.distance, run.exclude_self, run.chunk_size
     )
     with torch.no_grad():
-        for start, vals, inds in neighbours:
+        for start, _, inds in neighbours:
             stop = start + inds.shape[0]
-            inds = _exact_ties(run, start, vals, inds, need[start:stop])
             valid = valid_all[start:stop]
             match = run.reference_codes[inds[valid]] == run.query_codes[start:stop][valid, None]
             _reduce_chunk(sums, match, run.n_relevant[start:stop][valid], precision_k, recall_k)

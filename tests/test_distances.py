@@ -109,3 +109,12 @@ def test_topk_bad_k(k, exclude, msg):
     x = torch.randn(4, 2)
     with pytest.raises(ValueError, match=msg):
         topk_neighbors(x, x, k, exclude_self=exclude)
+
+
+def test_topk_ties_at_the_cut_off_keep_the_lowest_indices():
+    # topk alone returns an arbitrary subset of a row of equal values
+    ref = torch.zeros(64, 3)
+    for exclude in (False, True):
+        _, i = topk_neighbors(ref, ref, 3, exclude_self=exclude)
+        want = [[j for j in range(64) if not (exclude and j == q)][:3] for q in range(64)]
+        assert i.tolist() == want

@@ -256,7 +256,6 @@ def test_large_input_is_searched_in_bounded_chunks(monkeypatch):
         return original(x, y, distance)
 
     monkeypatch.setattr(sk_deepmetric.distances, "pairwise_distances", recording)
-    monkeypatch.setattr(sk_deepmetric.metrics, "pairwise_distances", recording)
     g = torch.Generator().manual_seed(0)
     n, chunk_size = 10_000, 300
     labels = torch.arange(n) % 1_000  # R = 9
