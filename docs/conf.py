@@ -257,20 +257,26 @@ def skip_foreign_member(app, what, name, obj, skip, options):
     return None
 
 
-_SHAPE_NAME = re.compile(r"(?<![`\w])([A-Za-z]\w*_)(?=[,)\s])")
+_SHAPE_NAME = re.compile(r"(?<![`\\\w])([A-Za-z]\w*)_(?=[,)\s])")  # n_features_in_
+_SHAPE_STAR = re.compile(r"(?<![`\\])\*(?=\w)")  # *input_shape
 
 
-def quote_names_in_types(app, what, name, obj, options, lines):
-    """Quote ``n_features_in_``-like names in numpydoc type lines (``of shape (n_features_in_,)``).
+def escape_shapes_in_types(app, what, name, obj, options, lines):
+    """Escape reST markup in numpydoc type lines such as ``of shape (n_features_in_,)``.
 
-    In reST a word ending in ``_`` is a link to a target of that name; scikit-learn's own
-    docstrings quote it, and this keeps an unquoted one from failing the build. Runs before
-    numpydoc (priority 400), on ``name : type`` lines only.
+    In a type, ``n_features_in_`` reads as a link to a target of that name and
+    ``(n_samples, *input_shape)`` as the start of emphasis; both fail the build. The
+    characters are backslash-escaped, so they render as written. Runs before numpydoc
+    (priority 400), on ``name : type`` lines that give a shape, and only on unquoted text.
     """
     for i, line in enumerate(lines):
         head, sep, spec = line.partition(" : ")
-        if sep and head.strip() and " " not in head.strip() and "of shape" in spec:
-            lines[i] = head + sep + _SHAPE_NAME.sub(r"`\1`", spec)
+        if not (sep and head.strip() and " " not in head.strip() and "shape" in spec):
+            continue
+        parts = spec.split("`")  # odd parts are quoted: leave them alone
+        for j in range(0, len(parts), 2):
+            parts[j] = _SHAPE_STAR.sub(r"\\*", _SHAPE_NAME.sub(r"\1\\_", parts[j]))
+        lines[i] = head + sep + "`".join(parts)
 
 
 # -- Link check of the built HTML (offline: relative links and anchors only) ------------------
@@ -332,6 +338,6 @@ def check_links(app, exc) -> None:
 def setup(app):
     app.connect("builder-inited", generate_examples)
     app.connect("autodoc-skip-member", skip_foreign_member)
-    app.connect("autodoc-process-docstring", quote_names_in_types, priority=400)
+    app.connect("autodoc-process-docstring", escape_shapes_in_types, priority=400)
     app.connect("build-finished", check_links)
     return {"parallel_read_safe": True}
