@@ -1,0 +1,492 @@
+"""Tuple-based losses: contrastive, triplet, N-pairs and angular.
+
+Each is an ``nn.Module`` called as ``loss(embeddings, labels) -> scalar tensor``. Where a loss
+sums over every (anchor, positive, negative) triplet or every (positive pair, negative) of a
+batch, it never lists them: the value is accumulated chunk by chunk (or, for the hinge triplet
+loss, counted with sorted distances), and the gradient is passed on as a weight per entry of the
+``(n, n)`` distance or similarity matrix (:class:`_LinearizedValue`). Memory stays ``O(n^2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .._validation import (
+    check_embeddings_and_labels,
+    check_option,
+    check_real,
+    did_you_mean,
+)
+from ..distances import _CHUNK_BYTES, DISTANCES, pairwise_distances
+from ..miners import (
+    batch_hard_triplets,
+    label_masks,
+    semihard_triplets,
+    triplet_type_mask,
+)
+
+__all__ = ["AngularLoss", "ContrastiveLoss", "NPairsLoss", "TripletMarginLoss"]
+
+#: Names accepted by ``TripletMarginLoss(miner=...)`` (a callable is accepted too).
+TRIPLET_MINERS = ("batch_hard", "semihard", "all", "hard", "easy", None)
+
+#: Names accepted by ``NPairsLoss(distance=...)``.
+NPAIRS_DISTANCES = ("dot", *DISTANCES)
+
+
+class _LinearizedValue(torch.autograd.Function):
+    """``value`` (computed without autograd), whose gradient wrt ``matrix`` is ``weights``.
+
+    First-order gradients are exact; the weights are constants, so there is no double backward.
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, value: Tensor, weights: Tensor) -> Tensor:
+        ctx.save_for_backward(weights)
+        return value.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        (weights,) = ctx.saved_tensors
+        return grad_output * weights, None, None
+
+
+def _rows_per_chunk(n_columns: int, n_temporaries: int) -> int:
+    return max(1, _CHUNK_BYTES // (8 * n_temporaries * max(1, n_columns)))
+
+
+def _zero_like_loss(x: Tensor) -> Tensor:
+    """A zero loss still connected to the graph, so ``backward`` gives zero gradients."""
+    return x.sum() * 0.0
+
+
+def _mean_nonzero(losses: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``losses`` over the entries of ``mask`` where it is positive (pml's reducer)."""
+    active = mask & (losses > 0)
+    n_active = int(active.sum())
+    if n_active == 0:
+        return _zero_like_loss(losses)
+    return torch.where(active, losses, 0.0).sum() / n_active
+
+
+def _check_margin(value: object, name: str) -> float:
+    return check_real(value, name, min_value=0.0)
+
+
+class ContrastiveLoss(nn.Module):
+    """Contrastive loss over every pair of the batch (Hadsell, Chopra, LeCun, 2006).
+
+    With ``d`` the pair's distance::
+
+        loss = mean_{positive pairs, > 0} relu(d - pos_margin)
+             + mean_{negative pairs, > 0} relu(neg_margin - d)
+
+    Each mean runs over the ordered pairs ``(i, j)``, ``i != j``, with a non-zero term (zero
+    when there is none), as pytorch-metric-learning's ``ContrastiveLoss`` with its default
+    ``AvgNonZeroReducer``. The paper's form halves and squares the terms
+    (``d^2 / 2`` and ``max(0, m - d)^2 / 2``) and averages over all pairs; this one is the
+    hinge on distances that the library and pml use.
+
+    Parameters
+    ----------
+    pos_margin : float, default=0.0
+        Positive pairs closer than this cost nothing, in distance units, ``>= 0``.
+    neg_margin : float, default=1.0
+        Negative pairs farther than this cost nothing (the paper's ``m``), ``>= 0``.
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` is ``1 - cos``: the margins are on the cosine distance, i.e. pml's
+        ``CosineSimilarity`` with ``pos_margin = 1 - pos_margin``, ``neg_margin = 1 - neg_margin``.
+
+    References
+    ----------
+    .. [1] R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning an Invariant
+       Mapping", CVPR 2006.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.losses._pair import ContrastiveLoss
+    >>> x = torch.tensor([[0.0, 0.0], [0.0, 0.5], [0.6, 0.0]])
+    >>> ContrastiveLoss()(x, torch.tensor([0, 0, 1]))
+    tensor(0.8095)
+    """
+
+    def __init__(
+        self, pos_margin: float = 0.0, neg_margin: float = 1.0, distance: str = "euclidean"
+    ) -> None:
+        super().__init__()
+        self.pos_margin = _check_margin(pos_margin, "pos_margin")
+        self.neg_margin = _check_margin(neg_margin, "neg_margin")
+        self.distance = check_option(distance, DISTANCES, "distance")
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+        embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        dist = pairwise_distances(embeddings, distance=self.distance)
+        positive, negative = label_masks(labels)
+        pos_loss = _mean_nonzero(F.relu(dist - self.pos_margin), positive)
+        neg_loss = _mean_nonzero(F.relu(self.neg_margin - dist), negative)
+        return pos_loss + neg_loss
+
+    def extra_repr(self) -> str:
+        return (
+            f"pos_margin={self.pos_margin}, neg_margin={self.neg_margin}, "
+            f"distance={self.distance!r}"
+        )
+
+
+def _triplet_loss_from_indices(
+    dist: Tensor, anchor: Tensor, positive: Tensor, negative: Tensor, margin: float, smooth: bool
+) -> Tensor:
+    """Mean over the given triplets with a positive loss."""
+    violation = dist[anchor, positive] - dist[anchor, negative] + margin
+    losses = F.softplus(violation) if smooth else F.relu(violation)
+    return _mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
+
+
+def _cumsum0(x: Tensor) -> Tensor:
+    """Cumulative sum along rows with a leading zero column: ``out[:, k] = x[:, :k].sum(1)``."""
+    return F.pad(x.cumsum(dim=1), (1, 0))
+
+
+def _batch_all_hinge(dist: Tensor, labels: Tensor, margin: float, shift: float) -> Tensor:
+    """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
+
+    Sorting each anchor's row once gives, per positive pair, the number and the sum of the
+    negatives below ``d_ap + shift`` (a binary search and a prefix sum), and per negative pair
+    the number of positives above ``d_an - shift``: ``O(n^2 log n)``, no triplet listed.
+    """
+    dd = dist.detach()
+    positive, negative = label_masks(labels)
+    n_pos = positive.sum(dim=1, keepdim=True)
+    weights = torch.zeros_like(dd)
+    total = torch.zeros((), dtype=torch.float64, device=dd.device)
+    count = 0
+    rows = _rows_per_chunk(dd.shape[0], 12)
+    for start in range(0, dd.shape[0], rows):
+        d, pos, neg = (m[start : start + rows] for m in (dd, positive, negative))
+        sorted_d, order = d.sort(dim=1)
+        neg_sorted = neg.gather(1, order)
+        n_neg_below = _cumsum0(neg_sorted.long())
+        neg_sum_below = _cumsum0(sorted_d.double() * neg_sorted)
+        n_pos_below = _cumsum0(pos.gather(1, order).long())
+        # per (a, p): the active negatives and their summed distances
+        at = torch.searchsorted(sorted_d, d + shift)
+        k = n_neg_below.gather(1, at) * pos
+        total += (k * (d.double() + margin) - neg_sum_below.gather(1, at) * pos).sum()
+        count += int(k.sum())
+        # per (a, n): the positives that make it active
+        at = torch.searchsorted(sorted_d, d - shift, right=True)
+        m = (n_pos[start : start + rows] - n_pos_below.gather(1, at)) * neg
+        weights[start : start + rows] = (k - m).to(dd.dtype)
+    if count == 0:
+        return _zero_like_loss(dist)
+    value = (total / count).to(dist.dtype)
+    return _LinearizedValue.apply(dist, value, weights / count)
+
+
+def _batch_all_smooth(dist: Tensor, labels: Tensor, margin: float, rule: str | None) -> Tensor:
+    """Mean of ``softplus(d_ap - d_an + margin)`` over the triplets selected by ``rule``.
+
+    Positive pairs are taken in chunks against all negatives; each chunk adds its value, its
+    count and its gradient weights (``sigmoid`` of the violation) and is then freed.
+    """
+    dd = dist.detach()
+    positive, negative = label_masks(labels)
+    a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
+    d_ap = dd[a_idx, p_idx].unsqueeze(1)
+    weights = torch.zeros_like(dd)
+    total = torch.zeros((), dtype=torch.float64, device=dd.device)
+    count = 0
+    rows = _rows_per_chunk(dd.shape[0], 6)
+    for start in range(0, a_idx.shape[0], rows):
+        a, p, ap = (
+            a_idx[start : start + rows],
+            p_idx[start : start + rows],
+            d_ap[start : start + rows],
+        )
+        an = dd[a]
+        violation = ap - an + margin
+        selected = negative[a]
+        if rule is not None:
+            selected &= triplet_type_mask(ap, an, margin, rule)
+        losses = F.softplus(violation)
+        active = selected & (losses > 0)
+        total += torch.where(active, losses, 0.0).sum(dtype=torch.float64)
+        count += int(active.sum())
+        w = torch.where(active, torch.sigmoid(violation), 0.0)
+        weights.index_put_((a, p), w.sum(dim=1), accumulate=True)
+        weights.index_add_(0, a, -w)
+    if count == 0:
+        return _zero_like_loss(dist)
+    value = (total / count).to(dist.dtype)
+    return _LinearizedValue.apply(dist, value, weights / count)
+
+
+class TripletMarginLoss(nn.Module):
+    """Triplet margin loss with online mining (Schroff et al., 2015; Hermans et al., 2017).
+
+    For a triplet ``(a, p, n)`` the loss is ``relu(d(a, p) - d(a, n) + margin)`` (``softplus``
+    of the same with ``smooth=True``), averaged over the mined triplets whose loss is positive,
+    as pytorch-metric-learning's ``TripletMarginLoss`` with its ``AvgNonZeroReducer``. A batch
+    without such a triplet gives a zero loss with zero gradients.
+
+    Mining (``miner``):
+
+    - ``"semihard"``: FaceNet's rule, every positive pair with its nearest negative farther than
+      the positive (fallback: the farthest negative), see
+      :class:`~sk_deepmetric.miners.SemiHardMiner`.
+      This is one negative per pair, not pml's ``TripletMarginMiner("semihard")``, which keeps
+      every negative inside the margin.
+    - ``"batch_hard"``: per anchor the farthest positive and the nearest negative.
+    - ``"all"``: every triplet with a positive loss (``d_ap - d_an + margin > 0``);
+      ``"hard"``: ``d_an < d_ap``; ``"easy"``: ``d_an - d_ap > margin`` (zero hinge loss); as
+      pml's ``TripletMarginMiner``.
+    - ``None``: every triplet (the same as ``"all"`` unless ``smooth``).
+    - a callable ``miner(embeddings, labels) -> (anchor, positive, negative)``.
+
+    ``"all"``, ``"hard"``, ``"easy"`` and ``None`` never list triplets (a batch of 4096 in 10
+    classes has 6.2e9): without ``smooth`` the loss is counted with sorted distances in
+    ``O(n^2 log n)``; with ``smooth`` the (positive pair, negative) grid is swept in chunks of
+    ~32 MiB, ``O(n^3)`` time but ``O(n^2)`` memory.
+
+    Parameters
+    ----------
+    margin : float, default=0.2
+        FaceNet's alpha, in distance units, ``>= 0``.
+    miner : str, callable or None, default="semihard"
+        One of ``"semihard"``, ``"batch_hard"``, ``"all"``, ``"hard"``, ``"easy"``, ``None`` or
+        a callable, see above.
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` is ``1 - cos``; a margin on it is a margin on the cosine similarity, as
+        pml's ``CosineSimilarity``.
+    smooth : bool, default=False
+        Use ``softplus`` instead of the hinge; with ``margin=0`` this is Hermans et al.'s soft
+        margin.
+
+    References
+    ----------
+    .. [1] F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet: A Unified Embedding for Face
+       Recognition and Clustering", CVPR 2015.
+    .. [2] A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss for Person
+       Re-Identification", arXiv:1703.07737, 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.losses._pair import TripletMarginLoss
+    >>> x = torch.tensor([[0.0], [1.0], [1.1], [3.0]])
+    >>> TripletMarginLoss(margin=0.2, miner="batch_hard")(x, torch.tensor([0, 0, 1, 1]))
+    tensor(0.8250)
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.2,
+        miner: str | Callable | None = "semihard",
+        distance: str = "euclidean",
+        smooth: bool = False,
+    ) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin, "margin")
+        if not callable(miner) and miner not in TRIPLET_MINERS:
+            names = [m for m in TRIPLET_MINERS if m is not None]
+            raise ValueError(
+                f"`miner` must be one of {list(TRIPLET_MINERS)} or a callable "
+                f"miner(embeddings, labels) -> (anchor, positive, negative), got {miner!r}."
+                f"{did_you_mean(miner, names)}"
+            )
+        self.miner = miner
+        self.distance = check_option(distance, DISTANCES, "distance")
+        if not isinstance(smooth, bool):
+            raise ValueError(f"`smooth` must be a bool, got {smooth!r}.")
+        self.smooth = smooth
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+        embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        dist = pairwise_distances(embeddings, distance=self.distance)
+        if callable(self.miner):
+            triplets = self.miner(embeddings, labels)
+        elif self.miner == "semihard":
+            triplets = semihard_triplets(dist.detach(), labels)
+        elif self.miner == "batch_hard":
+            triplets = batch_hard_triplets(dist.detach(), labels)
+        elif self.smooth:
+            return _batch_all_smooth(dist, labels, self.margin, self.miner)
+        elif self.miner == "easy":
+            return _zero_like_loss(dist)
+        else:
+            shift = 0.0 if self.miner == "hard" else self.margin
+            return _batch_all_hinge(dist, labels, self.margin, shift)
+        return _triplet_loss_from_indices(dist, *triplets, self.margin, self.smooth)
+
+    def extra_repr(self) -> str:
+        return (
+            f"margin={self.margin}, miner={self.miner!r}, distance={self.distance!r}, "
+            f"smooth={self.smooth}"
+        )
+
+
+def _first_two_per_class(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The first and second sample (in batch order) of each class with two or more samples."""
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    starts = torch.ones_like(sorted_labels, dtype=torch.bool)
+    starts[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    second = torch.zeros_like(starts)
+    second[1:] = starts[:-1] & ~starts[1:]
+    at = torch.nonzero(second).squeeze(1)
+    return order[at - 1], order[at]
+
+
+class NPairsLoss(nn.Module):
+    """Multi-class N-pair loss (Sohn, 2016).
+
+    From a batch of ``N`` pairs ``(f_i, f_i+)`` of ``N`` different classes::
+
+        loss = (1/N) sum_i log(1 + sum_{j != i} exp(s(f_i, f_j+) - s(f_i, f_i+)))
+             + l2_reg * (mean_i |f_i|^2 + mean_i |f_i+|^2) / 4
+
+    where ``s`` is the inner product (``distance="dot"``, Sohn's form) or minus a distance
+    (``"euclidean"``, ``"squared_euclidean"``, ``"cosine"``): the source articles' form
+    ``log(1 + sum_{j != i} exp(Dp_i - Dn_ij))``. The regulariser is the one of TensorFlow's
+    ``npairs_loss``. A batch may hold more than two samples of a class: the first two (in
+    batch order) form its pair, the rest are ignored, as in pytorch-metric-learning; classes
+    with one sample are ignored. A batch with fewer than two pairs gives a zero loss. With
+    ``distance="cosine"`` and ``l2_reg=0`` this is pml's default ``NPairsLoss``; with
+    ``"dot"`` it is pml's with ``DotProductSimilarity(normalize_embeddings=False)``.
+
+    Parameters
+    ----------
+    l2_reg : float, default=0.002
+        Weight of the penalty on squared embedding norms (``>= 0``); the inner-product form is
+        unbounded without it.
+    distance : {"dot", "euclidean", "squared_euclidean", "cosine"}, default="dot"
+
+    References
+    ----------
+    .. [1] K. Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss Objective",
+       NeurIPS 2016.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.losses._pair import NPairsLoss
+    >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
+    >>> NPairsLoss(l2_reg=0.0)(x, torch.tensor([0, 0, 1, 1]))
+    tensor(0.4032)
+    """
+
+    def __init__(self, l2_reg: float = 0.002, distance: str = "dot") -> None:
+        super().__init__()
+        self.l2_reg = check_real(l2_reg, "l2_reg", min_value=0.0)
+        self.distance = check_option(distance, NPAIRS_DISTANCES, "distance")
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+        embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        anchor_idx, positive_idx = _first_two_per_class(labels)
+        if anchor_idx.numel() < 2:  # no negative: nothing to learn, not even the penalty
+            return _zero_like_loss(embeddings)
+        anchors, positives = embeddings[anchor_idx], embeddings[positive_idx]
+        if self.distance == "dot":
+            logits = anchors @ positives.T
+        else:
+            logits = -pairwise_distances(anchors, positives, self.distance)
+        target = torch.arange(anchors.shape[0], device=embeddings.device)
+        loss = F.cross_entropy(logits, target)
+        if self.l2_reg:
+            norms = (anchors**2).sum(dim=1).mean() + (positives**2).sum(dim=1).mean()
+            loss = loss + 0.25 * self.l2_reg * norms
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"l2_reg={self.l2_reg}, distance={self.distance!r}"
+
+
+class AngularLoss(nn.Module):
+    """Angular loss, N-pair form (Wang et al., 2017).
+
+    On L2-normalised embeddings ``x`` (anchors, positives *and* negatives), with
+    ``t = tan(alpha)``::
+
+        f(a, p, n) = 4 t^2 (x_a + x_p).x_n - 2 (1 + t^2) x_a.x_p
+        loss = mean_{(a, p)} log(1 + sum_{n: y_n != y_a} exp(f(a, p, n)))
+
+    over every ordered positive pair ``(a, p)``, every sample of another class as a negative.
+    ``f`` is symmetric in ``a`` and ``p``, so with two samples per class this is the paper's
+    N-pair angular loss. pytorch-metric-learning's ``AngularLoss`` normalises anchors and
+    positives but not the negatives; with unit-norm inputs the two agree.
+
+    The ``(pairs, negatives)`` grid is swept in chunks of ~32 MiB and the gradient is passed on
+    through the ``(n, n)`` matrix of cosines, so memory is ``O(n^2)``.
+
+    Parameters
+    ----------
+    alpha : float, default=40.0
+        The angle bound at the negative, in degrees, in ``(0, 90)``; the paper's best values
+        are 36 to 55.
+
+    References
+    ----------
+    .. [1] J. Wang, F. Zhou, S. Wen, X. Liu, Y. Lin, "Deep Metric Learning with Angular Loss",
+       ICCV 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.losses._pair import AngularLoss
+    >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
+    >>> AngularLoss(alpha=45.0)(x, torch.tensor([0, 0, 1, 1]))
+    tensor(0.1872)
+    """
+
+    def __init__(self, alpha: float = 40.0) -> None:
+        super().__init__()
+        self.alpha = check_real(alpha, "alpha", min_value=0.0, max_value=90.0, closed="neither")
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+        embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        positive, negative = label_masks(labels)
+        if not positive.any() or not negative.any():
+            return _zero_like_loss(embeddings)
+        normed = F.normalize(embeddings, dim=1)
+        cosines = normed @ normed.T
+        value, weights = self._value_and_weights(cosines.detach(), positive, negative)
+        return _LinearizedValue.apply(cosines, value, weights)
+
+    def _value_and_weights(
+        self, cosines: Tensor, positive: Tensor, negative: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        tan_sq = math.tan(math.radians(self.alpha)) ** 2
+        a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
+        weights = torch.zeros_like(cosines)
+        total = torch.zeros((), dtype=torch.float64, device=cosines.device)
+        rows = _rows_per_chunk(cosines.shape[0], 6)
+        for start in range(0, a_idx.shape[0], rows):
+            a, p = a_idx[start : start + rows], p_idx[start : start + rows]
+            f = 4 * tan_sq * (cosines[a] + cosines[p])
+            f = f - 2 * (1 + tan_sq) * cosines[a, p].unsqueeze(1)
+            f = f.masked_fill(~negative[a], -torch.inf)
+            # log(1 + sum exp f): a zero logit stands for the "1"
+            lse = torch.logsumexp(F.pad(f, (0, 1)), dim=1)
+            total += lse.sum(dtype=torch.float64)
+            w = torch.exp(f - lse.unsqueeze(1)) * (4 * tan_sq)
+            weights.index_add_(0, a, w)
+            weights.index_add_(0, p, w)
+            pair_weight = w.sum(dim=1) * (-2 * (1 + tan_sq) / (4 * tan_sq))
+            weights.index_put_((a, p), pair_weight, accumulate=True)
+        n_pairs = a_idx.shape[0]
+        return (total / n_pairs).to(cosines.dtype), weights / n_pairs
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"

@@ -1,0 +1,301 @@
+"""Label-aware triplet mining: ``miner(embeddings, labels) -> (anchor, positive, negative)``.
+
+A miner looks at the pairwise distances of a batch, under ``torch.no_grad()``, and returns three
+int64 index tensors of equal length into the batch. Each miner also exists as a function of a
+precomputed distance matrix (:func:`batch_hard_triplets`, :func:`semihard_triplets`,
+:func:`margin_triplets`), so that a loss that already holds the distance matrix mines on it
+without computing it twice.
+
+Labels may be any integers (negative, non-contiguous). A batch without a valid triplet gives
+three empty int64 tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._validation import check_embeddings_and_labels, check_option, check_real
+from .distances import _CHUNK_BYTES, DISTANCES, pairwise_distances
+
+__all__ = [
+    "TRIPLET_TYPES",
+    "BatchHardMiner",
+    "SemiHardMiner",
+    "TripletMarginMiner",
+    "batch_hard_triplets",
+    "label_masks",
+    "margin_triplets",
+    "semihard_triplets",
+    "triplet_type_mask",
+]
+
+#: Names accepted by ``TripletMarginMiner(type_of_triplets=...)``.
+TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
+
+
+def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Boolean ``(n, n)`` masks of positive pairs (same label, ``i != j``) and negative pairs."""
+    same = labels.unsqueeze(1) == labels.unsqueeze(0)
+    negative = ~same
+    same.fill_diagonal_(False)
+    return same, negative
+
+
+def _empty_triplets(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    return empty, empty.clone(), empty.clone()
+
+
+def _rows_per_chunk(n_columns: int, n_temporaries: int) -> int:
+    """Rows such that ``n_temporaries`` int64/float64 arrays of that many rows fit the bound."""
+    return max(1, _CHUNK_BYTES // (8 * n_temporaries * max(1, n_columns)))
+
+
+@torch.no_grad()
+def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per anchor, its farthest positive and its nearest negative (Hermans et al., 2017).
+
+    Parameters
+    ----------
+    dist : Tensor of shape (n_samples, n_samples)
+        Pairwise distances (smaller is closer).
+    labels : Tensor of shape (n_samples,)
+
+    Returns
+    -------
+    anchor, positive, negative : Tensor of shape (n_triplets,), int64
+        One triplet per anchor that has at least one positive and one negative.
+    """
+    positive, negative = label_masks(labels)
+    far_pos = dist.masked_fill(~positive, -torch.inf).argmax(dim=1)
+    near_neg = dist.masked_fill(~negative, torch.inf).argmin(dim=1)
+    keep = positive.any(dim=1) & negative.any(dim=1)
+    anchor = torch.nonzero(keep).squeeze(1)
+    return anchor, far_pos[anchor], near_neg[anchor]
+
+
+@torch.no_grad()
+def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every anchor-positive pair with its nearest negative farther than the positive.
+
+    FaceNet's rule (Schroff et al., 2015): for the pair ``(a, p)`` the negative is the nearest
+    ``n`` with ``d(a, n) > d(a, p)``; when the margin has any negative in it, this one is in it.
+    When no negative is farther than the positive, the farthest negative is taken instead, as
+    TensorFlow's ``triplet_semihard_loss`` does. Each anchor's negative distances are sorted once
+    and every positive is placed with a binary search: ``O(n^2 log n)`` time, ``O(n^2)`` memory.
+
+    Parameters
+    ----------
+    dist : Tensor of shape (n_samples, n_samples)
+        Pairwise distances (smaller is closer).
+    labels : Tensor of shape (n_samples,)
+
+    Returns
+    -------
+    anchor, positive, negative : Tensor of shape (n_triplets,), int64
+        One triplet per ordered positive pair whose anchor has a negative, ordered by
+        ``(anchor, positive)``.
+    """
+    positive, negative = label_masks(labels)
+    n = dist.shape[0]
+    out = []
+    rows = _rows_per_chunk(n, 4)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        d, neg = dist[start:stop], negative[start:stop]
+        sorted_d, order = d.masked_fill(~neg, torch.inf).sort(dim=1, stable=True)
+        n_neg = neg.sum(dim=1)
+        a_loc, p = torch.nonzero(positive[start:stop] & (n_neg > 0).unsqueeze(1), as_tuple=True)
+        # first negative strictly farther than the positive, else the farthest one
+        rank = torch.searchsorted(sorted_d, d, right=True)[a_loc, p]
+        rank = torch.minimum(rank, n_neg[a_loc] - 1)
+        out.append((a_loc + start, p, order[a_loc, rank]))
+    if not out:
+        return _empty_triplets(dist.device)
+    return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplets: str) -> Tensor:
+    """Which triplets belong to ``type_of_triplets``, from broadcastable distances.
+
+    ``"all"``: non-zero loss, ``d_ap - d_an + margin > 0``; ``"hard"``: ``d_an < d_ap``;
+    ``"semihard"``: ``d_ap < d_an < d_ap + margin``; ``"easy"``: ``d_an - d_ap > margin``.
+    """
+    if type_of_triplets == "all":
+        return d_ap - d_an + margin > 0
+    if type_of_triplets == "hard":
+        return d_an < d_ap
+    if type_of_triplets == "semihard":
+        return (d_an > d_ap) & (d_ap - d_an + margin > 0)
+    return d_an - d_ap > margin
+
+
+@torch.no_grad()
+def margin_triplets(
+    dist: Tensor, labels: Tensor, margin: float = 0.2, type_of_triplets: str = "all"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Enumerate every triplet of the given type (see :func:`triplet_type_mask`).
+
+    Positive pairs are gathered first and their negatives examined in chunks, so temporaries
+    stay under ~32 MiB; the output itself holds ``3 x n_triplets`` int64 values and can be
+    large (a batch of 4096 in 10 classes has 6.2e9 triplets: 150 GB).
+
+    Returns
+    -------
+    anchor, positive, negative : Tensor of shape (n_triplets,), int64
+        Ordered by ``(anchor, positive, negative)``, as pytorch-metric-learning's.
+    """
+    positive, negative = label_masks(labels)
+    a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
+    d_ap = dist[a_idx, p_idx]
+    rows = _rows_per_chunk(dist.shape[0], 4)
+    out = []
+    for start in range(0, a_idx.shape[0], rows):
+        a, p = a_idx[start : start + rows], p_idx[start : start + rows]
+        mask = triplet_type_mask(
+            d_ap[start : start + rows, None], dist[a], margin, type_of_triplets
+        )
+        pair, n = torch.nonzero(mask & negative[a], as_tuple=True)
+        out.append((a[pair], p[pair], n))
+    if not out:
+        return _empty_triplets(dist.device)
+    return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+class _Miner:
+    """Shared ``__call__``: check inputs, compute distances under no_grad, mine."""
+
+    def __call__(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        with torch.no_grad():
+            dist = pairwise_distances(embeddings.detach(), distance=self.distance)
+            return self._mine(dist, labels)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+
+class BatchHardMiner(_Miner):
+    """Batch-hard mining: per anchor, the farthest positive and the nearest negative.
+
+    Anchors without a positive or without a negative in the batch are skipped.
+
+    Parameters
+    ----------
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` is the cosine distance ``1 - cos``.
+
+    References
+    ----------
+    .. [1] A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss for Person
+       Re-Identification", arXiv:1703.07737, 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.miners import BatchHardMiner
+    >>> x = torch.tensor([[0.0], [1.0], [3.0], [2.5]])
+    >>> a, p, n = BatchHardMiner()(x, torch.tensor([0, 0, 1, 1]))
+    >>> a.tolist(), p.tolist(), n.tolist()
+    ([0, 1, 2, 3], [1, 0, 3, 2], [3, 3, 1, 1])
+    """
+
+    def __init__(self, distance: str = "euclidean") -> None:
+        self.distance = check_option(distance, DISTANCES, "distance")
+
+    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return batch_hard_triplets(dist, labels)
+
+
+class SemiHardMiner(_Miner):
+    """FaceNet's semi-hard mining: every positive pair with its nearest farther negative.
+
+    For each ordered anchor-positive pair ``(a, p)`` the negative is the nearest ``n`` with
+    ``d(a, p) < d(a, n)``, which lies inside the margin (``d(a, n) < d(a, p) + margin``)
+    whenever any negative does. When no negative is farther than the positive, the farthest
+    negative is used, as TensorFlow's ``triplet_semihard_loss`` does. Anchors without a negative
+    are skipped. Runs in ``O(n^2 log n)`` time and ``O(n^2)`` memory (one sort per anchor, one
+    binary search per positive).
+
+    Parameters
+    ----------
+    margin : float, default=0.2
+        FaceNet's margin alpha, in distance units, ``>= 0``. The selection rule above does not
+        depend on it (the nearest farther negative is the semi-hard one when there is one); it is
+        stored for the loss that uses the triplets and for symmetry with
+        :class:`TripletMarginMiner`.
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+
+    References
+    ----------
+    .. [1] F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet: A Unified Embedding for Face
+       Recognition and Clustering", CVPR 2015.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.miners import SemiHardMiner
+    >>> x = torch.tensor([[0.0], [1.0], [1.5], [3.0]])
+    >>> a, p, n = SemiHardMiner()(x, torch.tensor([0, 0, 1, 1]))
+    >>> a.tolist(), p.tolist(), n.tolist()
+    ([0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1])
+    """
+
+    def __init__(self, margin: float = 0.2, distance: str = "euclidean") -> None:
+        self.margin = check_real(margin, "margin", min_value=0.0)
+        self.distance = check_option(distance, DISTANCES, "distance")
+
+    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return semihard_triplets(dist, labels)
+
+
+class TripletMarginMiner(_Miner):
+    """Every triplet of a type defined by the margin (pytorch-metric-learning's miner).
+
+    With ``v = d(a, p) - d(a, n) + margin``:
+
+    - ``"all"``: every triplet with a non-zero loss, ``v > 0``;
+    - ``"hard"``: the negative is closer than the positive, ``d(a, n) < d(a, p)``;
+    - ``"semihard"``: ``d(a, p) < d(a, n) < d(a, p) + margin`` (*all* such negatives, unlike
+      :class:`SemiHardMiner`'s one per pair);
+    - ``"easy"``: ``d(a, n) - d(a, p) > margin`` (zero loss).
+
+    Temporaries stay under ~32 MiB, but the result lists every triplet: ``3 x n_triplets``
+    int64 values, which at large batches with few classes is huge. The triplet losses process
+    ``"all"`` without listing triplets.
+
+    Parameters
+    ----------
+    margin : float, default=0.2
+        In distance units, ``>= 0``.
+    type_of_triplets : {"all", "hard", "semihard", "easy"}, default="all"
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+
+    References
+    ----------
+    .. [1] F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet: A Unified Embedding for Face
+       Recognition and Clustering", CVPR 2015.
+    .. [2] K. Musgrave, S. Belongie, S.-N. Lim, "PyTorch Metric Learning", arXiv:2008.09164, 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.miners import TripletMarginMiner
+    >>> x = torch.tensor([[0.0], [1.0], [1.1], [3.0]])
+    >>> a, p, n = TripletMarginMiner(margin=0.2, type_of_triplets="hard")(
+    ...     x, torch.tensor([0, 0, 1, 1]))
+    >>> a.tolist(), p.tolist(), n.tolist()
+    ([1, 2, 2], [0, 3, 3], [2, 0, 1])
+    """
+
+    def __init__(
+        self, margin: float = 0.2, type_of_triplets: str = "all", distance: str = "euclidean"
+    ) -> None:
+        self.margin = check_real(margin, "margin", min_value=0.0)
+        self.type_of_triplets = check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
+        self.distance = check_option(distance, DISTANCES, "distance")
+
+    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return margin_triplets(dist, labels, self.margin, self.type_of_triplets)

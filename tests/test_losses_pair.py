@@ -1,0 +1,450 @@
+"""Tuple losses against loop-over-samples references, gradcheck and pytorch-metric-learning."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import distances as pml_distances
+from pytorch_metric_learning import losses as pml_losses
+from pytorch_metric_learning import miners as pml_miners
+
+from sk_deepmetric.losses import _pair
+from sk_deepmetric.losses._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
+
+LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
+TRIPLET_MINERS = ["semihard", "batch_hard", "all", "hard", "easy", None]
+
+
+def make_batch(layout, seed=0, n_components=4, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    if layout == "4_per_class":
+        labels = torch.arange(5).repeat_interleave(4)
+    elif layout == "2_large":
+        labels = torch.tensor([0] * 9 + [1] * 8)
+    elif layout == "distinct":
+        labels = torch.arange(10)
+    elif layout == "single":
+        labels = torch.full((9,), 3)
+    else:
+        values = torch.tensor([-7, 3, 100, -1])
+        labels = values[torch.randint(0, 4, (18,), generator=gen)]
+    labels = labels[torch.randperm(labels.shape[0], generator=gen)]
+    x = torch.randn(labels.shape[0], n_components, generator=gen, dtype=dtype)
+    return x, labels
+
+
+# ---------------------------------------------------------------- references (plain loops)
+
+
+def ref_distance(u, v, distance):
+    if distance == "dot":
+        return -sum(a * b for a, b in zip(u, v))  # minus a similarity
+    if distance == "cosine":
+        dot = sum(a * b for a, b in zip(u, v))
+        return 1.0 - dot / (math.hypot(*u) * math.hypot(*v))
+    sq = sum((a - b) ** 2 for a, b in zip(u, v))
+    return sq if distance == "squared_euclidean" else math.sqrt(sq)
+
+
+def ref_matrix(x, distance="euclidean"):
+    rows = x.tolist()
+    return [[ref_distance(u, v, distance) for v in rows] for u in rows]
+
+
+def pos_neg(labels, a):
+    labels = labels.tolist()
+    pos = [j for j in range(len(labels)) if j != a and labels[j] == labels[a]]
+    neg = [j for j in range(len(labels)) if labels[j] != labels[a]]
+    return pos, neg
+
+
+def mean_nonzero(values):
+    values = [v for v in values if v > 0]
+    return sum(values) / len(values) if values else 0.0
+
+
+def ref_contrastive(x, labels, pos_margin, neg_margin, distance):
+    d = ref_matrix(x, distance)
+    pos, neg = [], []
+    for i in range(len(d)):
+        for j in range(len(d)):
+            if i != j and labels[i] == labels[j]:
+                pos.append(max(0.0, d[i][j] - pos_margin))
+            elif labels[i] != labels[j]:
+                neg.append(max(0.0, neg_margin - d[i][j]))
+    return mean_nonzero(pos) + mean_nonzero(neg)
+
+
+def ref_triplets(d, labels, miner, margin):
+    out = []
+    for a in range(len(d)):
+        pos, neg = pos_neg(labels, a)
+        if miner == "batch_hard":
+            if pos and neg:
+                p = max(pos, key=lambda j: d[a][j])
+                out.append((a, p, min(neg, key=lambda j: d[a][j])))
+            continue
+        for p in pos:
+            if miner == "semihard":
+                farther = [n for n in neg if d[a][n] > d[a][p]]
+                if farther:
+                    out.append((a, p, min(farther, key=lambda j: d[a][j])))
+                elif neg:
+                    out.append((a, p, max(neg, key=lambda j: d[a][j])))
+                continue
+            for n in neg:
+                ap, an = d[a][p], d[a][n]
+                keep = {
+                    "all": ap - an + margin > 0,
+                    "hard": an < ap,
+                    "easy": an - ap > margin,
+                    None: True,
+                }[miner]
+                if keep:
+                    out.append((a, p, n))
+    return out
+
+
+def softplus(v):
+    return v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
+
+
+def ref_triplet_loss(x, labels, margin, miner, distance, smooth):
+    d = ref_matrix(x, distance)
+    losses = []
+    for a, p, n in ref_triplets(d, labels, miner, margin):
+        v = d[a][p] - d[a][n] + margin
+        losses.append(softplus(v) if smooth else max(0.0, v))
+    return mean_nonzero(losses)
+
+
+def ref_npairs(x, labels, l2_reg, distance):
+    firsts, seconds, seen = {}, {}, {}
+    for i, y in enumerate(labels.tolist()):
+        seen[y] = seen.get(y, 0) + 1
+        if seen[y] == 1:
+            firsts[y] = i
+        elif seen[y] == 2:
+            seconds[y] = i
+    classes = list(seconds)
+    if len(classes) < 2:
+        return 0.0
+    rows = x.tolist()
+    anchors = [rows[firsts[c]] for c in classes]
+    positives = [rows[seconds[c]] for c in classes]
+    total = 0.0
+    for i in range(len(classes)):
+        dp = ref_distance(anchors[i], positives[i], distance)
+        inner = sum(
+            math.exp(dp - ref_distance(anchors[i], positives[j], distance))
+            for j in range(len(classes))
+            if j != i
+        )
+        total += math.log(1.0 + inner)
+    reg = sum(sum(v * v for v in f) for f in anchors) / len(classes)
+    reg += sum(sum(v * v for v in f) for f in positives) / len(classes)
+    return total / len(classes) + 0.25 * l2_reg * reg
+
+
+def ref_angular(x, labels, alpha):
+    unit = [[v / math.hypot(*row) for v in row] for row in x.tolist()]
+    tan_sq = math.tan(math.radians(alpha)) ** 2
+    losses = []
+    for a in range(len(unit)):
+        pos, neg = pos_neg(labels, a)
+        for p in pos:
+            inner = 0.0
+            for n in neg:
+                f = (
+                    4
+                    * tan_sq
+                    * sum((ua + up) * un for ua, up, un in zip(unit[a], unit[p], unit[n]))
+                )
+                f -= 2 * (1 + tan_sq) * sum(ua * up for ua, up in zip(unit[a], unit[p]))
+                inner += math.exp(f)
+            losses.append(math.log(1.0 + inner))
+    any_negative = len(set(labels.tolist())) > 1
+    return sum(losses) / len(losses) if losses and any_negative else 0.0
+
+
+# ---------------------------------------------------------------- values against references
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_contrastive_matches_reference(layout, distance):
+    x, labels = make_batch(layout)
+    loss = ContrastiveLoss(pos_margin=0.3, neg_margin=1.7, distance=distance)(x, labels)
+    expected = ref_contrastive(x, labels, 0.3, 1.7, distance)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("miner", TRIPLET_MINERS)
+@pytest.mark.parametrize("smooth", [False, True])
+def test_triplet_matches_reference(layout, miner, smooth):
+    x, labels = make_batch(layout, seed=1)
+    loss = TripletMarginLoss(margin=0.4, miner=miner, smooth=smooth)(x, labels)
+    expected = ref_triplet_loss(x, labels, 0.4, miner, "euclidean", smooth)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("distance", ["squared_euclidean", "cosine"])
+@pytest.mark.parametrize("miner", TRIPLET_MINERS)
+def test_triplet_other_distances(distance, miner):
+    x, labels = make_batch("4_per_class", seed=2)
+    loss = TripletMarginLoss(margin=0.1, miner=miner, distance=distance)(x, labels)
+    expected = ref_triplet_loss(x, labels, 0.1, miner, distance, False)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("distance", ["dot", "euclidean", "squared_euclidean", "cosine"])
+def test_npairs_matches_reference(layout, distance):
+    x, labels = make_batch(layout, seed=3)
+    loss = NPairsLoss(l2_reg=0.01, distance=distance)(x, labels)
+    assert loss.item() == pytest.approx(ref_npairs(x, labels, 0.01, distance), abs=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("alpha", [30.0, 45.0, 60.0])
+def test_angular_matches_reference(layout, alpha):
+    x, labels = make_batch(layout, seed=4)
+    loss = AngularLoss(alpha=alpha)(x, labels)
+    assert loss.item() == pytest.approx(ref_angular(x, labels, alpha), abs=1e-6)
+
+
+def test_chunked_equals_one_chunk(monkeypatch):
+    x, labels = make_batch("2_large", seed=5)
+    losses = [
+        TripletMarginLoss(miner="all"),
+        TripletMarginLoss(miner=None, smooth=True),
+        AngularLoss(),
+    ]
+
+    def values_and_grads():
+        out = []
+        for loss in losses:
+            xg = x.clone().requires_grad_(True)
+            value = loss(xg, labels)
+            value.backward()
+            out.append((value.detach(), xg.grad))
+        return out
+
+    whole = values_and_grads()
+    monkeypatch.setattr(_pair, "_CHUNK_BYTES", 1)
+    for (v1, g1), (v2, g2) in zip(whole, values_and_grads()):
+        torch.testing.assert_close(v1, v2)
+        torch.testing.assert_close(g1, g2)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def grad_batch(n_per_class=3, n_classes=3, seed=7):
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_classes).repeat_interleave(n_per_class)
+    x = torch.randn(labels.shape[0], 3, generator=gen, dtype=torch.float64)
+    return x.requires_grad_(True), labels
+
+
+@pytest.mark.parametrize("miner", TRIPLET_MINERS)
+@pytest.mark.parametrize("smooth", [False, True])
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_triplet_gradcheck(miner, smooth, distance):
+    x, labels = grad_batch()
+    loss = TripletMarginLoss(margin=0.3, miner=miner, distance=distance, smooth=smooth)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        ContrastiveLoss(pos_margin=0.2, neg_margin=2.0),
+        ContrastiveLoss(neg_margin=0.5, distance="cosine"),
+        NPairsLoss(),
+        NPairsLoss(distance="euclidean"),
+        NPairsLoss(distance="cosine", l2_reg=0.0),
+        AngularLoss(),
+        AngularLoss(alpha=70.0),
+    ],
+    ids=repr,
+)
+def test_gradcheck(loss):
+    x, labels = grad_batch()
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        ContrastiveLoss(),
+        TripletMarginLoss(miner="all"),
+        TripletMarginLoss(miner="semihard"),
+        TripletMarginLoss(miner=None, smooth=True),
+        NPairsLoss(),
+        AngularLoss(),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("layout", ["distinct", "single"])
+def test_empty_batch_gives_zero_with_finite_gradient(loss, layout):
+    x, labels = make_batch(layout)
+    if isinstance(loss, ContrastiveLoss):
+        # no active pair: duplicated points of one class, or classes far apart
+        x = torch.zeros_like(x) if layout == "single" else 10.0 * x.sort(dim=0).values
+    x.requires_grad_(True)
+    value = loss(x, labels)
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.isfinite(x.grad).all() and (x.grad == 0).all()
+
+
+# ---------------------------------------------------------------- pytorch-metric-learning
+
+
+def pml_euclidean():
+    return pml_distances.LpDistance(normalize_embeddings=False)
+
+
+def value_and_grad(loss, x, labels, *args):
+    x = x.clone().requires_grad_(True)
+    value = loss(x, labels, *args)
+    value.backward()
+    return value.detach(), x.grad
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+@pytest.mark.parametrize("kind", ["all", "hard", "easy", "batch_hard"])
+@pytest.mark.parametrize("smooth", [False, True])
+def test_triplet_matches_pml(layout, kind, smooth):
+    x, labels = make_batch(layout, seed=8)
+    if kind == "batch_hard":
+        pml_miner = pml_miners.BatchHardMiner(distance=pml_euclidean())
+    else:
+        pml_miner = pml_miners.TripletMarginMiner(0.3, kind, distance=pml_euclidean())
+    pml = pml_losses.TripletMarginLoss(margin=0.3, smooth_loss=smooth, distance=pml_euclidean())
+    expected = value_and_grad(lambda e, y: pml(e, y, pml_miner(e, y)), x, labels)
+    got = value_and_grad(TripletMarginLoss(0.3, miner=kind, smooth=smooth), x, labels)
+    torch.testing.assert_close(got, expected)
+
+
+def test_triplet_with_pml_semihard_triplets_matches_pml():
+    x, labels = make_batch("4_per_class", seed=9)
+    pml_miner = pml_miners.TripletMarginMiner(0.5, "semihard", distance=pml_euclidean())
+    pml = pml_losses.TripletMarginLoss(margin=0.5, distance=pml_euclidean())
+    expected = value_and_grad(lambda e, y: pml(e, y, pml_miner(e, y)), x, labels)
+    got = value_and_grad(TripletMarginLoss(0.5, miner=pml_miner), x, labels)
+    torch.testing.assert_close(got, expected)
+
+
+def test_triplet_cosine_matches_pml_cosine_similarity():
+    x, labels = make_batch("2_large", seed=10)
+    pml = pml_losses.TripletMarginLoss(margin=0.1, distance=pml_distances.CosineSimilarity())
+    expected = value_and_grad(pml, x, labels)
+    got = value_and_grad(TripletMarginLoss(0.1, miner=None, distance="cosine"), x, labels)
+    torch.testing.assert_close(got, expected)
+
+
+def test_batch_all_float32_large_batch_matches_pml():
+    gen = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 10, (200,), generator=gen)
+    x = torch.randn(200, 16, generator=gen)
+    pml = pml_losses.TripletMarginLoss(margin=0.2, distance=pml_euclidean())
+    expected = value_and_grad(pml, x, labels)
+    got = value_and_grad(TripletMarginLoss(0.2, miner="all"), x, labels)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+def test_contrastive_matches_pml(layout):
+    x, labels = make_batch(layout, seed=12)
+    pml = pml_losses.ContrastiveLoss(pos_margin=0.2, neg_margin=2.5, distance=pml_euclidean())
+    expected = value_and_grad(pml, x, labels)
+    got = value_and_grad(ContrastiveLoss(pos_margin=0.2, neg_margin=2.5), x, labels)
+    torch.testing.assert_close(got, expected)
+
+
+def test_contrastive_cosine_is_pml_cosine_similarity_with_margins_flipped():
+    x, labels = make_batch("4_per_class", seed=13)
+    pml_dist = pml_distances.CosineSimilarity()
+    pml = pml_losses.ContrastiveLoss(pos_margin=0.9, neg_margin=0.3, distance=pml_dist)
+    expected = value_and_grad(pml, x, labels)
+    ours = ContrastiveLoss(pos_margin=0.1, neg_margin=0.7, distance="cosine")
+    torch.testing.assert_close(value_and_grad(ours, x, labels), expected)
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+@pytest.mark.parametrize(
+    ("distance", "pml_distance"),
+    [
+        ("cosine", pml_distances.CosineSimilarity()),
+        ("dot", pml_distances.DotProductSimilarity(normalize_embeddings=False)),
+        ("euclidean", pml_distances.LpDistance(normalize_embeddings=False)),
+    ],
+    ids=["cosine", "dot", "euclidean"],
+)
+def test_npairs_matches_pml(layout, distance, pml_distance):
+    x, labels = make_batch(layout, seed=14)
+    expected = value_and_grad(pml_losses.NPairsLoss(distance=pml_distance), x, labels)
+    got = value_and_grad(NPairsLoss(l2_reg=0.0, distance=distance), x, labels)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+def test_angular_matches_pml_on_unit_vectors(layout):
+    # pml leaves the negatives unnormalised; on unit vectors the two agree
+    x, labels = make_batch(layout, seed=15)
+    x = F.normalize(x, dim=1)
+    expected = pml_losses.AngularLoss(alpha=40)(x, labels)
+    torch.testing.assert_close(AngularLoss(alpha=40.0)(x, labels), expected)
+
+
+# ---------------------------------------------------------------- parameter errors
+
+
+def test_negative_margins_are_errors():
+    with pytest.raises(ValueError, match=r"`margin` must be in the range \[0.0, inf\], got -0.2"):
+        TripletMarginLoss(margin=-0.2)
+    with pytest.raises(ValueError, match=r"`neg_margin` must be in the range \[0.0, inf\]"):
+        ContrastiveLoss(neg_margin=-1.0)
+    with pytest.raises(ValueError, match=r"`pos_margin` must be a real number, got '0'"):
+        ContrastiveLoss(pos_margin="0")
+    with pytest.raises(ValueError, match=r"`l2_reg` must be in the range \[0.0, inf\]"):
+        NPairsLoss(l2_reg=-0.1)
+
+
+def test_unknown_miner_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"`miner` must be one of .* Did you mean 'semihard'\?"):
+        TripletMarginLoss(miner="semi_hard")
+    with pytest.raises(ValueError, match="Did you mean 'batch_hard'"):
+        TripletMarginLoss(miner="batchhard")
+
+
+def test_unknown_distance_suggests_the_closest():
+    with pytest.raises(ValueError, match="Did you mean 'euclidean'"):
+        NPairsLoss(distance="euclidian")
+    with pytest.raises(ValueError, match="Did you mean 'cosine'"):
+        ContrastiveLoss(distance="cosin")
+
+
+@pytest.mark.parametrize("alpha", [0, 0.0, 90, 90.0, -10.0, 135.0])
+def test_alpha_outside_open_interval(alpha):
+    with pytest.raises(ValueError, match=r"`alpha` must be in the range \(0.0, 90.0\)"):
+        AngularLoss(alpha=alpha)
+
+
+def test_smooth_must_be_bool():
+    with pytest.raises(ValueError, match="`smooth` must be a bool"):
+        TripletMarginLoss(smooth="yes")
+
+
+@pytest.mark.parametrize(
+    "loss", [ContrastiveLoss(), TripletMarginLoss(), NPairsLoss(), AngularLoss()], ids=repr
+)
+def test_bad_embeddings_shape(loss):
+    with pytest.raises(ValueError, match=r"`embeddings` must be a 2-D tensor .* got \(4,\)"):
+        loss(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="`labels` must be an integer tensor"):
+        loss(torch.zeros(4, 2), torch.zeros(4))

@@ -1,0 +1,221 @@
+"""Miners against loop-over-samples references and pytorch-metric-learning."""
+
+import math
+
+import pytest
+import torch
+from pytorch_metric_learning import distances as pml_distances
+from pytorch_metric_learning import miners as pml_miners
+
+from sk_deepmetric import miners
+from sk_deepmetric.miners import (
+    BatchHardMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+    margin_triplets,
+    semihard_triplets,
+)
+
+LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
+
+
+def make_batch(layout, seed=0, n_components=5):
+    gen = torch.Generator().manual_seed(seed)
+    if layout == "4_per_class":
+        labels = torch.arange(6).repeat_interleave(4)
+    elif layout == "2_large":
+        labels = torch.tensor([0] * 11 + [1] * 9)
+    elif layout == "distinct":
+        labels = torch.arange(12)
+    elif layout == "single":
+        labels = torch.full((10,), 3)
+    else:
+        values = torch.tensor([-7, 3, 100, -1])
+        labels = values[torch.randint(0, 4, (22,), generator=gen)]
+    labels = labels[torch.randperm(labels.shape[0], generator=gen)]
+    x = torch.randn(labels.shape[0], n_components, generator=gen, dtype=torch.float64)
+    return x, labels
+
+
+def reference_distance(u, v, distance):
+    u, v = u.tolist(), v.tolist()
+    if distance == "cosine":
+        dot = sum(a * b for a, b in zip(u, v))
+        return 1.0 - dot / (math.hypot(*u) * math.hypot(*v))
+    sq = sum((a - b) ** 2 for a, b in zip(u, v))
+    return sq if distance == "squared_euclidean" else math.sqrt(sq)
+
+
+def reference_matrix(x, distance="euclidean"):
+    n = x.shape[0]
+    return [[reference_distance(x[i], x[j], distance) for j in range(n)] for i in range(n)]
+
+
+def positives_and_negatives(labels, a):
+    labels = labels.tolist()
+    pos = [j for j in range(len(labels)) if j != a and labels[j] == labels[a]]
+    neg = [j for j in range(len(labels)) if labels[j] != labels[a]]
+    return pos, neg
+
+
+def reference_batch_hard(d, labels):
+    out = []
+    for a in range(len(d)):
+        pos, neg = positives_and_negatives(labels, a)
+        if pos and neg:
+            p = max(pos, key=lambda j: d[a][j])
+            n = min(neg, key=lambda j: d[a][j])
+            out.append((a, p, n))
+    return out
+
+
+def reference_semihard(d, labels):
+    out = []
+    for a in range(len(d)):
+        pos, neg = positives_and_negatives(labels, a)
+        if not neg:
+            continue
+        for p in pos:
+            farther = [n for n in neg if d[a][n] > d[a][p]]
+            if farther:
+                n = min(farther, key=lambda j: d[a][j])
+            else:
+                n = max(neg, key=lambda j: d[a][j])
+            out.append((a, p, n))
+    return out
+
+
+def reference_margin(d, labels, margin, kind):
+    out = []
+    for a in range(len(d)):
+        pos, neg = positives_and_negatives(labels, a)
+        for p in pos:
+            for n in neg:
+                ap, an = d[a][p], d[a][n]
+                keep = {
+                    "all": ap - an + margin > 0,
+                    "hard": an < ap,
+                    "semihard": ap < an and ap - an + margin > 0,
+                    "easy": an - ap > margin,
+                }[kind]
+                if keep:
+                    out.append((a, p, n))
+    return out
+
+
+def as_list(triplets):
+    a, p, n = triplets
+    for t in triplets:
+        assert t.dtype == torch.int64
+    return list(zip(a.tolist(), p.tolist(), n.tolist()))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_batch_hard_matches_reference(layout, distance):
+    x, labels = make_batch(layout)
+    expected = reference_batch_hard(reference_matrix(x, distance), labels)
+    assert as_list(BatchHardMiner(distance=distance)(x, labels)) == expected
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_semihard_matches_reference(layout, distance):
+    x, labels = make_batch(layout, seed=1)
+    expected = reference_semihard(reference_matrix(x, distance), labels)
+    assert as_list(SemiHardMiner(distance=distance)(x, labels)) == expected
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", ["all", "hard", "semihard", "easy"])
+def test_triplet_margin_miner_matches_reference(layout, kind):
+    x, labels = make_batch(layout, seed=2)
+    expected = reference_margin(reference_matrix(x), labels, 0.3, kind)
+    got = as_list(TripletMarginMiner(margin=0.3, type_of_triplets=kind)(x, labels))
+    assert got == expected
+
+
+@pytest.mark.parametrize("kind", ["all", "hard", "semihard", "easy"])
+def test_triplet_margin_miner_cosine(kind):
+    x, labels = make_batch("4_per_class", seed=3)
+    expected = reference_margin(reference_matrix(x, "cosine"), labels, 0.1, kind)
+    miner = TripletMarginMiner(margin=0.1, type_of_triplets=kind, distance="cosine")
+    assert as_list(miner(x, labels)) == expected
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+@pytest.mark.parametrize("kind", ["all", "hard", "semihard", "easy"])
+def test_triplet_margin_miner_matches_pml(layout, kind):
+    x, labels = make_batch(layout, seed=4)
+    dist = pml_distances.LpDistance(normalize_embeddings=False)
+    pml = pml_miners.TripletMarginMiner(margin=0.25, type_of_triplets=kind, distance=dist)
+    ours = TripletMarginMiner(margin=0.25, type_of_triplets=kind)
+    assert as_list(ours(x, labels)) == as_list(pml(x, labels))
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+def test_batch_hard_matches_pml(layout):
+    x, labels = make_batch(layout, seed=5)
+    pml = pml_miners.BatchHardMiner(distance=pml_distances.LpDistance(normalize_embeddings=False))
+    assert sorted(as_list(BatchHardMiner()(x, labels))) == sorted(as_list(pml(x, labels)))
+
+
+def test_chunked_mining_equals_one_chunk(monkeypatch):
+    x, labels = make_batch("2_large", seed=6)
+    dist = torch.cdist(x, x)
+    whole = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
+    monkeypatch.setattr(miners, "_CHUNK_BYTES", 1)
+    chunked = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
+    for w, c in zip(whole, chunked):
+        assert as_list(w) == as_list(c)
+
+
+def test_semihard_falls_back_to_farthest_negative():
+    # the positive is farther than every negative: the farthest negative is taken
+    x = torch.tensor([[0.0], [5.0], [1.0], [2.0]])
+    a, p, n = SemiHardMiner()(x, torch.tensor([0, 0, 1, 1]))
+    assert (a[0].item(), p[0].item(), n[0].item()) == (0, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "miner",
+    [BatchHardMiner(), SemiHardMiner(), TripletMarginMiner(type_of_triplets="hard")],
+    ids=repr,
+)
+@pytest.mark.parametrize("layout", ["distinct", "single"])
+def test_no_valid_triplet_gives_empty_int64(miner, layout):
+    x, labels = make_batch(layout)
+    for t in miner(x.float(), labels):
+        assert t.dtype == torch.int64 and t.shape == (0,)
+
+
+def test_miners_do_not_track_gradients():
+    x, labels = make_batch("4_per_class")
+    x.requires_grad_(True)
+    for t in SemiHardMiner()(x, labels):
+        assert not t.requires_grad
+
+
+def test_margin_validation():
+    with pytest.raises(ValueError, match=r"`margin` must be in the range \[0.0, inf\], got -0.1"):
+        SemiHardMiner(margin=-0.1)
+    with pytest.raises(ValueError, match="`margin` must be a real number"):
+        TripletMarginMiner(margin="0.2")
+
+
+def test_unknown_names_suggest_the_closest():
+    with pytest.raises(ValueError, match="Did you mean 'semihard'"):
+        TripletMarginMiner(type_of_triplets="semi_hard")
+    with pytest.raises(ValueError, match="Did you mean 'euclidean'"):
+        BatchHardMiner(distance="euclidian")
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="`embeddings` must be a 2-D tensor"):
+        BatchHardMiner()(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="`labels` must be a 1-D tensor"):
+        SemiHardMiner()(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+
+
+def test_repr():
+    assert repr(SemiHardMiner()) == "SemiHardMiner(margin=0.2, distance='euclidean')"
