@@ -1,1 +1,31 @@
-"""Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``."""
+"""Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``.
+
+Tuple losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`, :class:`NPairsLoss`,
+:class:`AngularLoss`) take any integer labels and have no parameters. Classifier-style losses
+(:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
+:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
+take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
+"""
+
+from ._center import CenterLoss
+from ._margin_softmax import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    LargeMarginSoftmaxLoss,
+    SoftmaxLoss,
+    SphereFaceLoss,
+)
+from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
+
+__all__ = [
+    "AngularLoss",
+    "ArcFaceLoss",
+    "CenterLoss",
+    "ContrastiveLoss",
+    "CosFaceLoss",
+    "LargeMarginSoftmaxLoss",
+    "NPairsLoss",
+    "SoftmaxLoss",
+    "SphereFaceLoss",
+    "TripletMarginLoss",
+]
