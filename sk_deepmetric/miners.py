@@ -75,6 +75,56 @@ def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, T
     return anchor, far_pos[anchor], near_neg[anchor]
 
 
+def _class_members(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Sample indices of each class, ``(n_classes, max_class_size)`` padded with -1, and each
+    sample's class number."""
+    _, klass, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    order = torch.argsort(klass, stable=True)
+    starts = counts.cumsum(0) - counts
+    rank = torch.arange(labels.shape[0], device=labels.device) - starts[klass[order]]
+    members = torch.full(
+        (counts.shape[0], int(counts.max())), -1, dtype=torch.long, device=labels.device
+    )
+    members[klass[order], rank] = order
+    return members, klass
+
+
+def _sorted_positives(
+    dist_rows: Tensor, start: int, members: Tensor, klass: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Each row's positive distances sorted ascending, ``(rows, max_class_size)``, and their
+    column indices. The anchor itself and the padding come first as ``-inf`` (column 0)."""
+    rows = torch.arange(start, start + dist_rows.shape[0], device=dist_rows.device)
+    cols = members[klass[rows]]
+    valid = (cols >= 0) & (cols != rows.unsqueeze(1))
+    cols = cols.clamp_min(0)
+    values = dist_rows.gather(1, cols).masked_fill(~valid, -torch.inf)
+    values, order = values.sort(dim=1)
+    return values, cols.gather(1, order)
+
+
+# below this many positives per anchor, counting by comparisons beats torch.searchsorted
+_MAX_COMPARED = 32
+
+
+def _count_below(sorted_values: Tensor, queries: Tensor, strict: bool) -> Tensor:
+    """Per row, how many ``sorted_values`` are ``<`` (``strict``) or ``<=`` each query."""
+    if sorted_values.shape[1] > _MAX_COMPARED:
+        return torch.searchsorted(sorted_values, queries.contiguous(), right=not strict)
+    count = torch.zeros(queries.shape, dtype=torch.long, device=queries.device)
+    for j in range(sorted_values.shape[1]):
+        column = sorted_values[:, j : j + 1]
+        count += column < queries if strict else column <= queries
+    return count
+
+
+def _suffix_argmin(values: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """For each position ``i`` of each row, the minimum of ``values[:, i:]`` and its ``index``."""
+    flipped, at = torch.cummin(values.flip(1), dim=1)
+    at = values.shape[1] - 1 - at.flip(1)
+    return flipped.flip(1), index.gather(1, at)
+
+
 @torch.no_grad()
 def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Every anchor-positive pair with its nearest negative farther than the positive.
@@ -82,8 +132,12 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     FaceNet's rule (Schroff et al., 2015): for the pair ``(a, p)`` the negative is the nearest
     ``n`` with ``d(a, n) > d(a, p)``; when the margin has any negative in it, this one is in it.
     When no negative is farther than the positive, the farthest negative is taken instead, as
-    TensorFlow's ``triplet_semihard_loss`` does. Each anchor's negative distances are sorted once
-    and every positive is placed with a binary search: ``O(n^2 log n)`` time, ``O(n^2)`` memory.
+    TensorFlow's ``triplet_semihard_loss`` does.
+
+    Each anchor's ``k`` positive distances are sorted; each negative is placed among them (a
+    binary search, or ``k`` comparisons when ``k`` is small), which splits the negatives into
+    ``k`` bins, and a per-bin minimum followed by a suffix minimum gives every positive its
+    negative: ``O(n^2 log k)`` time, ``O(n^2)`` memory, no ``n^3`` tensor and no full-row sort.
 
     Parameters
     ----------
@@ -97,23 +151,46 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
         One triplet per ordered positive pair whose anchor has a negative, ordered by
         ``(anchor, positive)``.
     """
-    positive, negative = label_masks(labels)
     n = dist.shape[0]
-    out = []
-    rows = _rows_per_chunk(n, 4)
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        d, neg = dist[start:stop], negative[start:stop]
-        sorted_d, order = d.masked_fill(~neg, torch.inf).sort(dim=1, stable=True)
-        n_neg = neg.sum(dim=1)
-        a_loc, p = torch.nonzero(positive[start:stop] & (n_neg > 0).unsqueeze(1), as_tuple=True)
-        # first negative strictly farther than the positive, else the farthest one
-        rank = torch.searchsorted(sorted_d, d, right=True)[a_loc, p]
-        rank = torch.minimum(rank, n_neg[a_loc] - 1)
-        out.append((a_loc + start, p, order[a_loc, rank]))
-    if not out:
+    if n == 0:
         return _empty_triplets(dist.device)
-    return tuple(torch.cat(parts) for parts in zip(*out))
+    members, klass = _class_members(labels)
+    has_negative = (klass.bincount()[klass] < n).unsqueeze(1)
+    rows = _rows_per_chunk(n, 6)
+    out = [
+        _semihard_chunk(dist[start : start + rows], start, members, klass, has_negative)
+        for start in range(0, n, rows)
+    ]
+    anchor, positive, negative = (torch.cat(parts) for parts in zip(*out))
+    order = torch.argsort(anchor * n + positive)
+    return anchor[order], positive[order], negative[order]
+
+
+def _semihard_chunk(
+    d: Tensor, start: int, members: Tensor, klass: Tensor, has_negative: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`semihard_triplets` for the anchors ``start .. start + len(d)``."""
+    n = d.shape[1]
+    same = klass[start : start + d.shape[0], None] == klass
+    pos_d, pos_cols = _sorted_positives(d, start, members, klass)
+    # bin r: negatives farther than exactly r of the sorted entries (r >= 1: the anchor's own
+    # -inf entry), i.e. the semi-hard candidates of the positives of sorted rank < r
+    bins = _count_below(pos_d, d, strict=True)
+    neg_d = d.masked_fill(same, torch.inf)
+    bin_min = neg_d.new_full((d.shape[0], pos_d.shape[1] + 1), torch.inf)
+    bin_min.scatter_reduce_(1, bins, neg_d, "amin")
+    # among equal distances the lowest column wins (inf bins are never chosen)
+    columns = torch.arange(n, device=d.device)
+    candidate = torch.where(neg_d == bin_min.gather(1, bins), columns, n)
+    bin_arg = torch.full_like(bin_min, n, dtype=torch.long)
+    bin_arg.scatter_reduce_(1, bins, candidate, "amin")
+    nearest_d, nearest = _suffix_argmin(bin_min[:, 1:], bin_arg[:, 1:])
+    farthest = d.masked_fill(same, -torch.inf).argmax(dim=1, keepdim=True)
+    chosen = torch.where(nearest_d < torch.inf, nearest, farthest)
+    a_loc, rank = torch.nonzero(
+        (pos_d > -torch.inf) & has_negative[start : start + d.shape[0]], as_tuple=True
+    )
+    return a_loc + start, pos_cols[a_loc, rank], chosen[a_loc, rank]
 
 
 def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplets: str) -> Tensor:

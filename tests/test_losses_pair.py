@@ -9,6 +9,7 @@ from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 
+from sk_deepmetric import miners
 from sk_deepmetric.losses import _pair
 from sk_deepmetric.losses._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 
@@ -215,10 +216,16 @@ def test_angular_matches_reference(layout, alpha):
     assert loss.item() == pytest.approx(ref_angular(x, labels, alpha), abs=1e-6)
 
 
-def test_chunked_equals_one_chunk(monkeypatch):
+@pytest.mark.parametrize(
+    ("module", "setting", "value"),
+    [(_pair, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
+)
+def test_chunks_and_search_methods_agree(monkeypatch, module, setting, value):
     x, labels = make_batch("2_large", seed=5)
     losses = [
         TripletMarginLoss(miner="all"),
+        TripletMarginLoss(miner="hard"),
+        TripletMarginLoss(miner="semihard"),
         TripletMarginLoss(miner=None, smooth=True),
         AngularLoss(),
     ]
@@ -233,7 +240,7 @@ def test_chunked_equals_one_chunk(monkeypatch):
         return out
 
     whole = values_and_grads()
-    monkeypatch.setattr(_pair, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(module, setting, value)
     for (v1, g1), (v2, g2) in zip(whole, values_and_grads()):
         torch.testing.assert_close(v1, v2)
         torch.testing.assert_close(g1, g2)

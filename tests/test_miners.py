@@ -160,11 +160,15 @@ def test_batch_hard_matches_pml(layout):
     assert sorted(as_list(BatchHardMiner()(x, labels))) == sorted(as_list(pml(x, labels)))
 
 
-def test_chunked_mining_equals_one_chunk(monkeypatch):
+@pytest.mark.parametrize(
+    ("setting", "value"), [("_CHUNK_BYTES", 1), ("_MAX_COMPARED", 0), ("_MAX_COMPARED", 100)]
+)
+def test_chunks_and_search_methods_agree(monkeypatch, setting, value):
+    # one row per chunk; binary search (0) or comparisons (100) to place negatives
     x, labels = make_batch("2_large", seed=6)
     dist = torch.cdist(x, x)
     whole = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
-    monkeypatch.setattr(miners, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(miners, setting, value)
     chunked = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
     for w, c in zip(whole, chunked):
         assert as_list(w) == as_list(c)

@@ -25,6 +25,9 @@ from .._validation import (
 )
 from ..distances import _CHUNK_BYTES, DISTANCES, pairwise_distances
 from ..miners import (
+    _class_members,
+    _count_below,
+    _sorted_positives,
     batch_hard_triplets,
     label_masks,
     semihard_triplets,
@@ -151,44 +154,40 @@ def _triplet_loss_from_indices(
     return _mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
 
 
-def _cumsum0(x: Tensor) -> Tensor:
-    """Cumulative sum along rows with a leading zero column: ``out[:, k] = x[:, :k].sum(1)``."""
-    return F.pad(x.cumsum(dim=1), (1, 0))
-
-
 def _batch_all_hinge(dist: Tensor, labels: Tensor, margin: float, shift: float) -> Tensor:
     """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
 
-    Sorting each anchor's row once gives, per positive pair, the number and the sum of the
-    negatives below ``d_ap + shift`` (a binary search and a prefix sum), and per negative pair
-    the number of positives above ``d_an - shift``: ``O(n^2 log n)``, no triplet listed.
+    No triplet is listed. Each anchor's ``k`` positive distances are sorted and each negative
+    placed among them (:func:`~sk_deepmetric.miners._count_below`): the rank ``r`` says that the
+    negative is active with the ``k - r`` farthest positives, and a histogram of the ranks says,
+    per positive, how many negatives are active with it. These counts are the gradient weights
+    of the distance matrix, and the value is ``sum(weights * dist) / count + margin``.
+    ``O(n^2 log k)`` time, ``O(n^2)`` memory.
     """
     dd = dist.detach()
-    positive, negative = label_masks(labels)
-    n_pos = positive.sum(dim=1, keepdim=True)
-    weights = torch.zeros_like(dd)
-    total = torch.zeros((), dtype=torch.float64, device=dd.device)
-    count = 0
-    rows = _rows_per_chunk(dd.shape[0], 12)
-    for start in range(0, dd.shape[0], rows):
-        d, pos, neg = (m[start : start + rows] for m in (dd, positive, negative))
-        sorted_d, order = d.sort(dim=1)
-        neg_sorted = neg.gather(1, order)
-        n_neg_below = _cumsum0(neg_sorted.long())
-        neg_sum_below = _cumsum0(sorted_d.double() * neg_sorted)
-        n_pos_below = _cumsum0(pos.gather(1, order).long())
-        # per (a, p): the active negatives and their summed distances
-        at = torch.searchsorted(sorted_d, d + shift)
-        k = n_neg_below.gather(1, at) * pos
-        total += (k * (d.double() + margin) - neg_sum_below.gather(1, at) * pos).sum()
-        count += int(k.sum())
-        # per (a, n): the positives that make it active
-        at = torch.searchsorted(sorted_d, d - shift, right=True)
-        m = (n_pos[start : start + rows] - n_pos_below.gather(1, at)) * neg
-        weights[start : start + rows] = (k - m).to(dd.dtype)
+    n = dd.shape[0]
+    if n == 0:
+        return _zero_like_loss(dist)
+    members, klass = _class_members(labels)
+    weights = torch.empty_like(dd)
+    total, count = 0.0, 0
+    rows = _rows_per_chunk(n, 6)
+    for start in range(0, n, rows):
+        d, w = dd[start : start + rows], weights[start : start + rows]
+        same = klass[start : start + d.shape[0], None] == klass
+        pos_d, pos_cols = _sorted_positives(d, start, members, klass)
+        k = pos_d.shape[1]
+        # active iff d_ap > d_an - shift: with the k - rank positives the rank does not reach
+        rank = _count_below(pos_d + shift, d, strict=False).masked_fill_(same, k)
+        w.copy_(rank).sub_(k)
+        count -= int(w.sum(dtype=torch.float64))
+        hist = torch.zeros((d.shape[0], k + 1), dtype=dd.dtype, device=dd.device)
+        hist.scatter_add_(1, rank, torch.ones((), dtype=dd.dtype).expand(rank.shape))
+        w.scatter_add_(1, pos_cols, hist.cumsum(dim=1)[:, :k])
+        total += float((w * d).sum(dtype=torch.float64))
     if count == 0:
         return _zero_like_loss(dist)
-    value = (total / count).to(dist.dtype)
+    value = torch.tensor(total / count + margin, dtype=dist.dtype, device=dist.device)
     return _LinearizedValue.apply(dist, value, weights / count)
 
 
@@ -254,8 +253,8 @@ class TripletMarginLoss(nn.Module):
 
     ``"all"``, ``"hard"``, ``"easy"`` and ``None`` never list triplets (a batch of 4096 in 10
     classes has 6.2e9): without ``smooth`` the loss is counted with sorted distances in
-    ``O(n^2 log n)``; with ``smooth`` the (positive pair, negative) grid is swept in chunks of
-    ~32 MiB, ``O(n^3)`` time but ``O(n^2)`` memory.
+    ``O(n^2 log k)``, ``k`` the largest class; with ``smooth`` the (positive pair, negative)
+    grid is swept in chunks of ~32 MiB, ``O(n^3)`` time but ``O(n^2)`` memory.
 
     Parameters
     ----------

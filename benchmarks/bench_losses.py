@@ -1,0 +1,185 @@
+"""Triplet loss + mining, forward and backward: sk_deepmetric against pytorch-metric-learning.
+
+Prints a markdown table of the median time of ``loss(embeddings, labels).backward()`` over
+several repeats (after one warm-up), for semi-hard, batch-hard and batch-all triplet losses,
+batches of 256, 1024 and 4096 embeddings of dimension 128, labels "4 per class" and
+"10 classes", with pytorch-metric-learning's equivalent measured in the same run:
+``TripletMarginLoss`` with ``TripletMarginMiner("semihard")``, ``BatchHardMiner`` or
+``TripletMarginMiner("all")`` (all on non-normalised Euclidean distances, margin 0.2).
+
+The two semi-hard losses are not the same function: pml's miner keeps every negative inside
+the margin, ours FaceNet's one nearest farther negative per positive pair. Batch-hard and
+batch-all compute the same value.
+
+Memory: each case runs in its own subprocess. On CPU the figure is the growth of the
+process's peak resident set size (``ru_maxrss``) during the timed calls, above its level after
+the imports and the input data were set up: what the loss and its backward needed at most,
+allocator overheads included. On CUDA it is ``torch.cuda.max_memory_allocated`` above the same
+baseline.
+
+Usage::
+
+    python benchmarks/bench_losses.py            # full table (minutes)
+    python benchmarks/bench_losses.py --quick    # B=256 only, a CI smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+MAX_PML_TRIPLETS = 1e9
+METHODS = {"semi-hard": "semihard", "batch-hard": "batch_hard", "batch-all": "all"}
+LAYOUTS = ("4 per class", "10 classes")
+
+
+def make_labels(torch, n: int, layout: str, device: str):
+    if layout == "4 per class":
+        labels = torch.arange(n // 4).repeat_interleave(4)
+    else:
+        labels = torch.arange(n) % 10
+    gen = torch.Generator().manual_seed(0)
+    return labels[torch.randperm(n, generator=gen)].to(device)
+
+
+def n_triplets(n: int, layout: str) -> int:
+    size = 4 if layout == "4 per class" else n // 10
+    return n * (size - 1) * (n - size)
+
+
+def build_loss(impl: str, method: str):
+    if impl == "ours":
+        from sk_deepmetric.losses._pair import TripletMarginLoss
+
+        loss = TripletMarginLoss(margin=0.2, miner=METHODS[method])
+        return lambda x, y: loss(x, y)
+    from pytorch_metric_learning import distances, losses, miners
+
+    dist = distances.LpDistance(normalize_embeddings=False)
+    if method == "batch-hard":
+        miner = miners.BatchHardMiner(distance=dist)
+    else:
+        miner = miners.TripletMarginMiner(0.2, METHODS[method], distance=dist)
+    loss = losses.TripletMarginLoss(margin=0.2, distance=dist)
+    return lambda x, y: loss(x, y, miner(x, y))
+
+
+def peak_bytes(torch, device: str) -> int:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def worker(spec: dict) -> dict:
+    """Time one case in this process and report its median and its extra peak memory."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    device = spec["device"]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(spec["n"], 128, generator=gen).to(device).requires_grad_(True)
+    labels = make_labels(torch, spec["n"], spec["layout"], device)
+    loss = build_loss(spec["impl"], spec["method"])
+    baseline = peak_bytes(torch, device)
+    times = []
+    for i in range(spec["repeats"] + 1):
+        x.grad = None
+        sync()
+        start = time.perf_counter()
+        loss(x, labels).backward()
+        sync()
+        if i:  # the first call is a warm-up
+            times.append(time.perf_counter() - start)
+        if sum(times) > spec["budget_s"]:
+            break
+    return {
+        "median_s": statistics.median(times),
+        "peak_mib": (peak_bytes(torch, device) - baseline) / 2**20,
+    }
+
+
+def run_case(spec: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fmt_ms(result: dict) -> str:
+    return f"{1000 * result['median_s']:.1f}" if "median_s" in result else result["error"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="B=256 only (CI smoke run)")
+    parser.add_argument("--device", default="cpu")
+    # one thread by default: on a shared machine, OpenMP threads waiting on each other make
+    # multi-threaded timings swing by 10x
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds of repeats per case")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+
+    import pytorch_metric_learning
+    import torch
+
+    sizes = (256,) if args.quick else (256, 1024, 4096)
+    print(
+        f"torch {torch.__version__}, "
+        f"pytorch-metric-learning {pytorch_metric_learning.__version__}, device {args.device}, "
+        f"torch.set_num_threads({args.threads}), embedding 128, margin 0.2, "
+        f"median of up to {args.repeats} repeats after a warm-up\n"
+    )
+    print(
+        "| loss | labels | B | ours (ms) | pml (ms) | pml / ours "
+        "| ours peak (MiB) | pml peak (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for method in METHODS:
+        for layout in LAYOUTS:
+            for n in sizes:
+                spec = {
+                    "method": method,
+                    "layout": layout,
+                    "n": n,
+                    "device": args.device,
+                    "threads": args.threads,
+                    "repeats": args.repeats,
+                    "budget_s": args.budget,
+                }
+                ours = run_case({**spec, "impl": "ours"})
+                triplets = n_triplets(n, layout)
+                if method != "batch-hard" and triplets > MAX_PML_TRIPLETS:
+                    pml = {"error": f"n/a (enumerates {triplets:.1e} triplets)"}
+                else:
+                    pml = run_case({**spec, "impl": "pml"})
+                ratio = (
+                    f"{pml['median_s'] / ours['median_s']:.1f}x"
+                    if "median_s" in pml and "median_s" in ours
+                    else ""
+                )
+                mem = [f"{r['peak_mib']:.0f}" if "peak_mib" in r else "" for r in (ours, pml)]
+                print(
+                    f"| {method} | {layout} | {n} | {fmt_ms(ours)} | {fmt_ms(pml)} | {ratio} "
+                    f"| {mem[0]} | {mem[1]} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
