@@ -1,0 +1,203 @@
+"""k-nearest-neighbour search: scikit-learn brute force against sk_deepmetric's backends.
+
+Prints a markdown table: build and query time (median of ``--repeats`` runs), recall@k against
+the exact neighbours, and the total time as a ratio of scikit-learn's
+``NearestNeighbors(algorithm="brute")`` (higher is faster). The protocol (PROTOCOL.md,
+"Speed"): 100k x 128 reference vectors, 10k queries, k=10, threads fixed and printed.
+
+The data are clustered like embeddings of identities (``--n-clusters`` Gaussian blobs), not
+uniform noise, on which an IVF index has nothing to exploit.
+
+    python benchmarks/bench_knn.py                       # the protocol's sizes
+    python benchmarks/bench_knn.py --quick               # CI smoke run, seconds
+    python benchmarks/bench_knn.py --n-reference 100000 1000000   # adds the 1M IVF path
+    python benchmarks/bench_knn.py --crossover           # where faiss overtakes torch brute
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from functools import partial
+
+import numpy as np
+import sklearn
+import torch
+from threadpoolctl import threadpool_limits
+
+from sk_deepmetric.neighbors import (
+    AUTO_FAISS_MIN_SAMPLES,
+    _BruteSearch,
+    _FaissFlatSearch,
+    _FaissIVFSearch,
+    _import_faiss,
+)
+
+# above this many reference vectors the exact CPU baselines take minutes per repeat: only
+# faiss flat runs, once, as the ground truth for IVF recall
+EXACT_BASELINES_MAX = 200_000
+# spread of each cluster: overlapping clusters, so that IVF has boundaries to get wrong
+NOISE = 1.0
+
+
+def make_data(n_reference, n_queries, dim, n_clusters, seed=0):
+    """Reference and query vectors drawn from the same clustered distribution, float32."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((n_clusters, dim), dtype=np.float32)
+
+    def draw(n):
+        labels = rng.integers(n_clusters, size=n)
+        return centers[labels] + NOISE * rng.standard_normal((n, dim), dtype=np.float32)
+
+    return draw(n_reference), draw(n_queries)
+
+
+def timed(build, query, repeats):
+    """Median build and query seconds over ``repeats`` runs, and the last result."""
+    builds, queries = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        index = build()
+        mid = time.perf_counter()
+        result = query(index)
+        builds.append(mid - start)
+        queries.append(time.perf_counter() - mid)
+    return statistics.median(builds), statistics.median(queries), result
+
+
+def recall_at_k(found, exact):
+    """Mean over queries of the share of the exact k nearest that were found."""
+    hits = [len(np.intersect1d(f, e, assume_unique=True)) for f, e in zip(found, exact)]
+    return float(np.mean(hits)) / exact.shape[1]
+
+
+def search(index, q, k):
+    """The neighbour indices of an sk_deepmetric backend's search."""
+    return index.search(q, k)[1]
+
+
+def methods(reference, k, device, n_lists, exact_baselines):
+    """(name, build() -> index, query(index, q) -> indices) for each contender."""
+    from sklearn.neighbors import NearestNeighbors
+
+    def build(make_backend, *args):
+        return make_backend(*args).build(reference)
+
+    ours = partial(search, k=k)
+    out = []
+    if exact_baselines:
+        out += [
+            (
+                "scikit-learn NearestNeighbors(brute)",
+                partial(NearestNeighbors(n_neighbors=k, algorithm="brute").fit, reference),
+                lambda nn, q: nn.kneighbors(q, return_distance=False),
+            ),
+            (
+                f"sk_deepmetric brute (torch, {device})",
+                partial(build, _BruteSearch, "euclidean", device),
+                ours,
+            ),
+        ]
+    out.append(
+        ("sk_deepmetric faiss (flat, exact)", partial(build, _FaissFlatSearch, "euclidean"), ours)
+    )
+    for n_probe in (8, 32):
+        name = f"sk_deepmetric faiss_ivf (n_lists={n_lists}, n_probe={n_probe})"
+        out.append((name, partial(build, _FaissIVFSearch, "euclidean", n_lists, n_probe), ours))
+    return out
+
+
+def run_size(args, n_reference, threads):
+    reference, queries = make_data(n_reference, args.n_queries, args.dim, args.n_clusters)
+    n_lists = max(1, round(np.sqrt(n_reference)))
+    exact_baselines = n_reference <= EXACT_BASELINES_MAX
+    repeats = args.repeats if exact_baselines else 1
+    rows, exact = [], None
+    with threadpool_limits(limits=threads):
+        for name, build, query in methods(
+            reference, args.k, args.device, n_lists, exact_baselines
+        ):
+            t_build, t_query, found = timed(build, partial(query, q=queries), repeats)
+            if exact is None:  # the first method is exact: the ground truth for recall
+                exact = found
+            rows.append((name, t_build, t_query, recall_at_k(found, exact)))
+    baseline = rows[0]
+    print(
+        f"\n### {n_reference:,} x {args.dim} reference, {args.n_queries:,} queries, "
+        f"k={args.k} ({args.n_clusters} clusters; median of {repeats}; ratio = "
+        f"{baseline[0]} total time / this total time)\n"
+    )
+    print("| method | build (s) | query (s) | total (s) | recall@k | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    base_total = baseline[1] + baseline[2]
+    for name, t_build, t_query, recall in rows:
+        total = t_build + t_query
+        print(
+            f"| {name} | {t_build:.3f} | {t_query:.3f} | {total:.3f} | {recall:.3f} "
+            f"| {base_total / total:.2f}x |"
+        )
+
+
+def crossover(args, threads):
+    """Exact search, torch brute against faiss flat, over reference sizes."""
+    sizes = (10_000, 50_000, 100_000, 200_000, 400_000)
+    print(
+        f"\n### Exact search crossover: d={args.dim}, {args.n_queries:,} queries, k={args.k}, "
+        f"median of {args.repeats} (auto uses faiss from {AUTO_FAISS_MIN_SAMPLES:,})\n"
+    )
+    print("| n_reference | torch brute (s) | faiss flat (s) | brute / faiss |")
+    print("|---:|---:|---:|---:|")
+    for n in sizes:
+        reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
+        times = []
+        for backend in (_BruteSearch("euclidean", args.device), _FaissFlatSearch("euclidean")):
+            with threadpool_limits(limits=threads):
+                t_build, t_query, _ = timed(
+                    partial(backend.build, reference),
+                    partial(search, q=queries, k=args.k),
+                    args.repeats,
+                )
+            times.append(t_build + t_query)
+        print(f"| {n:,} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a CI smoke run")
+    parser.add_argument("--n-reference", type=int, nargs="+", default=None)
+    parser.add_argument("--n-queries", type=int, default=None)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--n-clusters", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="default: torch's count")
+    parser.add_argument("--device", default="cpu", help="torch device of the brute backend")
+    parser.add_argument("--crossover", action="store_true", help="torch brute vs faiss flat")
+    args = parser.parse_args(argv)
+    if args.n_reference is None:
+        args.n_reference = [5_000] if args.quick else [100_000]
+    if args.n_queries is None:
+        args.n_queries = 500 if args.quick else (1_000 if args.crossover else 10_000)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+
+    faiss = _import_faiss("faiss")
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    print(
+        f"threads={threads} (torch, faiss, BLAS/OpenMP via threadpoolctl); torch "
+        f"{torch.__version__}; faiss {faiss.__version__}; scikit-learn {sklearn.__version__}; "
+        f"{platform.processor() or platform.machine()}; device={args.device}"
+    )
+    if args.crossover:
+        crossover(args, threads)
+        return
+    for n_reference in args.n_reference:
+        run_size(args, n_reference, threads)
+
+
+if __name__ == "__main__":
+    main()

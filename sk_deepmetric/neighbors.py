@@ -1,0 +1,570 @@
+"""K-nearest-neighbour classification in a learned embedding, with exact and approximate search.
+
+:class:`EmbeddingKNeighborsClassifier` fits an embedder, keeps the training set in the learned
+space as a searchable reference set, and classifies queries by the votes of their nearest
+references. The search itself is one of a few small backends with one interface,
+``build(reference)`` then ``search(queries, k) -> (distances, indices)``:
+
+- ``_BruteSearch``: exact, chunked torch matrix product + top-k on any torch device
+  (:func:`sk_deepmetric.distances.topk_neighbors`);
+- ``_FaissFlatSearch``: exact, a faiss flat index (same neighbours, same distance units);
+- ``_FaissIVFSearch``: approximate, a faiss inverted-file index (``IndexIVFFlat``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils import get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._validation import check_int, check_option
+from .distances import topk_neighbors
+
+__all__ = ["EmbeddingKNeighborsClassifier"]
+
+ALGORITHMS = ("auto", "brute", "faiss", "faiss_ivf")
+METRICS = ("euclidean", "cosine")
+WEIGHTS = ("uniform", "distance")
+
+# algorithm="auto" switches from torch brute force to a faiss flat index (on CPU) from this many
+# reference samples on. Measured on the 2-core CPU of development (d=128, 1,000-2,000 queries,
+# k=10, brute and faiss interleaved): torch brute is as fast as faiss flat up to 100k (its
+# 32 MiB chunks still hold ~80 queries), level at 200k, and 1.5-2.5x slower at 400k-1M, where
+# a chunk holds only 8-20 queries and every chunk streams the whole reference set from memory.
+# Re-measure with `python benchmarks/bench_knn.py --crossover`.
+AUTO_FAISS_MIN_SAMPLES = 200_000
+
+_FAISS_HINT = (
+    "Install it with `pip install sk_deepmetric[faiss]` (or conda's faiss-cpu/faiss-gpu)."
+)
+# IVF k-means: faiss's own default seed, fixed so that the index is the same on every fit.
+_IVF_SEED = 1234
+
+
+def _import_faiss(algorithm: str):
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            f"algorithm={algorithm!r} needs the faiss package, which is not installed. "
+            f"{_FAISS_HINT}"
+        ) from exc
+    return faiss
+
+
+def _faiss_installed() -> bool:
+    try:
+        _import_faiss("auto")
+    except ImportError:
+        return False
+    return True
+
+
+def _normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Unit rows, a zero row staying zero (as ``torch.nn.functional.normalize``)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _sort_by_distance_then_index(dist: np.ndarray, ind: np.ndarray):
+    """Order each row by distance, then by index among equal distances (as the torch backend)."""
+    order = np.lexsort((ind, dist), axis=-1)
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ind, order, axis=1)
+
+
+def _drop_self(dist: np.ndarray, ind: np.ndarray):
+    """Remove each row's own index from a ``k + 1`` search; the last column if it is absent.
+
+    With more than ``k`` exact duplicates the row itself can fall outside the ``k + 1``
+    nearest; any duplicate is then as near as itself, and dropping the last column keeps the
+    lower indices, as the torch backend's leave-one-out does.
+    """
+    keep = ind != np.arange(ind.shape[0])[:, None]
+    absent = keep.all(axis=1)
+    keep[absent, -1] = False
+    n, k = ind.shape[0], ind.shape[1] - 1
+    return dist[keep].reshape(n, k), ind[keep].reshape(n, k)
+
+
+class _BruteSearch:
+    """Exact search: chunked torch matrix product and top-k, on ``device``."""
+
+    def __init__(self, metric: str, device: str | torch.device = "cpu", chunk_size=None):
+        self.metric = metric
+        self.device = torch.device(device)
+        self.chunk_size = chunk_size
+
+    def build(self, reference: np.ndarray) -> _BruteSearch:
+        # zero-copy for a float32 CPU array
+        self.reference_ = torch.as_tensor(reference, device=self.device)
+        return self
+
+    def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
+        q = self.reference_ if exclude_self else torch.as_tensor(queries, device=self.device)
+        dist, ind = topk_neighbors(
+            q, self.reference_, k, self.metric, exclude_self, self.chunk_size
+        )
+        return dist.cpu().numpy(), ind.cpu().numpy()
+
+    def __getstate__(self):
+        # a model searched on a GPU unpickles on a CPU-only machine
+        state = self.__dict__.copy()
+        state["reference_"] = self.reference_.cpu().numpy()
+        state["device"] = str(self.device)
+        return state
+
+    def __setstate__(self, state):
+        device = torch.device(state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        self.__dict__.update(state, device=device)
+        self.reference_ = torch.as_tensor(state["reference_"], device=device)
+
+
+class _FaissFlatSearch:
+    """Exact search with a faiss flat index: ``IndexFlatL2``, or ``IndexFlatIP`` on unit rows.
+
+    Distances come back in the torch backend's units: euclidean (not squared), and ``1 - cos``.
+    """
+
+    algorithm = "faiss"
+
+    def __init__(self, metric: str):
+        self.metric = metric
+
+    def _new_index(self, faiss, d: int, reference: np.ndarray):
+        return faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            return _normalize_rows(x)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def build(self, reference: np.ndarray):
+        faiss = _import_faiss(self.algorithm)
+        reference = self._prepare(reference)
+        self.index_ = self._new_index(faiss, reference.shape[1], reference)
+        self.index_.add(reference)
+        return self
+
+    def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
+        if exclude_self:
+            queries = self.index_.reconstruct_n(0, self.index_.ntotal)
+        else:
+            queries = self._prepare(queries)
+        dist, ind = self.index_.search(queries, k + int(exclude_self))
+        self._check_found(ind)
+        if self.metric == "cosine":
+            dist = 1.0 - dist
+        else:
+            dist = np.sqrt(np.maximum(dist, 0.0))
+        dist, ind = _sort_by_distance_then_index(dist, ind)
+        if exclude_self:
+            dist, ind = _drop_self(dist, ind)
+        return dist.astype(np.float32, copy=False), ind.astype(np.int64, copy=False)
+
+    def _check_found(self, ind: np.ndarray) -> None:
+        """A flat index always finds k neighbours; an IVF index may not (see the subclass)."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "index_" in state:
+            state["index_"] = _import_faiss(self.algorithm).serialize_index(self.index_)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "index_" in state:
+            self.index_ = _import_faiss(self.algorithm).deserialize_index(state["index_"])
+
+
+class _FaissIVFSearch(_FaissFlatSearch):
+    """Approximate search with a faiss ``IndexIVFFlat`` trained on the reference set.
+
+    The reference vectors are split into ``n_lists`` k-means cells; a query scans the
+    ``n_probe`` cells nearest to it. ``n_probe == n_lists`` scans everything (exact).
+    """
+
+    algorithm = "faiss_ivf"
+
+    def __init__(self, metric: str, n_lists: int, n_probe: int):
+        super().__init__(metric)
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+
+    def _new_index(self, faiss, d: int, reference: np.ndarray):
+        metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        quantizer = faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, self.n_lists, metric)
+        index.cp.seed = _IVF_SEED
+        # small reference sets are fine to cluster; do not print faiss's sample-size warning
+        index.cp.min_points_per_centroid = 1
+        index.train(reference)
+        index.nprobe = min(self.n_probe, self.n_lists)
+        # keep the quantizer alive as long as the index (faiss does not own it here)
+        self.quantizer_ = quantizer
+        return index
+
+    def _check_found(self, ind: np.ndarray) -> None:
+        if (ind < 0).any():
+            raise ValueError(
+                f"algorithm='faiss_ivf' found fewer than {ind.shape[1]} neighbours for some "
+                f"queries in the `n_probe` ({self.index_.nprobe}) of `n_lists` "
+                f"({self.n_lists}) cells it scanned; increase `n_probe` or decrease `n_lists`."
+            )
+
+    def build(self, reference: np.ndarray):
+        super().build(reference)
+        self.index_.make_direct_map()  # reconstruct_n, for the leave-one-out queries
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("quantizer_", None)  # serialised inside the index
+        return state
+
+
+class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
+    """K-nearest-neighbour vote in the space learned by an embedder.
+
+    ``fit`` clones and fits ``embedder`` on ``(X, y)``, embeds the training set once and keeps
+    it as a searchable reference set. ``predict`` embeds the queries, finds their
+    ``n_neighbors`` nearest training samples in the learned space and lets them vote.
+
+    Parameters
+    ----------
+    embedder : transformer, default=None
+        Any scikit-learn transformer fitted as ``fit(X, y)`` whose ``transform(X)`` returns
+        ``(n_samples, n_components)`` embeddings: a ``TripletEmbedder`` or any other
+        embedder of this package, ``NeighborhoodComponentsAnalysis``, a ``Pipeline``. It is
+        cloned in ``fit``. ``None`` means ``sk_deepmetric.embedders.TripletEmbedder()``; pass
+        the embedder explicitly to tune its parameters (``embedder__margin``) in a search.
+    n_neighbors : int, default=5
+        Number of neighbours that vote (and the default ``n_neighbors`` of
+        :meth:`kneighbors`).
+    weights : {"uniform", "distance"}, default="uniform"
+        ``"uniform"``: one vote per neighbour. ``"distance"``: votes weighted by the inverse
+        distance; a query at distance zero from some references takes only their votes.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Distance in the learned space; ``"cosine"`` is the cosine distance ``1 - cos``.
+        Match the embedder's training distance (an embedder trained with ``distance="cosine"``
+        or an angular-margin loss is searched with ``"cosine"``).
+    algorithm : {"auto", "brute", "faiss", "faiss_ivf"}, default="auto"
+        Search backend.
+
+        - ``"brute"``: exact, chunked torch matrix product + top-k on ``device``.
+        - ``"faiss"``: exact, a faiss flat index (CPU). Same neighbours as ``"brute"``.
+        - ``"faiss_ivf"``: approximate, a faiss inverted-file index with ``n_lists`` cells,
+          ``n_probe`` of which are scanned per query. For reference sets of millions.
+        - ``"auto"``: ``"faiss"`` when faiss is installed, the search runs on the CPU and the
+          training set has at least ``AUTO_FAISS_MIN_SAMPLES`` (200,000) samples; else
+          ``"brute"``. Never the approximate ``"faiss_ivf"``.
+
+        The faiss backends need ``pip install sk_deepmetric[faiss]``.
+    n_lists : int, default=None
+        Number of IVF cells (``"faiss_ivf"`` only); ``None`` means ``round(sqrt(n_samples))``.
+        At most the number of training samples.
+    n_probe : int, default=8
+        Cells scanned per query (``"faiss_ivf"`` only), capped at ``n_lists``. Larger is
+        slower and closer to exact; ``n_probe >= n_lists`` is exact.
+    chunk_size : int, default=None
+        Queries per chunk of the ``"brute"`` search; ``None`` bounds each chunk's distance
+        matrix to ~32 MiB. Does not change the results.
+    device : str or torch.device, default=None
+        Device of the ``"brute"`` search: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``
+        (CUDA when available). ``None`` follows the embedder's own ``device`` parameter
+        when it has one (the embedders of this package do), else the CPU.
+
+    Attributes
+    ----------
+    embedder_ : transformer
+        The fitted clone of ``embedder``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, sorted.
+    n_samples_fit_ : int
+        Number of training samples: the reference set searched by :meth:`kneighbors`.
+    algorithm_ : str
+        The backend used: ``"brute"``, ``"faiss"`` or ``"faiss_ivf"`` (``"auto"`` resolved).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.neighbors.KNeighborsClassifier : The same vote on features given as they are.
+
+    Notes
+    -----
+    **This class or** ``make_pipeline(TripletEmbedder(), KNeighborsClassifier())``? Both
+    classify by a k-nearest-neighbour vote in the learned space, with the same votes and
+    tie rules. The pipeline is plain scikit-learn: use it when that is all you need, or to
+    use ``KNeighborsClassifier``'s other options (tree indexes, ``radius``, custom
+    metrics). Use this class to *search* the learned space: :meth:`kneighbors` returns
+    indices into the training set in the learned space (leave-one-out with ``X=None``),
+    and the search runs in torch on the embedder's device (a GPU) or in faiss, exact or
+    approximate, for reference sets of millions.
+
+    Ties: among neighbours at equal distance the lower training index comes first (exact
+    backends); among classes with equal votes the first in ``classes_`` wins, as in
+    scikit-learn.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.decomposition import PCA
+    >>> from sk_deepmetric.neighbors import EmbeddingKNeighborsClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = EmbeddingKNeighborsClassifier(PCA(n_components=2), n_neighbors=3).fit(X, y)
+    >>> clf.predict(X[[0, 60, 120]])
+    array([0, 1, 2])
+    >>> clf.kneighbors(X[:1], n_neighbors=2, return_distance=False)
+    array([[ 0, 17]])
+    """
+
+    _parameter_constraints: dict = {
+        "embedder": [HasMethods(["fit", "transform"]), None],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "weights": [StrOptions(set(WEIGHTS))],
+        "metric": [StrOptions(set(METRICS))],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "n_lists": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_probe": [Interval(numbers.Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "device": [str, torch.device, None],
+    }
+
+    def __init__(
+        self,
+        embedder=None,
+        *,
+        n_neighbors=5,
+        weights="uniform",
+        metric="euclidean",
+        algorithm="auto",
+        n_lists=None,
+        n_probe=8,
+        chunk_size=None,
+        device=None,
+    ):
+        self.embedder = embedder
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.metric = metric
+        self.algorithm = algorithm
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+        self.chunk_size = chunk_size
+        self.device = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.embedder is not None:
+            # the embedder sees X: it decides which inputs are accepted, except NaN, which
+            # must not reach the embedding that is searched
+            tags.input_tags = get_tags(self.embedder).input_tags
+            tags.input_tags.allow_nan = False
+        return tags
+
+    def _validate_hyperparameters(self) -> None:
+        # names first, with a suggestion for a typo; then types and ranges, sklearn's way
+        check_option(self.algorithm, ALGORITHMS, "algorithm")
+        check_option(self.metric, METRICS, "metric")
+        check_option(self.weights, WEIGHTS, "weights")
+        self._validate_params()
+
+    def _make_embedder(self):
+        if self.embedder is not None:
+            return clone(self.embedder)
+        from .embedders import TripletEmbedder  # embedders import this module's layers
+
+        return TripletEmbedder()
+
+    def fit(self, X, y):
+        """Fit the embedder and index the training set in the learned space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, in whatever form the embedder accepts.
+        y : array-like of shape (n_samples,)
+            Class labels (integers or strings).
+
+        Returns
+        -------
+        self : EmbeddingKNeighborsClassifier
+            The fitted classifier.
+        """
+        self._validate_hyperparameters()
+        validate_data(self, X, y, skip_check_array=True)  # n_features_in_, feature names
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        check_consistent_length(X, y)
+        self.classes_, self._y = np.unique(y, return_inverse=True)
+
+        self.embedder_ = self._make_embedder().fit(X, y)
+        reference = self._embed(X)
+        self.n_samples_fit_ = reference.shape[0]
+        self.algorithm_ = self._resolve_algorithm(self.n_samples_fit_)
+        self._index = self._make_backend(self.algorithm_).build(reference)
+        return self
+
+    def _search_device(self) -> torch.device:
+        device = (
+            self.device if self.device is not None else getattr(self.embedder_, "device", None)
+        )
+        if device is None:
+            return torch.device("cpu")
+        if isinstance(device, str) and device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(device)
+
+    def _resolve_algorithm(self, n_samples: int) -> str:
+        if self.algorithm != "auto":
+            return self.algorithm
+        on_cpu = self._search_device().type == "cpu"
+        if on_cpu and n_samples >= AUTO_FAISS_MIN_SAMPLES and _faiss_installed():
+            return "faiss"
+        return "brute"
+
+    def _make_backend(self, algorithm: str):
+        if algorithm == "brute":
+            return _BruteSearch(self.metric, self._search_device(), self.chunk_size)
+        if algorithm == "faiss":
+            return _FaissFlatSearch(self.metric)
+        n_samples = self.n_samples_fit_
+        n_lists = self.n_lists if self.n_lists is not None else max(1, round(math.sqrt(n_samples)))
+        if n_lists > n_samples:
+            raise ValueError(
+                f"`n_lists` ({n_lists}) must not exceed the number of training samples "
+                f"({n_samples}) for algorithm='faiss_ivf'."
+            )
+        return _FaissIVFSearch(self.metric, n_lists, self.n_probe)
+
+    def _embed(self, X, check_width: bool = False) -> np.ndarray:
+        """``embedder_.transform(X)`` as a C-contiguous float32 array, checked finite."""
+        shape = getattr(X, "shape", ())
+        if check_width and len(shape) == 2 and shape[1] != self.n_features_in_:
+            # other inputs (1-D, lists, feature names) are the embedder's to check
+            raise ValueError(
+                f"X has {shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        embedding = self.embedder_.transform(X)
+        if sparse.issparse(embedding):
+            embedding = embedding.toarray()
+        embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+        if embedding.ndim != 2:
+            raise ValueError(
+                "The embedder must return a 2-D array of shape (n_samples, n_components), "
+                f"got shape {embedding.shape}."
+            )
+        if not np.isfinite(embedding).all():
+            raise ValueError(
+                "The embedding of X contains NaN or infinity: X probably has missing or "
+                "infinite values. Impute or remove them first."
+            )
+        return embedding
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Nearest training samples of each query, in the learned space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            Queries. ``None`` searches the training set against itself, leave-one-out: a
+            sample is not its own neighbour.
+        n_neighbors : int, default=None
+            Number of neighbours; ``None`` means ``self.n_neighbors``.
+        return_distance : bool, default=True
+            Also return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors), float32
+            Distances in the learned space (euclidean, or cosine distance ``1 - cos``),
+            ascending. Only when ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries, n_neighbors), int64
+            Row indices into the training set.
+        """
+        check_is_fitted(self)
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        k = check_int(k, "n_neighbors", min_value=1)
+        leave_one_out = X is None
+        limit = self.n_samples_fit_ - int(leave_one_out)
+        if k > limit:
+            raise ValueError(
+                f"`n_neighbors` ({k}) must not exceed the number of training samples"
+                f"{' minus one (leave-one-out, X=None)' if leave_one_out else ''} ({limit})."
+            )
+        queries = None if leave_one_out else self._embed(X, check_width=True)
+        dist, ind = self._index.search(queries, k, exclude_self=leave_one_out)
+        return (dist, ind) if return_distance else ind
+
+    def predict_proba(self, X):
+        """Share of the (weighted) neighbour votes for each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_queries, n_classes)
+            Rows sum to one; columns in the order of ``classes_``.
+        """
+        dist, ind = self.kneighbors(X)
+        return self._vote(dist, ind)
+
+    def predict(self, X):
+        """Class with the most (weighted) neighbour votes; ties go to the first in ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,)
+            Predicted labels, of the type of ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def _vote(self, dist: np.ndarray, ind: np.ndarray) -> np.ndarray:
+        n_queries, n_classes = ind.shape[0], len(self.classes_)
+        weights = _neighbor_weights(dist, self.weights)
+        rows = np.repeat(np.arange(n_queries), ind.shape[1])
+        flat = rows * n_classes + self._y[ind].ravel()
+        votes = np.bincount(flat, weights=weights.ravel(), minlength=n_queries * n_classes)
+        votes = votes.reshape(n_queries, n_classes)
+        total = votes.sum(axis=1, keepdims=True)
+        return votes / np.where(total > 0, total, 1.0)
+
+
+def _neighbor_weights(dist: np.ndarray, weights: str) -> np.ndarray:
+    """Vote weights, shape of ``dist``: ones, or ``1 / d`` with exact matches taking all."""
+    if weights == "uniform":
+        return np.ones(dist.shape, dtype=np.float64)
+    dist = dist.astype(np.float64)
+    zero = dist == 0
+    with np.errstate(divide="ignore"):
+        inverse = 1.0 / dist
+    exact_rows = zero.any(axis=1)
+    inverse[exact_rows] = zero[exact_rows]
+    return inverse

@@ -1,0 +1,463 @@
+"""EmbeddingKNeighborsClassifier and its search backends.
+
+References: a loop over each query's sorted neighbours for the vote, and scikit-learn's
+NearestNeighbors / KNeighborsClassifier (algorithm="brute") on the same embedding.
+"""
+
+import pickle
+import re
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, make_blobs
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_deepmetric import neighbors
+from sk_deepmetric.embedders import TripletEmbedder
+from sk_deepmetric.neighbors import EmbeddingKNeighborsClassifier
+
+# two epochs are enough to test the plumbing
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+ALGORITHMS = ["brute", "faiss", "faiss_ivf"]
+EXACT = ["brute", "faiss"]
+METRICS = ["euclidean", "cosine"]
+# small and fast, as in test_common.py
+FAST_TRIPLET = {
+    "max_iter": 2,
+    "hidden_layer_sizes": (16,),
+    "n_components": 8,
+    "batch_size": 16,
+    "random_state": 0,
+}
+
+
+def identity():
+    """An embedder that returns X itself: the search and vote are then fully controlled."""
+    return FunctionTransformer(None, validate=True)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Overlapping blobs, so that votes are mixed; queries drawn apart from the reference."""
+    X, y = make_blobs(n_samples=260, n_features=6, centers=4, cluster_std=3.0, random_state=0)
+    return X[:200].astype(np.float32), y[:200], X[200:].astype(np.float32)
+
+
+def loop_vote(dist, ind, y_codes, n_classes, weights):
+    """predict_proba by hand: each query's neighbours vote one by one."""
+    proba = np.zeros((len(ind), n_classes))
+    for q, (d_row, i_row) in enumerate(zip(dist.tolist(), ind.tolist())):
+        exact = [d == 0.0 for d in d_row]
+        for d, i, is_exact in zip(d_row, i_row, exact):
+            if weights == "uniform":
+                proba[q, y_codes[i]] += 1.0
+            elif any(exact):
+                proba[q, y_codes[i]] += 1.0 if is_exact else 0.0
+            else:
+                proba[q, y_codes[i]] += 1.0 / d
+        proba[q] /= proba[q].sum()
+    return proba
+
+
+def loop_argmax(proba):
+    """First class with the most votes (the lowest class index on a tie)."""
+    out = []
+    for row in proba.tolist():
+        best = 0
+        for c, p in enumerate(row):
+            if p > row[best]:
+                best = c
+        out.append(best)
+    return np.array(out)
+
+
+# ---------------------------------------------------------------- the vote
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_vote_matches_loop_reference(blobs, weights, algorithm):
+    X, y, X_query = blobs
+    labels = np.array(["ant", "bee", "cat", "dog"])[y]  # string labels
+    clf = EmbeddingKNeighborsClassifier(
+        PCA(n_components=3), n_neighbors=7, weights=weights, algorithm=algorithm
+    ).fit(X, labels)
+    dist, ind = clf.kneighbors(X_query)
+    y_codes = np.searchsorted(clf.classes_, labels)
+    expected = loop_vote(dist, ind, y_codes, len(clf.classes_), weights)
+
+    np.testing.assert_allclose(clf.predict_proba(X_query), expected, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X_query), clf.classes_[loop_argmax(expected)])
+    assert clf.score(X_query, clf.predict(X_query)) == 1.0
+    assert set(clf.predict(X_query)) <= set(clf.classes_)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_predictions_match_sklearn_pipeline(blobs, weights, metric):
+    X, y, X_query = blobs
+    ours = EmbeddingKNeighborsClassifier(
+        PCA(n_components=3), n_neighbors=6, weights=weights, metric=metric
+    ).fit(X, y)
+    theirs = make_pipeline(
+        PCA(n_components=3),
+        KNeighborsClassifier(6, weights=weights, metric=metric, algorithm="brute"),
+    ).fit(X, y)
+    np.testing.assert_array_equal(ours.predict(X_query), theirs.predict(X_query))
+    np.testing.assert_allclose(
+        ours.predict_proba(X_query), theirs.predict_proba(X_query), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("labels", [["b", "a"], ["a", "b"]])
+def test_tied_vote_goes_to_the_first_class(labels):
+    # the query at 0 is at distance 1 from both references: one vote each
+    X = np.array([[-1.0], [1.0]])
+    clf = EmbeddingKNeighborsClassifier(identity(), n_neighbors=2).fit(X, labels)
+    sk = KNeighborsClassifier(2, algorithm="brute").fit(X, labels)
+    assert clf.predict([[0.0]])[0] == sk.predict([[0.0]])[0] == "a"
+    np.testing.assert_array_equal(clf.predict_proba([[0.0]]), [[0.5, 0.5]])
+
+
+def test_distance_weights_at_zero_distance_take_only_exact_matches():
+    X = np.array([[0.0], [0.0], [0.1], [0.2]])
+    clf = EmbeddingKNeighborsClassifier(identity(), n_neighbors=4, weights="distance")
+    clf.fit(X, [1, 2, 3, 3])
+    np.testing.assert_array_equal(clf.predict_proba([[0.0]]), [[0.5, 0.5, 0.0]])
+    assert clf.predict([[0.0]])[0] == 1
+
+
+# ------------------------------------------------------------ the backends
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("algorithm", EXACT)
+def test_exact_backends_match_sklearn_nearest_neighbors(blobs, algorithm, metric):
+    X, y, X_query = blobs
+    clf = EmbeddingKNeighborsClassifier(identity(), algorithm=algorithm, metric=metric)
+    clf.fit(X, y)
+    nn = NearestNeighbors(n_neighbors=8, algorithm="brute", metric=metric).fit(X)
+    for queries in (X_query, None):  # separate queries, then leave-one-out
+        dist, ind = clf.kneighbors(queries, n_neighbors=8)
+        sk_dist, sk_ind = nn.kneighbors(queries)
+        assert dist.dtype == np.float32 and ind.dtype == np.int64
+        np.testing.assert_array_equal(ind, sk_ind)
+        np.testing.assert_allclose(dist, sk_dist, rtol=1e-4, atol=1e-5)
+        assert (np.diff(dist, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_exact_backends_agree_on_a_learned_embedding(blobs, metric):
+    X, y, X_query = blobs
+    results = [
+        EmbeddingKNeighborsClassifier(
+            TripletEmbedder(**FAST_TRIPLET), n_neighbors=10, algorithm=a, metric=metric
+        )
+        .fit(X, y)
+        .kneighbors(X_query)
+        for a in EXACT
+    ]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+
+
+def test_leave_one_out_with_duplicates_never_returns_the_query():
+    X = np.repeat(np.arange(4.0)[:, None], 4, axis=0)  # every point four times
+    y = np.arange(16) % 2
+    for algorithm in ALGORITHMS:
+        clf = EmbeddingKNeighborsClassifier(identity(), algorithm=algorithm, n_probe=16)
+        ind = clf.fit(X, y).kneighbors(n_neighbors=3, return_distance=False)
+        assert not (ind == np.arange(16)[:, None]).any(), algorithm
+        # the three other copies, lowest index first
+        expected = [
+            [j for j in range(4 * (i // 4), 4 * (i // 4) + 4) if j != i] for i in range(16)
+        ]
+        np.testing.assert_array_equal(ind, expected, err_msg=algorithm)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_ivf_scanning_every_cell_is_exact(blobs, metric):
+    X, y, X_query = blobs
+    exact = EmbeddingKNeighborsClassifier(identity(), algorithm="brute", metric=metric)
+    ivf = EmbeddingKNeighborsClassifier(
+        identity(), algorithm="faiss_ivf", metric=metric, n_lists=10, n_probe=10
+    )
+    for queries in (X_query, None):
+        e_dist, e_ind = exact.fit(X, y).kneighbors(queries, n_neighbors=10)
+        i_dist, i_ind = ivf.fit(X, y).kneighbors(queries, n_neighbors=10)
+        np.testing.assert_array_equal(i_ind, e_ind)
+        np.testing.assert_allclose(i_dist, e_dist, rtol=1e-4, atol=1e-5)
+
+
+def test_ivf_defaults_and_approximation(blobs):
+    X, y, X_query = blobs
+    clf = EmbeddingKNeighborsClassifier(identity(), algorithm="faiss_ivf", n_probe=1).fit(X, y)
+    assert clf._index.n_lists == round(np.sqrt(200))
+    assert clf._index.index_.nprobe == 1
+    # one cell of 14: a fraction of the exact neighbours, but the same ones on every fit
+    ind = clf.kneighbors(X_query, n_neighbors=3, return_distance=False)
+    exact = NearestNeighbors(n_neighbors=3).fit(X).kneighbors(X_query, return_distance=False)
+    recall = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(ind, exact)])
+    assert 0.3 < recall < 1.0
+    np.testing.assert_array_equal(clf.fit(X, y).kneighbors(X_query, 3)[1], ind)
+    capped = EmbeddingKNeighborsClassifier(identity(), algorithm="faiss_ivf", n_lists=4)
+    assert capped.fit(X, y)._index.index_.nprobe == 4  # n_probe=8 capped at n_lists
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_pickle_round_trip(blobs, algorithm):
+    X, y, X_query = blobs
+    clf = EmbeddingKNeighborsClassifier(PCA(n_components=3), algorithm=algorithm).fit(X, y)
+    copy = pickle.loads(pickle.dumps(clf))
+    for queries in (X_query, None):
+        for a, b in zip(clf.kneighbors(queries), copy.kneighbors(queries)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_auto_chooses_faiss_for_large_reference_sets(blobs, monkeypatch):
+    X, y, _ = blobs
+    clf = EmbeddingKNeighborsClassifier(identity(), algorithm="auto")
+    assert clf.fit(X, y).algorithm_ == "brute"
+    monkeypatch.setattr(neighbors, "AUTO_FAISS_MIN_SAMPLES", 200)
+    assert clf.fit(X, y).algorithm_ == "faiss"
+    assert clf.set_params(device="cpu").fit(X, y).algorithm_ == "faiss"
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if not installed
+    assert clf.fit(X, y).algorithm_ == "brute"
+
+
+@pytest.mark.parametrize("algorithm", ["faiss", "faiss_ivf"])
+def test_faiss_requested_but_not_installed(blobs, algorithm, monkeypatch):
+    X, y, _ = blobs
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    msg = (
+        f"algorithm='{algorithm}' needs the faiss package, which is not installed. Install it "
+        "with `pip install sk_deepmetric[faiss]`"
+    )
+    with pytest.raises(ImportError, match=re.escape(msg)):
+        EmbeddingKNeighborsClassifier(identity(), algorithm=algorithm).fit(X, y)
+
+
+def test_search_device_follows_the_embedder():
+    clf = EmbeddingKNeighborsClassifier(TripletEmbedder(device="cpu"))
+    clf.embedder_ = clf.embedder
+    assert clf._search_device().type == "cpu"
+    clf.embedder_ = PCA()  # no device parameter
+    assert clf._search_device().type == "cpu"
+    clf.set_params(device="auto")
+    assert clf._search_device().type == ("cuda" if neighbors.torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+def test_default_embedder_is_a_triplet_embedder():
+    assert isinstance(EmbeddingKNeighborsClassifier()._make_embedder(), TripletEmbedder)
+
+
+def test_fit_clones_the_embedder_and_sets_attributes():
+    X, y = load_iris(return_X_y=True)
+    embedder = PCA(n_components=2)
+    clf = EmbeddingKNeighborsClassifier(embedder).fit(X, y)
+    assert not hasattr(embedder, "components_")
+    assert clf.embedder_ is not embedder and hasattr(clf.embedder_, "components_")
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert (clf.n_features_in_, clf.n_samples_fit_, clf.algorithm_) == (4, 150, "brute")
+    assert clf.score(X, y) > 0.9
+
+
+def test_dataframe_input_and_string_labels():
+    data = load_iris(as_frame=True)
+    labels = np.array(data.target_names)[data.target]
+    clf = EmbeddingKNeighborsClassifier(make_pipeline(StandardScaler(), PCA(n_components=2)))
+    clf.fit(data.data, labels)
+    np.testing.assert_array_equal(clf.feature_names_in_, data.data.columns)
+    assert clf.predict(data.data.iloc[:1])[0] == "setosa"
+
+
+def test_grid_search_over_n_neighbors(blobs):
+    X, y, _ = blobs
+    grid = {"n_neighbors": [1, 5, 15], "weights": ["uniform", "distance"]}
+    search = GridSearchCV(EmbeddingKNeighborsClassifier(PCA(n_components=3)), grid, cv=3)
+    search.fit(X, y)
+    for params, mean in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]):
+        clf = EmbeddingKNeighborsClassifier(PCA(n_components=3), **params)
+        assert mean == pytest.approx(cross_val_score(clf, X, y, cv=3).mean())
+
+
+def test_grid_search_over_embedder_parameters(blobs):
+    X, y, _ = blobs
+    clf = EmbeddingKNeighborsClassifier(TripletEmbedder(**FAST_TRIPLET))
+    assert {"embedder__margin", "embedder__miner", "n_neighbors"} <= set(clf.get_params())
+    grid = {
+        "embedder__margin": [0.1, 0.5],
+        "embedder__miner": ["semihard", "all"],
+        "n_neighbors": [1, 5],
+    }
+    search = GridSearchCV(clf, grid, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 8
+    best = search.best_estimator_
+    assert best.embedder_.margin == search.best_params_["embedder__margin"]
+    assert best.n_neighbors == search.best_params_["n_neighbors"]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    X, y, _ = blobs
+    return {
+        a: EmbeddingKNeighborsClassifier(StandardScaler(), algorithm=a).fit(X, y)
+        for a in ALGORITHMS
+    }
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_more_neighbors_than_reference_samples(blobs, fitted, algorithm):
+    X, y, X_query = blobs
+    clf = fitted[algorithm]
+    msg = "`n_neighbors` (201) must not exceed the number of training samples (200)."
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.kneighbors(X_query, n_neighbors=201)
+    msg = (
+        "`n_neighbors` (200) must not exceed the number of training samples minus one "
+        "(leave-one-out, X=None) (199)."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.kneighbors(n_neighbors=200)
+    small = EmbeddingKNeighborsClassifier(StandardScaler(), n_neighbors=5, algorithm=algorithm)
+    small.fit(X[:4], y[:4])
+    msg = "`n_neighbors` (5) must not exceed the number of training samples (4)."
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        small.predict(X_query)
+    with pytest.raises(ValueError, match=re.escape("`n_neighbors` must be an integer, got 2.5")):
+        clf.kneighbors(X_query, n_neighbors=2.5)
+
+
+def test_ivf_that_finds_too_few_neighbors(blobs):
+    X, y, X_query = blobs
+    # one training sample per cell: a single scanned cell holds one neighbour, not three
+    clf = EmbeddingKNeighborsClassifier(identity(), algorithm="faiss_ivf", n_lists=200, n_probe=1)
+    clf.fit(X, y)
+    msg = (
+        "algorithm='faiss_ivf' found fewer than 3 neighbours for some queries in the `n_probe` "
+        "(1) of `n_lists` (200) cells it scanned; increase `n_probe` or decrease `n_lists`."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.kneighbors(X_query, n_neighbors=3)
+    msg = (
+        "`n_lists` (201) must not exceed the number of training samples (200) for "
+        "algorithm='faiss_ivf'."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.set_params(n_lists=201).fit(X, y)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_queries_of_the_wrong_width(blobs, fitted, algorithm):
+    _, _, X_query = blobs
+    msg = "X has 5 features, but EmbeddingKNeighborsClassifier is expecting 6 features as input."
+    for method in ("predict", "predict_proba", "kneighbors"):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            getattr(fitted[algorithm], method)(X_query[:, :5])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nan_and_infinite_queries(blobs, algorithm, value):
+    X, y, X_query = blobs
+    X_bad = X_query.copy()
+    X_bad[3, 2] = value
+    # an embedder that lets them through: they must not reach the search
+    clf = EmbeddingKNeighborsClassifier(FunctionTransformer(), algorithm=algorithm).fit(X, y)
+    msg = (
+        "The embedding of X contains NaN or infinity: X probably has missing or infinite "
+        "values. Impute or remove them first."
+    )
+    for method in ("predict", "kneighbors"):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            getattr(clf, method)(X_bad)
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.fit(X_bad, y[:60])
+    # an embedder that checks its input has the first word
+    with pytest.raises(ValueError, match=r"Input X contains (NaN|infinity)"):
+        EmbeddingKNeighborsClassifier(identity(), algorithm=algorithm).fit(X_bad, y[:60])
+
+
+def test_unfitted():
+    clf = EmbeddingKNeighborsClassifier(StandardScaler())
+    for method in ("predict", "predict_proba", "kneighbors", "score"):
+        args = ([[0.0]], [0]) if method == "score" else ([[0.0]],)
+        with pytest.raises(NotFittedError):
+            getattr(clf, method)(*args)
+
+
+@pytest.mark.parametrize(
+    "params, msg",
+    [
+        (
+            {"algorithm": "fais"},
+            "`algorithm` must be one of ['auto', 'brute', 'faiss', 'faiss_ivf'], got 'fais'. "
+            "Did you mean 'faiss'?",
+        ),
+        (
+            {"metric": "cosin"},
+            "`metric` must be one of ['euclidean', 'cosine'], got 'cosin'. Did you mean 'cosine'?",
+        ),
+        (
+            {"weights": "distances"},
+            "`weights` must be one of ['uniform', 'distance'], got 'distances'. Did you mean "
+            "'distance'?",
+        ),
+        (
+            {"n_neighbors": 2.0},
+            "The 'n_neighbors' parameter of EmbeddingKNeighborsClassifier must be an int in the "
+            "range [1, inf). Got 2.0 instead.",
+        ),
+        (
+            {"n_probe": 0},
+            "The 'n_probe' parameter of EmbeddingKNeighborsClassifier must be an int in the "
+            "range [1, inf). Got 0 instead.",
+        ),
+    ],
+)
+def test_bad_parameters(blobs, params, msg):
+    X, y, _ = blobs
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        EmbeddingKNeighborsClassifier(StandardScaler(), **params).fit(X, y)
+
+
+def test_fit_needs_y(blobs):
+    X, _, _ = blobs
+    msg = "requires y to be passed, but the target y is None"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        EmbeddingKNeighborsClassifier(StandardScaler()).fit(X, None)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        EmbeddingKNeighborsClassifier(StandardScaler()).fit(X, np.linspace(0, 1, len(X)))
+
+
+# ---------------------------------------------------------------- scikit-learn's checks
+
+
+@parametrize_with_checks(
+    [
+        EmbeddingKNeighborsClassifier(StandardScaler()),
+        EmbeddingKNeighborsClassifier(StandardScaler(), algorithm="faiss", weights="distance"),
+        EmbeddingKNeighborsClassifier(StandardScaler(), algorithm="faiss_ivf"),
+        EmbeddingKNeighborsClassifier(
+            TripletEmbedder(**FAST_TRIPLET), n_neighbors=3, metric="cosine"
+        ),
+    ]
+)
+def test_sklearn_compatible_estimator(estimator, check, monkeypatch):
+    # check_array_api_input (NumPy namespace, for every estimator) skips without this
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
