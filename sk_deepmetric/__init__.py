@@ -26,6 +26,7 @@ from .metrics import (
     recall_at_k,
     retrieval_report,
 )
+from .neighbors import EmbeddingKNeighborsClassifier
 
 __version__ = "0.1.0.dev0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "CenterLossEmbedder",
     "ContrastiveEmbedder",
     "CosFaceEmbedder",
+    "EmbeddingKNeighborsClassifier",
     "LargeMarginSoftmaxEmbedder",
     "MetricEmbedder",
     "NPairsEmbedder",
