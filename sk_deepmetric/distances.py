@@ -32,6 +32,8 @@ DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 
 # Chunk size bound (bytes) for temporaries: see STYLE.md, "hot paths are memory-bounded".
 _CHUNK_BYTES = 32 * 2**20
+# Queries per tile when a large reference set is tiled on both sides (see _tile_shape).
+_TILE_QUERIES = 1024
 
 
 def squared_euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -203,37 +205,80 @@ def iter_topk_neighbors(
             "`exclude_self=True` needs queries and reference to be the same rows, got "
             f"{queries.shape[0]} queries and {n_ref} reference samples."
         )
-    rows = chunk_size or _rows_per_chunk(n_ref, reference.element_size())
+    rows, cols = _tile_shape(queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size)
     # squared distances order like euclidean ones and skip a sqrt per element
     search = "squared_euclidean" if distance == "euclidean" else distance
     for start in range(0, queries.shape[0], rows):
         q = queries[start : start + rows]
         k_chunk = int(k[start : start + rows].max()) if isinstance(k, Tensor) else k
-        d = pairwise_distances(q, reference, search)
-        if exclude_self:
-            local = torch.arange(q.shape[0], device=d.device)
-            d[local, local + start] = math.inf
-        vals, inds = _smallest_k_by_index(d, k_chunk)
+        tiles = []
+        for col in range(0, n_ref, cols):
+            d = pairwise_distances(q, reference[col : col + cols], search)
+            if exclude_self:
+                local = torch.arange(q.shape[0], device=d.device)
+                mine = (local + start >= col) & (local + start < col + d.shape[1])
+                d[local[mine], local[mine] + start - col] = math.inf
+            vals, inds = _smallest_k_by_index(d, min(k_chunk, d.shape[1]))
+            tiles.append((vals, inds + col))
+        if len(tiles) == 1:
+            vals, inds = tiles[0]
+        else:  # each tile's exact top k holds the global top k: merge by (value, index)
+            vals, inds = (torch.cat(parts, dim=1) for parts in zip(*tiles, strict=True))
+            vals, inds = _smallest_k_by_index(vals, inds, k_chunk)
         if distance == "euclidean":
             vals = vals.clamp_min(0.0).sqrt()
         yield start, vals, inds
 
 
-def _smallest_k_by_index(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The ``k`` smallest entries of each row of ``d``, equal values ordered by column index.
+def _tile_shape(
+    n_queries: int, n_ref: int, k: int, element_size: int, chunk_size: int | None
+) -> tuple[int, int]:
+    """Queries x reference samples per distance tile, each tile within the 32 MiB bound.
+
+    A few queries against the whole reference set make thin matrix products at 100k+
+    reference samples (83 queries per 32 MiB at 100k), so large reference sets are tiled on
+    both sides, as long as the k neighbours kept per tile stay small next to the tile.
+    """
+    if chunk_size is not None:
+        return chunk_size, n_ref
+    whole = _rows_per_chunk(n_ref, element_size)
+    rows = min(n_queries, _TILE_QUERIES) or 1
+    cols = _rows_per_chunk(rows, element_size)
+    if whole >= rows or 8 * k > cols:
+        return whole, n_ref
+    return rows, cols
+
+
+def _smallest_k_by_index(
+    d: Tensor, index_or_k: Tensor | int, k: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest entries of each row of ``d``, equal values ordered by index.
+
+    Called as ``(d, k)`` the index of an entry is its column; called as ``(d, index, k)``
+    it is ``index`` (same shape as ``d``: merging candidate lists).
 
     ``torch.topk`` keeps an arbitrary subset of the values tied with the last one it returns,
     so one extra column is asked for: rows whose k-th and (k+1)-th values are equal may have
     lost a lower index to the tie, and only those rows are sorted in full, stably.
     """
+    index = None if k is None else index_or_k
+    k = index_or_k if k is None else k
     n_cols = d.shape[1]
-    vals, inds = torch.topk(d, min(k + 1, n_cols), dim=1, largest=False, sorted=True)
+    vals, cols = torch.topk(d, min(k + 1, n_cols), dim=1, largest=False, sorted=True)
+    inds = cols if index is None else index.gather(1, cols)
     by_index = torch.argsort(inds, dim=1)
     order = by_index.gather(1, torch.argsort(vals.gather(1, by_index), dim=1, stable=True))
     vals, inds = vals.gather(1, order), inds.gather(1, order)
     if k < n_cols:
         tied = torch.nonzero(vals[:, k - 1] == vals[:, k]).squeeze(1)
         if tied.numel():
-            full_vals, full_inds = torch.sort(d[tied], dim=1, stable=True)
-            vals[tied], inds[tied] = full_vals[:, : k + 1], full_inds[:, : k + 1]
+            idx = (
+                torch.arange(n_cols, device=d.device).expand(tied.numel(), -1)
+                if index is None
+                else index[tied]
+            )
+            by_index = torch.argsort(idx, dim=1)
+            full = torch.sort(d[tied].gather(1, by_index), dim=1, stable=True)
+            vals[tied] = full.values[:, : k + 1]
+            inds[tied] = idx.gather(1, by_index.gather(1, full.indices))[:, : k + 1]
     return vals[:, :k], inds[:, :k]

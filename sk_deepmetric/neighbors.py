@@ -161,11 +161,13 @@ class _FaissFlatSearch:
         return self
 
     def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
+        # np.asarray: faiss.contrib.torch_utils (imported by pytorch-metric-learning, for one)
+        # patches faiss indexes to return torch tensors
         if exclude_self:
-            queries = self.index_.reconstruct_n(0, self.index_.ntotal)
+            queries = np.asarray(self.index_.reconstruct_n(0, self.index_.ntotal))
         else:
             queries = self._prepare(queries)
-        dist, ind = self.index_.search(queries, k + int(exclude_self))
+        dist, ind = map(np.asarray, self.index_.search(queries, k + int(exclude_self)))
         self._check_found(ind)
         if self.metric == "cosine":
             dist = 1.0 - dist

@@ -118,3 +118,22 @@ def test_topk_ties_at_the_cut_off_keep_the_lowest_indices():
         _, i = topk_neighbors(ref, ref, 3, exclude_self=exclude)
         want = [[j for j in range(64) if not (exclude and j == q)][:3] for q in range(64)]
         assert i.tolist() == want
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_tiling_the_reference_set_gives_the_same_neighbours(monkeypatch, exclude_self):
+    from sk_deepmetric import distances
+
+    g = torch.Generator().manual_seed(3)
+    ref = torch.randint(0, 3, (300, 4), generator=g).double()  # many exact ties
+    queries = ref if exclude_self else torch.randint(0, 3, (50, 4), generator=g).double()
+    want = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
+    # 16 queries x 64 reference samples (8 bytes each) per tile: five tiles per chunk
+    monkeypatch.setattr(distances, "_TILE_QUERIES", 16)
+    monkeypatch.setattr(distances, "_CHUNK_BYTES", 16 * 64 * 8)
+    assert distances._tile_shape(queries.shape[0], 300, 6, 8, None) == (16, 64)
+    got = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
+    torch.testing.assert_close(got[0], want[0])
+    assert torch.equal(got[1], want[1])
+    # a k too large for the tile falls back to whole-reference chunks
+    assert distances._tile_shape(queries.shape[0], 300, 9, 8, None)[1] == 300

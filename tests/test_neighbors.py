@@ -461,3 +461,24 @@ def test_sklearn_compatible_estimator(estimator, check, monkeypatch):
     # check_array_api_input (NumPy namespace, for every estimator) skips without this
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
     check(estimator)
+
+
+@pytest.mark.parametrize("algorithm", ["faiss", "faiss_ivf"])
+def test_faiss_backends_survive_faiss_torch_utils(algorithm):
+    # pytorch-metric-learning imports faiss.contrib.torch_utils, which patches faiss indexes
+    # to return torch tensors; the backends must still return the same numpy neighbours
+    import faiss.contrib.torch_utils  # noqa: F401
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.arange(60) % 3
+    kw = {"n_lists": 2, "n_probe": 2} if algorithm == "faiss_ivf" else {}
+    clf = EmbeddingKNeighborsClassifier(
+        StandardScaler(), n_neighbors=3, algorithm=algorithm, **kw
+    ).fit(X, y)
+    brute = EmbeddingKNeighborsClassifier(StandardScaler(), n_neighbors=3).fit(X, y)
+    for queries in (None, rng.normal(size=(7, 4))):
+        d, i = clf.kneighbors(queries)
+        d_b, i_b = brute.kneighbors(queries)
+        assert isinstance(i, np.ndarray) and i.dtype == np.int64
+        np.testing.assert_array_equal(i, i_b)
+        np.testing.assert_allclose(d, d_b, rtol=1e-5, atol=1e-5)
