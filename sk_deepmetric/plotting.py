@@ -139,7 +139,7 @@ def plot_history(embedder, *, ax=None):
     ----------
     embedder : fitted embedder
         Anything with a ``history_`` attribute: a list with one dict per epoch holding
-        ``"loss"`` and, when early stopping ran, ``"validation_score"``.
+        ``"loss"`` and ``"score"`` (the validation MAP@R when early stopping ran, else None).
     ax : matplotlib Axes, default=None
         Axes for the loss; the validation score goes on a twin axis.
 
@@ -158,7 +158,7 @@ def plot_history(embedder, *, ax=None):
     ax.plot(epochs, [h["loss"] for h in history], "o-", color="C0", label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color="C0")
-    scores = [h.get("validation_score") for h in history]
+    scores = [h.get("score") for h in history]
     if any(s is not None for s in scores):
         twin = ax.twinx()
         twin.plot(epochs, [np.nan if s is None else s for s in scores], "s--", color="C1")

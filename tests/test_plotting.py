@@ -86,3 +86,38 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r'pip install "sk_deepmetric\[plot\]"'):
         plotting.plot_embedding(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_plot_history_draws_loss_and_validation_score(digits, early_stopping):
+    from sk_deepmetric import TripletEmbedder
+    from sk_deepmetric.plotting import plot_history
+
+    X, y = digits
+    model = TripletEmbedder(
+        hidden_layer_sizes=(16,), n_components=8, max_iter=3, early_stopping=early_stopping,
+        n_iter_no_change=5, random_state=0,
+    )  # fmt: skip
+    model.fit(X, y)
+    ax = plot_history(model)
+    epochs = len(model.history_)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [h["loss"] for h in model.history_])
+    twins = [a for a in ax.figure.axes if a is not ax]
+    if early_stopping:
+        assert len(twins) == 1
+        np.testing.assert_allclose(
+            twins[0].lines[0].get_ydata(), [h["score"] for h in model.history_]
+        )
+        assert len(twins[0].lines[0].get_xdata()) == epochs
+    else:
+        assert twins == []
+
+
+def test_plot_history_needs_a_fitted_embedder():
+    from sklearn.exceptions import NotFittedError
+
+    from sk_deepmetric import TripletEmbedder
+    from sk_deepmetric.plotting import plot_history
+
+    with pytest.raises(NotFittedError):
+        plot_history(TripletEmbedder())
