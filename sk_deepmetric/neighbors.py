@@ -320,6 +320,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
     and the search runs in torch on the embedder's device (a GPU) or in faiss, exact or
     approximate, for reference sets of millions.
 
+    **A gallery of new classes** (re-identification: enrol identities never seen in
+    training): train the embedder once, then wrap it in scikit-learn's
+    ``sklearn.frozen.FrozenEstimator`` so that ``fit`` only embeds and stores the gallery,
+    ``EmbeddingKNeighborsClassifier(FrozenEstimator(embedder)).fit(X_gallery, y_gallery)``;
+    without it ``fit`` clones and retrains the embedder on whatever it is given.
+
     Ties: among neighbours at equal distance the lower training index comes first (exact
     backends); among classes with equal votes the first in ``classes_`` wins, as in
     scikit-learn.

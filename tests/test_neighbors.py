@@ -482,3 +482,19 @@ def test_faiss_backends_survive_faiss_torch_utils(algorithm):
         assert isinstance(i, np.ndarray) and i.dtype == np.int64
         np.testing.assert_array_equal(i, i_b)
         np.testing.assert_allclose(d, d_b, rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_embedder_searches_a_gallery_of_new_classes():
+    from sklearn.frozen import FrozenEstimator
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 5)), np.arange(80) % 4
+    embedder = PCA(n_components=3).fit(X[y < 2])
+    gallery = y >= 2
+    clf = EmbeddingKNeighborsClassifier(FrozenEstimator(embedder), n_neighbors=1)
+    clf.fit(X[gallery], y[gallery])
+    # the gallery was embedded with the trained embedder, not a refitted one
+    np.testing.assert_allclose(clf.embedder_.transform(X[:3]), embedder.transform(X[:3]))
+    assert clf.classes_.tolist() == [2, 3]
+    _, ind = clf.kneighbors(X[gallery][:4], n_neighbors=1)
+    assert ind.ravel().tolist() == [0, 1, 2, 3]
