@@ -1,10 +1,18 @@
 """The training loop, as a few short named steps the estimators call in order.
 
 ``init_optimizer`` / ``init_scheduler`` -> ``fit_loop`` -> (``train_epoch`` -> ``train_step``
--> ``compute_loss``) with ``embed`` for validation and ``transform``. Each step is small so
-that distributed training can replace one of them: wrap ``Training.module`` in
-``DistributedDataParallel``, give the sampler ``world_size`` and ``rank``, and gather the
-embeddings of all ranks in ``compute_loss``.
+-> ``compute_loss``) with ``embed`` for validation and ``transform``.
+
+Devices: the training data go to the device once when they fit (``place_data``), and
+batches are indexed there; larger data stay on the host and each batch is pinned and copied
+without blocking. Mixed precision covers the network only; the loss (and its class weights)
+runs in float32.
+
+Distributed training: when a ``torch.distributed`` process group is initialised (``torchrun``),
+:class:`Training` wraps network and loss, as one module, in ``DistributedDataParallel``, the
+samplers take ``world_size`` and ``rank`` (:func:`shard`), and the loss sees the embeddings of
+every rank (:func:`gather_batch`), so that N ranks with batch B train like one process with
+batch N x B. Rank 0 decides early stopping and its weights are broadcast at the end.
 """
 
 from __future__ import annotations
@@ -12,13 +20,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from .networks import forked_rng
@@ -29,12 +40,17 @@ __all__ = [
     "SCHEDULES",
     "LoopResult",
     "Training",
+    "broadcast_object",
     "compute_loss",
     "embed",
     "fit_loop",
+    "gather_batch",
     "init_optimizer",
     "init_scheduler",
+    "is_distributed",
+    "place_data",
     "resolve_device",
+    "shard",
     "torch_threads",
     "train_epoch",
     "train_step",
@@ -50,10 +66,40 @@ PRECISIONS = ("32", "bf16", "fp16")
 INFERENCE_ROWS = 256
 
 
+# Training data smaller than this fraction of the device's free memory are moved there once;
+# larger data stay on the host and go over batch by batch.
+DEVICE_DATA_FRACTION = 0.25
+
+
+def is_distributed() -> bool:
+    """Whether this process is one rank of an initialised ``torch.distributed`` group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def shard() -> dict[str, int]:
+    """``world_size`` and ``rank`` for the batch samplers (1 and 0 outside a process group)."""
+    if not is_distributed():
+        return {"world_size": 1, "rank": 0}
+    return {"world_size": dist.get_world_size(), "rank": dist.get_rank()}
+
+
+def broadcast_object(value: object) -> object:
+    """Rank 0's ``value`` on every rank (``value`` itself outside a process group)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA device that is absent is an error."""
+    """``"auto"`` -> CUDA when available, else CPU; a CUDA device that is absent is an error.
+
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` (no index) mean this rank's GPU,
+    ``cuda:$LOCAL_RANK``.
+    """
     if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -70,7 +116,35 @@ def resolve_device(device: str | torch.device) -> torch.device:
                 "Use device='cpu' or device='auto'; a fitted model can be moved with "
                 "set_params(device='cpu')."
             )
+        if resolved.index is None and is_distributed():
+            local = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+            resolved = torch.device("cuda", local % count)
     return resolved
+
+
+def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """``X`` as a tensor on ``device`` when it fits there, else left in host memory.
+
+    On the device, batches are indexed in place: no copy per step. Data over
+    ``DEVICE_DATA_FRACTION`` of the free CUDA memory stay on the host, and
+    :func:`batch_to_device` pins and copies each batch without blocking.
+    """
+    tensor = torch.as_tensor(X)
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if tensor.nbytes > DEVICE_DATA_FRACTION * free:
+            return tensor
+    return tensor.to(device)
+
+
+def batch_to_device(X: Tensor, index: np.ndarray, device: torch.device) -> Tensor:
+    """Rows ``index`` of host-resident ``X`` on ``device``: gathered, pinned and copied."""
+    batch = X[torch.from_numpy(np.asarray(index))]
+    if device.type == "cuda":
+        batch = batch.pin_memory()  # pinned pages from the caching host allocator: async copy
+    return batch.to(device, non_blocking=True)
 
 
 @contextlib.contextmanager
@@ -87,9 +161,35 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class _NetworkAndLoss(nn.Module):
+    """Network and loss as one module, whose forward is the batch loss.
+
+    What ``DistributedDataParallel`` wraps, so that the gradients of the loss's own parameters
+    (class weights, centres) are averaged across ranks like the network's.
+    """
+
+    def __init__(
+        self, network: nn.Module, loss: nn.Module, autocast: Callable[[], Any], gather: bool
+    ) -> None:
+        super().__init__()
+        self.network, self.loss = network, loss
+        self.autocast, self.gather = autocast, gather
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        with self.autocast():
+            embeddings = self.network(x)
+        if self.gather:
+            embeddings, labels = gather_batch(embeddings, labels)
+        return compute_loss(self.loss, embeddings, labels)
+
+
 @dataclass
 class Training:
-    """What one training step needs: network, loss, optimiser and how to run them."""
+    """What one training step needs: network, loss, optimiser and how to run them.
+
+    ``step`` runs network and loss on a batch: the network compiled when ``compile``, and
+    network and loss wrapped in ``DistributedDataParallel`` inside a process group.
+    """
 
     module: nn.Module
     loss: nn.Module
@@ -98,6 +198,18 @@ class Training:
     device: torch.device
     precision: str = "32"
     scaler: torch.amp.GradScaler | None = field(default=None)
+    compile: bool = False
+    step: nn.Module = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        network = torch.compile(self.module) if self.compile else self.module
+        step = _NetworkAndLoss(network, self.loss, self.autocast, gather=is_distributed())
+        if is_distributed():
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            step = DistributedDataParallel(step, device_ids=ids)
+        self.step = step
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "32":
@@ -130,17 +242,49 @@ def init_scheduler(
 
 def compute_loss(loss: nn.Module, embeddings: Tensor, labels: Tensor) -> Tensor:
     """The loss on one batch, in float32 (class weights and margins stay full precision)."""
-    return loss(embeddings.float(), labels)
+    with torch.autocast(embeddings.device.type, enabled=False):
+        return loss(embeddings.float(), labels)
+
+
+def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The embeddings and labels of every rank's batch, concatenated in rank order.
+
+    Gradients flow back to this rank's rows: ``torch.distributed.nn``'s ``all_gather`` sums
+    the gradients that every rank computes for them (each rank computes the same loss), and
+    DDP then averages over ranks, so the net gradient is that of the loss on the whole
+    concatenated batch. Batches of unequal sizes are padded for the collective and trimmed.
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    world_size = dist.get_world_size()
+    size = torch.tensor([embeddings.shape[0]], device=labels.device)
+    sizes = [torch.empty_like(size) for _ in range(world_size)]
+    dist.all_gather(sizes, size)
+    sizes = [int(n) for n in sizes]
+    pad = max(sizes) - embeddings.shape[0]
+    if pad:
+        embeddings = nn.functional.pad(embeddings, (0, 0, 0, pad))
+        labels = nn.functional.pad(labels, (0, pad))
+    all_labels = [torch.empty_like(labels) for _ in range(world_size)]
+    dist.all_gather(all_labels, labels.contiguous())
+    all_embeddings = all_gather(embeddings)
+    return (
+        torch.cat([e[:n] for e, n in zip(all_embeddings, sizes)]),
+        torch.cat([c[:n] for c, n in zip(all_labels, sizes)]),
+    )
 
 
 def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
-    """Forward, backward and update on one batch; returns the (detached) batch loss."""
+    """Forward, backward and update on one batch; returns the (detached) batch loss.
+
+    On the CPU a non-finite loss skips the update. On an accelerator that check would wait
+    for the device at every step; there the epoch's mean loss catches it (``train_epoch``)
+    and :func:`fit_loop` restores the last good weights.
+    """
     t.optimizer.zero_grad(set_to_none=True)
-    with t.autocast():
-        embeddings = t.module(xb)
-    value = compute_loss(t.loss, embeddings, yb)
-    if not torch.isfinite(value):
-        return value.detach()  # no update from a non-finite loss
+    value = t.step(xb, yb)
+    if t.device.type == "cpu" and not torch.isfinite(value):
+        return value.detach()  # on all ranks alike: every rank computes the same loss
     if t.scaler is not None:
         t.scaler.scale(value).backward()
         t.scaler.step(t.optimizer)
@@ -156,17 +300,27 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]) -> float:
-    """One pass over ``batches`` (index arrays into ``X``, ``y``); returns the mean loss."""
+    """One pass over ``batches`` (index arrays into ``X``, ``y``); returns the mean loss.
+
+    ``X`` may live on the host (data too large for the device) or on ``t.device``; ``y``
+    lives on ``t.device``. In a process group the mean is over every rank's samples.
+    """
     t.module.train()
     t.loss.train()
-    total, count = torch.zeros((), device=t.device), 0
+    total = torch.zeros((), device=t.device)
+    count = 0
     for i, batch in enumerate(batches):
-        index = torch.as_tensor(batch, device=X.device)
-        value = train_step(t, X[index], y[index])
+        index = torch.as_tensor(batch, device=y.device)
+        xb = X[index] if X.device == y.device else batch_to_device(X, batch, t.device)
+        value = train_step(t, xb, y[index])
         total += value * len(batch)
         count += len(batch)
         if (i + 1) % 32 == 0 and not torch.isfinite(total):  # sync with the device rarely
             break
+    if is_distributed():
+        sums = torch.stack([total, torch.tensor(float(count), device=t.device)])
+        dist.all_reduce(sums)
+        total, count = sums[0], int(sums[1])
     mean = float(total) / max(count, 1)
     if not math.isfinite(mean):
         raise NonFiniteLoss(mean)
@@ -205,6 +359,23 @@ def _restore(t: Training, snapshot: tuple[dict, dict]) -> None:
     t.loss.load_state_dict(snapshot[1])
 
 
+def _agreed_score(validation_score: Callable[[], float] | None) -> float | None:
+    """The validation score, computed on rank 0 and shared, so that all ranks stop alike."""
+    if validation_score is None:
+        return None
+    if not is_distributed():
+        return validation_score()
+    return broadcast_object(validation_score() if dist.get_rank() == 0 else None)
+
+
+def broadcast_weights(t: Training) -> None:
+    """Rank 0's parameters and buffers on every rank (batch-norm statistics are per rank)."""
+    for module in (t.module, t.loss):
+        for tensor in module.state_dict().values():
+            if isinstance(tensor, Tensor):
+                dist.broadcast(tensor, src=0)
+
+
 @dataclass
 class LoopResult:
     """How :func:`fit_loop` ended."""
@@ -236,6 +407,8 @@ def fit_loop(
     does. It stops once the monitored value has not improved by ``tol`` for
     ``n_iter_no_change`` epochs. Dropout draws from torch's global RNG, so the loop runs
     under :func:`forked_rng` seeded with ``seed``: deterministic, global state untouched.
+    In a process group, rank 0 computes the validation score for all, and its weights are
+    broadcast to the others at the end.
 
     A non-finite loss restores the weights of the last finished epoch and raises
     :class:`NonFiniteLoss` (with ``.epoch``); ``KeyboardInterrupt`` restores them, warns and
@@ -252,7 +425,7 @@ def fit_loop(
             start = time.perf_counter()
             try:
                 loss_value = train_epoch(t, X, y, batches())
-                score = validation_score() if validation_score is not None else None
+                score = _agreed_score(validation_score)
             except NonFiniteLoss as exc:
                 _restore(t, last_good)
                 exc.epoch = len(history) + 1
@@ -293,4 +466,6 @@ def fit_loop(
                 break
     if validation_score is not None and best_epoch != n_done - 1:
         _restore(t, best_snapshot)
+    if is_distributed():
+        broadcast_weights(t)
     return LoopResult(n_done, converged)

@@ -208,6 +208,7 @@ def test_lr_schedules_and_optimizers_run(digits):
 
 def test_set_output_pandas_and_feature_names(digits):
     import pandas as pd  # in the [test] extra: a missing pandas must fail, not skip
+
     X, y = digits
     frame = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
     model = fast(TripletEmbedder).set_output(transform="pandas").fit(frame, y)
@@ -473,3 +474,41 @@ def test_gpu_same_seed_same_result(digits):
     a = fast(TripletEmbedder, device="cuda").fit(X, y).transform(X)
     b = fast(TripletEmbedder, device="cuda").fit(X, y).transform(X)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+# --------------------------------------------------------------------- torch.compile
+def _compile_with(monkeypatch, backend):
+    compiled = []
+    original = torch.compile
+
+    def spy(module, **kwargs):
+        compiled.append(module)
+        return original(module, backend=backend, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    return compiled
+
+
+@pytest.mark.parametrize(
+    "backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)]
+)
+def test_compile_trains_the_same_network(digits, monkeypatch, backend):
+    # "aot_eager" traces the network with dynamo and AOTAutograd without generating code
+    # (seconds); "inductor", torch's default, compiles C++ kernels (about a minute on 2 cores).
+    X, y = digits
+    compiled = _compile_with(monkeypatch, backend)
+    params = {"max_iter": 2, "hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32}
+    model = fast(TripletEmbedder, compile=True, **params).fit(X, y)
+    assert len(compiled) == 1 and compiled[0] is model.module_
+    reference = fast(TripletEmbedder, **params).fit(X, y)
+    np.testing.assert_allclose(model.transform(X), reference.transform(X), atol=1e-5)
+    assert pickle.loads(pickle.dumps(model)).transform(X).shape == (200, 8)
+
+
+def test_compile_must_be_a_bool(digits):
+    X, y = digits
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"The 'compile' parameter of TripletEmbedder must be an instance of 'bool'",
+    ):
+        fast(TripletEmbedder, compile="yes").fit(X, y)
