@@ -50,6 +50,10 @@ class MLP(nn.Module):
         Batch normalisation after each hidden linear layer.
     normalize : bool, default=False
         L2-normalise the output.
+    skip : bool, default=False
+        Add a linear map of the input to the output, ``W x + mlp(x)``: the embedding starts
+        as a random projection, which keeps the input's geometry, and the hidden layers
+        learn corrections to it.
 
     Examples
     --------
@@ -68,6 +72,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = True,
         normalize: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -81,12 +86,34 @@ class MLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
             width = size
         layers.append(nn.Linear(width, n_components))
-        if normalize:
-            layers.append(L2Normalize())
         self.layers = nn.Sequential(*layers)
+        self.skip = nn.Linear(n_features, n_components, bias=False) if skip else None
+        self.normalize = L2Normalize() if normalize else nn.Identity()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Default initialisation; with ``skip``, start as an orthogonal projection of the input.
+
+        The skip path gets a (semi-)orthogonal matrix, which keeps the input's distances when
+        ``n_components >= n_features``, and the hidden path's last layer starts at zero, so the
+        untrained embedding is the input rotated and training learns corrections to it.
+        """
+        generator = generator if generator is not None else torch.default_generator
+        for layer in self.layers:
+            if isinstance(layer, nn.Linear):
+                _reset_linear(layer, generator)
+            elif isinstance(layer, nn.BatchNorm1d):
+                layer.reset_parameters()
+        if self.skip is not None:
+            nn.init.orthogonal_(self.skip.weight, generator=generator)
+            last = self.layers[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+        out = self.layers(x)
+        if self.skip is not None:
+            out = out + self.skip(x.flatten(1))
+        return self.normalize(out)
 
 
 class ConvNet(nn.Module):
@@ -169,8 +196,14 @@ def reset_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module
 
     Returns ``module`` for chaining.
     """
+    done: set[int] = set()
     for sub in module.modules():
-        if isinstance(sub, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if id(sub) in done:
+            continue
+        if isinstance(sub, MLP):  # knows its own initialisation (the skip path's)
+            sub.reset_parameters(generator)
+            done.update(id(m) for m in sub.modules())
+        elif isinstance(sub, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             _reset_linear(sub, generator)
         elif isinstance(sub, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm):
             sub.reset_parameters()  # deterministic: ones, zeros, and running stats

@@ -92,7 +92,7 @@ def test_normalize_defaults_follow_the_loss():
 def test_training_learns_something(digits):
     X, y = digits
     untrained = fast(TripletEmbedder, max_iter=1, learning_rate_init=1e-9).fit(X, y).score(X, y)
-    trained = fast(TripletEmbedder, max_iter=15).fit(X, y).score(X, y)
+    trained = fast(TripletEmbedder, max_iter=15, learning_rate_init=1e-3).fit(X, y).score(X, y)
     assert trained > untrained + 0.1
 
 
@@ -444,7 +444,7 @@ def test_nan_loss_stops_with_an_error_and_keeps_good_weights(digits):
         match=re.escape(
             "The training loss of MetricEmbedder became nan in epoch 3; training stopped and "
             "the model keeps the weights of epoch 2. Try a lower `learning_rate_init` "
-            "(currently 0.001)."
+            "(currently 0.0001)."
         ),
     ):
         model.fit(X, y)

@@ -109,3 +109,25 @@ def test_forked_rng_restores_global_state():
         second = torch.rand(2)
     assert torch.equal(first, second)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_mlp_skip_starts_as_a_rotation_of_the_input():
+    net = reset_parameters(MLP(6, 8, hidden_layer_sizes=(5,), skip=True), torch.Generator())
+    x = torch.randn(7, 6)
+    out = net.eval()(x)
+    torch.testing.assert_close(torch.cdist(out, out), torch.cdist(x, x), atol=1e-5, rtol=1e-5)
+    assert torch.count_nonzero(net.layers[-1].weight) == 0  # the MLP path starts at zero
+
+
+def test_mlp_skip_adds_a_linear_path_and_is_seeded():
+    def make(seed):
+        return reset_parameters(MLP(4, 3, (5,), skip=True), torch.Generator().manual_seed(seed))
+
+    a, b, c = make(0), make(0), make(1)
+    torch.testing.assert_close(a.skip.weight, b.skip.weight)
+    assert not torch.equal(a.skip.weight, c.skip.weight)
+    with torch.no_grad():
+        a.layers[-1].weight.normal_()
+    x = torch.randn(6, 4)
+    a.eval()
+    torch.testing.assert_close(a(x), a.layers(x) + x @ a.skip.weight.T)
