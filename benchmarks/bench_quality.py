@@ -1,0 +1,285 @@
+"""Open-set retrieval quality on offline tasks, side by side with the alternatives.
+
+The protocol of ``docs/../shared/PROTOCOL.md`` (Musgrave et al., "A Metric Learning Reality
+Check"): train on some classes, evaluate on classes never seen in training, leave-one-out,
+cosine similarity. Columns: Precision@1, R-Precision, MAP@R and fit seconds, mean ± std over
+seeds. Every model is a pipeline that starts with a StandardScaler fitted on the training
+classes.
+
+Tasks (``--tasks``):
+  digits        load_digits, train on 0-4, evaluate on 5-9
+  digits-rev    the second split: train on 5-9, evaluate on 0-4
+  noise         digits 0-4 -> 5-9 with 64 extra Gaussian noise features
+  shifted       digits padded to 12x12 and shifted by up to 2 pixels (MLPs and CNNs)
+  synth         make_classification, 100 classes, train on 50, evaluate on the other 50
+
+Rows (``--rows``, substrings of the names): raw features, PCA, NCA, pytorch-metric-learning
+(our MLP, its TripletMarginLoss + semi-hard TripletMarginMiner in a hand-written loop with the
+embedders' default budget), each of the ten embedders with its defaults, and ``... tuned``:
+GridSearchCV over 3 values of the main loss parameter, class-disjoint 2-fold CV on the
+training classes (GroupKFold, groups=y), scored by MAP@R. ``(cnn)`` rows run on ``shifted``.
+
+Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
+``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.datasets import load_digits, make_classification
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.neighbors import NeighborhoodComponentsAnalysis
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_deepmetric import embedders as E
+from sk_deepmetric.metrics import make_retrieval_scorer, retrieval_report
+
+EMBEDDERS = [
+    E.TripletEmbedder,
+    E.ContrastiveEmbedder,
+    E.NPairsEmbedder,
+    E.AngularEmbedder,
+    E.SoftmaxEmbedder,
+    E.CenterLossEmbedder,
+    E.LargeMarginSoftmaxEmbedder,
+    E.SphereFaceEmbedder,
+    E.CosFaceEmbedder,
+    E.ArcFaceEmbedder,
+]
+
+#: The main loss parameter of each embedder and the values GridSearchCV tries.
+GRIDS = {
+    "TripletEmbedder": {"margin": [0.05, 0.2, 0.5]},
+    "ContrastiveEmbedder": {"neg_margin": [0.5, 1.0, 1.5]},
+    "NPairsEmbedder": {"l2_reg": [0.0005, 0.002, 0.01]},
+    "AngularEmbedder": {"alpha": [30.0, 40.0, 50.0]},
+    "SoftmaxEmbedder": {"learning_rate_init": [1e-4, 3e-4, 1e-3]},
+    "CenterLossEmbedder": {"center_weight": [0.001, 0.003, 0.01]},
+    "LargeMarginSoftmaxEmbedder": {"margin": [1, 2, 3]},
+    "SphereFaceEmbedder": {"margin": [2, 3, 4]},
+    "CosFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
+    "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
+}
+
+TASKS = ("digits", "digits-rev", "noise", "shifted", "synth")
+SHIFTED_SHAPE = (1, 12, 12)
+
+
+def make_task(name: str, seed: int):
+    """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task."""
+    if name == "synth":
+        X, y = make_classification(
+            n_samples=3000,
+            n_features=64,
+            n_informative=16,
+            n_redundant=8,
+            n_classes=100,
+            n_clusters_per_class=1,
+            class_sep=2.0,
+            random_state=seed,
+        )
+        train = y < 50
+        return X[train], y[train], X[~train], y[~train], None
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    shape = (1, 8, 8)
+    if name == "noise":
+        X = np.hstack([X, rng.normal(scale=X.std(), size=X.shape)])
+        shape = None
+    elif name == "shifted":
+        padded = np.pad(X.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2)))
+        dx, dy = rng.integers(-2, 3, size=(2, len(X)))
+        X = np.stack(
+            [np.roll(np.roll(p, a, axis=0), b, axis=1) for p, a, b in zip(padded, dx, dy)]
+        ).reshape(len(X), -1)
+        shape = SHIFTED_SHAPE
+    train = y >= 5 if name == "digits-rev" else y < 5
+    return X[train], y[train], X[~train], y[~train], shape
+
+
+class PMLTriplet(TransformerMixin, BaseEstimator):
+    """pytorch-metric-learning's semi-hard triplet loss on our MLP, hand-written loop.
+
+    Same network, initialisation, optimiser, learning rate, epochs, batch size and
+    class-balanced batches as ``TripletEmbedder``'s defaults.
+    """
+
+    def __init__(self, random_state: int = 0, max_iter: int | None = None):
+        self.random_state, self.max_iter = random_state, max_iter
+
+    def fit(self, X, y):
+        from pytorch_metric_learning import losses, miners
+
+        from sk_deepmetric.networks import MLP, reset_parameters
+        from sk_deepmetric.samplers import ClassBalancedBatchSampler
+
+        d = E.TripletEmbedder()
+        gen = torch.Generator().manual_seed(self.random_state)
+        self.net_ = reset_parameters(
+            MLP(
+                X.shape[1],
+                d.n_components,
+                d.hidden_layer_sizes,
+                normalize=True,
+                skip=d.skip_connection,
+            ),
+            gen,
+        )
+        loss = losses.TripletMarginLoss(margin=d.margin)
+        miner = miners.TripletMarginMiner(margin=d.margin, type_of_triplets="semihard")
+        opt = torch.optim.Adam(self.net_.parameters(), lr=d.learning_rate_init)
+        X_t, y_t = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+        sampler = ClassBalancedBatchSampler(
+            np.asarray(y),
+            min(d.batch_size, len(y)),
+            d.samples_per_class,
+            rng=np.random.default_rng(self.random_state),
+        )
+        self.net_.train()
+        for _ in range(self.max_iter or d.max_iter):
+            for batch in sampler:
+                index = torch.as_tensor(batch)
+                emb = self.net_(X_t[index])
+                value = loss(emb, y_t[index], miner(emb, y_t[index]))
+                opt.zero_grad()
+                value.backward()
+                opt.step()
+        return self
+
+    def transform(self, X):
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_(torch.as_tensor(X, dtype=torch.float32)).numpy()
+
+
+def rows(seed: int, shape, quick: bool) -> dict:
+    """name -> unfitted model (``None`` where the row does not apply to the task)."""
+    epochs = {"max_iter": 2} if quick else {}
+    cv = GroupKFold(n_splits=2)
+    scorer = make_retrieval_scorer("map_at_r", distance="cosine")
+    out = {
+        "raw (StandardScaler)": make_pipeline(StandardScaler()),
+        "PCA (95% variance)": make_pipeline(StandardScaler(), PCA(0.95, random_state=seed)),
+        "NCA": make_pipeline(
+            StandardScaler(), NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
+        ),
+        "pml triplet (same MLP)": make_pipeline(
+            StandardScaler(), PMLTriplet(random_state=seed, max_iter=epochs.get("max_iter"))
+        ),
+    }
+    for cls in EMBEDDERS:
+        name = cls.__name__
+        out[name] = make_pipeline(StandardScaler(), cls(random_state=seed, **epochs))
+        grid = {f"{name.lower()}__{k}": v for k, v in GRIDS[name].items()}
+        out[f"{name} tuned"] = ("tuned", GridSearchCV(out[name], grid, scoring=scorer, cv=cv))
+    for cls in (E.TripletEmbedder, E.ArcFaceEmbedder):
+        cnn = None
+        if shape is not None:
+            model = cls(network="cnn", input_shape=shape, random_state=seed, **epochs)
+            cnn = make_pipeline(StandardScaler(), model)
+        out[f"{cls.__name__} (cnn)"] = cnn
+    return out
+
+
+def evaluate(model, task) -> dict:
+    X_train, y_train, X_eval, y_eval, _ = task
+    tuned = isinstance(model, tuple)
+    model = clone(model[1] if tuned else model)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if tuned:
+            model.fit(X_train, y_train, groups=y_train)
+        else:
+            model.fit(X_train, y_train)
+    seconds = time.perf_counter() - start
+    report = retrieval_report(
+        model.transform(X_eval), y_eval, distance="cosine", recall_k=(1,), device="cpu"
+    )
+    return {
+        "P@1": report["precision_at_1"],
+        "R-Prec": report["r_precision"],
+        "MAP@R": report["map_at_r"],
+        "fit s": seconds,
+    }
+
+
+def cell(values, digits=3) -> str:
+    values = np.asarray(values, dtype=float)
+    if values.size == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def run_task(task_name: str, seeds: list[int], quick: bool, wanted) -> None:
+    data = {seed: make_task(task_name, seed) for seed in seeds}
+    names = [n for n in rows(0, data[0][4], quick) if wanted(n)]
+    print(f"\n### {task_name}\n")
+    print("| model | Precision@1 | R-Precision | MAP@R | fit seconds |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        results = []
+        for seed in seeds:
+            model = rows(seed, data[seed][4], quick)[name]
+            if model is None:
+                break
+            results.append(evaluate(model, data[seed]))
+        if not results:
+            continue
+        cols = [cell([r[k] for r in results]) for k in ("P@1", "R-Prec", "MAP@R")]
+        seconds = cell([r["fit s"] for r in results], 1)
+        print(f"| {name} | " + " | ".join(cols) + f" | {seconds} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, few rows")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument(
+        "--rows", default=None, help="comma-separated substrings of the row names to run"
+    )
+    parser.add_argument(
+        "--no-tuned", action="store_true", help="skip the GridSearchCV rows (the slow ones)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    tasks = args.tasks.split(",")
+    seeds = list(range(1 if args.quick else args.seeds))
+    patterns = args.rows.split(",") if args.rows else None
+    if args.quick and patterns is None:
+        patterns = ["raw", "NCA", "pml", "TripletEmbedder", "ArcFaceEmbedder"]
+        tasks = ["digits"] if args.tasks == ",".join(TASKS) else tasks
+
+    def wanted(name: str) -> bool:
+        if (args.no_tuned or args.quick) and name.endswith("tuned"):
+            return False
+        return patterns is None or any(p in name for p in patterns)
+
+    print(
+        f"# bench_quality: {datetime.date.today()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
+        f"seeds {seeds}{', quick (2 epochs)' if args.quick else ''}"
+    )
+    print("Open-set retrieval, cosine, leave-one-out on the evaluation classes; mean ± std.")
+    for task in tasks:
+        if task not in TASKS:
+            raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+        run_task(task, seeds, args.quick, wanted)
+
+
+if __name__ == "__main__":
+    main()
