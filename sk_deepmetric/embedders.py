@@ -358,7 +358,10 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             result = self._train(X, y_encoded, device, continuing, max_iter, partial)
         if result.interrupted or partial:
             return self
-        if not result.converged and result.n_epochs == max_iter:
+        # Convergence is judged over `n_iter_no_change` epochs: a shorter budget (the default
+        # 5 epochs, against overfitting the training classes) is a choice, not a failure.
+        judged = self.early_stopping or max_iter >= self.n_iter_no_change
+        if judged and not result.converged and result.n_epochs == max_iter:
             watched = "validation score" if self.early_stopping else "training loss"
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={max_iter} epochs while its "
@@ -374,6 +377,7 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if not continuing:
             self.module_ = self._init_module(X, torch_gen).to(device)
             self.loss_ = self._init_loss(torch_gen).to(device)
+            self._init_loss_from_data(X, y, device)
         train, validation = self._split(y, use=self.early_stopping and not partial)
         training = self._init_training(device, max_iter, schedule=not partial)
         X_t = place_data(self._as_network_input(X), device)  # on the device if it fits
@@ -465,6 +469,9 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _build_loss(self, n_classes: int, n_components: int) -> nn.Module:
         raise NotImplementedError
+
+    def _init_loss_from_data(self, X, y, device) -> None:
+        """Set the new loss's parameters from the data and the initial network (default: keep)."""
 
     def _init_training(self, device, max_iter, schedule) -> Training:
         parameters = list(self.module_.parameters()) + list(self.loss_.parameters())
@@ -685,6 +692,10 @@ _COMMON_DOC = """    n_components : int, default=128
         learnt on the training classes overfits them: on unseen digits MAP@R peaked within
         1 to 5 epochs and fell steadily after (0.55 at 5 epochs, 0.50 at 30, learning rate
         1e-4). With many classes, prefer ``early_stopping=True`` and a larger ``max_iter``.
+        A ``ConvergenceWarning`` says that ``max_iter`` ended the fit while the validation
+        score (with early stopping) or the training loss was still improving; it is not
+        raised without early stopping when ``max_iter < n_iter_no_change``, a budget too
+        short to judge convergence and so taken as deliberate.
     optimizer : {{"adam", "adamw", "sgd"}}, default="adam"
         It trains the network's parameters and the loss's own (class weights, centres);
         "sgd" uses Nesterov momentum 0.9.
@@ -1096,13 +1107,28 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         "scale": [Interval(Real, 0, None, closed="neither")],
     }
 
+    def _init_loss_from_data(self, X, y, device):
+        # Imprinting: class c's weight starts at the direction of its mean initial embedding.
+        # Random weights barely move in the default budget (lr 1e-4, 5 epochs), so the network
+        # was trained towards random directions. MAP@R, 3 seeds, random -> imprinted: on
+        # digits 0-2 -> 3-4 0.926 -> 0.934 (+64 noise features 0.882 -> 0.901), 5-7 -> 8-9
+        # 0.579 -> 0.582; digits 0-4 -> 5-9 0.540 -> 0.546, with noise 0.437 -> 0.449.
+        Z = embed(self.module_, place_data(self._as_network_input(X), device), device)
+        sums = torch.zeros(len(self.classes_), Z.shape[1]).index_add_(
+            0, torch.from_numpy(y).long(), torch.from_numpy(Z)
+        )
+        with torch.no_grad():
+            self.loss_.weight.copy_(nn.functional.normalize(sums, dim=1))
+
 
 _document(
     ArcFaceEmbedder,
     """Embedding trained with ArcFace (additive angular margin loss).
 
     Softmax over ``scale * cos(theta_j)`` with ``margin`` radians added to the target class's
-    angle; see :class:`~sk_deepmetric.losses.ArcFaceLoss`.""",
+    angle; see :class:`~sk_deepmetric.losses.ArcFaceLoss`. Each class's weight starts at the
+    direction of the class's mean embedding under the initial network ("imprinting"), not at
+    random: in the short default budget random weights barely move.""",
     """    margin : float, default=0.5
         Additive angular margin in radians (0.5 is about 28.6 degrees), in [0, pi/2).
     scale : float, default=64.0

@@ -117,6 +117,17 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
+def test_arcface_class_weights_start_at_the_class_mean_directions(digits):
+    X, y = digits  # labels 0..9: the encoded labels are y itself
+    model = fast(ArcFaceEmbedder).fit(X, y)
+    model._init_loss_from_data(X, y, torch.device("cpu"))  # imprint from the trained network
+    weight = model.loss_.weight.detach().numpy()
+    Z = model.transform(X)
+    means = np.stack([Z[y == c].mean(axis=0) for c in model.classes_])
+    expected = means / np.linalg.norm(means, axis=1, keepdims=True)
+    np.testing.assert_allclose(weight, expected, atol=1e-5)
+
+
 def test_transform_does_not_depend_on_the_batch(digits):
     X, y = digits
     model = fast(TripletEmbedder).fit(X, y)
@@ -164,7 +175,12 @@ def test_partial_fit_rejects_new_classes_for_classifier_losses(digits):
 def test_convergence_warning_when_still_improving(digits):
     X, y = digits
     with pytest.warns(ConvergenceWarning, match="reached max_iter=2 epochs while its training"):
-        fast(TripletEmbedder, max_iter=2, tol=0.0).fit(X, y)
+        fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, tol=0.0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2 epochs while its validation score"):
+        fast(TripletEmbedder, max_iter=2, early_stopping=True, tol=0.0).fit(X, y)
+    with warnings.catch_warnings():  # a budget shorter than n_iter_no_change is deliberate
+        warnings.simplefilter("error", ConvergenceWarning)
+        fast(TripletEmbedder, max_iter=2, n_iter_no_change=3, tol=0.0).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model = fast(SoftmaxEmbedder, max_iter=50, n_iter_no_change=1, tol=10.0).fit(X, y)
