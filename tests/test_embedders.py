@@ -117,13 +117,13 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
-def test_arcface_class_weights_start_at_the_class_mean_directions(digits):
+def test_arcface_class_weights_start_at_the_centred_class_mean_directions(digits):
     X, y = digits  # labels 0..9: the encoded labels are y itself
     model = fast(ArcFaceEmbedder).fit(X, y)
     model._init_loss_from_data(X, y, torch.device("cpu"))  # imprint from the trained network
     weight = model.loss_.weight.detach().numpy()
     Z = model.transform(X)
-    means = np.stack([Z[y == c].mean(axis=0) for c in model.classes_])
+    means = np.stack([Z[y == c].mean(axis=0) for c in model.classes_]) - Z.mean(axis=0)
     expected = means / np.linalg.norm(means, axis=1, keepdims=True)
     np.testing.assert_allclose(weight, expected, atol=1e-5)
 
