@@ -84,6 +84,7 @@ network = MLP(
     dropout=embedder.dropout,
     batch_norm=embedder.batch_norm,
     normalize=embedder.normalize,
+    skip=embedder.skip_connection,
 )
 network.load_state_dict(torch.load(folder / "network.pt", map_location="cpu"))
 network.eval()  # batch normalisation uses its running statistics, as in transform
