@@ -391,6 +391,12 @@ def test_input_shape_must_match_width(digits):
             ValueError,
             r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device",
         ),
+        (
+            {"skip_connection": "yes"},
+            InvalidParameterError,
+            r"The 'skip_connection' parameter of TripletEmbedder must be an instance of "
+            r"'bool' or an instance of 'numpy.bool'\. Got 'yes' instead\.",
+        ),
     ],
 )
 def test_bad_parameters(digits, params, exc, match):
