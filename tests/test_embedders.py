@@ -117,15 +117,32 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
-def test_arcface_class_weights_start_at_the_centred_class_mean_directions(digits):
+@pytest.mark.parametrize(
+    ("estimator", "imprints"),
+    [(ArcFaceEmbedder, True), (CosFaceEmbedder, True), (SoftmaxEmbedder, False)],
+)
+def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
+    digits, monkeypatch, estimator, imprints
+):
     X, y = digits  # labels 0..9: the encoded labels are y itself
-    model = fast(ArcFaceEmbedder).fit(X, y)
-    model._init_loss_from_data(X, y, torch.device("cpu"))  # imprint from the trained network
-    weight = model.loss_.weight.detach().numpy()
-    Z = model.transform(X)
-    means = np.stack([Z[y == c].mean(axis=0) for c in model.classes_]) - Z.mean(axis=0)
+    seen = {}
+    original = estimator._init_loss_from_data
+
+    def spy(self, X_fit, y_fit, device):
+        before = self.loss_.weight.detach().clone()
+        original(self, X_fit, y_fit, device)
+        seen.update(before=before, after=self.loss_.weight.detach().clone())
+        seen["Z"] = self.transform(X_fit)  # the initial network's embedding
+
+    monkeypatch.setattr(estimator, "_init_loss_from_data", spy)
+    fast(estimator).fit(X, y)
+    if not imprints:
+        assert torch.equal(seen["before"], seen["after"])
+        return
+    Z = seen["Z"]
+    means = np.stack([Z[y == c].mean(axis=0) for c in range(10)]) - Z.mean(axis=0)
     expected = means / np.linalg.norm(means, axis=1, keepdims=True)
-    np.testing.assert_allclose(weight, expected, atol=1e-5)
+    np.testing.assert_allclose(seen["after"].numpy(), expected, atol=1e-5)
 
 
 def test_transform_does_not_depend_on_the_batch(digits):
