@@ -11,7 +11,32 @@ import numbers
 from collections.abc import Iterable
 
 import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from torch import Tensor
+
+# scikit-learn's parameter-validation machinery lives in private modules: the estimators import
+# it from here, so that a scikit-learn release that moves it breaks one line, not three files.
+__all__ = [
+    "HasMethods",
+    "Interval",
+    "InvalidParameterError",
+    "Options",
+    "StrOptions",
+    "_fit_context",
+    "check_class_labels",
+    "check_embeddings_and_labels",
+    "check_int",
+    "check_option",
+    "check_real",
+    "did_you_mean",
+]
 
 
 def did_you_mean(value: object, options: Iterable[str]) -> str:

@@ -23,20 +23,9 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-)
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -55,7 +44,14 @@ from ._training import (
     torch_threads,
 )
 from ._training import NonFiniteLoss as _NonFiniteLoss
-from ._validation import did_you_mean
+from ._validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    _fit_context,
+    did_you_mean,
+)
 from .distances import DISTANCES
 from .losses._center import CenterLoss
 from .losses._margin_softmax import (

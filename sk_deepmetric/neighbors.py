@@ -21,7 +21,6 @@ import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_consistent_length,
@@ -30,7 +29,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._validation import check_int, check_option
+from ._validation import HasMethods, Interval, StrOptions, check_int, check_option
 from .distances import topk_neighbors
 
 __all__ = ["EmbeddingKNeighborsClassifier"]
