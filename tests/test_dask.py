@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import distributed  # the [distributed] extra is in [test]: missing, it must fail, not skip
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -15,9 +17,6 @@ from torch import nn
 
 from sk_deepmetric.embedders import MetricEmbedder, TripletEmbedder
 from sk_deepmetric.losses import TripletMarginLoss
-
-distributed = pytest.importorskip("distributed")
-joblib = pytest.importorskip("joblib")
 
 pytestmark = pytest.mark.slow
 FAST = {"max_iter": 2, "hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32}
