@@ -124,8 +124,12 @@ def pairwise_distances(x: Tensor, y: Tensor | None = None, distance: str = "eucl
     raise ValueError(f"`distance` must be one of {list(DISTANCES)}, got {distance!r}.")
 
 
-def _rows_per_chunk(n_columns: int, element_size: int = 4) -> int:
-    return max(1, _CHUNK_BYTES // max(1, n_columns * element_size))
+def _rows_per_chunk(n_columns: int, element_size: int = 4, n_temporaries: int = 1) -> int:
+    """Rows such that ``n_temporaries`` arrays of ``(rows, n_columns)`` fit the 32 MiB bound.
+
+    The one memory bound of every chunked computation (search, metrics, mining, losses).
+    """
+    return max(1, _CHUNK_BYTES // (element_size * n_temporaries * max(1, n_columns)))
 
 
 def topk_neighbors(

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from sk_deepmetric._validation import check_int, check_option
-from sk_deepmetric.distances import DISTANCES, iter_topk_neighbors
+from sk_deepmetric.distances import DISTANCES, _rows_per_chunk, iter_topk_neighbors
 
 __all__ = [
     "SCORER_METRICS",
@@ -42,9 +42,6 @@ __all__ = [
     "recall_at_k",
     "retrieval_report",
 ]
-
-# Default chunk bound (bytes): the reduction holds a few float64 (chunk, R) arrays.
-_CHUNK_BYTES = 32 * 2**20
 
 _COMMON_PARAMETERS = """\
     embeddings : array-like or Tensor of shape (n_queries, n_components)
@@ -164,7 +161,7 @@ def _prepare(
             "needs at least two samples in leave-one-out mode."
         )
     if chunk_size is None:
-        chunk_size = max(1, _CHUNK_BYTES // (8 * reference.shape[0]))
+        chunk_size = _rows_per_chunk(reference.shape[0], 8)  # float64 reductions
     limit = reference.shape[0] - int(exclude_self)
     return _Retrieval(
         queries,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ._validation import check_embeddings_and_labels, check_option, check_real
-from .distances import _CHUNK_BYTES, DISTANCES, pairwise_distances
+from .distances import DISTANCES, _rows_per_chunk, pairwise_distances
 
 __all__ = [
     "TRIPLET_TYPES",
@@ -45,11 +45,6 @@ def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
 def _empty_triplets(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     empty = torch.zeros(0, dtype=torch.long, device=device)
     return empty, empty.clone(), empty.clone()
-
-
-def _rows_per_chunk(n_columns: int, n_temporaries: int) -> int:
-    """Rows such that ``n_temporaries`` int64/float64 arrays of that many rows fit the bound."""
-    return max(1, _CHUNK_BYTES // (8 * n_temporaries * max(1, n_columns)))
 
 
 @torch.no_grad()
@@ -156,7 +151,7 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
         return _empty_triplets(dist.device)
     members, klass = _class_members(labels)
     has_negative = (klass.bincount()[klass] < n).unsqueeze(1)
-    rows = _rows_per_chunk(n, 6)
+    rows = _rows_per_chunk(n, 8, 6)  # int64/float64 temporaries
     out = [
         _semihard_chunk(dist[start : start + rows], start, members, klass, has_negative)
         for start in range(0, n, rows)
@@ -226,7 +221,7 @@ def margin_triplets(
     positive, negative = label_masks(labels)
     a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
     d_ap = dist[a_idx, p_idx]
-    rows = _rows_per_chunk(dist.shape[0], 4)
+    rows = _rows_per_chunk(dist.shape[0], 8, 4)
     out = []
     for start in range(0, a_idx.shape[0], rows):
         a, p = a_idx[start : start + rows], p_idx[start : start + rows]

@@ -9,8 +9,7 @@ from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 
-from sk_deepmetric import miners
-from sk_deepmetric.losses import _pair
+from sk_deepmetric import distances, miners
 from sk_deepmetric.losses._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 
 LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
@@ -218,7 +217,7 @@ def test_angular_matches_reference(layout, alpha):
 
 @pytest.mark.parametrize(
     ("module", "setting", "value"),
-    [(_pair, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
+    [(distances, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
 )
 def test_chunks_and_search_methods_agree(monkeypatch, module, setting, value):
     x, labels = make_batch("2_large", seed=5)

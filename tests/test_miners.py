@@ -7,7 +7,7 @@ import torch
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import miners as pml_miners
 
-from sk_deepmetric import miners
+from sk_deepmetric import distances, miners
 from sk_deepmetric.miners import (
     BatchHardMiner,
     SemiHardMiner,
@@ -161,14 +161,15 @@ def test_batch_hard_matches_pml(layout):
 
 
 @pytest.mark.parametrize(
-    ("setting", "value"), [("_CHUNK_BYTES", 1), ("_MAX_COMPARED", 0), ("_MAX_COMPARED", 100)]
+    ("module", "setting", "value"),
+    [(distances, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
 )
-def test_chunks_and_search_methods_agree(monkeypatch, setting, value):
+def test_chunks_and_search_methods_agree(monkeypatch, module, setting, value):
     # one row per chunk; binary search (0) or comparisons (100) to place negatives
     x, labels = make_batch("2_large", seed=6)
     dist = torch.cdist(x, x)
     whole = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
-    monkeypatch.setattr(miners, setting, value)
+    monkeypatch.setattr(module, setting, value)
     chunked = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
     for w, c in zip(whole, chunked):
         assert as_list(w) == as_list(c)

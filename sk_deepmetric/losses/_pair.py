@@ -23,7 +23,7 @@ from .._validation import (
     check_real,
     did_you_mean,
 )
-from ..distances import _CHUNK_BYTES, DISTANCES, pairwise_distances
+from ..distances import DISTANCES, _rows_per_chunk, pairwise_distances
 from ..miners import (
     _class_members,
     _count_below,
@@ -59,10 +59,6 @@ class _LinearizedValue(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (weights,) = ctx.saved_tensors
         return grad_output * weights, None, None
-
-
-def _rows_per_chunk(n_columns: int, n_temporaries: int) -> int:
-    return max(1, _CHUNK_BYTES // (8 * n_temporaries * max(1, n_columns)))
 
 
 def _zero_like_loss(x: Tensor) -> Tensor:
@@ -171,7 +167,7 @@ def _batch_all_hinge(dist: Tensor, labels: Tensor, margin: float, shift: float) 
     members, klass = _class_members(labels)
     weights = torch.empty_like(dd)
     total, count = 0.0, 0
-    rows = _rows_per_chunk(n, 6)
+    rows = _rows_per_chunk(n, 8, 6)  # float64 temporaries
     for start in range(0, n, rows):
         d, w = dd[start : start + rows], weights[start : start + rows]
         same = klass[start : start + d.shape[0], None] == klass
@@ -204,7 +200,7 @@ def _batch_all_smooth(dist: Tensor, labels: Tensor, margin: float, rule: str | N
     weights = torch.zeros_like(dd)
     total = torch.zeros((), dtype=torch.float64, device=dd.device)
     count = 0
-    rows = _rows_per_chunk(dd.shape[0], 6)
+    rows = _rows_per_chunk(dd.shape[0], 8, 6)
     for start in range(0, a_idx.shape[0], rows):
         a, p, ap = (
             a_idx[start : start + rows],
@@ -470,7 +466,7 @@ class AngularLoss(nn.Module):
         a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
         weights = torch.zeros_like(cosines)
         total = torch.zeros((), dtype=torch.float64, device=cosines.device)
-        rows = _rows_per_chunk(cosines.shape[0], 6)
+        rows = _rows_per_chunk(cosines.shape[0], 8, 6)
         for start in range(0, a_idx.shape[0], rows):
             a, p = a_idx[start : start + rows], p_idx[start : start + rows]
             f = 4 * tan_sq * (cosines[a] + cosines[p])
