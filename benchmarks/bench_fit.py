@@ -74,6 +74,7 @@ def _make_estimator(kind: str, batch_size: int, epochs: int, device: torch.devic
         hidden_layer_sizes=HIDDEN,
         batch_size=batch_size,
         max_iter=epochs,
+        early_stopping=False,  # the hand-written loop has no validation to match
         n_iter_no_change=epochs + 1,  # run every epoch
         device=device,
         n_threads=-1,  # the benchmark fixes torch's thread count for every row

@@ -14,10 +14,11 @@ Tasks (``--tasks``):
   synth         make_classification, 100 classes, train on 50, evaluate on the other 50
 
 Rows (``--rows``, substrings of the names): raw features, PCA, NCA, pytorch-metric-learning
-(our MLP, its TripletMarginLoss + semi-hard TripletMarginMiner in a hand-written loop with the
-embedders' default budget), each of the ten embedders with its defaults, and ``... tuned``:
-GridSearchCV over 3 values of the main loss parameter, class-disjoint 2-fold CV on the
-training classes (GroupKFold, groups=y), scored by MAP@R. ``(cnn)`` rows run on ``shifted``.
+(its TripletMarginLoss + semi-hard TripletMarginMiner trained by ``MetricEmbedder`` with
+TripletEmbedder's defaults: same MLP, optimiser, batches and early stopping), each of the
+ten embedders with its defaults, and ``... tuned``: GridSearchCV over 3 values of the main
+loss parameter, class-disjoint 2-fold CV on the training classes (GroupKFold, groups=y),
+scored by MAP@R. ``(cnn)`` rows run on ``shifted``.
 
 Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
 ``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
@@ -33,7 +34,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -41,6 +42,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 
 from sk_deepmetric import embedders as E
 from sk_deepmetric.metrics import make_retrieval_scorer, retrieval_report
@@ -108,59 +110,35 @@ def make_task(name: str, seed: int):
     return X[train], y[train], X[~train], y[~train], shape
 
 
-class PMLTriplet(TransformerMixin, BaseEstimator):
-    """pytorch-metric-learning's semi-hard triplet loss on our MLP, hand-written loop.
+class PMLSemiHardTriplet(nn.Module):
+    """pytorch-metric-learning's semi-hard ``TripletMarginMiner`` + ``TripletMarginLoss``.
 
-    Same network, initialisation, optimiser, learning rate, epochs, batch size and
-    class-balanced batches as ``TripletEmbedder``'s defaults.
+    Called as ``loss(embeddings, labels)``, so that :class:`MetricEmbedder` trains it with
+    exactly TripletEmbedder's network, initialisation, optimiser, batches and early stopping:
+    only the loss and miner differ.
     """
 
-    def __init__(self, random_state: int = 0, max_iter: int | None = None):
-        self.random_state, self.max_iter = random_state, max_iter
-
-    def fit(self, X, y):
+    def __init__(self, margin: float = 0.2):
         from pytorch_metric_learning import losses, miners
 
-        from sk_deepmetric.networks import MLP, reset_parameters
-        from sk_deepmetric.samplers import ClassBalancedBatchSampler
+        super().__init__()
+        self.loss = losses.TripletMarginLoss(margin=margin)
+        self.miner = miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard")
 
-        d = E.TripletEmbedder()
-        gen = torch.Generator().manual_seed(self.random_state)
-        self.net_ = reset_parameters(
-            MLP(
-                X.shape[1],
-                d.n_components,
-                d.hidden_layer_sizes,
-                normalize=True,
-                skip=d.skip_connection,
-            ),
-            gen,
-        )
-        loss = losses.TripletMarginLoss(margin=d.margin)
-        miner = miners.TripletMarginMiner(margin=d.margin, type_of_triplets="semihard")
-        opt = torch.optim.Adam(self.net_.parameters(), lr=d.learning_rate_init)
-        X_t, y_t = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
-        sampler = ClassBalancedBatchSampler(
-            np.asarray(y),
-            min(d.batch_size, len(y)),
-            d.samples_per_class,
-            rng=np.random.default_rng(self.random_state),
-        )
-        self.net_.train()
-        for _ in range(self.max_iter or d.max_iter):
-            for batch in sampler:
-                index = torch.as_tensor(batch)
-                emb = self.net_(X_t[index])
-                value = loss(emb, y_t[index], miner(emb, y_t[index]))
-                opt.zero_grad()
-                value.backward()
-                opt.step()
-        return self
+    def forward(self, embeddings, labels):
+        return self.loss(embeddings, labels, self.miner(embeddings, labels))
 
-    def transform(self, X):
-        self.net_.eval()
-        with torch.no_grad():
-            return self.net_(torch.as_tensor(X, dtype=torch.float32)).numpy()
+
+def pml_triplet(seed: int, **params) -> E.MetricEmbedder:
+    """The pml row: TripletEmbedder's defaults, pml's loss and miner."""
+    d = E.TripletEmbedder()
+    return E.MetricEmbedder(
+        loss=PMLSemiHardTriplet(d.margin),
+        normalize=d.normalize,
+        samples_per_class=d.samples_per_class,
+        random_state=seed,
+        **params,
+    )
 
 
 def rows(seed: int, shape, quick: bool) -> dict:
@@ -174,9 +152,7 @@ def rows(seed: int, shape, quick: bool) -> dict:
         "NCA": make_pipeline(
             StandardScaler(), NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
         ),
-        "pml triplet (same MLP)": make_pipeline(
-            StandardScaler(), PMLTriplet(random_state=seed, max_iter=epochs.get("max_iter"))
-        ),
+        "pml triplet (same MLP)": make_pipeline(StandardScaler(), pml_triplet(seed, **epochs)),
     }
     for cls in EMBEDDERS:
         name = cls.__name__

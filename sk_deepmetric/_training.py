@@ -383,6 +383,7 @@ class LoopResult:
     n_epochs: int  # epochs completed (and kept) in this call
     converged: bool  # stopped because the monitored value stopped improving
     interrupted: bool = False
+    validated: bool = False  # a validation score was monitored (set by the caller)
 
 
 def fit_loop(
@@ -402,8 +403,9 @@ def fit_loop(
 ) -> LoopResult:
     """Train for up to ``max_iter`` epochs, appending one record per epoch to ``history``.
 
-    With ``validation_score`` (higher is better) the loop monitors it and restores the best
-    weights when it stops; otherwise it monitors the training loss, as scikit-learn's MLP
+    With ``validation_score`` (higher is better) the loop monitors it, starting from the score
+    of the weights it was given, and restores the best weights when it stops (the starting
+    ones if no epoch beat them); otherwise it monitors the training loss, as scikit-learn's MLP
     does. It stops once the monitored value has not improved by ``tol`` for
     ``n_iter_no_change`` epochs. Dropout draws from torch's global RNG, so the loop runs
     under :func:`forked_rng` seeded with ``seed``: deterministic, global state untouched.
@@ -416,8 +418,12 @@ def fit_loop(
     """
     from tqdm.auto import tqdm
 
-    best, best_epoch, stall = -math.inf, 0, 0
+    best, best_epoch, stall = -math.inf, -1, 0
     last_good = best_snapshot = _snapshot(t)
+    if validation_score is not None:
+        # the starting weights compete too: training that never beats them on held-out
+        # classes is undone rather than kept
+        best = _agreed_score(validation_score)
     epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
     n_done, converged = 0, False
     with forked_rng(seed):

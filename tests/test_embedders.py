@@ -117,32 +117,40 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
-@pytest.mark.parametrize(
-    ("estimator", "imprints"),
-    [(ArcFaceEmbedder, True), (CosFaceEmbedder, True), (SoftmaxEmbedder, False)],
-)
+CLASSIFIERS = [cls for cls in ALL if issubclass(cls, embedders_module._ClassifierEmbedder)]
+
+
+def _class_weight(model):
+    return model.loss_.softmax.weight if hasattr(model.loss_, "softmax") else model.loss_.weight
+
+
+@pytest.mark.parametrize("estimator", CLASSIFIERS)
 def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
-    digits, monkeypatch, estimator, imprints
+    digits, monkeypatch, estimator
 ):
     X, y = digits  # labels 0..9: the encoded labels are y itself
     seen = {}
     original = estimator._init_loss_from_data
 
     def spy(self, X_fit, y_fit, device):
-        before = self.loss_.weight.detach().clone()
+        before = _class_weight(self).detach().clone()
         original(self, X_fit, y_fit, device)
-        seen.update(before=before, after=self.loss_.weight.detach().clone())
+        seen.update(before=before, after=_class_weight(self).detach().clone())
         seen["Z"] = self.transform(X_fit)  # the initial network's embedding
+        if hasattr(self.loss_, "centers"):
+            seen["centers"] = self.loss_.centers.detach().clone()
 
     monkeypatch.setattr(estimator, "_init_loss_from_data", spy)
     fast(estimator).fit(X, y)
-    if not imprints:
-        assert torch.equal(seen["before"], seen["after"])
-        return
     Z = seen["Z"]
-    means = np.stack([Z[y == c].mean(axis=0) for c in range(10)]) - Z.mean(axis=0)
-    expected = means / np.linalg.norm(means, axis=1, keepdims=True)
+    class_means = np.stack([Z[y == c].mean(axis=0) for c in range(10)])
+    means = class_means - Z.mean(axis=0)
+    # the directions of the centred class means, with the random weights' mean norm
+    scale = np.linalg.norm(seen["before"].numpy(), axis=1).mean()
+    expected = scale * means / np.linalg.norm(means, axis=1, keepdims=True)
     np.testing.assert_allclose(seen["after"].numpy(), expected, atol=1e-5)
+    if "centers" in seen:  # centre loss: the centres start at the class means themselves
+        np.testing.assert_allclose(seen["centers"].numpy(), class_means, atol=1e-5)
 
 
 def test_transform_does_not_depend_on_the_batch(digits):
@@ -191,22 +199,36 @@ def test_partial_fit_rejects_new_classes_for_classifier_losses(digits):
 
 def test_convergence_warning_when_still_improving(digits):
     X, y = digits
+    no_validation = {"early_stopping": False, "tol": 0.0}
     with pytest.warns(ConvergenceWarning, match="reached max_iter=2 epochs while its training"):
+        fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, **no_validation).fit(X, y)
+    # "auto" validates on held-out classes here (10 classes): the warning says so, and
+    # suggests only a larger budget
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"max_iter=2 epochs while its validation score was still improving\. Increase "
+        r"max_iter\.$",
+    ):
         fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, tol=0.0).fit(X, y)
-    with pytest.warns(ConvergenceWarning, match="max_iter=2 epochs while its validation score"):
+    with pytest.warns(ConvergenceWarning, match="validation score was still improving"):
         fast(TripletEmbedder, max_iter=2, early_stopping=True, tol=0.0).fit(X, y)
     with warnings.catch_warnings():  # a budget shorter than n_iter_no_change is deliberate
         warnings.simplefilter("error", ConvergenceWarning)
         fast(TripletEmbedder, max_iter=2, n_iter_no_change=3, tol=0.0).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        model = fast(SoftmaxEmbedder, max_iter=50, n_iter_no_change=1, tol=10.0).fit(X, y)
+        fast(TripletEmbedder, max_iter=2, n_iter_no_change=3, **no_validation).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = fast(
+            SoftmaxEmbedder, max_iter=50, n_iter_no_change=1, early_stopping=False, tol=10.0
+        ).fit(X, y)
     assert model.n_iter_ == 2  # the second epoch did not improve by tol: converged
 
 
 def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
     X, y = digits
-    scripted = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.35, 0.1, 0.1])
+    scripted = iter([0.05, 0.1, 0.5, 0.3, 0.2, 0.4, 0.35, 0.1, 0.1])  # first: before training
     seen = []
 
     def fake_map_at_r(embedding, labels, **kwargs):
@@ -218,10 +240,50 @@ def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
     model.fit(X, y)
     assert [h["score"] for h in model.history_] == [0.1, 0.5, 0.3, 0.2, 0.4]
     assert model.n_iter_ == 5
-    best_embedding, val_labels = seen[1]
+    best_embedding, val_labels = seen[2]
     held_out = np.isin(y, np.unique(val_labels))
     assert 0 < held_out.sum() < len(y)  # class-disjoint: whole classes held out
     np.testing.assert_array_equal(model.transform(X[held_out]), best_embedding)
+
+
+def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digits, monkeypatch):
+    X, y = digits
+    scripted = iter([0.9, 0.5, 0.6, 0.7, 0.8])  # the untrained network scores best
+    seen = []
+
+    def fake_map_at_r(embedding, labels, **kwargs):
+        seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
+        return next(scripted)
+
+    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    model = fast(TripletEmbedder, n_iter_no_change=4, max_iter=20).fit(X, y)
+    assert [h["score"] for h in model.history_] == [0.5, 0.6, 0.7, 0.8]
+    initial_embedding, val_labels = seen[0]
+    held_out = np.isin(y, np.unique(val_labels))
+    np.testing.assert_array_equal(model.transform(X[held_out]), initial_embedding)
+    assert not np.allclose(seen[-1][0], initial_embedding)  # training did change it
+
+
+def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
+    X, y = digits
+    # 5 classes: 0.2 x 5 rounds to 1 class, too few to guide; a short fixed budget instead
+    few = fast(TripletEmbedder, max_iter=None).fit(X[y < 5], y[y < 5])
+    assert all(h["score"] is None for h in few.history_)
+    assert few.n_iter_ == embedders_module.AUTO_MAX_ITER[False] == 5
+    held_out = []
+
+    def fake_map_at_r(embedding, labels, **kwargs):
+        held_out.append(np.unique(labels))
+        return 0.5  # never better than before training
+
+    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4).fit(X, y)  # 10 classes
+    assert many.n_iter_ == 4  # stopped by validation, long before the cap of 200
+    assert len(held_out) == 5 and all(np.array_equal(h, held_out[0]) for h in held_out)
+    assert len(held_out[0]) == 2
+    held_out.clear()
+    fast(TripletEmbedder, early_stopping=True, max_iter=2).fit(X[y < 5], y[y < 5])
+    assert len(held_out[0]) == 2 and set(held_out[0]) <= set(range(5))  # True: 2 of 5
 
 
 def test_early_stopping_with_few_classes_splits_samples(digits):
@@ -459,7 +521,9 @@ class _Interrupting(nn.Module):
 
 
 def _one_batch_per_epoch(**params):
-    return MetricEmbedder(**{**FAST, "batch_size": 256, "random_state": 0, **params})
+    return MetricEmbedder(
+        **{**FAST, "batch_size": 256, "early_stopping": False, "random_state": 0, **params}
+    )
 
 
 def test_keyboard_interrupt_keeps_the_last_finished_epoch(digits):
