@@ -162,7 +162,9 @@ def topk_neighbors(
     Returns
     -------
     distances : Tensor of shape (n_queries, k)
-        Sorted ascending (for ``"cosine"``, the cosine distance ``1 - cos``).
+        Sorted ascending (for ``"cosine"``, the cosine distance ``1 - cos``), computed from
+        the vectors themselves once the neighbours are found, so that a duplicate of a query
+        is at distance 0 (the matrix-product form used for the search is not that exact).
     indices : Tensor of shape (n_queries, k), int64
         Row indices into ``reference``; equal distances among the k are ordered by index.
 
@@ -174,7 +176,9 @@ def topk_neighbors(
     >>> topk_neighbors(x, x, k=1, exclude_self=True)[1].ravel().tolist()
     [1, 0, 1]
     """
-    chunks = list(iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size))
+    chunks = list(
+        iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
+    )
     if not chunks:
         return queries.new_zeros((0, k)), torch.zeros((0, k), dtype=torch.long)
     return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])
@@ -188,6 +192,7 @@ def iter_topk_neighbors(
     distance: str = "euclidean",
     exclude_self: bool = False,
     chunk_size: int | None = None,
+    refine: bool = False,
 ) -> Iterator[tuple[int, Tensor, Tensor]]:
     """Yield ``(start, distances, indices)`` for consecutive chunks of queries.
 
@@ -195,6 +200,13 @@ def iter_topk_neighbors(
     each chunk (a retrieval metric, a vote) and never hold all neighbours at once. ``k`` may be
     an int, or an int tensor of shape ``(n_queries,)``: each chunk then returns
     ``k[start:stop].max()`` neighbours (MAP@R needs up to R neighbours, R varying per query).
+
+    Neighbours are ranked by a score that orders each query's row like the distance but leaves
+    out the query's own term (``|r|^2 - 2 q.r``, or ``-cos``): one matrix product per tile and
+    no other pass over it. ``refine=True`` recomputes the distances of the k neighbours kept
+    directly from the vectors (``|q - r|``, not the expansion, whose float32 rounding puts
+    duplicates ~1e-3 apart) and orders them by those; the rows of a chunk are then held as
+    ``(rows, k, d)``, so it is meant for small ``k``.
     """
     n_ref = reference.shape[0]
     limit = n_ref - 1 if exclude_self else n_ref
@@ -210,28 +222,63 @@ def iter_topk_neighbors(
             f"{queries.shape[0]} queries and {n_ref} reference samples."
         )
     rows, cols = _tile_shape(queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size)
-    # squared distances order like euclidean ones and skip a sqrt per element
-    search = "squared_euclidean" if distance == "euclidean" else distance
+    ref_sq = None if distance == "cosine" else (reference * reference).sum(dim=1)
     for start in range(0, queries.shape[0], rows):
         q = queries[start : start + rows]
         k_chunk = int(k[start : start + rows].max()) if isinstance(k, Tensor) else k
+        # -q: the product is then the negated cosine or dot product, smaller is closer
+        q_rank = -F.normalize(q, dim=1) if distance == "cosine" else -2.0 * q
         tiles = []
         for col in range(0, n_ref, cols):
-            d = pairwise_distances(q, reference[col : col + cols], search)
+            r = reference[col : col + cols]
+            if distance == "cosine":
+                score = q_rank @ F.normalize(r, dim=1).T
+            else:
+                score = torch.addmm(ref_sq[col : col + cols], q_rank, r.T)
             if exclude_self:
-                local = torch.arange(q.shape[0], device=d.device)
-                mine = (local + start >= col) & (local + start < col + d.shape[1])
-                d[local[mine], local[mine] + start - col] = math.inf
-            vals, inds = _smallest_k_by_index(d, min(k_chunk, d.shape[1]))
+                local = torch.arange(q.shape[0], device=score.device)
+                mine = (local + start >= col) & (local + start < col + score.shape[1])
+                score[local[mine], local[mine] + start - col] = math.inf
+            vals, inds = _smallest_k_by_index(score, min(k_chunk, score.shape[1]))
             tiles.append((vals, inds + col))
         if len(tiles) == 1:
             vals, inds = tiles[0]
         else:  # each tile's exact top k holds the global top k: merge by (value, index)
             vals, inds = (torch.cat(parts, dim=1) for parts in zip(*tiles, strict=True))
             vals, inds = _smallest_k_by_index(vals, inds, k_chunk)
-        if distance == "euclidean":
-            vals = vals.clamp_min(0.0).sqrt()
+        if refine:
+            yield start, *_refined(q, reference, inds, distance)
+            continue
+        if distance == "cosine":
+            vals = vals + 1.0
+        else:
+            vals = (vals + (q * q).sum(dim=1, keepdim=True)).clamp_min_(0.0)
+            if distance == "euclidean":
+                vals = vals.sqrt_()
         yield start, vals, inds
+
+
+def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple[Tensor, Tensor]:
+    """Distances of ``q``'s neighbours ``inds`` computed directly, reordered by them.
+
+    Equal distances stay ordered by index. In blocks of queries within the 32 MiB bound.
+    """
+    k, d = inds.shape[1], q.shape[1]
+    block = _rows_per_chunk(k * d, q.element_size())
+    dists = []
+    for start in range(0, q.shape[0], block):
+        qb, nb = q[start : start + block], reference[inds[start : start + block]]
+        if distance == "cosine":
+            cos = (F.normalize(nb, dim=2) @ F.normalize(qb, dim=1).unsqueeze(2)).squeeze(2)
+            dists.append(1.0 - cos)
+        else:
+            diff = nb - qb.unsqueeze(1)
+            sq = (diff * diff).sum(dim=2)
+            dists.append(sq.sqrt_() if distance == "euclidean" else sq)
+    dist = torch.cat(dists)
+    by_index = torch.argsort(inds, dim=1)
+    order = by_index.gather(1, torch.argsort(dist.gather(1, by_index), dim=1, stable=True))
+    return dist.gather(1, order), inds.gather(1, order)
 
 
 def _tile_shape(

@@ -137,3 +137,22 @@ def test_tiling_the_reference_set_gives_the_same_neighbours(monkeypatch, exclude
     assert torch.equal(got[1], want[1])
     # a k too large for the tile falls back to whole-reference chunks
     assert distances._tile_shape(queries.shape[0], 300, 9, 8, None)[1] == 300
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_topk_distances_are_computed_from_the_vectors_in_float32(distance):
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(300, 32, generator=g) * 10 + 5  # large norms: the expansion rounds
+    queries = torch.cat([ref[::7], torch.randn(20, 32, generator=g) * 10 + 5])
+    d, i = topk_neighbors(queries, ref, 4, distance)
+    n_dup = len(range(0, 300, 7))
+    assert torch.equal(i[:n_dup, 0], torch.arange(0, 300, 7))  # each duplicate finds itself
+    if distance == "cosine":  # 1 - cos(x, x) rounds to a few float32 epsilons at most
+        assert d[:n_dup, 0].abs().max() < 1e-6
+    else:
+        assert torch.equal(d[:n_dup, 0], torch.zeros(n_dup))
+    # the search's matrix-product form alone is off by ~1e-3 here (the float32 expansion)
+    assert euclidean_distances(ref[::7], ref)[:, ::7].diagonal().max() > 1e-4
+    want = _loop_distance(queries.double(), ref.double(), distance)
+    torch.testing.assert_close(d.double(), want.gather(1, i), rtol=1e-5, atol=1e-5)
+    assert torch.all(d[:, 1:] >= d[:, :-1])

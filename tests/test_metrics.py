@@ -249,13 +249,13 @@ def test_agrees_with_pytorch_metric_learning(mode, distance):
 
 def test_large_input_is_searched_in_bounded_chunks(monkeypatch):
     largest = []
-    original = sk_deepmetric.distances.pairwise_distances
+    original = sk_deepmetric.distances._smallest_k_by_index
 
-    def recording(x, y=None, distance="euclidean"):
-        largest.append(x.shape[0] * (x.shape[0] if y is None else y.shape[0]))
-        return original(x, y, distance)
+    def recording(scores, *args):  # every tile of scores passes through here
+        largest.append(scores.numel())
+        return original(scores, *args)
 
-    monkeypatch.setattr(sk_deepmetric.distances, "pairwise_distances", recording)
+    monkeypatch.setattr(sk_deepmetric.distances, "_smallest_k_by_index", recording)
     g = torch.Generator().manual_seed(0)
     n, chunk_size = 10_000, 300
     labels = torch.arange(n) % 1_000  # R = 9
