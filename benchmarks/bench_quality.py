@@ -2,9 +2,10 @@
 
 The protocol of ``docs/../shared/PROTOCOL.md`` (Musgrave et al., "A Metric Learning Reality
 Check"): train on some classes, evaluate on classes never seen in training, leave-one-out,
-cosine similarity. Columns: Precision@1, R-Precision, MAP@R and fit seconds, mean ± std over
-seeds. Every model is a pipeline that starts with a StandardScaler fitted on the training
-classes.
+cosine similarity; and one closed-set task, as scikit-learn users will also run. Columns:
+Precision@1, R-Precision, MAP@R, 5-NN accuracy (closed set only) and fit seconds, mean ± std
+over seeds. Every model is a pipeline that starts with a StandardScaler fitted on the
+training data.
 
 Tasks (``--tasks``):
   digits        load_digits, train on 0-4, evaluate on 5-9
@@ -12,6 +13,8 @@ Tasks (``--tasks``):
   noise         digits 0-4 -> 5-9 with 64 extra Gaussian noise features
   shifted       digits padded to 12x12 and shifted by up to 2 pixels (MLPs and CNNs)
   synth         make_classification, 100 classes, train on 50, evaluate on the other 50
+  closed        all 10 digits, a stratified half to train on and the other half to evaluate
+                (closed set, as a scikit-learn user's KNN pipeline: 5-NN accuracy too)
 
 Rows (``--rows``, substrings of the names): raw features, PCA, NCA, pytorch-metric-learning
 (its TripletMarginLoss + semi-hard TripletMarginMiner trained by ``MetricEmbedder`` with
@@ -38,8 +41,8 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, GroupKFold
-from sklearn.neighbors import NeighborhoodComponentsAnalysis
+from sklearn.model_selection import GridSearchCV, GroupKFold, train_test_split
+from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -74,7 +77,7 @@ GRIDS = {
     "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
 }
 
-TASKS = ("digits", "digits-rev", "noise", "shifted", "synth")
+TASKS = ("digits", "digits-rev", "noise", "shifted", "synth", "closed")
 SHIFTED_SHAPE = (1, 12, 12)
 
 
@@ -96,6 +99,11 @@ def make_task(name: str, seed: int):
     X, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(seed)
     shape = (1, 8, 8)
+    if name == "closed":
+        train, test = train_test_split(
+            np.arange(len(y)), test_size=0.5, stratify=y, random_state=seed
+        )
+        return X[train], y[train], X[test], y[test], shape
     if name == "noise":
         X = np.hstack([X, rng.normal(scale=X.std(), size=X.shape)])
         shape = None
@@ -180,13 +188,17 @@ def evaluate(model, task) -> dict:
         else:
             model.fit(X_train, y_train)
     seconds = time.perf_counter() - start
-    report = retrieval_report(
-        model.transform(X_eval), y_eval, distance="cosine", recall_k=(1,), device="cpu"
-    )
+    Z_eval = model.transform(X_eval)
+    report = retrieval_report(Z_eval, y_eval, distance="cosine", recall_k=(1,), device="cpu")
+    accuracy = None
+    if np.isin(y_eval, y_train).all():  # closed set: classify by the training neighbours
+        knn = KNeighborsClassifier(n_neighbors=5, metric="cosine")
+        accuracy = knn.fit(model.transform(X_train), y_train).score(Z_eval, y_eval)
     return {
         "P@1": report["precision_at_1"],
         "R-Prec": report["r_precision"],
         "MAP@R": report["map_at_r"],
+        "kNN acc": accuracy,
         "fit s": seconds,
     }
 
@@ -202,8 +214,8 @@ def run_task(task_name: str, seeds: list[int], quick: bool, wanted) -> None:
     data = {seed: make_task(task_name, seed) for seed in seeds}
     names = [n for n in rows(0, data[0][4], quick) if wanted(n)]
     print(f"\n### {task_name}\n")
-    print("| model | Precision@1 | R-Precision | MAP@R | fit seconds |")
-    print("|---|---|---|---|---|")
+    print("| model | Precision@1 | R-Precision | MAP@R | 5-NN accuracy | fit seconds |")
+    print("|---|---|---|---|---|---|")
     for name in names:
         results = []
         for seed in seeds:
@@ -214,6 +226,8 @@ def run_task(task_name: str, seeds: list[int], quick: bool, wanted) -> None:
         if not results:
             continue
         cols = [cell([r[k] for r in results]) for k in ("P@1", "R-Prec", "MAP@R")]
+        accuracy = [r["kNN acc"] for r in results]
+        cols.append("-" if None in accuracy else cell(accuracy))
         seconds = cell([r["fit s"] for r in results], 1)
         print(f"| {name} | " + " | ".join(cols) + f" | {seconds} |", flush=True)
 

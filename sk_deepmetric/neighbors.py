@@ -39,12 +39,15 @@ METRICS = ("euclidean", "cosine")
 WEIGHTS = ("uniform", "distance")
 
 # algorithm="auto" switches from torch brute force to a faiss flat index (on CPU) from this many
-# reference samples on. Measured on the 2-core CPU of development (d=128, 1,000-2,000 queries,
-# k=10, brute and faiss interleaved): torch brute is as fast as faiss flat up to 100k (its
-# 32 MiB chunks still hold ~80 queries), level at 200k, and 1.5-2.5x slower at 400k-1M, where
-# a chunk holds only 8-20 queries and every chunk streams the whole reference set from memory.
+# reference samples on. Both are exact and return the same neighbours; which is faster depends
+# on the CPU's BLAS (d=128, 1,000 queries, k=10, 2 threads, brute and faiss interleaved). On a
+# 2-core Intel Xeon torch brute was as fast as faiss flat up to 100k, level at 200k and
+# 1.5-2.5x slower beyond. On a 2-core AMD EPYC (Zen 5), where torch's MKL runs its matrix
+# product at about half faiss's OpenBLAS speed, faiss flat was 2.2x faster at 50k, 1.6-1.75x
+# at 100k-400k (and 2.4x at 10k, where both take a few milliseconds per thousand queries).
+# From 50k, faiss costs nothing on the first and wins on the second.
 # Re-measure with `python benchmarks/bench_knn.py --crossover`.
-AUTO_FAISS_MIN_SAMPLES = 200_000
+AUTO_FAISS_MIN_SAMPLES = 50_000
 
 _FAISS_HINT = (
     "Install it with `pip install sk_deepmetric[faiss]` (or conda's faiss-cpu/faiss-gpu)."
@@ -271,7 +274,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         - ``"faiss_ivf"``: approximate, a faiss inverted-file index with ``n_lists`` cells,
           ``n_probe`` of which are scanned per query. For reference sets of millions.
         - ``"auto"``: ``"faiss"`` when faiss is installed, the search runs on the CPU and the
-          training set has at least ``AUTO_FAISS_MIN_SAMPLES`` (200,000) samples; else
+          training set has at least ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples; else
           ``"brute"``. Never the approximate ``"faiss_ivf"``.
 
         The faiss backends need ``pip install sk_deepmetric[faiss]``.
