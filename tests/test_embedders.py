@@ -286,6 +286,57 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
     assert len(held_out[0]) == 2 and set(held_out[0]) <= set(range(5))  # True: 2 of 5
 
 
+def test_validation_holdout_samples_holds_out_part_of_every_class(digits, monkeypatch):
+    X, y = digits
+    held_out = []
+
+    def fake_map_at_r(embedding, labels, **kwargs):
+        held_out.append(np.asarray(labels).copy())
+        return 0.5
+
+    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    model = fast(TripletEmbedder, validation_holdout="samples", n_iter_no_change=2)
+    model.fit(X, y)  # "auto": every class has 4+ samples
+    labels = held_out[0]
+    counts = np.bincount(y)
+    np.testing.assert_array_equal(np.unique(labels), np.unique(y))  # every class is in it
+    # validation_fraction 0.2 of each class's ~20 samples (at least 2), never all of them
+    per_class = np.bincount(labels, minlength=10)
+    assert np.all(per_class >= 2) and np.all(per_class <= counts - 2)
+    np.testing.assert_array_equal(per_class, np.maximum(2, np.round(0.2 * counts)))
+
+
+def test_early_stopping_without_a_possible_split(digits):
+    X, y = digits
+    two_and_few = np.r_[np.flatnonzero(y == 0)[:4], np.flatnonzero(y == 1)[:2]]
+    Xs, ys = X[two_and_few], y[two_and_few]  # class 0: 4 samples, class 1: 2
+    # "auto" trains without validation where none is possible
+    for holdout in ("classes", "samples"):
+        model = fast(ArcFaceEmbedder, validation_holdout=holdout, batch_size=8).fit(Xs, ys)
+        assert all(h["score"] is None for h in model.history_)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`early_stopping=True` with `validation_holdout`='samples' needs at least 2 "
+            "classes with 4 or more samples, got 1. Set early_stopping=False or give more "
+            "data."
+        ),
+    ):
+        fast(ArcFaceEmbedder, early_stopping=True, validation_holdout="samples", batch_size=8).fit(
+            Xs, ys
+        )
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`early_stopping=True` needs a validation set: with 2 classes and "
+            "`validation_fraction`=0.2, no class-disjoint split (2+ classes on each side) "
+            "nor a split of the samples of classes with 4+ samples leaves 2 classes on each "
+            "side."
+        ),
+    ):
+        fast(ArcFaceEmbedder, early_stopping=True, batch_size=8).fit(Xs, ys)
+
+
 def test_early_stopping_with_few_classes_splits_samples(digits):
     X, y = digits
     mask = y < 3
