@@ -744,7 +744,8 @@ _COMMON_DOC = """    n_components : int, default=128
         one or two epochs on small data and lost MAP@R on unseen classes; 1e-4 gives a
         gentle correction. With early stopping, 1e-4, 3e-4 and 1e-3 reach the same MAP@R
         on 100 classes of ``make_classification`` (0.16), and 1e-4 the best on digits with
-        64 noise features (0.446, against 0.415 and 0.418; TripletEmbedder, 2 seeds).
+        64 noise features when 2 of the 5 training digits were held out (0.446, against
+        0.415 and 0.418; TripletEmbedder, 2 seeds).
     weight_decay : float, default=0.0
     lr_schedule : {{None, "cosine", "step"}}, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
@@ -762,7 +763,7 @@ _COMMON_DOC = """    n_components : int, default=128
         (raw features: 0.438; 5 epochs: 0.451). With many, it is what makes the defaults
         work: on 100 classes of ``make_classification`` (train on 50, evaluate on 50), 5
         epochs gave MAP@R 0.086 and early stopping 0.16 (NCA: 0.127), stopping on its own
-        after about 80 epochs (TripletEmbedder, 3 seeds). True validates whatever the
+        after about 90 epochs (TripletEmbedder, 3 seeds). True validates whatever the
         number of classes: on 2 held-out classes from 4 classes on, and on held-out samples
         of each class below that.
     validation_fraction : float, default=0.2
