@@ -503,6 +503,13 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _sampler(self, y):
         if self._batching == "balanced":
+            if y.size < 2 * self.samples_per_class:  # the batch size is capped at y.size
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 x `samples_per_class` "
+                    f"({self.samples_per_class}) = {2 * self.samples_per_class} training "
+                    f"samples, so that a batch holds two classes; got {y.size}. Lower "
+                    "`samples_per_class` or give more data."
+                )
             return ClassBalancedBatchSampler(
                 y, min(self.batch_size, y.size), self.samples_per_class, rng=self._rng, **shard()
             )

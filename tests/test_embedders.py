@@ -492,6 +492,19 @@ def test_input_shape_must_match_width(digits):
     assert "network='cnn' needs images" in _fit_error(fast(TripletEmbedder, network="cnn"), X, y)
 
 
+def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
+    X, y = digits
+    rows = np.r_[np.flatnonzero(y == 0)[:3], np.flatnonzero(y == 1)[:3]]
+    # batch_size=32 is capped at the 6 samples; the error must not blame batch_size
+    assert _fit_error(fast(TripletEmbedder, early_stopping=False), X[rows], y[rows]) == (
+        "TripletEmbedder needs at least 2 x `samples_per_class` (4) = 8 training samples, "
+        "so that a batch holds two classes; got 6. Lower `samples_per_class` or give more "
+        "data."
+    )
+    model = fast(TripletEmbedder, samples_per_class=3, early_stopping=False)
+    assert model.fit(X[rows], y[rows]).n_iter_ == 3
+
+
 @pytest.mark.parametrize(
     ("params", "exc", "match"),
     [
