@@ -275,10 +275,14 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
             diff = nb - qb.unsqueeze(1)
             sq = (diff * diff).sum(dim=2)
             dists.append(sq.sqrt_() if distance == "euclidean" else sq)
-    dist = torch.cat(dists)
+    return _sort_by_value_then_index(torch.cat(dists), inds)
+
+
+def _sort_by_value_then_index(vals: Tensor, inds: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row of ``vals`` (and ``inds`` alongside) ascending, equal values by index."""
     by_index = torch.argsort(inds, dim=1)
-    order = by_index.gather(1, torch.argsort(dist.gather(1, by_index), dim=1, stable=True))
-    return dist.gather(1, order), inds.gather(1, order)
+    order = by_index.gather(1, torch.argsort(vals.gather(1, by_index), dim=1, stable=True))
+    return vals.gather(1, order), inds.gather(1, order)
 
 
 def _tile_shape(
@@ -317,9 +321,7 @@ def _smallest_k_by_index(
     n_cols = d.shape[1]
     vals, cols = torch.topk(d, min(k + 1, n_cols), dim=1, largest=False, sorted=True)
     inds = cols if index is None else index.gather(1, cols)
-    by_index = torch.argsort(inds, dim=1)
-    order = by_index.gather(1, torch.argsort(vals.gather(1, by_index), dim=1, stable=True))
-    vals, inds = vals.gather(1, order), inds.gather(1, order)
+    vals, inds = _sort_by_value_then_index(vals, inds)
     if k < n_cols:
         tied = torch.nonzero(vals[:, k - 1] == vals[:, k]).squeeze(1)
         if tied.numel():

@@ -514,6 +514,25 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             r"`batch_size` \(6\) must be at least 2 x `samples_per_class` \(4\) = 8",
         ),
         (
+            {"early_stopping": "yes"},
+            InvalidParameterError,
+            r"The 'early_stopping' parameter of TripletEmbedder must be an instance of 'bool' "
+            r".* or a str among \{'auto'\}\. Got 'yes' instead\.",
+        ),
+        (
+            {"validation_holdout": "class"},
+            InvalidParameterError,
+            r"The 'validation_holdout' parameter of TripletEmbedder must be a str among "
+            r"\{'(classes|samples)', '(classes|samples)'\}\. Got 'class' instead\. Did you "
+            r"mean 'classes'\?",
+        ),
+        (
+            {"max_iter": 0},
+            InvalidParameterError,
+            r"The 'max_iter' parameter of TripletEmbedder must be an int in the range "
+            r"\[1, inf\) or None\. Got 0 instead\.",
+        ),
+        (
             {"miner": "semi_hard"},
             InvalidParameterError,
             r"The 'miner' parameter of TripletEmbedder must be .* Got 'semi_hard' instead\. "
