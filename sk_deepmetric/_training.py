@@ -383,7 +383,6 @@ class LoopResult:
     n_epochs: int  # epochs completed (and kept) in this call
     converged: bool  # stopped because the monitored value stopped improving
     interrupted: bool = False
-    validated: bool = False  # a validation score was monitored (set by the caller)
 
 
 def fit_loop(
