@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
-import sk_deepmetric.embedders as embedders_module
+import sk_deepmetric.embedders._base as base_module
 from sk_deepmetric.embedders import (
     AngularEmbedder,
     ArcFaceEmbedder,
@@ -29,6 +29,8 @@ from sk_deepmetric.embedders import (
     SphereFaceEmbedder,
     TripletEmbedder,
 )
+from sk_deepmetric.embedders._classifier import _ClassifierEmbedder
+from sk_deepmetric.embedders._params import AUTO_MAX_ITER
 from sk_deepmetric.losses._pair import TripletMarginLoss
 
 ALL = [
@@ -117,7 +119,7 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
-CLASSIFIERS = [cls for cls in ALL if issubclass(cls, embedders_module._ClassifierEmbedder)]
+CLASSIFIERS = [cls for cls in ALL if issubclass(cls, _ClassifierEmbedder)]
 
 
 def _class_weight(model):
@@ -235,7 +237,7 @@ def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
         seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
         return next(scripted)
 
-    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
     model = fast(TripletEmbedder, early_stopping=True, n_iter_no_change=3, max_iter=20)
     model.fit(X, y)
     assert [h["score"] for h in model.history_] == [0.1, 0.5, 0.3, 0.2, 0.4]
@@ -255,7 +257,7 @@ def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digit
         seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
         return next(scripted)
 
-    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
     model = fast(TripletEmbedder, n_iter_no_change=4, max_iter=20).fit(X, y)
     assert [h["score"] for h in model.history_] == [0.5, 0.6, 0.7, 0.8]
     initial_embedding, val_labels = seen[0]
@@ -269,14 +271,14 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
     # 5 classes: 0.2 x 5 rounds to 1 class, too few to guide; a short fixed budget instead
     few = fast(TripletEmbedder, max_iter=None).fit(X[y < 5], y[y < 5])
     assert all(h["score"] is None for h in few.history_)
-    assert few.n_iter_ == embedders_module.AUTO_MAX_ITER[False] == 5
+    assert few.n_iter_ == AUTO_MAX_ITER[False] == 5
     held_out = []
 
     def fake_map_at_r(embedding, labels, **kwargs):
         held_out.append(np.unique(labels))
         return 0.5  # never better than before training
 
-    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
     many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4).fit(X, y)  # 10 classes
     assert many.n_iter_ == 4  # stopped by validation, long before the cap of 200
     assert len(held_out) == 5 and all(np.array_equal(h, held_out[0]) for h in held_out)
@@ -294,7 +296,7 @@ def test_validation_holdout_samples_holds_out_part_of_every_class(digits, monkey
         held_out.append(np.asarray(labels).copy())
         return 0.5
 
-    monkeypatch.setattr(embedders_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
     model = fast(TripletEmbedder, validation_holdout="samples", n_iter_no_change=2)
     model.fit(X, y)  # "auto": every class has 4+ samples
     labels = held_out[0]

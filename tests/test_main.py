@@ -4,12 +4,13 @@ import pytest
 
 from sk_deepmetric import embedders
 from sk_deepmetric.__main__ import LOSSES, build_parser, main
+from sk_deepmetric.embedders._base import _BaseEmbedder
 
 
 def test_every_loss_option_names_an_embedder():
     assert len(LOSSES) == 10
     for class_name in LOSSES.values():
-        assert issubclass(getattr(embedders, class_name), embedders._BaseEmbedder)
+        assert issubclass(getattr(embedders, class_name), _BaseEmbedder)
 
 
 def test_demo_prints_the_retrieval_table_and_saves_the_plot(tmp_path, capsys):

@@ -1,0 +1,38 @@
+"""The ``*Embedder`` estimators: scikit-learn transformers that learn a deep metric embedding.
+
+Each estimator trains a torch network (an MLP, a small CNN or the user's module) with one
+metric-learning loss and maps ``X`` to embeddings of shape ``(n_samples, n_components)``,
+ready for :class:`~sklearn.neighbors.KNeighborsClassifier` or retrieval.
+
+The package is laid out as one private base class that holds everything the estimators share
+(``_base``: validation, network, batching, training, transform; ``_holdout``: what early
+stopping holds out), the shared parameter table and docstring (``_params``), and the
+estimators by family: tuple losses (``_tuple``), classifier losses (``_classifier``) and any
+loss module (``_custom``). Each public class adds its loss's parameters, their constraints,
+its docstring and the loss it builds.
+"""
+
+from ._classifier import (
+    ArcFaceEmbedder,
+    CenterLossEmbedder,
+    CosFaceEmbedder,
+    LargeMarginSoftmaxEmbedder,
+    SoftmaxEmbedder,
+    SphereFaceEmbedder,
+)
+from ._custom import MetricEmbedder
+from ._tuple import AngularEmbedder, ContrastiveEmbedder, NPairsEmbedder, TripletEmbedder
+
+__all__ = [
+    "AngularEmbedder",
+    "ArcFaceEmbedder",
+    "CenterLossEmbedder",
+    "ContrastiveEmbedder",
+    "CosFaceEmbedder",
+    "LargeMarginSoftmaxEmbedder",
+    "MetricEmbedder",
+    "NPairsEmbedder",
+    "SoftmaxEmbedder",
+    "SphereFaceEmbedder",
+    "TripletEmbedder",
+]
