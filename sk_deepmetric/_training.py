@@ -383,6 +383,7 @@ class LoopResult:
     n_epochs: int  # epochs completed (and kept) in this call
     converged: bool  # stopped because the monitored value stopped improving
     interrupted: bool = False
+    stalled: int = 0  # epochs since the monitored value last improved by more than ``tol``
 
 
 def fit_loop(
@@ -443,7 +444,7 @@ def fit_loop(
                     RuntimeWarning,
                     stacklevel=3,
                 )
-                return LoopResult(n_done, converged=False, interrupted=True)
+                return LoopResult(n_done, converged=False, interrupted=True, stalled=stall)
             n_done += 1
             history.append(
                 {
@@ -473,4 +474,4 @@ def fit_loop(
         _restore(t, best_snapshot)
     if is_distributed():
         broadcast_weights(t)
-    return LoopResult(n_done, converged)
+    return LoopResult(n_done, converged, stalled=stall)

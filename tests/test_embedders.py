@@ -228,6 +228,48 @@ def test_convergence_warning_when_still_improving(digits):
     assert model.n_iter_ == 2  # the second epoch did not improve by tol: converged
 
 
+@pytest.mark.parametrize(
+    ("scores", "state"),
+    [
+        ([0.1, 0.2, 0.3, 0.35, 0.4], "while its validation score was still improving"),
+        (  # flat after epoch 2: only the patience had not run out
+            [0.1, 0.2, 0.3, 0.3, 0.3],
+            "before n_iter_no_change=3 epochs without an improvement by more than tol=0.0001: "
+            "its validation score last improved in epoch 2",
+        ),
+        (
+            [0.9, 0.5, 0.6, 0.7, 0.8],
+            "before n_iter_no_change=5 epochs without an improvement by more than tol=0.0001: "
+            "its validation score never improved on the starting weights' score",
+        ),
+    ],
+)
+def test_convergence_warning_says_whether_the_score_still_improved(
+    digits, monkeypatch, scores, state
+):
+    X, y = digits
+    scripted = iter(scores)  # the first is the untrained network's
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", lambda *a, **k: next(scripted))
+    patience = 5 if scores[0] == 0.9 else 3
+    advice = "" if "still" in state else ", or lower n_iter_no_change"
+    expected = f"TripletEmbedder reached max_iter=4 epochs {state}. Increase max_iter{advice}."
+    with pytest.warns(ConvergenceWarning, match=f"^{re.escape(expected)}$") as record:
+        fast(TripletEmbedder, max_iter=4, n_iter_no_change=patience, early_stopping=True).fit(X, y)
+    assert record[0].filename == __file__  # points at the caller of fit
+
+
+def test_convergence_warning_for_a_flat_training_loss(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, max_iter=3, n_iter_no_change=3, early_stopping=False, tol=5.0)
+    expected = (
+        "TripletEmbedder reached max_iter=3 epochs before n_iter_no_change=3 epochs without an "
+        "improvement by more than tol=5.0: its training loss last improved in epoch 1. "
+        "Increase max_iter, or set early_stopping=True, or lower n_iter_no_change."
+    )
+    with pytest.warns(ConvergenceWarning, match=f"^{re.escape(expected)}$"):
+        model.fit(X, y)
+
+
 def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
     X, y = digits
     scripted = iter([0.05, 0.1, 0.5, 0.3, 0.2, 0.4, 0.35, 0.1, 0.1])  # first: before training

@@ -279,16 +279,32 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         # not a failure, unless early stopping was asked for explicitly.
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
         if judged and not result.converged and result.n_epochs == max_iter:
-            validated = validation is not None
-            watched = "validation score" if validated else "training loss"
-            advice = "" if validated else ", or set early_stopping=True"
-            warnings.warn(
-                f"{type(self).__name__} reached max_iter={max_iter} epochs while its "
-                f"{watched} was still improving. Increase max_iter{advice}.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            self._warn_unconverged(max_iter, result.stalled, validated=validation is not None)
         return self
+
+    def _warn_unconverged(self, max_iter, stalled, validated):
+        """Say that ``max_iter`` ended the fit, and whether the watched value still improved."""
+        watched = "validation score" if validated else "training loss"
+        advice = "" if validated else ", or set early_stopping=True"
+        if stalled == 0:
+            state = f"while its {watched} was still improving"
+        else:  # it had flattened; only the patience had not run out
+            when = (
+                "never improved on the starting weights' score"
+                if stalled >= max_iter
+                else f"last improved in epoch {self.history_[-1]['epoch'] - stalled}"
+            )
+            state = (
+                f"before n_iter_no_change={self.n_iter_no_change} epochs without an "
+                f"improvement by more than tol={self.tol}: its {watched} {when}"
+            )
+            advice += ", or lower n_iter_no_change"
+        warnings.warn(
+            f"{type(self).__name__} reached max_iter={max_iter} epochs {state}. "
+            f"Increase max_iter{advice}.",
+            ConvergenceWarning,
+            stacklevel=5,  # the caller of fit, past scikit-learn's _fit_context wrapper
+        )
 
     def _train(self, X, y, device, continuing, max_iter, partial, validation_plan):
         torch_gen = torch.Generator().manual_seed(int(self._rng.integers(2**62)))

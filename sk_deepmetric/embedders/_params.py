@@ -111,10 +111,11 @@ _COMMON_DOC = """    n_components : int, default=128
         evaluate on 5-9) MAP@R peaked within 1 to 5 epochs and fell steadily after (0.55
         at 5 epochs, 0.50 at 30, learning rate 1e-4). Without early stopping, training also
         stops once the training loss stops improving (``n_iter_no_change``, ``tol``). A
-        ``ConvergenceWarning`` says that ``max_iter`` ended the fit while the monitored
-        value was still improving; it is not raised when ``max_iter < n_iter_no_change``
-        unless ``early_stopping=True`` (a budget too short to judge convergence, taken as
-        deliberate).
+        ``ConvergenceWarning`` says that ``max_iter`` ended the fit before
+        ``n_iter_no_change`` epochs without improvement, and whether the monitored value was
+        still improving or when it last did; it is not raised when
+        ``max_iter < n_iter_no_change`` unless ``early_stopping=True`` (a budget too short to
+        judge convergence, taken as deliberate).
     optimizer : {{"adam", "adamw", "sgd"}}, default="adam"
         It trains the network's parameters and the loss's own (class weights, centres);
         "sgd" uses Nesterov momentum 0.9.
