@@ -258,8 +258,12 @@ def test_search_device_follows_the_embedder():
 # ---------------------------------------------------------------- the estimator
 
 
-def test_default_embedder_is_a_triplet_embedder():
-    assert isinstance(EmbeddingKNeighborsClassifier()._make_embedder(), TripletEmbedder)
+def test_default_embedder_is_a_triplet_embedder_validated_on_held_out_samples():
+    embedder = EmbeddingKNeighborsClassifier()._make_embedder()
+    assert isinstance(embedder, TripletEmbedder)
+    # the classifier only meets its training classes: early stopping on held-out samples
+    expected = TripletEmbedder(validation_holdout="samples").get_params()
+    assert embedder.get_params() == expected
 
 
 def test_fit_clones_the_embedder_and_sets_attributes():
