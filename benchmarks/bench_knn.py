@@ -12,6 +12,7 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --quick               # CI smoke run, seconds
     python benchmarks/bench_knn.py --n-reference 100000 1000000   # adds the 1M IVF path
     python benchmarks/bench_knn.py --crossover           # where faiss overtakes torch brute
+    python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from sk_deepmetric.neighbors import (
 )
 
 # above this many reference vectors the exact CPU baselines take minutes per repeat: only
-# faiss flat runs, once, as the ground truth for IVF recall
+# faiss flat runs (and torch brute force when it runs on a GPU), once, as the ground truth
+# for IVF recall
 EXACT_BASELINES_MAX = 200_000
 # spread of each cluster: overlapping clusters, so that IVF has boundaries to get wrong
 NOISE = 1.0
@@ -88,18 +90,21 @@ def methods(reference, k, device, n_lists, exact_baselines):
     ours = partial(search, k=k)
     out = []
     if exact_baselines:
-        out += [
+        out.append(
             (
                 "scikit-learn NearestNeighbors(brute)",
                 partial(NearestNeighbors(n_neighbors=k, algorithm="brute").fit, reference),
                 lambda nn, q: nn.kneighbors(q, return_distance=False),
-            ),
+            )
+        )
+    if exact_baselines or torch.device(device).type != "cpu":  # fast at any size on a GPU
+        out.append(
             (
                 f"sk_deepmetric brute (torch, {device})",
                 partial(build, _BruteSearch, "euclidean", device),
                 ours,
-            ),
-        ]
+            )
+        )
     out.append(
         ("sk_deepmetric faiss (flat, exact)", partial(build, _FaissFlatSearch, "euclidean"), ours)
     )

@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/bench_losses.py            # full table (minutes)
     python benchmarks/bench_losses.py --quick    # B=256 only, a CI smoke run
+    python benchmarks/bench_losses.py --device cuda --sizes 1024 4096
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def fmt_ms(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="B=256 only (CI smoke run)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=None, help="batch sizes (default 256 1024 4096)"
+    )
     parser.add_argument("--device", default="cpu")
     # one thread by default: on a shared machine, OpenMP threads waiting on each other make
     # multi-threaded timings swing by 10x
@@ -138,7 +142,7 @@ def main() -> None:
     import pytorch_metric_learning
     import torch
 
-    sizes = (256,) if args.quick else (256, 1024, 4096)
+    sizes = args.sizes or ((256,) if args.quick else (256, 1024, 4096))
     print(
         f"torch {torch.__version__}, "
         f"pytorch-metric-learning {pytorch_metric_learning.__version__}, device {args.device}, "
