@@ -12,7 +12,7 @@ from pytorch_metric_learning import miners as pml_miners
 from sk_deepmetric import distances, miners
 from sk_deepmetric.losses._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 
-LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
+LAYOUTS = ["4_per_class", "2_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
 TRIPLET_MINERS = ["semihard", "batch_hard", "all", "hard", "easy", None]
 
 
@@ -20,6 +20,8 @@ def make_batch(layout, seed=0, n_components=4, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
     if layout == "4_per_class":
         labels = torch.arange(5).repeat_interleave(4)
+    elif layout == "2_per_class":  # the N-pair batches of Sohn's paper
+        labels = torch.arange(6).repeat_interleave(2)
     elif layout == "2_large":
         labels = torch.tensor([0] * 9 + [1] * 8)
     elif layout == "distinct":
@@ -120,31 +122,25 @@ def ref_triplet_loss(x, labels, margin, miner, distance, smooth):
 
 
 def ref_npairs(x, labels, l2_reg, distance):
-    firsts, seconds, seen = {}, {}, {}
+    # each class's samples paired in batch order: 1st with 2nd, 3rd with 4th, ...
+    rows, waiting, pairs = x.tolist(), {}, []
     for i, y in enumerate(labels.tolist()):
-        seen[y] = seen.get(y, 0) + 1
-        if seen[y] == 1:
-            firsts[y] = i
-        elif seen[y] == 2:
-            seconds[y] = i
-    classes = list(seconds)
-    if len(classes) < 2:
+        if y in waiting:
+            pairs.append((y, rows[waiting.pop(y)], rows[i]))
+        else:
+            waiting[y] = i
+    if len({y for y, _, _ in pairs}) < 2:
         return 0.0
-    rows = x.tolist()
-    anchors = [rows[firsts[c]] for c in classes]
-    positives = [rows[seconds[c]] for c in classes]
     total = 0.0
-    for i in range(len(classes)):
-        dp = ref_distance(anchors[i], positives[i], distance)
+    for y, anchor, positive in pairs:
+        dp = ref_distance(anchor, positive, distance)
         inner = sum(
-            math.exp(dp - ref_distance(anchors[i], positives[j], distance))
-            for j in range(len(classes))
-            if j != i
+            math.exp(dp - ref_distance(anchor, other, distance)) for z, _, other in pairs if z != y
         )
         total += math.log(1.0 + inner)
-    reg = sum(sum(v * v for v in f) for f in anchors) / len(classes)
-    reg += sum(sum(v * v for v in f) for f in positives) / len(classes)
-    return total / len(classes) + 0.25 * l2_reg * reg
+    n = len(pairs)
+    reg = sum(sum(v * v for v in a) + sum(v * v for v in p) for _, a, p in pairs) / n
+    return total / n + 0.25 * l2_reg * reg
 
 
 def ref_angular(x, labels, alpha):
@@ -381,7 +377,6 @@ def test_contrastive_cosine_is_pml_cosine_similarity_with_margins_flipped():
     torch.testing.assert_close(value_and_grad(ours, x, labels), expected)
 
 
-@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
 @pytest.mark.parametrize(
     ("distance", "pml_distance"),
     [
@@ -391,11 +386,23 @@ def test_contrastive_cosine_is_pml_cosine_similarity_with_margins_flipped():
     ],
     ids=["cosine", "dot", "euclidean"],
 )
-def test_npairs_matches_pml(layout, distance, pml_distance):
-    x, labels = make_batch(layout, seed=14)
+def test_npairs_matches_pml_on_two_samples_per_class(distance, pml_distance):
+    x, labels = make_batch("2_per_class", seed=14)
     expected = value_and_grad(pml_losses.NPairsLoss(distance=pml_distance), x, labels)
     got = value_and_grad(NPairsLoss(l2_reg=0.0, distance=distance), x, labels)
     torch.testing.assert_close(got, expected)
+
+
+def test_npairs_uses_every_pair_where_pml_keeps_the_first_two_of_a_class():
+    x, labels = make_batch("4_per_class", seed=14)
+    ours = NPairsLoss(l2_reg=0.0, distance="cosine")
+    pml = pml_losses.NPairsLoss(distance=pml_distances.CosineSimilarity())
+    # pml's value is ours on the batch cut down to each class's first two samples
+    first_two = torch.tensor([(labels[:i] == labels[i]).sum() < 2 for i in range(labels.numel())])
+    torch.testing.assert_close(ours(x[first_two], labels[first_two]), pml(x, labels))
+    x.requires_grad_(True)
+    ours(x, labels).backward()
+    assert (x.grad.abs().sum(dim=1) > 0).all()  # every sample is in a pair and gets a gradient
 
 
 @pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])

