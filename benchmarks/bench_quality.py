@@ -26,11 +26,14 @@ only, validate early stopping on held-out samples of every class (``validation_h
 
 Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
 ``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
+``--set NAME=VALUE`` (repeatable) passes a parameter to every embedder row, to measure a
+setting against the defaults: ``--rows SoftmaxEmbedder --set learning_rate_init=3e-5``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import platform
 import time
@@ -141,18 +144,23 @@ class PMLSemiHardTriplet(nn.Module):
 def pml_triplet(seed: int, **params) -> E.MetricEmbedder:
     """The pml row: TripletEmbedder's defaults, pml's loss and miner."""
     d = E.TripletEmbedder()
+    defaults = {"normalize": d.normalize, "samples_per_class": d.samples_per_class}
     return E.MetricEmbedder(
-        loss=PMLSemiHardTriplet(d.margin),
-        normalize=d.normalize,
-        samples_per_class=d.samples_per_class,
-        random_state=seed,
-        **params,
+        loss=PMLSemiHardTriplet(d.margin), random_state=seed, **{**defaults, **params}
     )
 
 
-def rows(seed: int, shape, quick: bool, closed: bool = False) -> dict:
-    """name -> unfitted model (``None`` where the row does not apply to the task)."""
-    epochs = {"max_iter": 2} if quick else {}
+def rows(seed: int, shape, quick: bool, closed: bool = False, overrides=None) -> dict:
+    """name -> unfitted model (``None`` where the row does not apply to the task).
+
+    ``overrides`` (name -> value, from ``--set``) go to every embedder that has the parameter.
+    """
+    budget = {"max_iter": 2} if quick else {}
+
+    def params(cls) -> dict:
+        accepted = cls._get_param_names()
+        return {**budget, **{k: v for k, v in (overrides or {}).items() if k in accepted}}
+
     cv = GroupKFold(n_splits=2)
     scorer = make_retrieval_scorer("map_at_r", distance="cosine")
     out = {
@@ -161,21 +169,23 @@ def rows(seed: int, shape, quick: bool, closed: bool = False) -> dict:
         "NCA": make_pipeline(
             StandardScaler(), NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
         ),
-        "pml triplet (same MLP)": make_pipeline(StandardScaler(), pml_triplet(seed, **epochs)),
+        "pml triplet (same MLP)": make_pipeline(
+            StandardScaler(), pml_triplet(seed, **params(E.MetricEmbedder))
+        ),
     }
     for cls in EMBEDDERS:
         name = cls.__name__
-        out[name] = make_pipeline(StandardScaler(), cls(random_state=seed, **epochs))
+        out[name] = make_pipeline(StandardScaler(), cls(random_state=seed, **params(cls)))
         grid = {f"{name.lower()}__{k}": v for k, v in GRIDS[name].items()}
         out[f"{name} tuned"] = ("tuned", GridSearchCV(out[name], grid, scoring=scorer, cv=cv))
-        holdout = cls(validation_holdout="samples", random_state=seed, **epochs)
+        holdout = cls(validation_holdout="samples", random_state=seed, **params(cls))
         out[f"{name} (samples holdout)"] = (
             make_pipeline(StandardScaler(), holdout) if closed else None
         )
     for cls in (E.TripletEmbedder, E.ArcFaceEmbedder):
         cnn = None
         if shape is not None:
-            model = cls(network="cnn", input_shape=shape, random_state=seed, **epochs)
+            model = cls(network="cnn", input_shape=shape, random_state=seed, **params(cls))
             cnn = make_pipeline(StandardScaler(), model)
         out[f"{cls.__name__} (cnn)"] = cnn
     return out
@@ -208,6 +218,17 @@ def evaluate(model, task) -> dict:
     }
 
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal if it is one."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--set wants NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a plain string, e.g. --set miner=batch_hard
+
+
 def cell(values, digits=3) -> str:
     values = np.asarray(values, dtype=float)
     if values.size == 1:
@@ -215,17 +236,17 @@ def cell(values, digits=3) -> str:
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
-def run_task(task_name: str, seeds: list[int], quick: bool, wanted) -> None:
+def run_task(task_name: str, seeds: list[int], quick: bool, wanted, overrides) -> None:
     data = {seed: make_task(task_name, seed) for seed in seeds}
     closed = task_name == "closed"
-    names = [n for n in rows(0, data[0][4], quick, closed) if wanted(n)]
+    names = [n for n in rows(0, data[0][4], quick, closed, overrides) if wanted(n)]
     print(f"\n### {task_name}\n")
     print("| model | Precision@1 | R-Precision | MAP@R | 5-NN accuracy | fit seconds |")
     print("|---|---|---|---|---|---|")
     for name in names:
         results = []
         for seed in seeds:
-            model = rows(seed, data[seed][4], quick, closed)[name]
+            model = rows(seed, data[seed][4], quick, closed, overrides)[name]
             if model is None:
                 break
             results.append(evaluate(model, data[seed]))
@@ -251,7 +272,20 @@ def main() -> None:
     parser.add_argument(
         "--no-tuned", action="store_true", help="skip the GridSearchCV rows (the slow ones)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter for every embedder row, e.g. --set learning_rate_init=3e-5",
+    )
     args = parser.parse_args()
+    overrides = dict(parse_setting(s) for s in args.set)
+    known = {name for cls in (*EMBEDDERS, E.MetricEmbedder) for name in cls._get_param_names()}
+    if set(overrides) - known:
+        raise SystemExit(
+            f"--set: no embedder has the parameter(s) {sorted(set(overrides) - known)}"
+        )
     torch.set_num_threads(1)
     tasks = args.tasks.split(",")
     seeds = list(range(1 if args.quick else args.seeds))
@@ -269,12 +303,13 @@ def main() -> None:
         f"# bench_quality: {datetime.date.today()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
         f"seeds {seeds}{', quick (2 epochs)' if args.quick else ''}"
+        + (f", embedders with {overrides}" if overrides else "")
     )
     print("Open-set retrieval, cosine, leave-one-out on the evaluation classes; mean ± std.")
     for task in tasks:
         if task not in TASKS:
             raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-        run_task(task, seeds, args.quick, wanted)
+        run_task(task, seeds, args.quick, wanted, overrides)
 
 
 if __name__ == "__main__":
