@@ -322,7 +322,7 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
 
     monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
     many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4).fit(X, y)  # 10 classes
-    assert many.n_iter_ == 4  # stopped by validation, long before the cap of 200
+    assert many.n_iter_ == 4  # stopped by validation, long before the cap (AUTO_MAX_ITER[True])
     assert len(held_out) == 5 and all(np.array_equal(h, held_out[0]) for h in held_out)
     assert len(held_out[0]) == 2
     held_out.clear()
