@@ -4,20 +4,23 @@
 #   benchmarks/gpu_check.sh fetch   here, where the package registries answer: the wheels the
 #                                   GPU machine's image lacks (Python 3.12), into .whl/
 #                                   (git-ignored; the device tool carries it), about 31 MB
-#   benchmarks/gpu_check.sh run     on the GPU machine: every step under its own time limit,
-#                                   each step's output in $OUT/<step>.txt (default
-#                                   ./gpu_check_out/), a summary on stdout
+#   benchmarks/gpu_check.sh run [STEP ...]
+#                                   on the GPU machine: the steps below (default: all), each
+#                                   under its own time limit, each one's output in
+#                                   $OUT/<step>.txt (default ./gpu_check_out/), a summary on
+#                                   stdout
 #
 # With the device tool: run(command="benchmarks/gpu_check.sh run", carry=[".whl"],
-# timeout_s=600). The steps and their limits, about 9 minutes in all (the machine's start,
-# a minute or two, comes on top):
+# timeout_s=600). The steps and their limits add up to about 7.5 minutes (the machine's
+# start, a minute or two, comes on top), which leaves time in a 15-minute lease to rerun
+# one step, e.g. "benchmarks/gpu_check.sh run losses":
 #
 #   env        the GPU, and the versions of torch, scikit-learn, faiss and pml
-#   gpu_tests  pytest -m gpu: the CUDA-only tests (bf16/fp16, compile, placement)    90 s
-#   losses     bench_losses.py --device cuda --sizes 1024 4096 (against pml)        150 s
-#   fit        bench_fit.py --device cuda at batch 256 and 1024 (against a hand loop) 90 s
-#   knn        bench_knn.py --device cuda, 100k and 1M references (GPU brute force)  100 s
-#   suite      the whole test suite with CUDA visible (device="auto" picks it), -n 8 110 s
+#   gpu_tests  pytest -m gpu: the CUDA-only tests (bf16/fp16, compile, placement)    75 s
+#   losses     bench_losses.py --device cuda --sizes 4096 (against pml)              90 s
+#   fit        bench_fit.py --device cuda at batch 256 and 1024 (against a hand loop) 60 s
+#   knn        bench_knn.py --device cuda, 100k and 1M references (GPU brute force)   80 s
+#   suite      the whole test suite with CUDA visible (device="auto" picks it), -n 8 120 s
 #
 # Rehearsal on a CPU, with the same steps at smoke sizes and no wheels to install:
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 GPU_CHECK_NO_WHEELS=1 benchmarks/gpu_check.sh run
@@ -88,29 +91,53 @@ run() {
     local quick=()
     [ -n "${GPU_CHECK_QUICK:-}" ] && quick=(--quick)
 
-    versions > "$out/env.txt" 2>&1
-    echo "== env" && cat "$out/env.txt" && echo
-    step gpu_tests 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
-    local sizes=(--sizes 1024 4096)
-    [ -n "${GPU_CHECK_QUICK:-}" ] && sizes=(--sizes 256)
-    step losses 150 "$PY" benchmarks/bench_losses.py --device "$device" "${sizes[@]}" \
-        --repeats 10 --budget 5
-    step fit 90 bash -c "$PY benchmarks/bench_fit.py --device $device --no-skorch ${quick[*]} \
-&& $PY benchmarks/bench_fit.py --device $device --no-skorch --batch-size 1024 ${quick[*]}"
-    local sizes_knn=(--n-reference 100000 1000000)
-    [ -n "${GPU_CHECK_QUICK:-}" ] && sizes_knn=()
-    step knn 100 "$PY" benchmarks/bench_knn.py --device "$device" --threads "$threads" \
-        "${sizes_knn[@]}" "${quick[@]}"
-    local suite=(-n 8)
-    [ -n "${GPU_CHECK_QUICK:-}" ] && suite=(tests/test_main.py tests/test_gpu.py)
-    step suite 110 "$PY" -m pytest -q -p no:cacheprovider "${suite[@]}"
+    local steps=("$@")
+    [ ${#steps[@]} -eq 0 ] && steps=(env gpu_tests losses fit knn suite)
+    for name in "${steps[@]}"; do
+        case "$name" in
+            env)
+                versions > "$out/env.txt" 2>&1
+                echo "== env" && cat "$out/env.txt" && echo
+                ;;
+            gpu_tests) step gpu_tests 75 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests ;;
+            losses)
+                local sizes=(--sizes 4096)
+                [ -n "${GPU_CHECK_QUICK:-}" ] && sizes=(--sizes 256)
+                step losses 90 "$PY" benchmarks/bench_losses.py --device "$device" \
+                    "${sizes[@]}" --repeats 10 --budget 3
+                ;;
+            fit)
+                step fit 60 bash -c "$PY benchmarks/bench_fit.py --device $device --no-skorch \
+${quick[*]} && $PY benchmarks/bench_fit.py --device $device --no-skorch --batch-size 1024 \
+${quick[*]}"
+                ;;
+            knn)
+                local sizes_knn=(--n-reference 100000 1000000)
+                [ -n "${GPU_CHECK_QUICK:-}" ] && sizes_knn=()
+                step knn 80 "$PY" benchmarks/bench_knn.py --device "$device" \
+                    --threads "$threads" "${sizes_knn[@]}" "${quick[@]}"
+                ;;
+            suite)
+                local suite=(-n 8)
+                [ -n "${GPU_CHECK_QUICK:-}" ] && suite=(tests/test_main.py tests/test_gpu.py)
+                step suite 120 "$PY" -m pytest -q -p no:cacheprovider "${suite[@]}"
+                ;;
+            *)
+                echo "unknown step $name: env gpu_tests losses fit knn suite" >&2
+                return 2
+                ;;
+        esac
+    done
 }
 
 case "${1:-}" in
     fetch) fetch ;;
-    run) run ;;
+    run)
+        shift
+        run "$@"
+        ;;
     *)
-        echo "usage: $0 fetch|run (see the comments at the top)" >&2
+        echo "usage: $0 fetch | run [STEP ...] (see the comments at the top)" >&2
         exit 2
         ;;
 esac
