@@ -278,6 +278,14 @@ def test_gradcheck(loss):
     assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
 
 
+@pytest.mark.parametrize("distance", ["dot", "euclidean", "cosine"])
+def test_npairs_gradcheck_with_several_pairs_per_class(distance):
+    # 5 per class: two pairs each (the other pair of one's class is masked) and an odd one out
+    x, labels = grad_batch(n_per_class=5)
+    loss = NPairsLoss(distance=distance)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
+
+
 @pytest.mark.parametrize(
     "loss",
     [
