@@ -26,8 +26,8 @@ only, validate early stopping on held-out samples of every class (``validation_h
 
 Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
 ``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
-``--set NAME=VALUE`` (repeatable) passes a parameter to every embedder row, to measure a
-setting against the defaults: ``--rows SoftmaxEmbedder --set learning_rate_init=3e-5``.
+``--set NAME=VALUE`` (repeatable) passes a parameter to every embedder row that has it, to
+measure a setting against the defaults: ``--rows SoftmaxEmbedder --set learning_rate_init=3e-5``.
 """
 
 from __future__ import annotations
