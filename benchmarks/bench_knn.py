@@ -28,13 +28,8 @@ import sklearn
 import torch
 from threadpoolctl import threadpool_limits
 
-from sk_deepmetric.neighbors import (
-    AUTO_FAISS_MIN_SAMPLES,
-    _BruteSearch,
-    _FaissFlatSearch,
-    _FaissIVFSearch,
-    _import_faiss,
-)
+from sk_deepmetric._search import _BruteSearch, _FaissFlatSearch, _FaissIVFSearch, _import_faiss
+from sk_deepmetric.neighbors import AUTO_FAISS_MIN_SAMPLES
 
 # above this many reference vectors the exact CPU baselines take minutes per repeat: only
 # faiss flat runs (and torch brute force when it runs on a GPU), once, as the ground truth

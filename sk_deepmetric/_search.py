@@ -1,0 +1,212 @@
+"""Nearest-neighbour search backends of ``EmbeddingKNeighborsClassifier``.
+
+Each backend has one interface, ``build(reference)`` then
+``search(queries, k, exclude_self=False) -> (distances, indices)``, with distances in the
+torch backend's units (euclidean, or the cosine distance ``1 - cos``):
+
+- ``_BruteSearch``: exact, chunked torch matrix product + top-k on any torch device
+  (:func:`sk_deepmetric.distances.topk_neighbors`);
+- ``_FaissFlatSearch``: exact, a faiss flat index (same neighbours, same distance units);
+- ``_FaissIVFSearch``: approximate, a faiss inverted-file index (``IndexIVFFlat``).
+
+faiss is optional: it is imported only when a faiss backend needs it, so that the brute
+backend works without it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .distances import topk_neighbors
+
+_FAISS_HINT = (
+    "Install it with `pip install sk_deepmetric[faiss]` (or conda's faiss-cpu/faiss-gpu)."
+)
+# IVF k-means: faiss's own default seed, fixed so that the index is the same on every fit.
+_IVF_SEED = 1234
+
+
+def _import_faiss(algorithm: str):
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            f"algorithm={algorithm!r} needs the faiss package, which is not installed. "
+            f"{_FAISS_HINT}"
+        ) from exc
+    return faiss
+
+
+def _faiss_installed() -> bool:
+    try:
+        _import_faiss("auto")
+    except ImportError:
+        return False
+    return True
+
+
+def _normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Unit rows, a zero row staying zero (as ``torch.nn.functional.normalize``)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _sort_by_distance_then_index(dist: np.ndarray, ind: np.ndarray):
+    """Order each row by distance, then by index among equal distances (as the torch backend)."""
+    order = np.lexsort((ind, dist), axis=-1)
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ind, order, axis=1)
+
+
+def _drop_self(dist: np.ndarray, ind: np.ndarray):
+    """Remove each row's own index from a ``k + 1`` search; the last column if it is absent.
+
+    With more than ``k`` exact duplicates the row itself can fall outside the ``k + 1``
+    nearest; any duplicate is then as near as itself, and dropping the last column keeps the
+    lower indices, as the torch backend's leave-one-out does.
+    """
+    keep = ind != np.arange(ind.shape[0])[:, None]
+    absent = keep.all(axis=1)
+    keep[absent, -1] = False
+    n, k = ind.shape[0], ind.shape[1] - 1
+    return dist[keep].reshape(n, k), ind[keep].reshape(n, k)
+
+
+class _BruteSearch:
+    """Exact search: chunked torch matrix product and top-k, on ``device``."""
+
+    def __init__(self, metric: str, device: str | torch.device = "cpu", chunk_size=None):
+        self.metric = metric
+        self.device = torch.device(device)
+        self.chunk_size = chunk_size
+
+    def build(self, reference: np.ndarray) -> _BruteSearch:
+        # zero-copy for a float32 CPU array
+        self.reference_ = torch.as_tensor(reference, device=self.device)
+        return self
+
+    def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
+        q = self.reference_ if exclude_self else torch.as_tensor(queries, device=self.device)
+        dist, ind = topk_neighbors(
+            q, self.reference_, k, self.metric, exclude_self, self.chunk_size
+        )
+        return dist.cpu().numpy(), ind.cpu().numpy()
+
+    def __getstate__(self):
+        # a model searched on a GPU unpickles on a CPU-only machine
+        state = self.__dict__.copy()
+        state["reference_"] = self.reference_.cpu().numpy()
+        state["device"] = str(self.device)
+        return state
+
+    def __setstate__(self, state):
+        device = torch.device(state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        self.__dict__.update(state, device=device)
+        self.reference_ = torch.as_tensor(state["reference_"], device=device)
+
+
+class _FaissFlatSearch:
+    """Exact search with a faiss flat index: ``IndexFlatL2``, or ``IndexFlatIP`` on unit rows.
+
+    Distances come back in the torch backend's units: euclidean (not squared), and ``1 - cos``.
+    """
+
+    algorithm = "faiss"
+
+    def __init__(self, metric: str):
+        self.metric = metric
+
+    def _new_index(self, faiss, d: int, reference: np.ndarray):
+        return faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            return _normalize_rows(x)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def build(self, reference: np.ndarray):
+        faiss = _import_faiss(self.algorithm)
+        reference = self._prepare(reference)
+        self.index_ = self._new_index(faiss, reference.shape[1], reference)
+        self.index_.add(reference)
+        return self
+
+    def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
+        # np.asarray: faiss.contrib.torch_utils (imported by pytorch-metric-learning, for one)
+        # patches faiss indexes to return torch tensors
+        if exclude_self:
+            queries = np.asarray(self.index_.reconstruct_n(0, self.index_.ntotal))
+        else:
+            queries = self._prepare(queries)
+        dist, ind = map(np.asarray, self.index_.search(queries, k + int(exclude_self)))
+        self._check_found(ind)
+        if self.metric == "cosine":
+            dist = 1.0 - dist
+        else:
+            dist = np.sqrt(np.maximum(dist, 0.0))
+        dist, ind = _sort_by_distance_then_index(dist, ind)
+        if exclude_self:
+            dist, ind = _drop_self(dist, ind)
+        return dist.astype(np.float32, copy=False), ind.astype(np.int64, copy=False)
+
+    def _check_found(self, ind: np.ndarray) -> None:
+        """A flat index always finds k neighbours; an IVF index may not (see the subclass)."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "index_" in state:
+            state["index_"] = _import_faiss(self.algorithm).serialize_index(self.index_)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "index_" in state:
+            self.index_ = _import_faiss(self.algorithm).deserialize_index(state["index_"])
+
+
+class _FaissIVFSearch(_FaissFlatSearch):
+    """Approximate search with a faiss ``IndexIVFFlat`` trained on the reference set.
+
+    The reference vectors are split into ``n_lists`` k-means cells; a query scans the
+    ``n_probe`` cells nearest to it. ``n_probe == n_lists`` scans everything (exact).
+    """
+
+    algorithm = "faiss_ivf"
+
+    def __init__(self, metric: str, n_lists: int, n_probe: int):
+        super().__init__(metric)
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+
+    def _new_index(self, faiss, d: int, reference: np.ndarray):
+        metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        quantizer = faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, self.n_lists, metric)
+        index.cp.seed = _IVF_SEED
+        # small reference sets are fine to cluster; do not print faiss's sample-size warning
+        index.cp.min_points_per_centroid = 1
+        index.train(reference)
+        index.nprobe = min(self.n_probe, self.n_lists)
+        # keep the quantizer alive as long as the index (faiss does not own it here)
+        self.quantizer_ = quantizer
+        return index
+
+    def _check_found(self, ind: np.ndarray) -> None:
+        if (ind < 0).any():
+            raise ValueError(
+                f"algorithm='faiss_ivf' found fewer than {ind.shape[1]} neighbours for some "
+                f"queries in the `n_probe` ({self.index_.nprobe}) of `n_lists` "
+                f"({self.n_lists}) cells it scanned; increase `n_probe` or decrease `n_lists`."
+            )
+
+    def build(self, reference: np.ndarray):
+        super().build(reference)
+        self.index_.make_direct_map()  # reconstruct_n, for the leave-one-out queries
+        return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("quantizer_", None)  # serialised inside the index
+        return state
