@@ -109,13 +109,13 @@ _COMMON_DOC = """    n_components : int, default=128
         classes of ``make_classification`` while still improving, and with 500 it stopped on
         its own after 265 to 272 epochs, MAP@R on the unseen classes 0.162 -> 0.170, 3 seeds;
         the score on held-out samples of known classes, ``validation_holdout="samples"``,
-        can creep up for longer, and on the closed digits task CenterLoss, Softmax and
-        CosFace ran to 500 in 6 of 9 fits), 5 when it does not. Few then, because
+        can creep up for longer, and on the closed digits task Softmax and CosFace ran
+        to 500 in 3 of their 6 fits), 5 when it does not. Few then, because
         with nothing to tell when the network starts to overfit the training classes, it
         stays close to the input's geometry: on unseen digits (train on 0-4, evaluate on
         5-9) MAP@R peaked within 1 to 5 epochs and fell steadily after (0.55 at 5 epochs,
         0.50 at 30, learning rate 1e-4); an epoch count chosen by class-disjoint
-        cross-validation on the training classes did worse in 13 of 18 cases
+        cross-validation on the training classes did worse in 12 of 18 cases
         (``benchmarks/bench_budget.py``). Without early stopping, training also
         stops once the training loss stops improving (``n_iter_no_change``, ``tol``). A
         ``ConvergenceWarning`` says that ``max_iter`` ended the fit before
