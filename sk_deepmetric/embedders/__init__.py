@@ -5,11 +5,11 @@ metric-learning loss and maps ``X`` to embeddings of shape ``(n_samples, n_compo
 ready for :class:`~sklearn.neighbors.KNeighborsClassifier` or retrieval.
 
 The package is laid out as one private base class that holds everything the estimators share
-(``_base``: validation, network, batching, training, transform; ``_holdout``: what early
-stopping holds out), the shared parameter table and docstring (``_params``), and the
-estimators by family: tuple losses (``_tuple``), classifier losses (``_classifier``) and any
-loss module (``_custom``). Each public class adds its loss's parameters, their constraints,
-its docstring and the loss it builds.
+(``_base``: network, batching, training, transform; ``_inputs``: checking and encoding ``X``
+and ``y``; ``_holdout``: what early stopping holds out), the shared parameter table and
+docstring (``_params``), and the estimators by family: tuple losses (``_tuple``), classifier
+losses (``_classifier``) and any loss module (``_custom``). Each public class adds its loss's
+parameters, their constraints, its docstring and the loss it builds.
 """
 
 from ._classifier import (

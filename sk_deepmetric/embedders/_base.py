@@ -1,7 +1,8 @@
 """The base class of every ``*Embedder``: validation, network, batching, training, transform.
 
 Each public estimator (:mod:`._tuple`, :mod:`._classifier`, :mod:`._custom`) adds its loss's
-parameters, their constraints, its docstring and :meth:`_BaseEmbedder._build_loss`.
+parameters, their constraints, its docstring and :meth:`_BaseEmbedder._build_loss`. The checks
+of ``X`` and ``y`` come from :class:`._inputs._InputMixin`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._training import (
@@ -42,16 +41,18 @@ from .._validation import (
     Options,
     StrOptions,
     _fit_context,
+    check_is_fitted,
     did_you_mean,
 )
 from ..metrics import mean_average_precision_at_r
 from ..networks import ACTIVATIONS, MLP, ConvNet, L2Normalize, forked_rng, reset_parameters
 from ..samplers import ClassBalancedBatchSampler, ShuffledBatchSampler
 from ._holdout import holdout_plan, holdout_split
+from ._inputs import _InputMixin
 from ._params import AUTO_MAX_ITER, COMMON_PARAMS, make_init
 
 
-class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Everything the embedders share: validation, network, batching, training, transform."""
 
     #: Loss parameters of the subclass (name -> default); they come first in the signature.
@@ -319,15 +320,7 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X_t = place_data(self._as_network_input(X), device)  # on the device if it fits
         y_t = torch.from_numpy(y).to(device)
         sampler = self._sampler(y[train])
-        validation_score = None
-        if validation is not None:
-            X_val, y_val = X_t[torch.from_numpy(validation).to(X_t.device)], y[validation]
-            X_t, y_t = X_t[torch.from_numpy(train).to(X_t.device)], y_t[torch.from_numpy(train)]
-
-            def validation_score():
-                val_embedding = embed(self.module_, X_val, device)
-                return mean_average_precision_at_r(val_embedding, y_val, distance="cosine")
-
+        X_t, y_t, validation_score = self._hold_out(X_t, y_t, y, train, validation, device)
         try:
             result = fit_loop(
                 training,
@@ -354,6 +347,22 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.n_iter_ = len(self.history_)
         self._optimizer_state = training.optimizer.state_dict()
         return result
+
+    def _hold_out(self, X_t, y_t, y, train, validation, device):
+        """The training rows of ``X_t``, ``y_t``, and the score of the held-out ones (or None).
+
+        The score is MAP@R of the current network's embedding of the ``validation`` rows.
+        """
+        if validation is None:
+            return X_t, y_t, None
+        X_val, y_val = X_t[torch.from_numpy(validation).to(X_t.device)], y[validation]
+
+        def validation_score():
+            val_embedding = embed(self.module_, X_val, device)
+            return mean_average_precision_at_r(val_embedding, y_val, distance="cosine")
+
+        X_t, y_t = X_t[torch.from_numpy(train).to(X_t.device)], y_t[torch.from_numpy(train)]
+        return X_t, y_t, validation_score
 
     def _init_module(self, X, generator: torch.Generator) -> nn.Module:
         """The network, built from the data's shape and initialised from ``generator``."""
@@ -445,111 +454,10 @@ class _BaseEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             )
         return ShuffledBatchSampler(y.size, self.batch_size, rng=self._rng, **shard())
 
-    # ----------------------------------------------------------------- input checks
     def _threads(self, device):
         if self.n_threads == -1 or device.type != "cpu":
             return None
         return 1 if self.n_threads is None else self.n_threads
-
-    def _validate_data_and_target(self, X, y, reset):
-        if y is None:
-            validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            dtype=np.float32,
-            allow_nd=True,
-            ensure_min_samples=2,
-            ensure_min_features=1,
-        )
-        target = type_of_target(y, input_name="y", raise_unknown=True)
-        if target not in ("binary", "multiclass"):
-            raise ValueError(
-                f"Unknown label type {target!r} for `y`: {type(self).__name__} needs class "
-                f"labels (binary or multiclass), e.g. {y[:3].tolist()}."
-            )
-        self._set_shape(X, reset)
-        return X, self._encode(y, reset)
-
-    def _encode(self, y, reset):
-        if reset:
-            self.classes_ = np.unique(y)
-        else:
-            unseen = np.setdiff1d(y, self.classes_)
-            if unseen.size and self._batching != "balanced":
-                raise ValueError(
-                    f"`y` holds classes {unseen[:5].tolist()} that were not in the first "
-                    f"fit; {type(self).__name__}'s loss has one weight per class in "
-                    f"{self.classes_[:5].tolist()}... ({len(self.classes_)} classes)."
-                )
-            self.classes_ = np.union1d(self.classes_, unseen)
-        encoded = np.searchsorted(self.classes_, y).astype(np.int64)
-        counts = np.bincount(encoded)
-        counts = counts[counts > 0]
-        if counts.size < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes in `y`, got 1 class ({y[0]!r})."
-            )
-        self._check_class_sizes(counts)
-        return encoded
-
-    def _check_class_sizes(self, counts):
-        if self._batching != "balanced":
-            return
-        singles = int((counts < 2).sum())
-        if singles == counts.size:
-            raise ValueError(
-                f"Every class in `y` has a single sample ({counts.size} classes). "
-                f"{type(self).__name__} learns from pairs of samples of one class, so it would "
-                "get no positive pair and a zero loss; give at least 2 samples of some classes."
-            )
-        if singles:
-            warnings.warn(
-                f"{singles} of {counts.size} classes in `y` have a single sample; "
-                f"{type(self).__name__} uses them only as negatives.",
-                UserWarning,
-                stacklevel=5,
-            )
-
-    def _set_shape(self, X, reset):
-        """Record (at fit) or check (later) the shape of one sample as the network sees it."""
-        sample_shape = tuple(int(d) for d in X.shape[1:])
-        if not reset:
-            if sample_shape != self._sample_shape:
-                raise ValueError(
-                    f"X has shape {sample_shape} per sample, but {type(self).__name__} was "
-                    f"fitted on samples of shape {self._sample_shape}."
-                )
-            return
-        shape = sample_shape
-        if self.input_shape is not None:
-            shape = tuple(int(d) for d in self.input_shape)
-            if int(np.prod(sample_shape)) != int(np.prod(shape)):
-                raise ValueError(
-                    f"`input_shape` {shape} holds {int(np.prod(shape))} values per sample, but "
-                    f"X has shape {sample_shape} per sample ({int(np.prod(sample_shape))} "
-                    "values)."
-                )
-        if self.network == "cnn":
-            shape = (1, *shape) if len(shape) == 2 else shape
-            if len(shape) != 3:
-                raise ValueError(
-                    "network='cnn' needs images: X of shape (n_samples, height, width) or "
-                    "(n_samples, channels, height, width), or flat X with "
-                    f"input_shape=(channels, height, width); got X of shape {X.shape}."
-                )
-        self._sample_shape = sample_shape
-        self.input_shape_ = shape
-
-    def _validate_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
-        self._set_shape(X, reset)
-        return self._as_network_input(X)
-
-    def _as_network_input(self, X):
-        return np.ascontiguousarray(X.reshape(X.shape[0], *self.input_shape_))
 
 
 def _tensors(module: nn.Module):

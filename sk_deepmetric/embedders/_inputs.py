@@ -1,0 +1,126 @@
+"""What the embedders do with ``X`` and ``y`` before the network sees them.
+
+:class:`_InputMixin` checks ``X`` and ``y``, encodes the labels to ``0 .. n_classes - 1`` for
+the loss and reshapes ``X`` to the shape the network takes. On the first fit it sets the
+fitted attributes that describe the input: ``classes_``, ``input_shape_``, and through
+scikit-learn's ``validate_data`` ``n_features_in_`` (and ``feature_names_in_`` for a
+DataFrame). Later calls are checked against them; only a loss on class-balanced batches lets
+``partial_fit`` add classes. It is kept apart from :mod:`._base`, which builds and trains the
+network, because none of this touches torch.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._validation import type_of_target, validate_data
+
+
+class _InputMixin:
+    """Check and encode ``X`` and ``y``; record (at fit) or check (later) their shape.
+
+    The host class provides the parameters ``input_shape`` and ``network``, and
+    ``_batching``: "balanced" losses accept new classes and need two samples of some class.
+    """
+
+    def _validate_data_and_target(self, X, y, reset):
+        if y is None:
+            validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=np.float32,
+            allow_nd=True,
+            ensure_min_samples=2,
+            ensure_min_features=1,
+        )
+        target = type_of_target(y, input_name="y", raise_unknown=True)
+        if target not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type {target!r} for `y`: {type(self).__name__} needs class "
+                f"labels (binary or multiclass), e.g. {y[:3].tolist()}."
+            )
+        self._set_shape(X, reset)
+        return X, self._encode(y, reset)
+
+    def _encode(self, y, reset):
+        if reset:
+            self.classes_ = np.unique(y)
+        else:
+            unseen = np.setdiff1d(y, self.classes_)
+            if unseen.size and self._batching != "balanced":
+                raise ValueError(
+                    f"`y` holds classes {unseen[:5].tolist()} that were not in the first "
+                    f"fit; {type(self).__name__}'s loss has one weight per class in "
+                    f"{self.classes_[:5].tolist()}... ({len(self.classes_)} classes)."
+                )
+            self.classes_ = np.union1d(self.classes_, unseen)
+        encoded = np.searchsorted(self.classes_, y).astype(np.int64)
+        counts = np.bincount(encoded)
+        counts = counts[counts > 0]
+        if counts.size < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes in `y`, got 1 class ({y[0]!r})."
+            )
+        self._check_class_sizes(counts)
+        return encoded
+
+    def _check_class_sizes(self, counts):
+        if self._batching != "balanced":
+            return
+        singles = int((counts < 2).sum())
+        if singles == counts.size:
+            raise ValueError(
+                f"Every class in `y` has a single sample ({counts.size} classes). "
+                f"{type(self).__name__} learns from pairs of samples of one class, so it would "
+                "get no positive pair and a zero loss; give at least 2 samples of some classes."
+            )
+        if singles:
+            warnings.warn(
+                f"{singles} of {counts.size} classes in `y` have a single sample; "
+                f"{type(self).__name__} uses them only as negatives.",
+                UserWarning,
+                stacklevel=5,
+            )
+
+    def _set_shape(self, X, reset):
+        """Record (at fit) or check (later) the shape of one sample as the network sees it."""
+        sample_shape = tuple(int(d) for d in X.shape[1:])
+        if not reset:
+            if sample_shape != self._sample_shape:
+                raise ValueError(
+                    f"X has shape {sample_shape} per sample, but {type(self).__name__} was "
+                    f"fitted on samples of shape {self._sample_shape}."
+                )
+            return
+        shape = sample_shape
+        if self.input_shape is not None:
+            shape = tuple(int(d) for d in self.input_shape)
+            if int(np.prod(sample_shape)) != int(np.prod(shape)):
+                raise ValueError(
+                    f"`input_shape` {shape} holds {int(np.prod(shape))} values per sample, but "
+                    f"X has shape {sample_shape} per sample ({int(np.prod(sample_shape))} "
+                    "values)."
+                )
+        if self.network == "cnn":
+            shape = (1, *shape) if len(shape) == 2 else shape
+            if len(shape) != 3:
+                raise ValueError(
+                    "network='cnn' needs images: X of shape (n_samples, height, width) or "
+                    "(n_samples, channels, height, width), or flat X with "
+                    f"input_shape=(channels, height, width); got X of shape {X.shape}."
+                )
+        self._sample_shape = sample_shape
+        self.input_shape_ = shape
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+        self._set_shape(X, reset)
+        return self._as_network_input(X)
+
+    def _as_network_input(self, X):
+        return np.ascontiguousarray(X.reshape(X.shape[0], *self.input_shape_))
