@@ -377,6 +377,43 @@ def broadcast_weights(t: Training) -> None:
 
 
 @dataclass
+class _Monitor:
+    """The best monitored value so far (higher is better), and the epochs it has stalled."""
+
+    best: float
+    tol: float
+    best_epoch: int = -1
+    stall: int = 0  # epochs since the value last improved by more than ``tol``
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Count epoch ``epoch``'s ``value``; True when it is a new best.
+
+        Only an improvement by more than ``tol`` resets the stall count, as in scikit-learn's
+        MLP, but any improvement becomes the best (the weights a validated fit restores).
+        """
+        if value > self.best + self.tol:
+            self.stall = 0
+        else:
+            self.stall += 1
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            return True
+        return False
+
+
+def _record_epoch(
+    history: list[dict], progress: Any, loss_value: float, score: float | None, seconds: float
+) -> None:
+    """Append the epoch to ``history`` and show its loss (and score) on the progress bar."""
+    history.append(
+        {"epoch": len(history) + 1, "loss": loss_value, "score": score, "time": seconds}
+    )
+    progress.set_postfix(
+        loss=f"{loss_value:.4g}", **({} if score is None else {"score": f"{score:.4f}"})
+    )
+
+
+@dataclass
 class LoopResult:
     """How :func:`fit_loop` ended."""
 
@@ -418,12 +455,12 @@ def fit_loop(
     """
     from tqdm.auto import tqdm
 
-    best, best_epoch, stall = -math.inf, -1, 0
+    monitor = _Monitor(best=-math.inf, tol=tol)
     last_good = best_snapshot = _snapshot(t)
     if validation_score is not None:
         # the starting weights compete too: training that never beats them on held-out
         # classes is undone rather than kept
-        best = _agreed_score(validation_score)
+        monitor.best = _agreed_score(validation_score)
     epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
     n_done, converged = 0, False
     with forked_rng(seed):
@@ -444,34 +481,18 @@ def fit_loop(
                     RuntimeWarning,
                     stacklevel=3,
                 )
-                return LoopResult(n_done, converged=False, interrupted=True, stalled=stall)
+                return LoopResult(n_done, converged=False, interrupted=True, stalled=monitor.stall)
             n_done += 1
-            history.append(
-                {
-                    "epoch": len(history) + 1,
-                    "loss": loss_value,
-                    "score": score,
-                    "time": time.perf_counter() - start,
-                }
-            )
-            epochs.set_postfix(
-                loss=f"{loss_value:.4g}", **({} if score is None else {"score": f"{score:.4f}"})
-            )
+            _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)
             monitored = score if score is not None else -loss_value
-            if monitored > best + tol:
-                stall = 0
-            else:
-                stall += 1
-            if monitored > best:
-                best, best_epoch = monitored, epoch
-                if validation_score is not None:
-                    best_snapshot = _snapshot(t)
+            if monitor.update(epoch, monitored) and validation_score is not None:
+                best_snapshot = _snapshot(t)
             last_good = _snapshot(t)
-            if stall >= n_iter_no_change:
+            if monitor.stall >= n_iter_no_change:
                 converged = True
                 break
-    if validation_score is not None and best_epoch != n_done - 1:
+    if validation_score is not None and monitor.best_epoch != n_done - 1:
         _restore(t, best_snapshot)
     if is_distributed():
         broadcast_weights(t)
-    return LoopResult(n_done, converged, stalled=stall)
+    return LoopResult(n_done, converged, stalled=monitor.stall)

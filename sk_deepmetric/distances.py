@@ -226,36 +226,60 @@ def iter_topk_neighbors(
     for start in range(0, queries.shape[0], rows):
         q = queries[start : start + rows]
         k_chunk = int(k[start : start + rows].max()) if isinstance(k, Tensor) else k
-        # -q: the product is then the negated cosine or dot product, smaller is closer
-        q_rank = -F.normalize(q, dim=1) if distance == "cosine" else -2.0 * q
-        tiles = []
-        for col in range(0, n_ref, cols):
-            r = reference[col : col + cols]
-            if distance == "cosine":
-                score = q_rank @ F.normalize(r, dim=1).T
-            else:
-                score = torch.addmm(ref_sq[col : col + cols], q_rank, r.T)
-            if exclude_self:
-                local = torch.arange(q.shape[0], device=score.device)
-                mine = (local + start >= col) & (local + start < col + score.shape[1])
-                score[local[mine], local[mine] + start - col] = math.inf
-            vals, inds = _smallest_k_by_index(score, min(k_chunk, score.shape[1]))
-            tiles.append((vals, inds + col))
-        if len(tiles) == 1:
-            vals, inds = tiles[0]
-        else:  # each tile's exact top k holds the global top k: merge by (value, index)
-            vals, inds = (torch.cat(parts, dim=1) for parts in zip(*tiles, strict=True))
-            vals, inds = _smallest_k_by_index(vals, inds, k_chunk)
+        vals, inds = _smallest_scores(
+            q, reference, ref_sq, k_chunk, distance, cols, exclude_self=exclude_self, start=start
+        )
         if refine:
             yield start, *_refined(q, reference, inds, distance)
             continue
+        yield start, _distances_from_scores(vals, q, distance), inds
+
+
+def _smallest_scores(
+    q: Tensor,
+    reference: Tensor,
+    ref_sq: Tensor | None,
+    k: int,
+    distance: str,
+    cols: int,
+    *,
+    exclude_self: bool,
+    start: int,
+) -> tuple[Tensor, Tensor]:
+    """Each query's ``k`` smallest ranking scores over ``reference``, and their row indices.
+
+    ``reference`` is scanned in tiles of ``cols`` rows; ``ref_sq`` holds its squared norms
+    (``None`` for ``"cosine"``). ``q`` is rows ``start`` onwards of the queries: with
+    ``exclude_self``, query ``start + i`` skips reference row ``start + i``.
+    """
+    # -q: the product is then the negated cosine or dot product, smaller is closer
+    q_rank = -F.normalize(q, dim=1) if distance == "cosine" else -2.0 * q
+    tiles = []
+    for col in range(0, reference.shape[0], cols):
+        r = reference[col : col + cols]
         if distance == "cosine":
-            vals = vals + 1.0
+            score = q_rank @ F.normalize(r, dim=1).T
         else:
-            vals = (vals + (q * q).sum(dim=1, keepdim=True)).clamp_min_(0.0)
-            if distance == "euclidean":
-                vals = vals.sqrt_()
-        yield start, vals, inds
+            score = torch.addmm(ref_sq[col : col + cols], q_rank, r.T)
+        if exclude_self:
+            local = torch.arange(q.shape[0], device=score.device)
+            mine = (local + start >= col) & (local + start < col + score.shape[1])
+            score[local[mine], local[mine] + start - col] = math.inf
+        vals, inds = _smallest_k_by_index(score, min(k, score.shape[1]))
+        tiles.append((vals, inds + col))
+    if len(tiles) == 1:
+        return tiles[0]
+    # each tile's exact top k holds the global top k: merge by (value, index)
+    vals, inds = (torch.cat(parts, dim=1) for parts in zip(*tiles, strict=True))
+    return _smallest_k_by_index(vals, inds, k)
+
+
+def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
+    """The distances of ranking scores ``vals``: ``1 - cos``, or with ``|q|^2`` added back."""
+    if distance == "cosine":
+        return vals + 1.0
+    vals = (vals + (q * q).sum(dim=1, keepdim=True)).clamp_min_(0.0)
+    return vals.sqrt_() if distance == "euclidean" else vals
 
 
 def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple[Tensor, Tensor]:
