@@ -19,10 +19,18 @@ from sklearn.utils._param_validation import (
     Options,
     StrOptions,
 )
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 from torch import Tensor
 
 # scikit-learn's parameter-validation machinery lives in private modules: the estimators import
-# it from here, so that a scikit-learn release that moves it breaks one line, not three files.
+# it, and its public input checks, from here, so that a scikit-learn release that moves one
+# breaks one line, not several files.
 __all__ = [
     "HasMethods",
     "Interval",
@@ -31,11 +39,17 @@ __all__ = [
     "StrOptions",
     "_fit_context",
     "check_class_labels",
+    "check_classification_targets",
+    "check_consistent_length",
     "check_embeddings_and_labels",
     "check_int",
+    "check_is_fitted",
     "check_option",
     "check_real",
+    "column_or_1d",
     "did_you_mean",
+    "type_of_target",
+    "validate_data",
 ]
 
 

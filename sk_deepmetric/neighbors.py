@@ -16,18 +16,22 @@ import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import get_tags
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
 
 # The backends lived in this module before _search: pickles of a fitted classifier from then
 # name sk_deepmetric.neighbors._BruteSearch (or a faiss class), found here by this import.
 from ._search import _BruteSearch, _faiss_installed, _FaissFlatSearch, _FaissIVFSearch
-from ._validation import HasMethods, Interval, StrOptions, check_int, check_option
+from ._validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    check_classification_targets,
+    check_consistent_length,
+    check_int,
+    check_is_fitted,
+    check_option,
+    column_or_1d,
+    validate_data,
+)
 
 __all__ = ["EmbeddingKNeighborsClassifier"]
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_int, check_option
+from ._validation import check_int, check_is_fitted, check_option
 from .distances import topk_neighbors
 
 __all__ = ["plot_embedding", "plot_history", "plot_retrieval"]
