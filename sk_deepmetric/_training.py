@@ -3,16 +3,14 @@
 ``init_optimizer`` / ``init_scheduler`` -> ``fit_loop`` -> (``train_epoch`` -> ``train_step``
 -> ``compute_loss``) with ``embed`` for validation and ``transform``.
 
-Devices: the training data go to the device once when they fit (``place_data``), and
-batches are indexed there; larger data stay on the host and each batch is pinned and copied
-without blocking. Mixed precision covers the network only; the loss (and its class weights)
-runs in float32.
+Devices (:mod:`sk_deepmetric._devices`): the training data go to the device once when they
+fit, and batches are indexed there; larger data stay on the host and each batch is pinned and
+copied without blocking. Mixed precision covers the network only; the loss (and its class
+weights) runs in float32.
 
 Distributed training: when a ``torch.distributed`` process group is initialised (``torchrun``),
-:class:`Training` wraps network and loss, as one module, in ``DistributedDataParallel``, the
-samplers take ``world_size`` and ``rank`` (:func:`shard`), and the loss sees the embeddings of
-every rank (:func:`gather_batch`), so that N ranks with batch B train like one process with
-batch N x B. Rank 0 decides early stopping and its weights are broadcast at the end.
+:class:`Training` wraps network and loss, as one module, in ``DistributedDataParallel``; the
+collectives it needs are in :mod:`sk_deepmetric._devices` too.
 """
 
 from __future__ import annotations
@@ -20,10 +18,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +29,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ._devices import (
+    agreed_score,
+    batch_to_device,
+    broadcast_weights,
+    gather_batch,
+    is_distributed,
+)
 from .networks import forked_rng
 
 __all__ = [
@@ -40,18 +44,11 @@ __all__ = [
     "SCHEDULES",
     "LoopResult",
     "Training",
-    "broadcast_object",
     "compute_loss",
     "embed",
     "fit_loop",
-    "gather_batch",
     "init_optimizer",
     "init_scheduler",
-    "is_distributed",
-    "place_data",
-    "resolve_device",
-    "shard",
-    "torch_threads",
     "train_epoch",
     "train_step",
 ]
@@ -64,101 +61,6 @@ PRECISIONS = ("32", "bf16", "fp16")
 # row goes through matrix products of the same shape whatever the number of rows asked for:
 # BLAS picks kernels by shape, and this keeps ``transform`` bit-identical across batchings.
 INFERENCE_ROWS = 256
-
-
-# Training data smaller than this fraction of the device's free memory are moved there once;
-# larger data stay on the host and go over batch by batch.
-DEVICE_DATA_FRACTION = 0.25
-
-
-def is_distributed() -> bool:
-    """Whether this process is one rank of an initialised ``torch.distributed`` group."""
-    return dist.is_available() and dist.is_initialized()
-
-
-def shard() -> dict[str, int]:
-    """``world_size`` and ``rank`` for the batch samplers (1 and 0 outside a process group)."""
-    if not is_distributed():
-        return {"world_size": 1, "rank": 0}
-    return {"world_size": dist.get_world_size(), "rank": dist.get_rank()}
-
-
-def broadcast_object(value: object) -> object:
-    """Rank 0's ``value`` on every rank (``value`` itself outside a process group)."""
-    if not is_distributed():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA device that is absent is an error.
-
-    Under ``torchrun``, ``"auto"`` and ``"cuda"`` (no index) mean this rank's GPU,
-    ``cuda:$LOCAL_RANK``.
-    """
-    if isinstance(device, str) and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a "
-            f"torch.device, got {device!r}."
-        ) from exc
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (resolved.index is not None and resolved.index >= count):
-            raise ValueError(
-                f"`device`={device!r} but this machine has {count} CUDA device(s) "
-                f"(torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}). "
-                "Use device='cpu' or device='auto'; a fitted model can be moved with "
-                "set_params(device='cpu')."
-            )
-        if resolved.index is None and is_distributed():
-            local = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-            resolved = torch.device("cuda", local % count)
-    return resolved
-
-
-def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
-    """``X`` as a tensor on ``device`` when it fits there, else left in host memory.
-
-    On the device, batches are indexed in place: no copy per step. Data over
-    ``DEVICE_DATA_FRACTION`` of the free CUDA memory stay on the host, and
-    :func:`batch_to_device` pins and copies each batch without blocking.
-    """
-    tensor = torch.as_tensor(X)
-    if device.type == "cpu":
-        return tensor
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if tensor.nbytes > DEVICE_DATA_FRACTION * free:
-            return tensor
-    return tensor.to(device)
-
-
-def batch_to_device(X: Tensor, index: np.ndarray, device: torch.device) -> Tensor:
-    """Rows ``index`` of host-resident ``X`` on ``device``: gathered, pinned and copied."""
-    batch = X[torch.from_numpy(np.asarray(index))]
-    if device.type == "cuda":
-        batch = batch.pin_memory()  # pinned pages from the caching host allocator: async copy
-    return batch.to(device, non_blocking=True)
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Run the block with ``n_threads`` intra-op threads (``None``: leave as is), then restore."""
-    if n_threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _NetworkAndLoss(nn.Module):
@@ -246,34 +148,6 @@ def compute_loss(loss: nn.Module, embeddings: Tensor, labels: Tensor) -> Tensor:
         return loss(embeddings.float(), labels)
 
 
-def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """The embeddings and labels of every rank's batch, concatenated in rank order.
-
-    Gradients flow back to this rank's rows: ``torch.distributed.nn``'s ``all_gather`` sums
-    the gradients that every rank computes for them (each rank computes the same loss), and
-    DDP then averages over ranks, so the net gradient is that of the loss on the whole
-    concatenated batch. Batches of unequal sizes are padded for the collective and trimmed.
-    """
-    from torch.distributed.nn.functional import all_gather
-
-    world_size = dist.get_world_size()
-    size = torch.tensor([embeddings.shape[0]], device=labels.device)
-    sizes = [torch.empty_like(size) for _ in range(world_size)]
-    dist.all_gather(sizes, size)
-    sizes = [int(n) for n in sizes]
-    pad = max(sizes) - embeddings.shape[0]
-    if pad:
-        embeddings = nn.functional.pad(embeddings, (0, 0, 0, pad))
-        labels = nn.functional.pad(labels, (0, pad))
-    all_labels = [torch.empty_like(labels) for _ in range(world_size)]
-    dist.all_gather(all_labels, labels.contiguous())
-    all_embeddings = all_gather(embeddings)
-    return (
-        torch.cat([e[:n] for e, n in zip(all_embeddings, sizes)]),
-        torch.cat([c[:n] for c, n in zip(all_labels, sizes)]),
-    )
-
-
 def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
     """Forward, backward and update on one batch; returns the (detached) batch loss.
 
@@ -357,23 +231,6 @@ def _snapshot(t: Training) -> tuple[dict, dict]:
 def _restore(t: Training, snapshot: tuple[dict, dict]) -> None:
     t.module.load_state_dict(snapshot[0])
     t.loss.load_state_dict(snapshot[1])
-
-
-def _agreed_score(validation_score: Callable[[], float] | None) -> float | None:
-    """The validation score, computed on rank 0 and shared, so that all ranks stop alike."""
-    if validation_score is None:
-        return None
-    if not is_distributed():
-        return validation_score()
-    return broadcast_object(validation_score() if dist.get_rank() == 0 else None)
-
-
-def broadcast_weights(t: Training) -> None:
-    """Rank 0's parameters and buffers on every rank (batch-norm statistics are per rank)."""
-    for module in (t.module, t.loss):
-        for tensor in module.state_dict().values():
-            if isinstance(tensor, Tensor):
-                dist.broadcast(tensor, src=0)
 
 
 @dataclass
@@ -460,7 +317,7 @@ def fit_loop(
     if validation_score is not None:
         # the starting weights compete too: training that never beats them on held-out
         # classes is undone rather than kept
-        monitor.best = _agreed_score(validation_score)
+        monitor.best = agreed_score(validation_score)
     epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
     n_done, converged = 0, False
     with forked_rng(seed):
@@ -468,7 +325,7 @@ def fit_loop(
             start = time.perf_counter()
             try:
                 loss_value = train_epoch(t, X, y, batches())
-                score = _agreed_score(validation_score)
+                score = agreed_score(validation_score)
             except NonFiniteLoss as exc:
                 _restore(t, last_good)
                 exc.epoch = len(history) + 1
@@ -494,5 +351,5 @@ def fit_loop(
     if validation_score is not None and monitor.best_epoch != n_done - 1:
         _restore(t, best_snapshot)
     if is_distributed():
-        broadcast_weights(t)
+        broadcast_weights(t.module, t.loss)
     return LoopResult(n_done, converged, stalled=monitor.stall)

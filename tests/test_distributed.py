@@ -20,7 +20,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from sk_deepmetric._training import Training, init_optimizer, is_distributed, shard
+from sk_deepmetric._devices import is_distributed, shard
+from sk_deepmetric._training import Training, init_optimizer
 from sk_deepmetric.losses import ArcFaceLoss, ContrastiveLoss, TripletMarginLoss
 from sk_deepmetric.networks import MLP
 

@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+import sk_deepmetric._devices as devices
 import sk_deepmetric._training as training
 from sk_deepmetric.embedders import ArcFaceEmbedder, MetricEmbedder, TripletEmbedder
 from sk_deepmetric.losses import ArcFaceLoss
@@ -69,9 +70,9 @@ def test_loss_runs_in_float32_outside_autocast_cpu(digits, precision):
 
 def test_place_data_on_cpu_is_a_view_and_host_batches_are_copied(digits):
     X, _ = digits
-    placed = training.place_data(X, torch.device("cpu"))
+    placed = devices.place_data(X, torch.device("cpu"))
     assert placed.data_ptr() == torch.from_numpy(X).data_ptr()  # no copy
-    batch = training.batch_to_device(placed, np.array([3, 1, 4]), torch.device("cpu"))
+    batch = devices.batch_to_device(placed, np.array([3, 1, 4]), torch.device("cpu"))
     torch.testing.assert_close(batch, torch.from_numpy(X[[3, 1, 4]]))
 
 
@@ -107,11 +108,11 @@ def test_fp16_uses_a_grad_scaler(digits, monkeypatch):
 @pytest.mark.parametrize("fraction", [0.25, 0.0])  # 0: too large, stays on the host
 def test_data_on_device_or_host_give_the_same_model(digits, monkeypatch, fraction):
     X, y = digits
-    monkeypatch.setattr(training, "DEVICE_DATA_FRACTION", fraction)
-    placed = training.place_data(X, torch.device("cuda"))
+    monkeypatch.setattr(devices, "DEVICE_DATA_FRACTION", fraction)
+    placed = devices.place_data(X, torch.device("cuda"))
     assert placed.device.type == ("cuda" if fraction else "cpu")
     model = TripletEmbedder(**FAST, device="cuda", random_state=0).fit(X, y)
-    monkeypatch.setattr(training, "DEVICE_DATA_FRACTION", 0.25)
+    monkeypatch.setattr(devices, "DEVICE_DATA_FRACTION", 0.25)
     reference = TripletEmbedder(**FAST, device="cuda", random_state=0).fit(X, y)
     np.testing.assert_allclose(model.transform(X), reference.transform(X), atol=1e-5)
 

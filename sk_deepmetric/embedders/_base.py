@@ -21,18 +21,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from torch import nn
 
+from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
 from .._training import (
     OPTIMIZERS,
     Training,
-    broadcast_object,
     embed,
     fit_loop,
     init_optimizer,
     init_scheduler,
-    place_data,
-    resolve_device,
-    shard,
-    torch_threads,
 )
 from .._training import NonFiniteLoss as _NonFiniteLoss
 from .._validation import (

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._training import embed, place_data
+from .._devices import place_data
+from .._training import embed
 from .._validation import Interval
 from ..losses._center import CenterLoss
 from ..losses._margin_softmax import (

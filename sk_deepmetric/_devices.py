@@ -1,0 +1,179 @@
+"""Where training runs: the device, the data's placement, CPU threads and process groups.
+
+``resolve_device`` turns the ``device`` parameter into a ``torch.device`` (under ``torchrun``,
+this rank's GPU). ``place_data`` moves the training data to the device once when they fit, so
+that batches are indexed there; larger data stay on the host and ``batch_to_device`` pins and
+copies each batch without blocking. ``torch_threads`` sets the intra-op threads for a block.
+
+Distributed training: when a ``torch.distributed`` process group is initialised
+(``torchrun``), the samplers take ``world_size`` and ``rank`` (:func:`shard`), the loss sees
+the embeddings of every rank (:func:`gather_batch`), so that N ranks with batch B train like
+one process with batch N x B, rank 0 decides early stopping (:func:`agreed_score`), and its
+weights are broadcast at the end (:func:`broadcast_weights`). Outside a process group each of
+these is the single-process identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = [
+    "DEVICE_DATA_FRACTION",
+    "agreed_score",
+    "batch_to_device",
+    "broadcast_object",
+    "broadcast_weights",
+    "gather_batch",
+    "is_distributed",
+    "place_data",
+    "resolve_device",
+    "shard",
+    "torch_threads",
+]
+
+# Training data smaller than this fraction of the device's free memory are moved there once;
+# larger data stay on the host and go over batch by batch.
+DEVICE_DATA_FRACTION = 0.25
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; a CUDA device that is absent is an error.
+
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` (no index) mean this rank's GPU,
+    ``cuda:$LOCAL_RANK``.
+    """
+    if isinstance(device, str) and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a "
+            f"torch.device, got {device!r}."
+        ) from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise ValueError(
+                f"`device`={device!r} but this machine has {count} CUDA device(s) "
+                f"(torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}). "
+                "Use device='cpu' or device='auto'; a fitted model can be moved with "
+                "set_params(device='cpu')."
+            )
+        if resolved.index is None and is_distributed():
+            local = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+            resolved = torch.device("cuda", local % count)
+    return resolved
+
+
+def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """``X`` as a tensor on ``device`` when it fits there, else left in host memory.
+
+    On the device, batches are indexed in place: no copy per step. Data over
+    ``DEVICE_DATA_FRACTION`` of the free CUDA memory stay on the host, and
+    :func:`batch_to_device` pins and copies each batch without blocking.
+    """
+    tensor = torch.as_tensor(X)
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if tensor.nbytes > DEVICE_DATA_FRACTION * free:
+            return tensor
+    return tensor.to(device)
+
+
+def batch_to_device(X: Tensor, index: np.ndarray, device: torch.device) -> Tensor:
+    """Rows ``index`` of host-resident ``X`` on ``device``: gathered, pinned and copied."""
+    batch = X[torch.from_numpy(np.asarray(index))]
+    if device.type == "cuda":
+        batch = batch.pin_memory()  # pinned pages from the caching host allocator: async copy
+    return batch.to(device, non_blocking=True)
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` intra-op threads (``None``: leave as is), then restore."""
+    if n_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def is_distributed() -> bool:
+    """Whether this process is one rank of an initialised ``torch.distributed`` group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def shard() -> dict[str, int]:
+    """``world_size`` and ``rank`` for the batch samplers (1 and 0 outside a process group)."""
+    if not is_distributed():
+        return {"world_size": 1, "rank": 0}
+    return {"world_size": dist.get_world_size(), "rank": dist.get_rank()}
+
+
+def broadcast_object(value: object) -> object:
+    """Rank 0's ``value`` on every rank (``value`` itself outside a process group)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The embeddings and labels of every rank's batch, concatenated in rank order.
+
+    Gradients flow back to this rank's rows: ``torch.distributed.nn``'s ``all_gather`` sums
+    the gradients that every rank computes for them (each rank computes the same loss), and
+    DDP then averages over ranks, so the net gradient is that of the loss on the whole
+    concatenated batch. Batches of unequal sizes are padded for the collective and trimmed.
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    world_size = dist.get_world_size()
+    size = torch.tensor([embeddings.shape[0]], device=labels.device)
+    sizes = [torch.empty_like(size) for _ in range(world_size)]
+    dist.all_gather(sizes, size)
+    sizes = [int(n) for n in sizes]
+    pad = max(sizes) - embeddings.shape[0]
+    if pad:
+        embeddings = nn.functional.pad(embeddings, (0, 0, 0, pad))
+        labels = nn.functional.pad(labels, (0, pad))
+    all_labels = [torch.empty_like(labels) for _ in range(world_size)]
+    dist.all_gather(all_labels, labels.contiguous())
+    all_embeddings = all_gather(embeddings)
+    return (
+        torch.cat([e[:n] for e, n in zip(all_embeddings, sizes)]),
+        torch.cat([c[:n] for c, n in zip(all_labels, sizes)]),
+    )
+
+
+def agreed_score(validation_score: Callable[[], float] | None) -> float | None:
+    """The validation score, computed on rank 0 and shared, so that all ranks stop alike."""
+    if validation_score is None:
+        return None
+    if not is_distributed():
+        return validation_score()
+    return broadcast_object(validation_score() if dist.get_rank() == 0 else None)
+
+
+def broadcast_weights(*modules: nn.Module) -> None:
+    """Rank 0's parameters and buffers of ``modules`` on every rank (batch-norm statistics are
+    per rank)."""
+    for module in modules:
+        for tensor in module.state_dict().values():
+            if isinstance(tensor, Tensor):
+                dist.broadcast(tensor, src=0)
