@@ -8,7 +8,8 @@ copies each batch without blocking. ``torch_threads`` sets the intra-op threads 
 Distributed training: when a ``torch.distributed`` process group is initialised
 (``torchrun``), the samplers take ``world_size`` and ``rank`` (:func:`shard`), the loss sees
 the embeddings of every rank (:func:`gather_batch`), so that N ranks with batch B train like
-one process with batch N x B, rank 0 decides early stopping (:func:`agreed_score`), and its
+one process with batch N x B, the epoch's mean loss is over every rank's samples
+(:func:`sum_over_ranks`), rank 0 decides early stopping (:func:`agreed_score`), and its
 weights are broadcast at the end (:func:`broadcast_weights`). Outside a process group each of
 these is the single-process identity.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "place_data",
     "resolve_device",
     "shard",
+    "sum_over_ranks",
     "torch_threads",
 ]
 
@@ -124,6 +126,15 @@ def shard() -> dict[str, int]:
     return {"world_size": dist.get_world_size(), "rank": dist.get_rank()}
 
 
+def sum_over_ranks(total: Tensor, count: int) -> tuple[Tensor, int]:
+    """``total`` and ``count`` summed over every rank (as given outside a process group)."""
+    if not is_distributed():
+        return total, count
+    sums = torch.stack([total, torch.tensor(float(count), device=total.device)])
+    dist.all_reduce(sums)
+    return sums[0], int(sums[1])
+
+
 def broadcast_object(value: object) -> object:
     """Rank 0's ``value`` on every rank (``value`` itself outside a process group)."""
     if not is_distributed():
@@ -171,8 +182,10 @@ def agreed_score(validation_score: Callable[[], float] | None) -> float | None:
 
 
 def broadcast_weights(*modules: nn.Module) -> None:
-    """Rank 0's parameters and buffers of ``modules`` on every rank (batch-norm statistics are
-    per rank)."""
+    """Rank 0's parameters and buffers of ``modules`` on every rank.
+
+    Buffers too: batch-norm running statistics are kept per rank.
+    """
     for module in modules:
         for tensor in module.state_dict().values():
             if isinstance(tensor, Tensor):

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from ._devices import (
@@ -35,7 +34,9 @@ from ._devices import (
     broadcast_weights,
     gather_batch,
     is_distributed,
+    sum_over_ranks,
 )
+from ._validation import external_stacklevel
 from .networks import forked_rng
 
 __all__ = [
@@ -191,10 +192,7 @@ def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]
         count += len(batch)
         if (i + 1) % 32 == 0 and not torch.isfinite(total):  # sync with the device rarely
             break
-    if is_distributed():
-        sums = torch.stack([total, torch.tensor(float(count), device=t.device)])
-        dist.all_reduce(sums)
-        total, count = sums[0], int(sums[1])
+    total, count = sum_over_ranks(total, count)
     mean = float(total) / max(count, 1)
     if not math.isfinite(mean):
         raise NonFiniteLoss(mean)
@@ -336,7 +334,7 @@ def fit_loop(
                     f"Training interrupted during epoch {len(history) + 1}; the model keeps "
                     f"the weights of epoch {len(history)}.",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=external_stacklevel(),
                 )
                 return LoopResult(n_done, converged=False, interrupted=True, stalled=monitor.stall)
             n_done += 1

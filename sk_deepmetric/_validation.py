@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import sys
 from collections.abc import Iterable
 
 import torch
 from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -45,12 +47,32 @@ __all__ = [
     "check_int",
     "check_is_fitted",
     "check_option",
+    "check_random_state",
     "check_real",
     "column_or_1d",
     "did_you_mean",
+    "external_stacklevel",
     "type_of_target",
     "validate_data",
 ]
+
+
+def external_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` that points at the caller outside this package.
+
+    Call it as the argument of ``warnings.warn``. It skips the frames of ``sk_deepmetric`` and
+    of scikit-learn's ``_fit_context`` wrapper (``sklearn.base``), whose number depends on the
+    path that reached the warning (``fit`` or ``partial_fit``, one helper more or less), so
+    that the warning shows the user's line (or, inside a Pipeline, scikit-learn's call).
+    """
+    frame, level = sys._getframe(2), 2  # 1 is the function that warns, 2 its caller
+    while frame is not None and _is_internal(frame.f_globals.get("__name__", "")):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _is_internal(module: str) -> bool:
+    return module == "sklearn.base" or module.split(".")[0] == "sk_deepmetric"
 
 
 def did_you_mean(value: object, options: Iterable[str]) -> str:

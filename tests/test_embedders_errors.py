@@ -56,8 +56,10 @@ def test_single_sample_classes(digits):
     X, y = digits
     y = y.copy()
     y[:3] = [100, 101, 102]
-    with pytest.warns(UserWarning, match="3 of 13 classes in `y` have a single sample"):
-        fast(TripletEmbedder).fit(X, y)
+    for method in ("fit", "partial_fit"):  # the warning names the caller's line either way
+        with pytest.warns(UserWarning, match="3 of 13 classes in `y` have a single sample") as w:
+            getattr(fast(TripletEmbedder), method)(X, y)
+        assert w[0].filename == __file__
     msg = _fit_error(fast(TripletEmbedder), X[:10], np.arange(10))
     assert "Every class in `y` has a single sample (10 classes)" in msg
     fast(ArcFaceEmbedder).fit(X[:10], np.arange(10))  # classifier losses are fine
@@ -197,8 +199,9 @@ def test_keyboard_interrupt_keeps_the_last_finished_epoch(digits):
     model = _one_batch_per_epoch(loss=_Interrupting(3, "interrupt"), max_iter=10)
     with pytest.warns(
         RuntimeWarning, match="interrupted during epoch 3; the model keeps the weights of epoch 2"
-    ):
+    ) as record:
         model.fit(X, y)
+    assert record[0].filename == __file__
     assert model.n_iter_ == 2
     np.testing.assert_array_equal(model.transform(X), reference.transform(X))
 

@@ -222,6 +222,20 @@ def test_pickle_round_trip(blobs, algorithm):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_pickles_from_before_the_backends_moved_still_load(blobs, algorithm):
+    # the search backends lived in neighbors until they moved to _search: a pickle made then
+    # names them there (protocol 0 writes the class's module as a line of text)
+    X, y, X_query = blobs
+    clf = EmbeddingKNeighborsClassifier(PCA(n_components=3), algorithm=algorithm).fit(X, y)
+    new = pickle.dumps(clf, protocol=0)
+    assert b"sk_deepmetric._search\n" in new  # the backend is pickled by its module's name
+    old = new.replace(b"sk_deepmetric._search\n", b"sk_deepmetric.neighbors\n")
+    copy = pickle.loads(old)
+    for a, b in zip(clf.kneighbors(X_query), copy.kneighbors(X_query)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_auto_chooses_faiss_for_large_reference_sets(blobs, monkeypatch):
     X, y, _ = blobs
     clf = EmbeddingKNeighborsClassifier(identity(), algorithm="auto")

@@ -1,4 +1,4 @@
-"""The base class of every ``*Embedder``: validation, network, batching, training, transform.
+"""The base class of every ``*Embedder``: parameters, network, batching, training, transform.
 
 Each public estimator (:mod:`._tuple`, :mod:`._classifier`, :mod:`._custom`) adds its loss's
 parameters, their constraints, its docstring and :meth:`_BaseEmbedder._build_loss`. The checks
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from torch import nn
 
 from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
@@ -38,7 +37,9 @@ from .._validation import (
     StrOptions,
     _fit_context,
     check_is_fitted,
+    check_random_state,
     did_you_mean,
+    external_stacklevel,
 )
 from ..metrics import mean_average_precision_at_r
 from ..networks import ACTIVATIONS, MLP, ConvNet, L2Normalize, forked_rng, reset_parameters
@@ -49,7 +50,7 @@ from ._params import AUTO_MAX_ITER, COMMON_PARAMS, make_init
 
 
 class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Everything the embedders share: validation, network, batching, training, transform."""
+    """Everything the embedders share: parameters, network, batching, training, transform."""
 
     #: Loss parameters of the subclass (name -> default); they come first in the signature.
     _loss_params: ClassVar[dict] = {}
@@ -300,7 +301,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             f"{type(self).__name__} reached max_iter={max_iter} epochs {state}. "
             f"Increase max_iter{advice}.",
             ConvergenceWarning,
-            stacklevel=5,  # the caller of fit, past scikit-learn's _fit_context wrapper
+            stacklevel=external_stacklevel(),
         )
 
     def _train(self, X, y, device, continuing, max_iter, partial, validation_plan):

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import type_of_target, validate_data
+from .._validation import external_stacklevel, type_of_target, validate_data
 
 
 class _InputMixin:
@@ -84,7 +84,7 @@ class _InputMixin:
                 f"{singles} of {counts.size} classes in `y` have a single sample; "
                 f"{type(self).__name__} uses them only as negatives.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=external_stacklevel(),
             )
 
     def _set_shape(self, X, reset):
