@@ -75,7 +75,7 @@ GRIDS = {
     "AngularEmbedder": {"alpha": [30.0, 40.0, 50.0]},
     "SoftmaxEmbedder": {"learning_rate_init": [1e-4, 3e-4, 1e-3]},
     "CenterLossEmbedder": {"center_weight": [0.003, 0.01, 0.03]},
-    "LargeMarginSoftmaxEmbedder": {"margin": [2, 3, 4]},
+    "LargeMarginSoftmaxEmbedder": {"margin": [3, 4, 5]},
     "SphereFaceEmbedder": {"margin": [2, 3, 4]},
     "CosFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
     "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
