@@ -13,6 +13,10 @@ Tasks (``--tasks``):
   noise         digits 0-4 -> 5-9 with 64 extra Gaussian noise features
   shifted       digits padded to 12x12 and shifted by up to 2 pixels (MLPs and CNNs)
   synth         make_classification, 100 classes, train on 50, evaluate on the other 50
+  arcs          100 classes, train on 50, evaluate on 50, that need a non-linear metric: each
+                class is a radius in each of 8 hidden planes, and each sample lies at a random
+                angle on a half circle of that radius (a nuisance shared by every class, as
+                pose is for faces); 8 noise features; all 24 mixed by a random rotation
   closed        all 10 digits, a stratified half to train on and the other half to evaluate
                 (closed set, as a scikit-learn user's KNN pipeline: 5-NN accuracy too)
 
@@ -81,12 +85,36 @@ GRIDS = {
     "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
 }
 
-TASKS = ("digits", "digits-rev", "noise", "shifted", "synth", "closed")
+TASKS = ("digits", "digits-rev", "noise", "shifted", "synth", "arcs", "closed")
 SHIFTED_SHAPE = (1, 12, 12)
+
+
+def make_arcs(seed: int, n_classes=100, n_per_class=30, n_planes=8, n_noise=8, spread=0.05):
+    """The ``arcs`` task's data: ``(X, y)``, classes told apart only by a non-linear function.
+
+    Class ``c`` has a radius ``r[c, j]`` (uniform in [0.5, 2]) in each plane ``j``; a sample
+    of it lies in plane ``j`` at radius ``r[c, j] (1 + spread * noise)`` and at an angle drawn
+    uniformly from a half circle, independently per plane and sample. The angles carry no
+    class information and every class shares them, so what identifies a class (the radii)
+    is the same function of the input for unseen classes; no linear map computes it.
+    """
+    rng = np.random.default_rng(seed)
+    radii = rng.uniform(0.5, 2.0, size=(n_classes, n_planes))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    r = radii[y] * (1 + spread * rng.standard_normal((len(y), n_planes)))
+    angle = rng.uniform(-np.pi / 2, np.pi / 2, size=(len(y), n_planes))
+    planes = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=2).reshape(len(y), -1)
+    Z = np.hstack([planes, rng.standard_normal((len(y), n_noise))])
+    rotation, _ = np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))
+    return Z @ rotation, y
 
 
 def make_task(name: str, seed: int):
     """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task."""
+    if name == "arcs":
+        X, y = make_arcs(seed)
+        train = y < 50
+        return X[train], y[train], X[~train], y[~train], None
     if name == "synth":
         X, y = make_classification(
             n_samples=3000,
