@@ -32,7 +32,7 @@ from sk_deepmetric.embedders import (
     SphereFaceEmbedder,
     TripletEmbedder,
 )
-from sk_deepmetric.embedders._classifier import _ClassifierEmbedder
+from sk_deepmetric.embedders._classifier import IMPRINT_LOGIT_SCALE, _ClassifierEmbedder
 from sk_deepmetric.losses._pair import TripletMarginLoss
 
 ALL = [
@@ -74,7 +74,14 @@ def test_fit_transform_shapes_and_attributes(cls, digits):
 
 
 def test_normalize_defaults_follow_the_loss():
-    on = [TripletEmbedder, ContrastiveEmbedder, AngularEmbedder, CosFaceEmbedder, ArcFaceEmbedder]
+    on = [
+        TripletEmbedder,
+        ContrastiveEmbedder,
+        AngularEmbedder,
+        SoftmaxEmbedder,
+        CosFaceEmbedder,
+        ArcFaceEmbedder,
+    ]
     for cls in ALL:
         assert cls().normalize is (cls in on), cls.__name__
     assert MetricEmbedder().normalize is False
@@ -115,9 +122,10 @@ def _class_weight(model):
     return model.loss_.softmax.weight if hasattr(model.loss_, "softmax") else model.loss_.weight
 
 
+@pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("estimator", CLASSIFIERS)
 def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
-    digits, monkeypatch, estimator
+    digits, monkeypatch, estimator, normalize
 ):
     X, y = digits  # labels 0..9: the encoded labels are y itself
     seen = {}
@@ -132,12 +140,16 @@ def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
             seen["centers"] = self.loss_.centers.detach().clone()
 
     monkeypatch.setattr(estimator, "_init_loss_from_data", spy)
-    fast(estimator).fit(X, y)
+    model = fast(estimator, normalize=normalize).fit(X, y)
+    assert model._unit_class_weights is getattr(model.loss_, "_normalize_weights", False)
     Z = seen["Z"]
     class_means = np.stack([Z[y == c].mean(axis=0) for c in range(10)])
     means = class_means - Z.mean(axis=0)
-    # the directions of the centred class means, with the random weights' mean norm
+    # the directions of the centred class means, with the random weights' mean norm, or on
+    # unit-norm embeddings where the norm is the logit scale, IMPRINT_LOGIT_SCALE
     scale = np.linalg.norm(seen["before"].numpy(), axis=1).mean()
+    if normalize and not model._unit_class_weights:
+        scale = IMPRINT_LOGIT_SCALE
     expected = scale * means / np.linalg.norm(means, axis=1, keepdims=True)
     np.testing.assert_allclose(seen["after"].numpy(), expected, atol=1e-5)
     if "centers" in seen:  # centre loss: the centres start at the class means themselves
