@@ -20,18 +20,21 @@ Tasks (``--tasks``):
   closed        all 10 digits, a stratified half to train on and the other half to evaluate
                 (closed set, as a scikit-learn user's KNN pipeline: 5-NN accuracy too)
 
-Rows (``--rows``, substrings of the names): raw features, PCA, NCA, pytorch-metric-learning
-(its TripletMarginLoss + semi-hard TripletMarginMiner trained by ``MetricEmbedder`` with
-TripletEmbedder's defaults: same MLP, optimiser, batches and early stopping), each of the
-ten embedders with its defaults, and ``... tuned``: GridSearchCV over 3 values of the main
-loss parameter, class-disjoint 2-fold CV on the training classes (GroupKFold, groups=y),
-scored by MAP@R. ``(cnn)`` rows run on ``shifted``. ``(samples holdout)`` rows, on ``closed``
-only, validate early stopping on held-out samples of every class (``validation_holdout``).
+Rows (``--rows``: substrings of the names, or ``^`` and the start of the names, so that
+``^SoftmaxEmbedder`` leaves out LargeMarginSoftmaxEmbedder): raw features, PCA, NCA,
+pytorch-metric-learning (its TripletMarginLoss + semi-hard TripletMarginMiner trained by
+``MetricEmbedder`` with TripletEmbedder's defaults: same MLP, optimiser, batches and early
+stopping), each of the ten embedders with its defaults, and ``... tuned``: GridSearchCV
+over 3 values of the main loss parameter, class-disjoint 2-fold CV on the training classes
+(GroupKFold, groups=y), scored by MAP@R. ``(cnn)`` rows run on ``shifted``. ``(samples
+holdout)`` rows, on ``closed`` only, validate early stopping on held-out samples of every
+class (``validation_holdout``).
 
-Run: ``python benchmarks/bench_quality.py`` (full; about an hour on one CPU thread) or
-``python benchmarks/bench_quality.py --quick`` (CI smoke run: 1 seed, 2 epochs, a few rows).
+Run: ``python benchmarks/bench_quality.py`` (full; hours on one CPU thread, of which the
+``arcs`` task's tuned rows take about one) or ``python benchmarks/bench_quality.py --quick``
+(CI smoke run: 1 seed, 2 epochs, a few rows).
 ``--set NAME=VALUE`` (repeatable) passes a parameter to every embedder row that has it, to
-measure a setting against the defaults: ``--rows SoftmaxEmbedder --set learning_rate_init=3e-5``.
+measure a setting against the defaults: ``--rows ^SoftmaxEmbedder --set learning_rate_init=3e-5``.
 """
 
 from __future__ import annotations
@@ -257,6 +260,17 @@ def parse_setting(text: str) -> tuple[str, object]:
         return name, value  # a plain string, e.g. --set miner=batch_hard
 
 
+def row_matches(name: str, pattern: str) -> bool:
+    """``--rows`` matching: a substring of the row name, or with a leading ``^`` its start.
+
+    ``SoftmaxEmbedder`` also matches ``LargeMarginSoftmaxEmbedder``; ``^SoftmaxEmbedder``
+    matches only the rows that start with it (defaults, tuned, samples holdout).
+    """
+    if pattern.startswith("^"):
+        return name.startswith(pattern[1:])
+    return pattern in name
+
+
 def cell(values, digits=3) -> str:
     values = np.asarray(values, dtype=float)
     if values.size == 1:
@@ -295,7 +309,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     parser.add_argument(
-        "--rows", default=None, help="comma-separated substrings of the row names to run"
+        "--rows",
+        default=None,
+        help="comma-separated substrings of the row names to run (^NAME: names starting with it)",
     )
     parser.add_argument(
         "--no-tuned", action="store_true", help="skip the GridSearchCV rows (the slow ones)"
@@ -325,7 +341,7 @@ def main() -> None:
     def wanted(name: str) -> bool:
         if (args.no_tuned or args.quick) and name.endswith("tuned"):
             return False
-        return patterns is None or any(p in name for p in patterns)
+        return patterns is None or any(row_matches(name, p) for p in patterns)
 
     print(
         f"# bench_quality: {datetime.date.today()}, torch {torch.__version__}, "
