@@ -49,9 +49,13 @@ class _ClassifierEmbedder(_BaseEmbedder):
     _batching = "shuffled"
     _default_overrides: ClassVar[dict] = {"normalize": False}
     _loss_class: type = SoftmaxLoss
-    #: The loss scores classes by the class weights' directions only (SphereFace, CosFace,
-    #: ArcFace); otherwise the weights' norm scales the logits.
-    _unit_class_weights: ClassVar[bool] = False
+
+    @property
+    def _unit_class_weights(self) -> bool:
+        """Whether the loss scores classes by the weights' directions only (SphereFace,
+        CosFace, ArcFace); otherwise their norm scales the logits (CenterLoss wraps a
+        softmax, and has no such flag)."""
+        return getattr(self._loss_class, "_normalize_weights", False)
 
     def _build_loss(self, n_classes, n_components):
         kwargs = {name: getattr(self, name) for name in self._loss_params}
@@ -237,7 +241,6 @@ document(
 class SphereFaceEmbedder(_ClassifierEmbedder):
     _loss_params: ClassVar[dict] = {"margin": 4, "softmax_weight": 5.0}
     _loss_class = SphereFaceLoss
-    _unit_class_weights = True
     _parameter_constraints: ClassVar[dict] = LargeMarginSoftmaxEmbedder._parameter_constraints
 
 
@@ -269,7 +272,6 @@ class CosFaceEmbedder(_ClassifierEmbedder):
     _loss_params: ClassVar[dict] = {"margin": 0.35, "scale": 64.0}
     _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = CosFaceLoss
-    _unit_class_weights = True
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, 1, closed="left")],
@@ -303,7 +305,6 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
     _loss_params: ClassVar[dict] = {"margin": 0.5, "scale": 64.0}
     _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = ArcFaceLoss
-    _unit_class_weights = True
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, np.pi / 2, closed="left")],
