@@ -114,21 +114,20 @@ def make_arcs(seed: int, n_classes=100, n_per_class=30, n_planes=8, n_noise=8, s
 
 def make_task(name: str, seed: int):
     """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task."""
-    if name == "arcs":
-        X, y = make_arcs(seed)
-        train = y < 50
-        return X[train], y[train], X[~train], y[~train], None
-    if name == "synth":
-        X, y = make_classification(
-            n_samples=3000,
-            n_features=64,
-            n_informative=16,
-            n_redundant=8,
-            n_classes=100,
-            n_clusters_per_class=1,
-            class_sep=2.0,
-            random_state=seed,
-        )
+    if name in ("synth", "arcs"):  # 100 classes: train on 0-49, evaluate on 50-99
+        if name == "arcs":
+            X, y = make_arcs(seed)
+        else:
+            X, y = make_classification(
+                n_samples=3000,
+                n_features=64,
+                n_informative=16,
+                n_redundant=8,
+                n_classes=100,
+                n_clusters_per_class=1,
+                class_sep=2.0,
+                random_state=seed,
+            )
         train = y < 50
         return X[train], y[train], X[~train], y[~train], None
     X, y = load_digits(return_X_y=True)
