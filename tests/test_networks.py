@@ -1,8 +1,19 @@
+import re
+
 import pytest
 import torch
 from torch import nn
 
-from sk_deepmetric.networks import MLP, ConvNet, L2Normalize, forked_rng, reset_parameters
+from sk_deepmetric.networks import (
+    MLP,
+    ConvNet,
+    ImageResNet,
+    L2Normalize,
+    SignalResNet,
+    forked_rng,
+    pooling_factor,
+    reset_parameters,
+)
 
 
 def _params(module):
@@ -131,3 +142,86 @@ def test_mlp_skip_adds_a_linear_path_and_is_seeded():
     x = torch.randn(6, 4)
     a.eval()
     torch.testing.assert_close(a(x), a.layers(x) + x @ a.skip.weight.T)
+
+
+# ----------------------------------------------------------------- the residual CNNs
+
+
+@pytest.mark.parametrize(
+    ("cls", "input_shape", "shapes"),
+    [
+        (SignalResNet, (2, 30), [(3, 60), (3, 2, 30)]),
+        (SignalResNet, (1, 30), [(3, 30), (3, 1, 30)]),
+        (ImageResNet, (1, 8, 8), [(3, 64), (3, 8, 8), (3, 1, 8, 8)]),
+    ],
+)
+def test_resnets_accept_flat_or_shaped_input(cls, input_shape, shapes):
+    net = cls(input_shape, 5, channels=(4, 8)).eval()
+    for shape in shapes:
+        assert net(torch.randn(*shape)).shape == (3, 5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "shape", "message"),
+    [
+        (SignalResNet, (1, 8, 8), "`input_shape` must be (channels, length), got (1, 8, 8)."),
+        (ImageResNet, (1, 64), "`input_shape` must be (channels, height, width), got (1, 64)."),
+    ],
+)
+def test_resnets_reject_bad_input_shape(cls, shape, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls(shape, 4)
+
+
+def test_resnet_blocks_start_as_their_shortcut():
+    # the branch's last batch normalisation starts at zero, so block(x) = act(shortcut(x))
+    net = reset_parameters(SignalResNet((3, 20), 4, channels=(3, 6)), torch.Generator())
+    net.eval()
+    x = torch.randn(5, 3, 20)
+    first = net.stages[0]
+    torch.testing.assert_close(first(x), torch.relu(x))  # identity shortcut: 3 -> 3 channels
+    second = net.stages[2]
+    h = net.stages[1](first(x))
+    torch.testing.assert_close(second(h), torch.relu(second.shortcut(h)))
+
+
+@pytest.mark.parametrize("cls, input_shape", [(SignalResNet, (2, 16)), (ImageResNet, (1, 6, 6))])
+def test_resnet_skip_starts_as_a_rotation_of_the_input(cls, input_shape):
+    net = reset_parameters(cls(input_shape, 48, channels=(4,), skip=True), torch.Generator())
+    x = torch.randn(7, *input_shape)
+    flat = x.flatten(1)
+    out = net.eval()(x)
+    torch.testing.assert_close(out, flat @ net.skip.weight.T)
+    # orthogonal columns (n_components >= inputs): distances are kept
+    torch.testing.assert_close(torch.cdist(out, out), torch.cdist(flat, flat))
+
+
+def test_signal_resnet_is_invariant_to_shifts_by_its_pooling_factor():
+    # Away from the ends, shifting the input by the product of the poolings (2 x 2) shifts
+    # every feature map by whole positions, and global average pooling sums the same values.
+    net = reset_parameters(SignalResNet((1, 64), 6, channels=(4, 4, 4)), torch.Generator())
+    for block in net.modules():  # give the branches weight, so that they count
+        if isinstance(block, torch.nn.BatchNorm1d):
+            torch.nn.init.ones_(block.weight)
+    net.eval()
+    signal = torch.zeros(1, 1, 64)
+    signal[..., 24:32] = torch.randn(8, generator=torch.Generator().manual_seed(0))
+    shifted = torch.roll(signal, 4, dims=-1)
+    torch.testing.assert_close(net(signal), net(shifted))
+
+
+@pytest.mark.parametrize(
+    ("size", "n_stages", "last", "factor"),
+    [
+        (128, 3, 64, 2),
+        (1460, 3, 64, 5),
+        (25, 3, 64, 2),
+        (8, 3, 8, 2),
+        (112, 3, 8, 4),
+        (500, 1, 64, 2),
+    ],
+)
+def test_pooling_factor_bounds_the_last_stage(size, n_stages, last, factor):
+    assert pooling_factor(size, n_stages, last) == factor
+    if n_stages > 1 and size > last:
+        assert size // factor ** (n_stages - 1) <= last
