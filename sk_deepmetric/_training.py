@@ -92,6 +92,8 @@ class Training:
 
     ``step`` runs network and loss on a batch: the network compiled when ``compile``, and
     network and loss wrapped in ``DistributedDataParallel`` inside a process group.
+    ``augment`` (with its ``generator``, on ``device``) transforms each training batch
+    before the network sees it; nothing else (validation, ``embed``) uses it.
     """
 
     module: nn.Module
@@ -102,6 +104,8 @@ class Training:
     precision: str = "32"
     scaler: torch.amp.GradScaler | None = field(default=None)
     compile: bool = False
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    generator: torch.Generator | None = None
     step: nn.Module = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +161,9 @@ def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
     and :func:`fit_loop` restores the last good weights.
     """
     t.optimizer.zero_grad(set_to_none=True)
+    if t.augment is not None:
+        with torch.no_grad():
+            xb = t.augment(xb, t.generator)
     value = t.step(xb, yb)
     if t.device.type == "cpu" and not torch.isfinite(value):
         return value.detach()  # on all ranks alike: every rank computes the same loss
