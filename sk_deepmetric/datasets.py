@@ -1,0 +1,152 @@
+"""Generated data sets for trying the embedders on signals, offline.
+
+:func:`make_signals` draws labelled time series in the spirit of scikit-learn's
+``make_classification``: what identifies a class is a few short waveforms (motifs), which
+occur at random positions, under a random warp of time, a random amplitude and noise, so
+that comparing two series point by point says little and a shift-invariant network can do
+much better.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from ._validation import check_random_state
+
+__all__ = ["make_signals"]
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, length: int, width: float) -> np.ndarray:
+    """``(n, length)`` smooth random curves of unit standard deviation (white noise blurred
+    by a Gaussian of standard deviation ``width`` samples)."""
+    half = int(np.ceil(3 * width))
+    taps = np.exp(-0.5 * (np.arange(-half, half + 1) / max(width, 1e-9)) ** 2)
+    white = rng.standard_normal((n, length + 2 * half))
+    # each output sample is the dot product of a window of the white noise with the taps
+    windows = np.lib.stride_tricks.sliding_window_view(white, 2 * half + 1, axis=1)
+    curves = windows @ taps
+    return curves / curves.std(axis=1, keepdims=True)
+
+
+def make_signals(
+    n_samples: int = 600,
+    n_classes: int = 6,
+    *,
+    n_channels: int = 1,
+    length: int = 128,
+    n_motifs: int = 2,
+    motif_length: int | None = None,
+    warp: float = 0.2,
+    noise: float = 0.5,
+    shuffle: bool = True,
+    random_state=None,
+):
+    """Generate labelled signals whose classes are defined by motifs at random positions.
+
+    Each class owns ``n_motifs`` motifs: smooth random waveforms of ``motif_length``
+    samples under a Hann window, each on a channel drawn at random. A series of the class
+    is, on each channel, a slow random baseline plus Gaussian noise of standard deviation
+    ``noise``, to which each of the class's motifs is added once, at a position drawn
+    uniformly along the series and with an amplitude drawn uniformly in [1.5, 4.5]. The
+    whole series is then resampled along a smooth random warp of time (a local speed of
+    ``exp(warp * z)``, ``z`` a smooth standard normal curve). Motif shapes are independent
+    across classes, so classes unseen in training are new motifs, not new combinations.
+
+    Parameters
+    ----------
+    n_samples : int, default=600
+        Number of series, split as evenly as possible among the classes.
+    n_classes : int, default=6
+        Number of classes.
+    n_channels : int, default=1
+        Channels of each series (a multichannel sensor, electrodes, axes of a motion
+        sensor).
+    length : int, default=128
+        Samples per series.
+    n_motifs : int, default=2
+        Motifs per class.
+    motif_length : int, default=None
+        Samples per motif; None means ``length // 6`` (at least 4).
+    warp : float, default=0.2
+        Strength of the random time warp; 0 for none.
+    noise : float, default=0.5
+        Standard deviation of the white noise (a motif's peak amplitude is about 2 to 6).
+    shuffle : bool, default=True
+        Shuffle the samples; otherwise they come grouped by class.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_channels, length), dtype float32
+    y : ndarray of shape (n_samples,)
+        Class labels ``0 .. n_classes - 1``.
+
+    Examples
+    --------
+    >>> from sk_deepmetric.datasets import make_signals
+    >>> X, y = make_signals(60, 3, n_channels=2, length=50, random_state=0)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((60, 2, 50), [0, 1, 2])
+    """
+    _check_arguments(n_samples, n_classes, n_channels, length, n_motifs, warp, noise)
+    if motif_length is None:
+        motif_length = max(4, length // 6)
+    if not isinstance(motif_length, Integral) or not 2 <= motif_length <= length:
+        raise ValueError(
+            f"`motif_length` must be an integer in [2, length={length}], got {motif_length!r}."
+        )
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    rng = np.random.default_rng(seed)
+    y = np.arange(n_samples) % n_classes
+    shapes = _smooth_noise(rng, n_classes * n_motifs, motif_length, motif_length / 8)
+    shapes = (shapes * np.hanning(motif_length)).reshape(n_classes, n_motifs, motif_length)
+    motif_channels = rng.integers(n_channels, size=(n_classes, n_motifs))
+
+    X = noise * rng.standard_normal((n_samples, n_channels, length))
+    X += 0.5 * _smooth_noise(rng, n_samples * n_channels, length, length / 6).reshape(X.shape)
+    rows = np.arange(n_samples)[:, None]
+    for m in range(n_motifs):
+        start = rng.integers(0, length - motif_length + 1, size=n_samples)
+        amplitude = rng.uniform(1.5, 4.5, size=(n_samples, 1))
+        X[rows, motif_channels[y, m][:, None], start[:, None] + np.arange(motif_length)] += (
+            amplitude * shapes[y, m]
+        )
+    X = _warp_time(X, rng, warp)
+    if shuffle:
+        order = rng.permutation(n_samples)
+        X, y = X[order], y[order]
+    return X.astype(np.float32), y
+
+
+def _warp_time(X: np.ndarray, rng: np.random.Generator, warp: float) -> np.ndarray:
+    """Resample each series (all its channels alike) along a smooth random monotone warp."""
+    n, _, length = X.shape
+    if warp == 0 or length < 2:
+        return X
+    speed = np.exp(warp * _smooth_noise(rng, n, length, length / 8))
+    time = np.cumsum(speed, axis=1)
+    time = (time - time[:, :1]) / (time[:, -1:] - time[:, :1]) * (length - 1)
+    left = np.minimum(np.floor(time).astype(int), length - 2)
+    frac = (time - left)[:, None, :]
+    gather = np.broadcast_to(left[:, None, :], X.shape)
+    low = np.take_along_axis(X, gather, axis=2)
+    high = np.take_along_axis(X, gather + 1, axis=2)
+    return low + frac * (high - low)
+
+
+def _check_arguments(n_samples, n_classes, n_channels, length, n_motifs, warp, noise):
+    for name, value, low in (
+        ("n_classes", n_classes, 2),
+        ("n_samples", n_samples, n_classes if isinstance(n_classes, Integral) else 2),
+        ("n_channels", n_channels, 1),
+        ("length", length, 8),
+        ("n_motifs", n_motifs, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+    for name, value in (("warp", warp), ("noise", noise)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < np.inf:
+            raise ValueError(f"`{name}` must be a finite real number >= 0, got {value!r}.")
