@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
+from sk_deepmetric.datasets import make_signals
 from sk_deepmetric.embedders import (
     AngularEmbedder,
     ArcFaceEmbedder,
@@ -34,6 +35,7 @@ from sk_deepmetric.embedders import (
 )
 from sk_deepmetric.embedders._classifier import IMPRINT_LOGIT_SCALE, _ClassifierEmbedder
 from sk_deepmetric.losses._pair import TripletMarginLoss
+from sk_deepmetric.networks import ImageResNet, SignalResNet
 
 ALL = [
     TripletEmbedder,
@@ -258,6 +260,55 @@ def test_cnn_on_images_and_on_flat_rows_with_input_shape(digits):
         images.transform(np.zeros((5, 8, 9), dtype=np.float32))
     four_d = fast(ArcFaceEmbedder, network="cnn").fit(X.reshape(-1, 1, 8, 8), y)
     assert four_d.transform(X.reshape(-1, 1, 8, 8)).shape == (200, 8)
+
+
+@pytest.fixture(scope="module")
+def series():
+    X, y = make_signals(120, 4, n_channels=2, length=40, random_state=0)
+    return X, y
+
+
+def test_cnn1d_on_series_and_on_flat_rows_with_input_shape(series):
+    X, y = series
+    params = {"network": "cnn1d", "conv_channels": (4, 8)}
+    shaped = fast(TripletEmbedder, **params).fit(X, y)
+    flat = fast(TripletEmbedder, input_shape=(2, 40), **params).fit(X.reshape(120, -1), y)
+    assert shaped.input_shape_ == flat.input_shape_ == (2, 40)
+    assert isinstance(shaped.module_, SignalResNet)
+    np.testing.assert_array_equal(shaped.transform(X), flat.transform(X.reshape(120, -1)))
+    one_channel = fast(ArcFaceEmbedder, **params).fit(X[:, 0], y)  # (n, length)
+    assert one_channel.input_shape_ == (1, 40)
+    assert one_channel.transform(X[:, 0]).shape == (120, 8)
+
+
+def test_cnn_is_the_residual_network_with_the_chosen_channels(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, network="cnn", input_shape=(1, 8, 8), conv_channels=(4, 6, 8))
+    model.fit(X, y)
+    assert isinstance(model.module_, ImageResNet)
+    widths = [m.out_channels for m in model.module_.modules() if isinstance(m, nn.Conv2d)]
+    assert max(widths) == 8 and min(widths) == 4
+
+
+@pytest.mark.parametrize(("network", "expected"), [("mlp", 1e-4), ("cnn", 1e-3), ("cnn1d", 1e-3)])
+def test_auto_learning_rate_follows_the_network(network, expected):
+    model = TripletEmbedder(network=network)
+    assert model.learning_rate_init == "auto" and model._learning_rate() == expected
+    assert TripletEmbedder(network=nn.Linear(4, 4))._learning_rate() == 1e-4
+    assert TripletEmbedder(network=network, learning_rate_init=0.01)._learning_rate() == 0.01
+
+
+def test_models_pickled_before_a_parameter_existed_get_its_default(digits):
+    # a pickle from before `augment` and `conv_channels` existed holds neither attribute
+    X, y = digits
+    model = fast(TripletEmbedder).fit(X, y)
+    state = model.__getstate__()
+    for name in ("augment", "conv_channels"):
+        del state[name]
+    old = TripletEmbedder.__new__(TripletEmbedder)
+    old.__setstate__(state)
+    assert old.get_params()["augment"] is None and old.get_params()["conv_channels"] is None
+    np.testing.assert_array_equal(old.transform(X), model.transform(X))
 
 
 def test_user_module_is_copied_and_checked(digits):

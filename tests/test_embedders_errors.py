@@ -74,6 +74,16 @@ def test_input_shape_must_match_width(digits):
         "(64 values)."
     )
     assert "network='cnn' needs images" in _fit_error(fast(TripletEmbedder, network="cnn"), X, y)
+    images = X.reshape(-1, 1, 8, 8)
+    assert _fit_error(fast(TripletEmbedder, network="cnn1d"), images, y) == (
+        "network='cnn1d' needs signals: X of shape (n_samples, length) or (n_samples, "
+        "channels, length), or flat X with input_shape=(channels, length); got X of shape "
+        "(200, 1, 8, 8)."
+    )
+    assert _fit_error(fast(TripletEmbedder, augment="rotate"), X, y).startswith(
+        "`augment` 'rotate' applies to images, but the network's samples have shape (64,) "
+        "(rows of features)."
+    )
 
 
 def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
@@ -104,11 +114,40 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             r".* or a str among \{'auto'\}\. Got 'yes' instead\.",
         ),
         (
+            {"conv_channels": (16, 0)},
+            ValueError,
+            re.escape(
+                "`conv_channels` must be None or a non-empty tuple of positive integers (the "
+                "channels of each convolutional stage), got (16, 0)."
+            ),
+        ),
+        (
+            {"conv_channels": ()},
+            ValueError,
+            re.escape("`conv_channels` must be None or a non-empty tuple of positive integers"),
+        ),
+        (
+            {"augment": "jiter"},
+            ValueError,
+            re.escape("got 'jiter'. Did you mean 'jitter'?"),
+        ),
+        (
+            {"network": "cnn2d"},
+            InvalidParameterError,
+            r"The 'network' parameter of TripletEmbedder must be a str among .*'cnn1d'.*",
+        ),
+        (
+            {"learning_rate_init": "high"},
+            InvalidParameterError,
+            r"The 'learning_rate_init' parameter of TripletEmbedder must be a float in the "
+            r"range \(0.0, inf\) or a str among \{'auto'\}\. Got 'high' instead\.$",
+        ),
+        (
             {"validation_holdout": "class"},
             InvalidParameterError,
             r"The 'validation_holdout' parameter of TripletEmbedder must be a str among "
-            r"\{'(classes|samples)', '(classes|samples)'\}\. Got 'class' instead\. Did you "
-            r"mean 'classes'\?",
+            r"\{'(auto|classes|samples)', '(auto|classes|samples)', '(auto|classes|samples)'\}"
+            r"\. Got 'class' instead\. Did you mean 'classes'\?",
         ),
         (
             {"max_iter": 0},

@@ -8,6 +8,7 @@ of ``X`` and ``y`` come from :class:`._inputs._InputMixin`.
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
 import re
 import warnings
@@ -41,12 +42,27 @@ from .._validation import (
     did_you_mean,
     external_stacklevel,
 )
+from ..augment import make_augmentation
 from ..metrics import mean_average_precision_at_r
-from ..networks import ACTIVATIONS, MLP, ConvNet, L2Normalize, forked_rng, reset_parameters
+from ..networks import (
+    ACTIVATIONS,
+    MLP,
+    ImageResNet,
+    L2Normalize,
+    SignalResNet,
+    forked_rng,
+    reset_parameters,
+)
 from ..samplers import ClassBalancedBatchSampler, ShuffledBatchSampler
 from ._holdout import holdout_plan, holdout_split
 from ._inputs import _InputMixin
-from ._params import AUTO_MAX_ITER, COMMON_PARAMS, make_init
+from ._params import (
+    AUTO_LEARNING_RATE,
+    AUTO_MAX_ITER,
+    COMMON_PARAMS,
+    DEFAULT_CONV_CHANNELS,
+    make_init,
+)
 
 
 class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -58,26 +74,29 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
     _default_overrides: ClassVar[dict] = {}
     #: "balanced" (P x K batches, tuple losses) or "shuffled" (classifier-style losses).
     _batching = "balanced"
+    _cnn_skip = False
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "network": [StrOptions({"mlp", "cnn"}), nn.Module],
+        "network": [StrOptions({"mlp", "cnn", "cnn1d"}), nn.Module],
         "hidden_layer_sizes": [tuple, list],
+        "conv_channels": [None, tuple, list],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "skip_connection": ["boolean"],
         "input_shape": [None, tuple, list],
         "normalize": ["boolean"],
+        "augment": [None, str, list, tuple, dict, callable],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "lr_schedule": [None, StrOptions({"cosine", "step"})],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "validation_holdout": [StrOptions({"classes", "samples"})],
+        "validation_holdout": [StrOptions({"auto", "classes", "samples"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -132,14 +151,19 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
                 f"({self.samples_per_class}) = {2 * self.samples_per_class}, so that a batch "
                 "holds two classes."
             )
-        if any(
-            isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
-            for h in self.hidden_layer_sizes
-        ):
+        if not _positive_ints(self.hidden_layer_sizes):
             raise ValueError(
                 "`hidden_layer_sizes` must be a tuple of positive integers, got "
                 f"{self.hidden_layer_sizes!r}."
             )
+        if self.conv_channels is not None and (
+            not self.conv_channels or not _positive_ints(self.conv_channels)
+        ):
+            raise ValueError(
+                "`conv_channels` must be None or a non-empty tuple of positive integers "
+                f"(the channels of each convolutional stage), got {self.conv_channels!r}."
+            )
+        make_augmentation(self.augment)  # the names and strengths; their fit to X at fit
         if self.input_shape is not None and (
             len(self.input_shape) not in (1, 2, 3)
             or not all(isinstance(d, numbers.Integral) and d >= 1 for d in self.input_shape)
@@ -252,6 +276,14 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             state["_optimizer_state"] = _to_cpu(state["_optimizer_state"])
         return state
 
+    def __setstate__(self, state):
+        """A model pickled before a parameter existed gets that parameter's default, which
+        is what it was fitted with."""
+        super().__setstate__(state)
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty and name not in self.__dict__:
+                setattr(self, name, parameter.default)
+
     # ----------------------------------------------------------------- steps of fit
     def _fit(self, X, y, *, continuing, max_iter, partial):
         X, y_encoded = self._validate_data_and_target(X, y, reset=not continuing)
@@ -339,7 +371,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
                 f"The training loss of {type(self).__name__} became {exc.args[0]} in epoch "
                 f"{exc.epoch}; training stopped and the model keeps the weights of epoch "
                 f"{exc.epoch - 1}. Try a lower `learning_rate_init` (currently "
-                f"{self.learning_rate_init})."
+                f"{self._learning_rate()})."
             ) from None
         self.n_iter_ = len(self.history_)
         self._optimizer_state = training.optimizer.state_dict()
@@ -369,13 +401,18 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             self._check_output_width(module, X)
             return module  # a user's module keeps its own (maybe pre-trained) weights
         with forked_rng(int(torch.randint(2**62, (1,), generator=generator))):
-            if self.network == "cnn":
-                module = ConvNet(
+            if self.network in ("cnn", "cnn1d"):
+                network = ImageResNet if self.network == "cnn" else SignalResNet
+                module = network(
                     self.input_shape_,
                     self.n_components,
+                    channels=DEFAULT_CONV_CHANNELS
+                    if self.conv_channels is None
+                    else tuple(self.conv_channels),
                     activation=self.activation,
                     dropout=self.dropout,
                     normalize=self.normalize,
+                    skip=self.skip_connection and self._cnn_skip,
                 )
             else:
                 module = MLP(
@@ -418,14 +455,19 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
     def _init_training(self, device, max_iter, schedule) -> Training:
         parameters = list(self.module_.parameters()) + list(self.loss_.parameters())
         optimizer = init_optimizer(
-            self.optimizer, parameters, self.learning_rate_init, self.weight_decay
+            self.optimizer, parameters, self._learning_rate(), self.weight_decay
         )
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
             for group in optimizer.param_groups:  # a schedule may have decayed it
-                group["lr"] = self.learning_rate_init
+                group["lr"] = self._learning_rate()
         scheduler = init_scheduler(self.lr_schedule, optimizer, max_iter) if schedule else None
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
+        augment = make_augmentation(self.augment, self.input_shape_)
+        generator = None
+        if augment is not None:  # each rank draws its own augmentations
+            seed = int(self._rng.integers(2**62)) + shard()["rank"]
+            generator = torch.Generator(device=device).manual_seed(seed)
         return Training(
             self.module_,
             self.loss_,
@@ -435,7 +477,15 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             self.precision,
             scaler,
             compile=self.compile,
+            augment=augment,
+            generator=generator,
         )
+
+    def _learning_rate(self) -> float:
+        """``learning_rate_init``, with "auto" resolved for the network."""
+        if self.learning_rate_init != "auto":
+            return self.learning_rate_init
+        return AUTO_LEARNING_RATE[self.network in ("cnn", "cnn1d")]
 
     def _sampler(self, y):
         if self._batching == "balanced":
@@ -455,6 +505,12 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         if self.n_threads == -1 or device.type != "cpu":
             return None
         return 1 if self.n_threads is None else self.n_threads
+
+
+def _positive_ints(values) -> bool:
+    return all(
+        not isinstance(v, bool) and isinstance(v, numbers.Integral) and v >= 1 for v in values
+    )
 
 
 def _tensors(module: nn.Module):

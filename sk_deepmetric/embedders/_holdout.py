@@ -1,20 +1,26 @@
-"""What early stopping holds out: whole classes (open set) or samples of each class (closed set).
+"""What early stopping holds out: whole classes (open set), samples of each class (closed set),
+or both.
 
 :func:`holdout_plan` decides from the labels and the estimator's settings whether ``fit``
 validates at all, and on what; :func:`holdout_split` draws the split. The ``early_stopping``
-and ``validation_holdout`` docstrings in :mod:`._params` give the measurements behind the
-thresholds.
+and ``validation_holdout`` docstrings in :mod:`._params` say what each plan is for; the
+measurements behind the thresholds are in the user guide's benchmarks page.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Most held-out samples scored per epoch: MAP@R costs O(n_val^2), so beyond this many a
+#: fixed, class-stratified subset of them is scored (the others are still not trained on
+#: when they belong to held-out classes, and go back to training when they do not).
+MAX_VALIDATION_SAMPLES = 4096
+
 
 def holdout_plan(
     y: np.ndarray, early_stopping: bool | str, holdout: str, fraction: float
 ) -> str | None:
-    """How early stopping validates: on held-out "classes", "samples", or None (off).
+    """How early stopping validates: on held-out "classes", "samples", "mixed" or None (off).
 
     ``holdout="classes"`` holds out ``fraction`` of the classes, so that the score measures
     retrieval among classes the network was not trained on. ``early_stopping="auto"``
@@ -22,33 +28,39 @@ def holdout_plan(
     fewer classes, MAP@R on 1 or 2 held-out classes is too noisy a guide. ``True`` then holds
     out 2 classes anyway, and with 3 classes or fewer, samples of each class.
     ``holdout="samples"`` holds out samples of every class with 4 or more; ``"auto"`` needs 2
-    such classes.
+    such classes. ``holdout="auto"`` holds out both ("mixed") when classes can be held out
+    and at least 2 of the remaining classes have 4 samples or more, and samples otherwise.
 
     Parameters
     ----------
     y : ndarray of shape (n_samples,)
         Encoded class labels.
     early_stopping : bool or "auto"
-    holdout : {"classes", "samples"}
+    holdout : {"auto", "classes", "samples"}
     fraction : float
         ``validation_fraction``.
 
     Returns
     -------
-    plan : {"classes", "samples"} or None
+    plan : {"classes", "samples", "mixed"} or None
     """
     if not early_stopping:
         return None
     classes, counts = np.unique(y, return_counts=True)
     fallback = "samples" if early_stopping is True else None
+    samples_ok = np.sum(counts >= 4) >= 2
     if holdout == "samples":
-        return "samples" if np.sum(counts >= 4) >= 2 else fallback
+        return "samples" if samples_ok else fallback
     n_val = round(fraction * classes.size)
-    if early_stopping is True:
+    if early_stopping is True and holdout == "classes":
         n_val = max(2, n_val)
-    if n_val >= 2 and classes.size - n_val >= 2 and np.sum(counts >= 2) >= n_val:
-        return "classes"
-    return fallback
+    classes_ok = n_val >= 2 and classes.size - n_val >= 2 and np.sum(counts >= 2) >= n_val
+    if holdout == "classes":
+        return "classes" if classes_ok else fallback
+    # "auto": classes and samples where both can be held out, else samples
+    if classes_ok and np.sum(counts >= 4) - n_val >= 2:
+        return "mixed"
+    return "samples" if samples_ok else fallback
 
 
 def holdout_split(
@@ -63,16 +75,41 @@ def holdout_split(
     if plan is None:
         return everything, None
     classes, counts = np.unique(y, return_counts=True)
-    if plan == "classes":
+    unseen = np.zeros(y.size, dtype=bool)  # samples of held-out classes
+    if plan in ("classes", "mixed"):
         n_val = max(2, round(fraction * classes.size))
         held_out = rng.choice(classes[counts >= 2], n_val, replace=False)
-        validation = np.isin(y, held_out)
-    else:  # hold out samples of each class with enough of them
-        validation = np.zeros(y.size, dtype=bool)
+        unseen = np.isin(y, held_out)
+    validation = unseen.copy()
+    if plan in ("samples", "mixed"):  # samples of each remaining class with enough of them
         for c in classes[counts >= 4]:
-            members = rng.permutation(np.flatnonzero(y == c))
+            members = np.flatnonzero((y == c) & ~unseen)
+            if members.size == 0:
+                continue
+            members = rng.permutation(members)
             n = min(max(2, round(fraction * members.size)), members.size - 2)
             validation[members[:n]] = True
+    _check_split(y, validation, classes, counts, holdout, fraction)
+    scored = _cap(np.flatnonzero(validation), y, rng)
+    trained = ~validation
+    trained[np.setdiff1d(np.flatnonzero(validation & ~unseen), scored)] = True
+    return everything[trained], scored
+
+
+def _cap(validation: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """At most :data:`MAX_VALIDATION_SAMPLES` of ``validation``, each class keeping its share
+    (and at least 2 samples where it had them), in the original order."""
+    if validation.size <= MAX_VALIDATION_SAMPLES:
+        return validation
+    share = MAX_VALIDATION_SAMPLES / validation.size
+    kept = []
+    for c in np.unique(y[validation]):
+        members = rng.permutation(validation[y[validation] == c])
+        kept.append(members[: max(min(2, members.size), int(share * members.size))])
+    return np.sort(np.concatenate(kept))
+
+
+def _check_split(y, validation, classes, counts, holdout, fraction) -> None:
     if holdout == "samples" and np.unique(y[validation]).size < 2:
         raise ValueError(
             "`early_stopping=True` with `validation_holdout`='samples' needs at least 2 "
@@ -87,4 +124,3 @@ def holdout_split(
             "samples leaves 2 classes on each side. Set early_stopping=False or give "
             "more data."
         )
-    return everything[~validation], everything[validation]

@@ -114,6 +114,14 @@ class _InputMixin:
                     "(n_samples, channels, height, width), or flat X with "
                     f"input_shape=(channels, height, width); got X of shape {X.shape}."
                 )
+        elif self.network == "cnn1d":
+            shape = (1, *shape) if len(shape) == 1 else shape
+            if len(shape) != 2:
+                raise ValueError(
+                    "network='cnn1d' needs signals: X of shape (n_samples, length) or "
+                    "(n_samples, channels, length), or flat X with "
+                    f"input_shape=(channels, length); got X of shape {X.shape}."
+                )
         self._sample_shape = sample_shape
         self.input_shape_ = shape
 

@@ -15,26 +15,35 @@ import inspect
 #: with it ([True]); the ``max_iter`` and ``early_stopping`` docstrings give the numbers.
 AUTO_MAX_ITER = (5, 500)
 
+#: ``learning_rate_init="auto"``: [False] for the MLP and a user's module, [True] for the
+#: built-in CNNs.
+AUTO_LEARNING_RATE = (1e-4, 1e-3)
+
+#: ``conv_channels=None``: the channels of each stage of the built-in CNNs.
+DEFAULT_CONV_CHANNELS = (32, 64, 128)
+
 #: Parameters every embedder shares, in signature order, with their defaults.
 COMMON_PARAMS = {
     "n_components": 128,
     "network": "mlp",
     "hidden_layer_sizes": (256,),
+    "conv_channels": None,
     "activation": "relu",
     "dropout": 0.0,
     "batch_norm": True,
     "skip_connection": True,
     "input_shape": None,
     "normalize": True,
+    "augment": None,
     "batch_size": 128,
     "max_iter": None,
     "optimizer": "adam",
-    "learning_rate_init": 1e-4,
+    "learning_rate_init": "auto",
     "weight_decay": 0.0,
     "lr_schedule": None,
     "early_stopping": "auto",
     "validation_fraction": 0.2,
-    "validation_holdout": "classes",
+    "validation_holdout": "auto",
     "n_iter_no_change": 20,
     "tol": 1e-4,
     "warm_start": False,
@@ -68,111 +77,91 @@ def make_init(params: dict) -> callable:
 
 
 _COMMON_DOC = """    n_components : int, default=128
-        Embedding size: ``transform`` returns ``(n_samples, n_components)``. 128 rather
-        than 64: with the skip connection the embedding starts as a rotation of the input,
-        which keeps all its distances only when ``n_components >= n_features``; on digits
-        with 64 noise features (128 inputs) MAP@R on unseen classes was 0.45 with 128
-        against 0.35 with 64 (TripletEmbedder, 3 seeds, benchmarks/bench_quality.py).
-    network : {{"mlp", "cnn"}} or torch.nn.Module, default="mlp"
-        ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input.
-        ``"cnn"``: :class:`~sk_deepmetric.networks.ConvNet` (3 conv stages, 32-64-128
-        channels, global average pooling) for images ``(n, H, W)`` or ``(n, C, H, W)``, or
-        flat X with ``input_shape``. A module is deep-copied at fit and trained from its
-        own weights (so a pre-trained network is fine-tuned; ``random_state`` does not
-        re-initialise it, only batches, splits and dropout); it must map a batch to
-        ``(batch_size, n_components)``.
+        Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
+        connection, the untrained embedding keeps all the input's distances only when
+        ``n_components >= n_features``.
+    network : {{"mlp", "cnn", "cnn1d"}} or torch.nn.Module, default="mlp"
+        ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
+        features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
+        CNN for images ``(n, H, W)`` or ``(n, C, H, W)``. ``"cnn1d"``:
+        :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
+        ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
+        ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
+        must map a batch to ``(batch_size, n_components)``.
     hidden_layer_sizes : tuple of int, default=(256,)
-        Hidden layers of the MLP.
+        Width of each hidden layer of the MLP; ``()`` for a linear map.
+    conv_channels : tuple of int, default=None
+        Output channels of each residual stage of the built-in CNNs (its length is their
+        depth). None means {conv_channels}.
     activation : {{"relu", "gelu", "tanh", "leaky_relu"}}, default="relu"
+        Activation of the hidden layers of the built-in networks.
     dropout : float, default=0.0
-        Dropout after each hidden layer (MLP) or before the last layer (CNN).
+        Dropout probability after each hidden layer (MLP) or before the last layer (CNNs).
     batch_norm : bool, default=True
-        Batch normalisation in the MLP's hidden layers (the CNN always uses it).
+        Batch normalisation in the MLP's hidden layers (the CNNs always use it).
     skip_connection : bool, default=True
-        MLP only: the embedding is ``W x + mlp(x)``, with ``W`` initialised (semi-)orthogonal
-        and the MLP's last layer at zero, so training starts from the input's own geometry
-        and learns corrections to it. On by default because a plain MLP trained on few
-        classes forgets what separates the others: on digits (train 0-4, evaluate 5-9),
-        TripletEmbedder's MAP@R was 0.546 with it and 0.496 without (raw pixels: 0.541),
-        0.45 and 0.31 with 64 noise features added (3 seeds).
+        MLP only: the embedding is ``W x + mlp(x)``, with ``W`` (semi-)orthogonal and the
+        MLP's last layer at zero, so that training starts from a rotation of the input and
+        learns corrections to it.
     input_shape : tuple of int, default=None
-        Shape of one sample as the network sees it, e.g. ``(1, 8, 8)``: flat rows are
-        reshaped to it, so a CNN works after a scikit-learn transformer. ``None``: the
-        shape of ``X``'s rows.
+        Shape of one sample as the network sees it, e.g. ``(1, 8, 8)`` for images or
+        ``(3, 500)`` for 3-channel signals: flat rows are reshaped to it, so a CNN works
+        after a scikit-learn transformer. ``None``: the shape of ``X``'s rows.
     normalize : bool, default={normalize}
         L2-normalise the embedding (in training and in ``transform``). {normalize_why}
+    augment : str, list of str, dict, callable or None, default=None
+        Random transforms of each training batch, drawn per sample on the training device
+        from ``random_state``; never applied in ``transform``, ``score`` or validation.
+        Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
+        "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
+        "scale", "jitter". A list applies several in order; a dict maps names to strengths
+        (see :mod:`sk_deepmetric.augment`); a callable is called as
+        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
+        same shape.
     {batching_doc}batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
-        Maximum number of epochs (passes over the training data). None: 500 when early
-        stopping runs (a cap; validation decides: with 200, ContrastiveEmbedder hit it on 100
-        classes of ``make_classification`` while still improving, and with 500 it stopped on
-        its own after 265 to 272 epochs, MAP@R on the unseen classes 0.162 -> 0.170, 3 seeds;
-        the score on held-out samples of known classes, ``validation_holdout="samples"``,
-        can creep up for longer, and on the closed digits task Softmax and CosFace ran
-        to 500 in 3 of their 6 fits), 5 when it does not. Few then, because
-        with nothing to tell when the network starts to overfit the training classes, it
-        stays close to the input's geometry: on unseen digits (train on 0-4, evaluate on
-        5-9) MAP@R peaked within 1 to 5 epochs and fell steadily after (0.55 at 5 epochs,
-        0.50 at 30, learning rate 1e-4); an epoch count chosen by class-disjoint
-        cross-validation on the training classes did worse in 12 of 18 cases
-        (``benchmarks/bench_budget.py``). Without early stopping, training also
-        stops once the training loss stops improving (``n_iter_no_change``, ``tol``). A
-        ``ConvergenceWarning`` says that ``max_iter`` ended the fit before
-        ``n_iter_no_change`` epochs without improvement, and whether the monitored value was
-        still improving or when it last did; it is not raised when
-        ``max_iter < n_iter_no_change`` unless ``early_stopping=True`` (a budget too short to
-        judge convergence, taken as deliberate).
+        Maximum number of epochs (passes over the training data). None means
+        {auto_budget} epochs when early stopping runs (a cap: validation decides) and
+        {short_budget} when it does not, a short budget that stays close to the starting
+        point when nothing tells when training starts to overfit. Without early stopping,
+        training also stops once the training loss stops improving (``n_iter_no_change``,
+        ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {{"adam", "adamw", "sgd"}}, default="adam"
-        It trains the network's parameters and the loss's own (class weights, centres);
-        "sgd" uses Nesterov momentum 0.9.
-    learning_rate_init : float, default=1e-4
-        Adam's step size. 1e-3 moved the embedding away from the input's geometry within
-        one or two epochs on small data and lost MAP@R on unseen classes; 1e-4 gives a
-        gentle correction. With early stopping, 1e-4, 3e-4 and 1e-3 reach the same MAP@R
-        on 100 classes of ``make_classification`` (0.16), and 1e-4 the best on digits with
-        64 noise features when 2 of the 5 training digits were held out (0.446, against
-        0.415 and 0.418; TripletEmbedder, 2 seeds).
+        Trains the network's parameters and the loss's own (class weights, centres); "sgd"
+        uses Nesterov momentum 0.9.
+    learning_rate_init : float or "auto", default="auto"
+        The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
+        from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
+        and a gentle correction keeps what it already separates, and a module you pass may
+        be pre-trained.
     weight_decay : float, default=0.0
+        The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {{None, "cosine", "step"}}, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
         divided by 10 at 50% and 75% of them. ``partial_fit`` uses a constant rate.
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the classes (class-disjoint, because an
-        embedding is for classes it was not trained on), compute MAP@R on them before
-        training and after each epoch, stop after ``n_iter_no_change`` epochs without
-        improvement by ``tol``, and restore the best weights: the initial ones if no epoch
-        beat them. "auto" does this when ``validation_fraction`` of the classes is at least
-        2 classes and leaves at least 2 (8 classes or more at the default 0.2), and
-        otherwise trains for a short fixed budget (see ``max_iter``). With fewer classes
-        the held-out score is a poor guide: holding out 2 of the 5 training digits, it
-        stopped where MAP@R on the unseen digits was 0.421 +- 0.021 with 64 noise features
-        (raw features: 0.438; 5 epochs: 0.451). With many, it is what makes the defaults
-        work: on 100 classes of ``make_classification`` (train on 50, evaluate on 50), 5
-        epochs gave MAP@R 0.086 and early stopping 0.16 (NCA: 0.127), stopping on its own
-        after about 90 epochs (TripletEmbedder, 3 seeds). True validates whatever the
-        number of classes: on 2 held-out classes from 4 classes on, and on held-out samples
-        of each class below that.
+        Score MAP@R on held-out data (see ``validation_holdout``) before training and after
+        each epoch, stop after ``n_iter_no_change`` epochs without an improvement by
+        ``tol``, and restore the best weights (the starting ones if no epoch beat them).
+        "auto" does this when the labels allow a validation set and otherwise trains for
+        the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
-        Fraction of the classes (or, with ``validation_holdout="samples"``, of each class's
-        samples) held out for early stopping.
-    validation_holdout : {{"classes", "samples"}}, default="classes"
+        Fraction of the classes, and of the samples of each remaining class, held out for
+        early stopping.
+    validation_holdout : {{"auto", "classes", "samples"}}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
-        fraction of every class's samples (at least 2 of each class with 4 or more, keeping
-        2 to train on), to judge how well the known classes are separated (closed set: a
-        KNN classifier over the training classes). For closed-set use it is the right
-        guide: on all ten digits (a stratified half to train, the other half to evaluate,
-        3 seeds), TripletEmbedder reached MAP@R 0.895 +- 0.007 and 5-NN accuracy
-        0.975 +- 0.002 with "samples", against 0.563 +- 0.071 and 0.961 +- 0.009 with
-        "classes" (NCA: 0.522 and 0.965). With "samples", "auto" early stopping runs
-        whenever at least 2 classes have 4 samples or more.
+        fraction of every class's samples (at least 2 of each class with 4 or more), to
+        judge how well the known classes are separated (closed set: a KNN classifier over
+        the training classes). "auto": both, scored together as one retrieval set, when at
+        least 8 classes allow 2 to be held out, and samples with fewer classes.
     n_iter_no_change : int, default=20
-        Epochs without improvement before stopping. 10 stopped some runs while a loss
-        with a large scale (CosFace, ``scale=64``) was still on its first plateau: on the
-        100-class task above, MAP@R 0.095 +- 0.040 with 10, 0.147 +- 0.005 with 20
-        (3 seeds).
+        Epochs without an improvement by more than ``tol`` before training stops.
     tol : float, default=1e-4
+        Smallest improvement of the monitored value (validation MAP@R, or the training
+        loss without early stopping) that counts.
     warm_start : bool, default=False
         ``fit`` continues from the current weights and optimiser state.
     device : str or torch.device, default="auto"
@@ -183,19 +172,20 @@ _COMMON_DOC = """    n_components : int, default=128
         ``transform`` always runs in float32.
     compile : bool, default=False
         Train the network through :func:`torch.compile` (``transform`` does not use it).
-        Compiling takes seconds to minutes at the first epoch, so it pays off on long runs
-        on a GPU; it is off by default.
+        Compiling takes seconds to minutes at the first epoch: worth it on long GPU runs.
     n_threads : int, default=None
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
-        ``None`` means 1: on a shared 2-core machine, fitting digits with 1 thread was 5 to
-        25 times faster than with torch's default of 2 (batches of 64 and 256, MLP and
-        CNN); -1 keeps torch's setting (better on a large dedicated CPU).
+        None means 1, which suits small networks and a shared machine; -1 keeps torch's
+        setting (better for a CNN on a large dedicated CPU).
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
-        batches, validation split and dropout; torch's global RNG is left untouched. The
-        same seed and data give bit-identical embeddings on CPU.
+        batches, validation split, augmentation and dropout; torch's global RNG is left
+        untouched. The same seed, data and thread count give bit-identical embeddings on
+        CPU.
     verbose : int, default=0
         1 shows a progress bar with the loss and validation score per epoch.
+
+    The measurements behind these defaults are in the benchmarks page of the user guide.
 
     Attributes
     ----------
@@ -240,7 +230,12 @@ def document(
         else ""
     )
     common = _COMMON_DOC.format(
-        normalize=defaults["normalize"], normalize_why=normalize_why, batching_doc=batching_doc
+        normalize=defaults["normalize"],
+        normalize_why=normalize_why,
+        batching_doc=batching_doc,
+        conv_channels=DEFAULT_CONV_CHANNELS,
+        auto_budget=AUTO_MAX_ITER[True],
+        short_budget=AUTO_MAX_ITER[False],
     )
     cls.__doc__ = (
         f"{summary}\n\n    Parameters\n    ----------\n{loss_doc}{common}\n"

@@ -1,0 +1,73 @@
+"""What early stopping holds out: the plans and the splits, against the rules stated in them."""
+
+import numpy as np
+import pytest
+
+from sk_deepmetric.embedders import _holdout
+from sk_deepmetric.embedders._holdout import holdout_plan, holdout_split
+
+
+def labels(n_classes, per_class):
+    return np.repeat(np.arange(n_classes), per_class)
+
+
+@pytest.mark.parametrize(
+    ("n_classes", "per_class", "early_stopping", "holdout", "plan"),
+    [
+        (10, 20, "auto", "auto", "mixed"),
+        (10, 20, "auto", "classes", "classes"),
+        (10, 20, "auto", "samples", "samples"),
+        (5, 20, "auto", "auto", "samples"),  # too few classes to hold 2 out of 20%
+        (5, 20, "auto", "classes", None),
+        (5, 3, "auto", "auto", None),  # too few samples of each class as well
+        (5, 3, True, "auto", "samples"),  # asked for: holdout_split then explains
+        (5, 20, True, "classes", "classes"),  # 2 of 5 classes when asked for
+        (10, 20, False, "auto", None),
+    ],
+)
+def test_plan(n_classes, per_class, early_stopping, holdout, plan):
+    assert holdout_plan(labels(n_classes, per_class), early_stopping, holdout, 0.2) == plan
+
+
+def test_mixed_holds_out_classes_and_samples_of_the_others():
+    y = labels(10, 20)
+    train, validation = holdout_split(y, "mixed", "auto", 0.2, np.random.default_rng(0))
+    assert np.intersect1d(train, validation).size == 0
+    assert np.union1d(train, validation).size == y.size
+    unseen = np.setdiff1d(np.unique(y[validation]), np.unique(y[train]))
+    assert unseen.size == 2  # 20% of 10 classes, all their samples held out
+    for c in np.unique(y[train]):
+        # 20% of each remaining class's 20 samples
+        assert np.sum(y[validation] == c) == 4 and np.sum(y[train] == c) == 16
+
+
+def test_samples_and_classes_plans_are_unchanged_by_the_mixed_one():
+    # the two older plans draw the same splits as before the mixed plan existed
+    y = labels(6, 10)
+    _, classes = holdout_split(y, "classes", "classes", 0.34, np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    held_out = rng.choice(np.arange(6), 2, replace=False)
+    np.testing.assert_array_equal(classes, np.flatnonzero(np.isin(y, held_out)))
+    _, samples = holdout_split(y, "samples", "samples", 0.2, np.random.default_rng(2))
+    rng, expected = np.random.default_rng(2), []
+    for c in range(6):
+        expected.extend(rng.permutation(np.flatnonzero(y == c))[:2])
+    np.testing.assert_array_equal(samples, np.sort(expected))
+
+
+@pytest.mark.parametrize("plan", ["samples", "classes", "mixed"])
+def test_scored_samples_are_capped_per_class(plan, monkeypatch):
+    monkeypatch.setattr(_holdout, "MAX_VALIDATION_SAMPLES", 60)
+    y = labels(20, 30)
+    holdout = "auto" if plan == "mixed" else plan
+    train, scored = holdout_split(y, plan, holdout, 0.2, np.random.default_rng(0))
+    assert scored.size <= 60 + 2 * 20  # each class keeps its share, and at least 2
+    assert np.all(np.diff(scored) > 0)
+    seen = np.unique(y[train])
+    assert all(np.sum(y[scored] == c) >= 2 for c in np.unique(y[scored]))
+    # unscored samples of trained classes go back to training; of held-out classes, nowhere
+    used = np.union1d(train, scored)
+    dropped = np.setdiff1d(np.arange(y.size), used)
+    assert np.isin(y[dropped], seen).sum() == 0
+    if plan == "samples":
+        assert dropped.size == 0
