@@ -48,6 +48,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy import ndimage
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.decomposition import PCA
@@ -88,8 +89,11 @@ GRIDS = {
     "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
 }
 
-TASKS = ("digits", "digits-rev", "noise", "shifted", "synth", "arcs", "closed")
+TASKS = ("digits", "digits-rev", "noise", "shifted", "moved", "synth", "arcs", "closed")
+IMAGE_TASKS = ("digits", "digits-rev", "shifted", "moved", "closed")
 SHIFTED_SHAPE = (1, 12, 12)
+#: The augmentation of the CNN "+ augment" rows.
+IMAGE_AUGMENT = ["shift", "rotate"]
 
 
 def make_arcs(seed: int, n_classes=100, n_per_class=30, n_planes=8, n_noise=8, spread=0.05):
@@ -113,7 +117,10 @@ def make_arcs(seed: int, n_classes=100, n_per_class=30, n_planes=8, n_noise=8, s
 
 
 def make_task(name: str, seed: int):
-    """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task."""
+    """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task, features as given.
+
+    Digits come as pixel intensities in [0, 1] (scikit-learn's 0-16 divided by 16).
+    """
     if name in ("synth", "arcs"):  # 100 classes: train on 0-49, evaluate on 50-99
         if name == "arcs":
             X, y = make_arcs(seed)
@@ -131,6 +138,7 @@ def make_task(name: str, seed: int):
         train = y < 50
         return X[train], y[train], X[~train], y[~train], None
     X, y = load_digits(return_X_y=True)
+    X = X / 16.0
     rng = np.random.default_rng(seed)
     shape = (1, 8, 8)
     if name == "closed":
@@ -141,15 +149,25 @@ def make_task(name: str, seed: int):
     if name == "noise":
         X = np.hstack([X, rng.normal(scale=X.std(), size=X.shape)])
         shape = None
-    elif name == "shifted":
-        padded = np.pad(X.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2)))
-        dx, dy = rng.integers(-2, 3, size=(2, len(X)))
-        X = np.stack(
-            [np.roll(np.roll(p, a, axis=0), b, axis=1) for p, a, b in zip(padded, dx, dy)]
-        ).reshape(len(X), -1)
+    elif name in ("shifted", "moved"):
+        X = move_digits(X, rng, rotate=20.0 if name == "moved" else 0.0)
         shape = SHIFTED_SHAPE
     train = y >= 5 if name == "digits-rev" else y < 5
     return X[train], y[train], X[~train], y[~train], shape
+
+
+def move_digits(X, rng, max_shift=2, rotate=0.0):
+    """Digits on a 12 x 12 canvas, each shifted by up to ``max_shift`` pixels along each axis
+    and rotated about its centre by up to ``rotate`` degrees either way."""
+    padded = np.pad(X.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2)))
+    out = np.empty_like(padded)
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(len(X), 2))
+    angles = rng.uniform(-rotate, rotate, size=len(X))
+    for i, (image, shift, angle) in enumerate(zip(padded, shifts, angles)):
+        if rotate:
+            image = ndimage.rotate(image, angle, reshape=False, order=1, mode="constant")
+        out[i] = ndimage.shift(image, shift, order=0, mode="constant")
+    return out.reshape(len(X), -1)
 
 
 class PMLSemiHardTriplet(nn.Module):
@@ -184,40 +202,45 @@ def rows(seed: int, shape, quick: bool, closed: bool = False, overrides=None) ->
     """name -> unfitted model (``None`` where the row does not apply to the task).
 
     ``overrides`` (name -> value, from ``--set``) go to every embedder that has the parameter.
+    Rows without "(as given)" standardise the features first (a StandardScaler fitted on the
+    training data), as the pipelines of the README do; the CNN rows take the pixels as
+    given, since a per-pixel scaler would give each position of the image its own units.
     """
     budget = {"max_iter": 2} if quick else {}
 
-    def params(cls) -> dict:
+    def params(cls, **fixed) -> dict:
         accepted = cls._get_param_names()
-        return {**budget, **{k: v for k, v in (overrides or {}).items() if k in accepted}}
+        chosen = {k: v for k, v in (overrides or {}).items() if k in accepted}
+        return {"random_state": seed, **budget, **chosen, **fixed}
 
     cv = GroupKFold(n_splits=2)
     scorer = make_retrieval_scorer("map_at_r", distance="cosine")
-    out = {
-        "raw (StandardScaler)": make_pipeline(StandardScaler()),
-        "PCA (95% variance)": make_pipeline(StandardScaler(), PCA(0.95, random_state=seed)),
-        "NCA": make_pipeline(
-            StandardScaler(), NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
-        ),
-        "pml triplet (same MLP)": make_pipeline(
-            StandardScaler(), pml_triplet(seed, **params(E.MetricEmbedder))
-        ),
-    }
+    out = {}
+    for label, scaler in (("as given", []), ("standardised", [StandardScaler()])):
+        out[f"raw ({label})"] = make_pipeline(*scaler, "passthrough")
+        out[f"PCA ({label})"] = make_pipeline(*scaler, PCA(0.95, random_state=seed))
+        out[f"NCA ({label})"] = make_pipeline(
+            *scaler, NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
+        )
+    out["pml triplet (same MLP)"] = make_pipeline(
+        StandardScaler(), pml_triplet(seed, **params(E.MetricEmbedder))
+    )
     for cls in EMBEDDERS:
         name = cls.__name__
-        out[name] = make_pipeline(StandardScaler(), cls(random_state=seed, **params(cls)))
+        out[name] = make_pipeline(StandardScaler(), cls(**params(cls)))
+        out[f"{name} (as given)"] = cls(**params(cls))
         grid = {f"{name.lower()}__{k}": v for k, v in GRIDS[name].items()}
         out[f"{name} tuned"] = ("tuned", GridSearchCV(out[name], grid, scoring=scorer, cv=cv))
-        holdout = cls(validation_holdout="samples", random_state=seed, **params(cls))
-        out[f"{name} (samples holdout)"] = (
-            make_pipeline(StandardScaler(), holdout) if closed else None
+        holdout = "samples" if closed else "classes"
+        out[f"{name} ({holdout} holdout)"] = make_pipeline(
+            StandardScaler(), cls(**params(cls, validation_holdout=holdout))
         )
     for cls in (E.TripletEmbedder, E.ArcFaceEmbedder):
-        cnn = None
-        if shape is not None:
-            model = cls(network="cnn", input_shape=shape, random_state=seed, **params(cls))
-            cnn = make_pipeline(StandardScaler(), model)
-        out[f"{cls.__name__} (cnn)"] = cnn
+        for suffix, augment in (("", None), (" + augment", IMAGE_AUGMENT)):
+            cnn = None
+            if shape is not None:
+                cnn = cls(**params(cls, network="cnn", input_shape=shape, augment=augment))
+            out[f"{cls.__name__}, CNN{suffix}"] = cnn
     return out
 
 
@@ -334,7 +357,7 @@ def main() -> None:
     seeds = list(range(1 if args.quick else args.seeds))
     patterns = args.rows.split(",") if args.rows else None
     if args.quick and patterns is None:
-        patterns = ["raw", "NCA", "pml", "TripletEmbedder", "ArcFaceEmbedder"]
+        patterns = ["raw", "NCA", "pml", "^TripletEmbedder", "^ArcFaceEmbedder"]
         tasks = ["digits"] if args.tasks == ",".join(TASKS) else tasks
 
     def wanted(name: str) -> bool:
