@@ -178,7 +178,25 @@ def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
 
 
 class NonFiniteLoss(FloatingPointError):
-    """Raised by :func:`train_epoch` when a batch loss is NaN or infinite."""
+    """Raised when training goes non-finite: ``kind`` says what did.
+
+    "loss": a batch loss was NaN or infinite (:func:`train_epoch`); "weights": the loss was
+    finite but a parameter became NaN or infinite (a loss with non-finite gradients);
+    "validation": the embedding of the held-out samples was not finite. :func:`fit_loop`
+    adds ``epoch``.
+    """
+
+    def __init__(self, value: float, kind: str = "loss") -> None:
+        super().__init__(value)
+        self.kind = kind
+
+
+def _check_finite_weights(t: Training) -> None:
+    """Raise :class:`NonFiniteLoss` ("weights") if a parameter of network or loss is not
+    finite: one reduction per parameter, once an epoch."""
+    for p in (*t.module.parameters(), *t.loss.parameters()):
+        if not torch.isfinite(p).all():
+            raise NonFiniteLoss(float("nan"), kind="weights")
 
 
 def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]) -> float:
@@ -311,9 +329,11 @@ def fit_loop(
     In a process group, rank 0 computes the validation score for all, and its weights are
     broadcast to the others at the end.
 
-    A non-finite loss restores the weights of the last finished epoch and raises
-    :class:`NonFiniteLoss` (with ``.epoch``); ``KeyboardInterrupt`` restores them, warns and
-    returns with ``interrupted=True``.
+    A non-finite loss (or weights, or validation embedding) restores the weights of the last
+    finished epoch and raises :class:`NonFiniteLoss` (with ``.epoch``). ``KeyboardInterrupt``
+    at any step of an epoch restores them and drops that epoch's record, warns and returns
+    with ``interrupted=True``; when no epoch has finished in a fit that started with an
+    empty ``history``, it propagates, so that the caller can discard the half-built model.
     """
     from tqdm.auto import tqdm
 
@@ -322,21 +342,37 @@ def fit_loop(
     if validation_score is not None:
         # the starting weights compete too: training that never beats them on held-out
         # classes is undone rather than kept
-        monitor.best = agreed_score(validation_score)
+        try:
+            monitor.best = agreed_score(validation_score)
+        except NonFiniteLoss as exc:
+            exc.epoch = 0  # the untrained network's output
+            raise
     epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
-    n_done, converged = 0, False
+    n_done, converged, fresh = 0, False, not history
     with forked_rng(seed):
         for epoch in epochs:
-            start = time.perf_counter()
+            start, n_recorded = time.perf_counter(), len(history)
             try:
                 loss_value = train_epoch(t, X, y, batches())
+                _check_finite_weights(t)
                 score = agreed_score(validation_score)
+                _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)
+                monitored = score if score is not None else -loss_value
+                if monitor.update(epoch, monitored) and validation_score is not None:
+                    best_snapshot = _snapshot(t)
+                last_good = _snapshot(t)
             except NonFiniteLoss as exc:
+                del history[n_recorded:]
                 _restore(t, last_good)
                 exc.epoch = len(history) + 1
                 raise
             except KeyboardInterrupt:
+                # whatever step was interrupted, the weights and the history go back to the
+                # last finished epoch; with none finished in a fresh fit, nothing is kept
+                del history[n_recorded:]
                 _restore(t, last_good)
+                if fresh and not history:
+                    raise
                 warnings.warn(
                     f"Training interrupted during epoch {len(history) + 1}; the model keeps "
                     f"the weights of epoch {len(history)}.",
@@ -345,11 +381,6 @@ def fit_loop(
                 )
                 return LoopResult(n_done, converged=False, interrupted=True, stalled=monitor.stall)
             n_done += 1
-            _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)
-            monitored = score if score is not None else -loss_value
-            if monitor.update(epoch, monitored) and validation_score is not None:
-                best_snapshot = _snapshot(t)
-            last_good = _snapshot(t)
             if monitor.stall >= n_iter_no_change:
                 converged = True
                 break

@@ -7,6 +7,7 @@ both take ``FAST`` and ``fast`` from here, and ``digits`` from conftest.py.
 """
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -408,3 +409,42 @@ def test_compile_must_be_a_bool(digits):
         match=r"The 'compile' parameter of TripletEmbedder must be an instance of 'bool'",
     ):
         fast(TripletEmbedder, compile="yes").fit(X, y)
+
+
+# --------------------------------------------------------------------- class codes
+@pytest.mark.parametrize("cls", [MetricEmbedder, TripletEmbedder])
+def test_codes_of_known_classes_stay_when_a_new_class_sorts_before_them(cls, digits):
+    X, y = digits
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, embeddings, labels):
+            seen.append(labels.unique().tolist())
+            return embeddings.pow(2).mean()
+
+    params = {"loss": Recording()} if cls is MetricEmbedder else {}
+    model = fast(cls, **params)
+    first, second = np.isin(y, [0, 1, 2, 4]), np.isin(y, [3, 4])
+    model.partial_fit(X[first], y[first])
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2, 4])
+    model.partial_fit(X[second], y[second])
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2, 4, 3])  # 3 appended
+    if cls is MetricEmbedder:
+        assert sorted({c for call in seen[:-1] for c in call}) == [0, 1, 2, 3]  # 4 is code 3
+        assert set(seen[-1]) <= {3, 4}  # ... in both calls; digit 3 is the new code 4
+
+
+def test_partial_fit_with_classes_fits_a_classifier_loss_batch_by_batch(digits):
+    X, y = digits
+    model = fast(ArcFaceEmbedder)
+    first, second = y < 5, y >= 5
+    model.partial_fit(X[first], y[first], classes=np.arange(10))
+    weights = model.loss_.weight.detach().clone()
+    assert torch.isfinite(weights).all() and weights.shape == (10, 8)
+    model.partial_fit(X[second], y[second])
+    np.testing.assert_array_equal(model.classes_, np.arange(10))
+    assert not torch.equal(model.loss_.weight[5:], weights[5:])  # the new classes learnt
+    with pytest.raises(ValueError, match=re.escape("Pass every class to the first partial_fit")):
+        fast(ArcFaceEmbedder).partial_fit(X[first], y[first]).partial_fit(X[second], y[second])
+    with pytest.raises(ValueError, match=re.escape("were not in `classes` given to the first")):
+        fast(ArcFaceEmbedder).partial_fit(X, y, classes=np.arange(5))

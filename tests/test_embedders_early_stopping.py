@@ -24,16 +24,17 @@ def test_convergence_warning_when_still_improving(digits):
     no_validation = {"early_stopping": False, "tol": 0.0}
     with pytest.warns(ConvergenceWarning, match="reached max_iter=2 epochs while its training"):
         fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, **no_validation).fit(X, y)
-    # "auto" validates on held-out classes here (10 classes): the warning says so, and
-    # suggests only a larger budget
+    # early stopping validates on held-out classes here (10 classes): the warning says so,
+    # and suggests only a larger budget
+    classes = {"validation_holdout": "classes"}
     with pytest.warns(
         ConvergenceWarning,
         match=r"max_iter=2 epochs while its validation score was still improving\. Increase "
         r"max_iter\.$",
     ):
-        fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, tol=0.0).fit(X, y)
+        fast(TripletEmbedder, max_iter=2, n_iter_no_change=2, tol=0.0, **classes).fit(X, y)
     with pytest.warns(ConvergenceWarning, match="validation score was still improving"):
-        fast(TripletEmbedder, max_iter=2, early_stopping=True, tol=0.0).fit(X, y)
+        fast(TripletEmbedder, max_iter=2, early_stopping=True, tol=0.0, **classes).fit(X, y)
     with warnings.catch_warnings():  # a budget shorter than n_iter_no_change is deliberate
         warnings.simplefilter("error", ConvergenceWarning)
         fast(TripletEmbedder, max_iter=2, n_iter_no_change=3, tol=0.0).fit(X, y)
@@ -106,7 +107,10 @@ def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
         return next(scripted)
 
     monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
-    model = fast(TripletEmbedder, early_stopping=True, n_iter_no_change=3, max_iter=20)
+    model = fast(
+        TripletEmbedder, early_stopping=True, n_iter_no_change=3, max_iter=20,
+        validation_holdout="classes",
+    )  # fmt: skip
     model.fit(X, y)
     assert [h["score"] for h in model.history_] == [0.1, 0.5, 0.3, 0.2, 0.4]
     assert model.n_iter_ == 5
@@ -126,7 +130,8 @@ def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digit
         return next(scripted)
 
     monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
-    model = fast(TripletEmbedder, n_iter_no_change=4, max_iter=20).fit(X, y)
+    model = fast(TripletEmbedder, n_iter_no_change=4, max_iter=20, validation_holdout="classes")
+    model.fit(X, y)
     assert [h["score"] for h in model.history_] == [0.5, 0.6, 0.7, 0.8]
     initial_embedding, val_labels = seen[0]
     held_out = np.isin(y, np.unique(val_labels))
@@ -136,8 +141,9 @@ def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digit
 
 def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
     X, y = digits
+    classes = {"validation_holdout": "classes"}
     # 5 classes: 0.2 x 5 rounds to 1 class, too few to guide; a short fixed budget instead
-    few = fast(TripletEmbedder, max_iter=None).fit(X[y < 5], y[y < 5])
+    few = fast(TripletEmbedder, max_iter=None, **classes).fit(X[y < 5], y[y < 5])
     assert all(h["score"] is None for h in few.history_)
     assert few.n_iter_ == AUTO_MAX_ITER[False] == 5
     held_out = []
@@ -147,13 +153,37 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
         return 0.5  # never better than before training
 
     monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
-    many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4).fit(X, y)  # 10 classes
+    many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4, **classes).fit(X, y)
     assert many.n_iter_ == 4  # stopped by validation, long before the cap (AUTO_MAX_ITER[True])
     assert len(held_out) == 5 and all(np.array_equal(h, held_out[0]) for h in held_out)
     assert len(held_out[0]) == 2
     held_out.clear()
-    fast(TripletEmbedder, early_stopping=True, max_iter=2).fit(X[y < 5], y[y < 5])
+    fast(TripletEmbedder, early_stopping=True, max_iter=2, **classes).fit(X[y < 5], y[y < 5])
     assert len(held_out[0]) == 2 and set(held_out[0]) <= set(range(5))  # True: 2 of 5
+
+
+def test_auto_holdout_validates_on_samples_with_few_classes_and_on_both_with_many(
+    digits, monkeypatch
+):
+    X, y = digits
+    scored = []
+
+    def fake_map_at_r(embedding, labels, **kwargs):
+        scored.append(np.asarray(labels).copy())
+        return 0.5
+
+    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    few = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X[y < 5], y[y < 5])
+    assert few.n_iter_ == 2  # validated (and stopped by it), not the short budget
+    np.testing.assert_array_equal(np.unique(scored[0]), np.arange(5))  # samples of each class
+    scored.clear()
+    many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y)
+    assert many.n_iter_ == 2
+    held = np.unique(scored[0])
+    assert len(held) == 10  # both: all of 2 held-out classes, and samples of the other 8
+    counts = np.array([np.sum(scored[0] == c) for c in held])
+    train_counts = np.array([np.sum(y == c) for c in held])
+    assert np.sum(counts == train_counts) == 2  # the held-out classes are scored whole
 
 
 def test_validation_holdout_samples_holds_out_part_of_every_class(digits, monkeypatch):

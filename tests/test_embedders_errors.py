@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from test_embedders import FAST, fast
 from torch import nn
@@ -14,9 +15,11 @@ from torch import nn
 from sk_deepmetric.embedders import (
     ArcFaceEmbedder,
     MetricEmbedder,
+    NPairsEmbedder,
     SphereFaceEmbedder,
     TripletEmbedder,
 )
+from sk_deepmetric.embedders import _base as base_module
 from sk_deepmetric.losses._pair import TripletMarginLoss
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -260,3 +263,162 @@ def test_nan_loss_stops_with_an_error_and_keeps_good_weights(digits):
         model.fit(X, y)
     assert model.n_iter_ == 2
     np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
+class _NanGradient(nn.Module):
+    """A finite loss whose gradient is NaN from its ``at``-th call: sqrt at 0."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+        self.triplet = TripletMarginLoss()
+
+    def forward(self, embeddings, labels):
+        self.calls += 1
+        if self.calls >= self.at:
+            return torch.sqrt(embeddings[:, 0] * 0.0).sum() + 1.0  # d sqrt(x)/dx at 0: inf
+        return self.triplet(embeddings, labels)
+
+
+def test_finite_loss_with_nan_gradients_stops_and_keeps_good_weights(digits):
+    X, y = digits
+    reference = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=2).fit(X, y)
+    model = _one_batch_per_epoch(loss=_NanGradient(3), max_iter=10)
+    with pytest.raises(FloatingPointError, match=re.escape(
+        "The weights of MetricEmbedder became non-finite in epoch 3; training stopped and the "
+        "model keeps the weights of epoch 2."
+    )):  # fmt: skip
+        model.fit(X, y)
+    assert model.n_iter_ == 2 and len(model.history_) == 2
+    assert all(torch.isfinite(p).all() for p in model.module_.parameters())
+    np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
+def test_a_nan_in_the_first_epoch_leaves_the_estimator_unfitted(digits):
+    X, y = digits
+    model = _one_batch_per_epoch(loss=_NanGradient(1), max_iter=10)
+    with pytest.raises(FloatingPointError, match="in epoch 1; training stopped and the estimator "
+                       "is left unfitted"):  # fmt: skip
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        model.transform(X)
+
+
+def test_huge_inputs_are_named_as_the_cause(digits):
+    X, y = digits
+    model = fast(NPairsEmbedder, early_stopping=False, max_iter=3)
+    message = _fit_error(model, X * 1e19, y, exc=FloatingPointError)
+    assert message == (
+        "The training loss of NPairsEmbedder became nan in epoch 1; training stopped and the "
+        "estimator is left unfitted. X has values up to 1.41e+20: standardise it first (e.g. "
+        "sklearn.preprocessing.StandardScaler in a pipeline)."
+    )
+
+
+class _NanOutput(nn.Module):
+    def __init__(self, at):
+        super().__init__()
+        self.linear, self.at, self.calls = nn.Linear(64, 8), at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.linear(x)
+        return out * float("nan") if not self.training and self.calls >= self.at else out
+
+
+def test_a_network_with_non_finite_output_is_named_under_early_stopping(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, network=_NanOutput(at=1), early_stopping=True)
+    message = _fit_error(model, X, y, exc=FloatingPointError)
+    assert message == (
+        "TripletEmbedder's embedding of the held-out samples became non-finite before "
+        "training, with the network's initial weights. Try a lower `learning_rate_init` "
+        "(currently 0.0001)."
+    )
+
+
+@pytest.mark.parametrize("where", ["set-up", "snapshot", "progress"])
+def test_keyboard_interrupt_anywhere_leaves_a_consistent_or_unfitted_model(
+    digits, monkeypatch, where
+):
+    from sk_deepmetric import _training
+
+    X, y = digits
+    reference = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=2).fit(X, y)
+    calls = {"n": 0}
+
+    def interrupting(original, at):
+        def wrapper(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == at:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    if where == "set-up":  # e.g. while the optimiser imports torch._dynamo
+        monkeypatch.setattr(
+            base_module, "init_optimizer", interrupting(base_module.init_optimizer, 1)
+        )
+    elif where == "snapshot":  # the 4th copy of the weights: the end of epoch 3
+        monkeypatch.setattr(_training, "_snapshot", interrupting(_training._snapshot, 4))
+    else:  # the progress bar's line of epoch 3
+        monkeypatch.setattr(_training, "_record_epoch", interrupting(_training._record_epoch, 3))
+    model = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=10)
+    if where == "set-up":
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y)
+        with pytest.raises(NotFittedError):
+            model.transform(X)
+        assert not hasattr(model, "n_iter_") and not hasattr(model, "module_")
+        return
+    with pytest.warns(RuntimeWarning, match="interrupted during epoch 3; the model keeps"):
+        model.fit(X, y)
+    assert model.n_iter_ == len(model.history_) == 2
+    np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
+def test_small_data_falls_back_to_no_validation(digits):
+    X, y = digits
+    rows = np.r_[np.flatnonzero(y == 0)[:5], np.flatnonzero(y == 1)[:5]]
+    model = fast(TripletEmbedder, validation_holdout="samples", max_iter=None)
+    with pytest.warns(UserWarning, match=re.escape(
+        "TripletEmbedder: holding out 4 of the 10 samples for early stopping would leave 6, "
+        "fewer than a batch needs (8); training on all of them without early stopping instead."
+    )):  # fmt: skip
+        model.fit(X[rows], y[rows])
+    assert model.n_iter_ == 5 and all(h["score"] is None for h in model.history_)
+    explicit = fast(TripletEmbedder, validation_holdout="samples", early_stopping=True)
+    assert _fit_error(explicit, X[rows], y[rows]) == (
+        "TripletEmbedder needs at least 2 x `samples_per_class` (4) = 8 training samples, so "
+        "that a batch holds two classes; got 6 after holding out 4 for early stopping. Lower "
+        "`samples_per_class` or give more data."
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_components": 16}, "`n_components` changed from 8 to 16"),
+        ({"hidden_layer_sizes": (32,)}, "`hidden_layer_sizes` changed from (16,) to (32,)"),
+        ({"margin": 0.5}, "`margin` changed from 0.2 to 0.5"),
+    ],
+)
+def test_warm_start_refuses_a_changed_architecture(digits, change, message):
+    X, y = digits
+    model = fast(TripletEmbedder, warm_start=True).fit(X, y)
+    weights = [p.detach().clone() for p in model.module_.parameters()]
+    model.set_params(**change)
+    with pytest.raises(ValueError, match=re.escape(message + " since they were built.")):
+        model.fit(X, y)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.module_.parameters()))
+    model.set_params(warm_start=False).fit(X, y)  # a fresh fit takes the new value
+    assert model.n_iter_ > 0
+
+
+def test_a_far_too_wide_embedding_warns(digits):
+    X, y = digits
+    with pytest.warns(UserWarning, match=re.escape(
+        "`n_components`=2048 is far above the 64 values of each sample"
+    )):  # fmt: skip
+        fast(TripletEmbedder, n_components=2048, max_iter=1).fit(X, y)

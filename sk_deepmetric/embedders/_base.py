@@ -199,7 +199,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         continuing = self.warm_start and hasattr(self, "module_")
         return self._fit(X, y, continuing=continuing, max_iter=self.max_iter, partial=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, classes=None):
         """Train for one epoch on ``X``, ``y``, continuing from the current weights.
 
         The first call initialises the estimator. Early stopping and the learning-rate
@@ -209,6 +209,12 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
         y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class the calls will see, as in scikit-learn's incremental estimators:
+            needed on the first call by the losses with one weight per class (softmax,
+            centre loss and the margin losses) when later calls bring classes the first
+            does not hold; ignored after the first call. The tuple losses also accept new
+            classes without it.
 
         Returns
         -------
@@ -217,7 +223,10 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         continuing = hasattr(self, "module_")
         if not continuing:
             self._validate_params()
-        return self._fit(X, y, continuing=continuing, max_iter=1, partial=True)
+        return self._fit(
+            X, y, continuing=continuing, max_iter=1, partial=True,
+            classes=None if continuing else classes,
+        )  # fmt: skip
 
     def transform(self, X):
         """Embed ``X``.
@@ -285,32 +294,82 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
                 setattr(self, name, parameter.default)
 
     # ----------------------------------------------------------------- steps of fit
-    def _fit(self, X, y, *, continuing, max_iter, partial):
-        X, y_encoded = self._validate_data_and_target(X, y, reset=not continuing)
+    def _fit(self, X, y, *, continuing, max_iter, partial, classes=None):
+        try:
+            return self._fit_steps(X, y, continuing, max_iter, partial, classes)
+        except BaseException:
+            # a fresh fit that fails (bad data, a non-finite loss, Ctrl-C) before finishing
+            # an epoch leaves no half-built model behind: the estimator stays unfitted
+            if not continuing and not getattr(self, "history_", None):
+                self._discard_fit()
+            raise
+
+    def _fit_steps(self, X, y, continuing, max_iter, partial, classes):
+        if continuing:
+            self._check_unchanged_architecture()
+        X, y_encoded = self._validate_data_and_target(X, y, reset=not continuing, classes=classes)
         validation = None
         if not partial:
             validation = holdout_plan(
                 y_encoded, self.early_stopping, self.validation_holdout, self.validation_fraction
             )
-        if max_iter is None:
-            max_iter = AUTO_MAX_ITER[validation is not None]
         device = resolve_device(self.device)
         if not continuing:
+            self._warn_if_wide(X)
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             seed = broadcast_object(seed)  # under torchrun: rank 0's, so all ranks agree
             self._rng = np.random.default_rng(seed)
             self.history_, self.n_iter_ = [], 0
             self._optimizer_state = None
+            self._architecture = self._architecture_params()
         with torch_threads(self._threads(device)):
-            result = self._train(X, y_encoded, device, continuing, max_iter, partial, validation)
+            result, max_iter, validated = self._train(
+                X, y_encoded, device, continuing, max_iter, partial, validation
+            )
         if result.interrupted or partial:
             return self
         # Convergence is judged over `n_iter_no_change` epochs: a shorter budget is a choice,
         # not a failure, unless early stopping was asked for explicitly.
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
         if judged and not result.converged and result.n_epochs == max_iter:
-            self._warn_unconverged(max_iter, result.stalled, validated=validation is not None)
+            self._warn_unconverged(max_iter, result.stalled, validated=validated)
         return self
+
+    def _discard_fit(self):
+        """Forget everything a fit sets, so that the estimator is unfitted again."""
+        for name in list(vars(self)):
+            if (name.endswith("_") and not name.startswith("__")) or name in _FIT_STATE:
+                delattr(self, name)
+
+    def _architecture_params(self) -> dict:
+        """The parameters that define the network and the loss, which ``warm_start`` keeps."""
+        names = [*_ARCHITECTURE, *(n for n in self._loss_params if n != "samples_per_class")]
+        params = self.get_params(deep=False)
+        return {n: params[n] for n in names if not isinstance(params[n], nn.Module)}
+
+    def _check_unchanged_architecture(self):
+        built = getattr(self, "_architecture", None)
+        if built is None:  # pickled before this check existed
+            return
+        for name, value in self._architecture_params().items():
+            if name in built and not _same(value, built[name]):
+                raise ValueError(
+                    f"{type(self).__name__} continues training its fitted network and loss "
+                    f"(warm_start=True or partial_fit), but `{name}` changed from "
+                    f"{built[name]!r} to {value!r} since they were built. Set it back, or "
+                    "set warm_start=False to start afresh."
+                )
+
+    def _warn_if_wide(self, X):
+        n_values = int(np.prod(X.shape[1:]))
+        if self.n_components > max(WIDE_EMBEDDING, 16 * n_values):
+            warnings.warn(
+                f"`n_components`={self.n_components} is far above the {n_values} values of "
+                "each sample: an embedding cannot carry more than its input, and the "
+                "network's last layer grows with it (memory and time). Lower n_components.",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
 
     def _warn_unconverged(self, max_iter, stalled, validated):
         """Say that ``max_iter`` ended the fit, and whether the watched value still improved."""
@@ -337,6 +396,10 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         )
 
     def _train(self, X, y, device, continuing, max_iter, partial, validation_plan):
+        """Build (or continue) the network and loss and run the epochs.
+
+        Returns the loop's result, the epoch budget used and whether it validated.
+        """
         torch_gen = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         if not continuing:
             self.module_ = self._init_module(X, torch_gen).to(device)
@@ -345,10 +408,13 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         train, validation = holdout_split(
             y, validation_plan, self.validation_holdout, self.validation_fraction, self._rng
         )
+        train, validation = self._keep_a_batch(y, train, validation)
+        if max_iter is None:
+            max_iter = AUTO_MAX_ITER[validation is not None]
         training = self._init_training(device, max_iter, schedule=not partial)
         X_t = place_data(self._as_network_input(X), device)  # on the device if it fits
         y_t = torch.from_numpy(y).to(device)
-        sampler = self._sampler(y[train])
+        sampler = self._sampler(y[train], held_out=0 if validation is None else validation.size)
         X_t, y_t, validation_score = self._hold_out(X_t, y_t, y, train, validation, device)
         try:
             result = fit_loop(
@@ -367,15 +433,56 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             )
         except _NonFiniteLoss as exc:
             self.n_iter_ = len(self.history_)
-            raise FloatingPointError(
-                f"The training loss of {type(self).__name__} became {exc.args[0]} in epoch "
-                f"{exc.epoch}; training stopped and the model keeps the weights of epoch "
-                f"{exc.epoch - 1}. Try a lower `learning_rate_init` (currently "
-                f"{self._learning_rate()})."
-            ) from None
+            kept = continuing or bool(self.history_)
+            raise FloatingPointError(self._non_finite_message(exc, X, kept)) from None
         self.n_iter_ = len(self.history_)
         self._optimizer_state = training.optimizer.state_dict()
-        return result
+        return result, max_iter, validation is not None
+
+    def _keep_a_batch(self, y, train, validation):
+        """Without validation when the hold-out would leave too few samples for one batch,
+        unless early stopping was asked for (then the sampler explains)."""
+        if validation is None or self.early_stopping is True:
+            return train, validation
+        if train.size >= self._min_training_samples():
+            return train, validation
+        warnings.warn(
+            f"{type(self).__name__}: holding out {validation.size} of the {y.size} samples "
+            f"for early stopping would leave {train.size}, fewer than a batch needs "
+            f"({self._min_training_samples()}); training on all of them without early "
+            "stopping instead. Give more data, or set early_stopping=False to silence this.",
+            UserWarning,
+            stacklevel=external_stacklevel(),
+        )
+        return np.arange(y.size), None
+
+    def _min_training_samples(self) -> int:
+        return 2 * self.samples_per_class if self._batching == "balanced" else 2
+
+    def _non_finite_message(self, exc, X, kept: bool) -> str:
+        what = {
+            "loss": f"The training loss of {type(self).__name__} became {exc.args[0]}",
+            "weights": f"The weights of {type(self).__name__} became non-finite",
+            "validation": f"{type(self).__name__}'s embedding of the held-out samples became "
+            "non-finite",
+        }[getattr(exc, "kind", "loss")]
+        scale = float(np.abs(X).max()) if X.size else 0.0
+        if scale > LARGE_INPUT:
+            advice = (
+                f"X has values up to {scale:.3g}: standardise it first (e.g. "
+                "sklearn.preprocessing.StandardScaler in a pipeline)."
+            )
+        else:
+            advice = f"Try a lower `learning_rate_init` (currently {self._learning_rate()})."
+        if exc.epoch == 0:
+            where = "before training, with the network's initial weights"
+        else:
+            where = f"in epoch {exc.epoch}; training stopped"
+        if kept:
+            where += f" and the model keeps the weights of epoch {len(self.history_)}"
+        elif exc.epoch > 0:
+            where += " and the estimator is left unfitted"
+        return f"{what} {where}. {advice}"
 
     def _hold_out(self, X_t, y_t, y, train, validation, device):
         """The training rows of ``X_t``, ``y_t``, and the score of the held-out ones (or None).
@@ -388,6 +495,8 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
 
         def validation_score():
             val_embedding = embed(self.module_, X_val, device)
+            if not np.isfinite(val_embedding).all():
+                raise _NonFiniteLoss(float("nan"), kind="validation")
             return mean_average_precision_at_r(val_embedding, y_val, distance="cosine")
 
         X_t, y_t = X_t[torch.from_numpy(train).to(X_t.device)], y_t[torch.from_numpy(train)]
@@ -487,13 +596,14 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             return self.learning_rate_init
         return AUTO_LEARNING_RATE[self.network in ("cnn", "cnn1d")]
 
-    def _sampler(self, y):
+    def _sampler(self, y, held_out=0):
         if self._batching == "balanced":
             if y.size < 2 * self.samples_per_class:  # the batch size is capped at y.size
+                after = f" after holding out {held_out} for early stopping" if held_out else ""
                 raise ValueError(
                     f"{type(self).__name__} needs at least 2 x `samples_per_class` "
                     f"({self.samples_per_class}) = {2 * self.samples_per_class} training "
-                    f"samples, so that a batch holds two classes; got {y.size}. Lower "
+                    f"samples, so that a batch holds two classes; got {y.size}{after}. Lower "
                     "`samples_per_class` or give more data."
                 )
             return ClassBalancedBatchSampler(
@@ -505,6 +615,36 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         if self.n_threads == -1 or device.type != "cpu":
             return None
         return 1 if self.n_threads is None else self.n_threads
+
+
+#: The parameters that define the network (``warm_start`` cannot change them).
+_ARCHITECTURE = (
+    "n_components",
+    "network",
+    "hidden_layer_sizes",
+    "conv_channels",
+    "activation",
+    "dropout",
+    "batch_norm",
+    "skip_connection",
+    "input_shape",
+    "normalize",
+)
+#: Private state a fit sets besides the attributes ending in ``_``.
+_FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
+#: ``n_components`` above this and 16 times the input's size gets a warning.
+WIDE_EMBEDDING = 1024
+#: Input values above this make a non-finite loss the input's fault, not the learning rate's.
+LARGE_INPUT = 1e6
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays: compare what they hold
+        return bool(np.array_equal(a, b))
 
 
 def _positive_ints(values) -> bool:

@@ -66,15 +66,19 @@ class _ClassifierEmbedder(_BaseEmbedder):
             self._imprint(*self._initial_class_means(X, y, device))
 
     def _imprint(self, means: torch.Tensor, overall: torch.Tensor) -> None:
-        # Imprinting: class c's weight starts at the direction of its mean initial embedding,
-        # less the mean of all (a ReLU CNN's raw class means are nearly collinear), with the
-        # norm of _imprint_norm (the random initial weights', or a logit scale). Random weights
-        # barely move in a short budget. MAP@R, 3 seeds, random -> imprinted (ArcFace, 5
-        # epochs): digits 0-2 -> 3-4 0.926 -> 0.934 (+64 noise features 0.882 -> 0.901), 5-7
-        # -> 8-9 0.579 -> 0.582; 0-4 -> 5-9 0.540 -> 0.546, noise 0.437 -> 0.449.
+        """Start class ``c``'s weight at the direction of its mean initial embedding, less the
+        mean of all (a ReLU network's raw class means are nearly collinear), with the norm of
+        :meth:`_imprint_norm` ("imprinting": random weights barely move in a short budget).
+
+        A class without samples yet (announced by ``partial_fit(classes=...)``) keeps its
+        random direction, at the same norm. ``docs/benchmarks.md`` has the measurements.
+        """
         weight = self._class_weight()
-        direction = nn.functional.normalize(means - overall, dim=1)
-        weight.copy_(direction.to(weight) * self._imprint_norm(weight))
+        norm = self._imprint_norm(weight)
+        present = torch.isfinite(means).all(dim=1)
+        direction = nn.functional.normalize(weight.detach().clone(), dim=1)
+        direction[present] = nn.functional.normalize(means[present] - overall, dim=1).to(weight)
+        weight.copy_(direction * norm)
 
     def _imprint_norm(self, weight: nn.Parameter) -> float | torch.Tensor:
         """Norm of the imprinted class weights.
@@ -160,7 +164,8 @@ class CenterLossEmbedder(_ClassifierEmbedder):
 
     def _imprint(self, means, overall):
         super()._imprint(means, overall)
-        self.loss_.centers.copy_(means)  # the centres start where the classes are
+        present = torch.isfinite(means).all(dim=1)  # a class without samples keeps its own
+        self.loss_.centers[present] = means[present].to(self.loss_.centers)
 
 
 document(

@@ -25,7 +25,7 @@ class _InputMixin:
     ``_batching``: "balanced" losses accept new classes and need two samples of some class.
     """
 
-    def _validate_data_and_target(self, X, y, reset):
+    def _validate_data_and_target(self, X, y, reset, classes=None):
         if y is None:
             validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
         X, y = validate_data(
@@ -45,21 +45,26 @@ class _InputMixin:
                 f"labels (binary or multiclass), e.g. {y[:3].tolist()}."
             )
         self._set_shape(X, reset)
-        return X, self._encode(y, reset)
+        return X, self._encode(y, reset, classes)
 
-    def _encode(self, y, reset):
+    def _encode(self, y, reset, classes=None):
+        """Codes ``0 .. n_classes - 1`` for the loss, in the order of ``classes_``.
+
+        The first fit sorts the classes (those of ``classes`` when given, as in
+        scikit-learn's ``partial_fit``); classes met later are appended, so that the code of
+        a known class never changes (a loss with one weight per class keeps its rows).
+        """
         if reset:
-            self.classes_ = np.unique(y)
+            self.classes_ = np.unique(y if classes is None else classes)
+            if classes is not None:
+                self._check_known(y, "`classes` given to the first partial_fit")
         else:
             unseen = np.setdiff1d(y, self.classes_)
             if unseen.size and self._batching != "balanced":
-                raise ValueError(
-                    f"`y` holds classes {unseen[:5].tolist()} that were not in the first "
-                    f"fit; {type(self).__name__}'s loss has one weight per class in "
-                    f"{self.classes_[:5].tolist()}... ({len(self.classes_)} classes)."
-                )
-            self.classes_ = np.union1d(self.classes_, unseen)
-        encoded = np.searchsorted(self.classes_, y).astype(np.int64)
+                self._check_known(y, "the first fit")
+            self.classes_ = np.concatenate([self.classes_, unseen])
+        order = np.argsort(self.classes_, kind="stable")
+        encoded = order[np.searchsorted(self.classes_[order], y)].astype(np.int64)
         counts = np.bincount(encoded)
         counts = counts[counts > 0]
         if counts.size < 2:
@@ -68,6 +73,16 @@ class _InputMixin:
             )
         self._check_class_sizes(counts)
         return encoded
+
+    def _check_known(self, y, where):
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"`y` holds classes {unseen[:5].tolist()} that were not in {where}; "
+                f"{type(self).__name__}'s loss has one weight per class in "
+                f"{self.classes_[:5].tolist()}... ({len(self.classes_)} classes). Pass every "
+                "class to the first partial_fit as `classes=`."
+            )
 
     def _check_class_sizes(self, counts):
         if self._batching != "balanced":
