@@ -273,7 +273,7 @@ class _ResNet(nn.Module):
             stages.append(
                 _ResidualBlock(self._dims, width, out_channels, self._kernel_sizes, activation)
             )
-            if i < len(channels) - 1 and size >= 2 * factor:
+            if i < len(channels) - 1 and size > self._last_stage_size:
                 pool = nn.MaxPool1d if self._dims == 1 else nn.MaxPool2d
                 stages.append(pool(factor))
                 size //= factor
@@ -315,9 +315,10 @@ class _ResNet(nn.Module):
 def pooling_factor(size: int, n_stages: int, last_stage_size: int) -> int:
     """The max-pooling factor between stages: 2, or more for large inputs.
 
-    Chosen so that ``n_stages - 1`` poolings bring ``size`` down to about
-    ``last_stage_size``: the cost of a long series (or a large image) stays bounded, and
-    the last stage's receptive field grows with the input.
+    The stages pool while the input is larger than ``last_stage_size`` (a small input is
+    not pooled at all), by a factor chosen so that ``n_stages - 1`` poolings bring ``size``
+    down to about ``last_stage_size``: the cost of a long series (or a large image) stays
+    bounded, and the last stage's receptive field grows with the input.
     """
     if n_stages < 2 or size <= last_stage_size:
         return 2
@@ -331,8 +332,8 @@ class SignalResNet(_ResNet):
     classification: each stage is a block of three convolutions (kernel sizes 7, 5 and 3,
     batch normalisation after each) with a shortcut. Global average pooling makes a pattern
     count wherever it occurs in the series. Unlike the original, which keeps the full
-    length, a max-pooling between stages halves the length (or divides it by more, so that
-    the last stage sees about 64 positions): the cost of a fit stays bounded on long series.
+    length, series longer than 32 are max-pooled between stages, by 2 or more, until the
+    last stage sees about 32 positions: the cost of a fit stays bounded on long series.
 
     Parameters
     ----------
@@ -368,7 +369,7 @@ class SignalResNet(_ResNet):
 
     _dims = 1
     _kernel_sizes = (7, 5, 3)
-    _last_stage_size = 64
+    _last_stage_size = 32
 
     def __init__(
         self,
@@ -387,8 +388,8 @@ class ImageResNet(_ResNet):
     """Residual 2-D CNN for images, ending in global average pooling.
 
     Each stage is a residual block of two 3x3 convolutions with batch normalisation (He et
-    al. 2016); a 2x2 max-pooling follows every stage but the last (a larger one on large
-    images, so that the last stage sees about 8 x 8 positions). Global average pooling makes
+    al. 2016). Images larger than 8 x 8 are max-pooled between stages, by 2 or more, until
+    the last stage sees about 8 x 8 positions. Global average pooling makes
     the embedding insensitive to small shifts, which is what an MLP on pixels lacks.
 
     Parameters

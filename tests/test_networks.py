@@ -178,10 +178,9 @@ def test_resnet_blocks_start_as_their_shortcut():
     net = reset_parameters(SignalResNet((3, 20), 4, channels=(3, 6)), torch.Generator())
     net.eval()
     x = torch.randn(5, 3, 20)
-    first = net.stages[0]
+    first, second = net.stages  # 20 <= 32 positions: no pooling between them
     torch.testing.assert_close(first(x), torch.relu(x))  # identity shortcut: 3 -> 3 channels
-    second = net.stages[2]
-    h = net.stages[1](first(x))
+    h = first(x)
     torch.testing.assert_close(second(h), torch.relu(second.shortcut(h)))
 
 
@@ -197,16 +196,18 @@ def test_resnet_skip_starts_as_a_rotation_of_the_input(cls, input_shape):
 
 
 def test_signal_resnet_is_invariant_to_shifts_by_its_pooling_factor():
-    # Away from the ends, shifting the input by the product of the poolings (2 x 2) shifts
+    # Away from the ends, shifting the input by the product of the poolings (3 x 3) shifts
     # every feature map by whole positions, and global average pooling sums the same values.
-    net = reset_parameters(SignalResNet((1, 64), 6, channels=(4, 4, 4)), torch.Generator())
+    net = reset_parameters(SignalResNet((1, 256), 6, channels=(4, 4, 4)), torch.Generator())
+    pools = [m.kernel_size for m in net.stages if isinstance(m, torch.nn.MaxPool1d)]
+    assert pools == [3, 3]  # 256 -> 85 -> 28 positions
     for block in net.modules():  # give the branches weight, so that they count
         if isinstance(block, torch.nn.BatchNorm1d):
             torch.nn.init.ones_(block.weight)
     net.eval()
-    signal = torch.zeros(1, 1, 64)
-    signal[..., 24:32] = torch.randn(8, generator=torch.Generator().manual_seed(0))
-    shifted = torch.roll(signal, 4, dims=-1)
+    signal = torch.zeros(1, 1, 256)
+    signal[..., 120:128] = torch.randn(8, generator=torch.Generator().manual_seed(0))
+    shifted = torch.roll(signal, 9, dims=-1)
     torch.testing.assert_close(net(signal), net(shifted))
 
 
