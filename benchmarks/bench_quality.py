@@ -48,7 +48,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy import ndimage
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.decomposition import PCA
@@ -60,6 +59,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from sk_deepmetric import embedders as E
+from sk_deepmetric.datasets import load_moved_digits, make_arcs
 from sk_deepmetric.metrics import make_retrieval_scorer, retrieval_report
 
 EMBEDDERS = [
@@ -96,26 +96,6 @@ SHIFTED_SHAPE = (1, 12, 12)
 IMAGE_AUGMENT = ["shift", "rotate"]
 
 
-def make_arcs(seed: int, n_classes=100, n_per_class=30, n_planes=8, n_noise=8, spread=0.05):
-    """The ``arcs`` task's data: ``(X, y)``, classes told apart only by a non-linear function.
-
-    Class ``c`` has a radius ``r[c, j]`` (uniform in [0.5, 2]) in each plane ``j``; a sample
-    of it lies in plane ``j`` at radius ``r[c, j] (1 + spread * noise)`` and at an angle drawn
-    uniformly from a half circle, independently per plane and sample. The angles carry no
-    class information and every class shares them, so what identifies a class (the radii)
-    is the same function of the input for unseen classes; no linear map computes it.
-    """
-    rng = np.random.default_rng(seed)
-    radii = rng.uniform(0.5, 2.0, size=(n_classes, n_planes))
-    y = np.repeat(np.arange(n_classes), n_per_class)
-    r = radii[y] * (1 + spread * rng.standard_normal((len(y), n_planes)))
-    angle = rng.uniform(-np.pi / 2, np.pi / 2, size=(len(y), n_planes))
-    planes = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=2).reshape(len(y), -1)
-    Z = np.hstack([planes, rng.standard_normal((len(y), n_noise))])
-    rotation, _ = np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))
-    return Z @ rotation, y
-
-
 def make_task(name: str, seed: int):
     """``(X_train, y_train, X_eval, y_eval, image_shape)`` of one task, features as given.
 
@@ -123,7 +103,7 @@ def make_task(name: str, seed: int):
     """
     if name in ("synth", "arcs"):  # 100 classes: train on 0-49, evaluate on 50-99
         if name == "arcs":
-            X, y = make_arcs(seed)
+            X, y = make_arcs(3000, 100, random_state=seed)
         else:
             X, y = make_classification(
                 n_samples=3000,
@@ -137,6 +117,10 @@ def make_task(name: str, seed: int):
             )
         train = y < 50
         return X[train], y[train], X[~train], y[~train], None
+    if name in ("shifted", "moved"):  # open set, like "digits"
+        X, y = load_moved_digits(max_rotation=20.0 if name == "moved" else 0.0, random_state=seed)
+        train = y < 5
+        return X[train], y[train], X[~train], y[~train], SHIFTED_SHAPE
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     rng = np.random.default_rng(seed)
@@ -149,25 +133,8 @@ def make_task(name: str, seed: int):
     if name == "noise":
         X = np.hstack([X, rng.normal(scale=X.std(), size=X.shape)])
         shape = None
-    elif name in ("shifted", "moved"):
-        X = move_digits(X, rng, rotate=20.0 if name == "moved" else 0.0)
-        shape = SHIFTED_SHAPE
     train = y >= 5 if name == "digits-rev" else y < 5
     return X[train], y[train], X[~train], y[~train], shape
-
-
-def move_digits(X, rng, max_shift=2, rotate=0.0):
-    """Digits on a 12 x 12 canvas, each shifted by up to ``max_shift`` pixels along each axis
-    and rotated about its centre by up to ``rotate`` degrees either way."""
-    padded = np.pad(X.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2)))
-    out = np.empty_like(padded)
-    shifts = rng.integers(-max_shift, max_shift + 1, size=(len(X), 2))
-    angles = rng.uniform(-rotate, rotate, size=len(X))
-    for i, (image, shift, angle) in enumerate(zip(padded, shifts, angles)):
-        if rotate:
-            image = ndimage.rotate(image, angle, reshape=False, order=1, mode="constant")
-        out[i] = ndimage.shift(image, shift, order=0, mode="constant")
-    return out.reshape(len(X), -1)
 
 
 class PMLSemiHardTriplet(nn.Module):

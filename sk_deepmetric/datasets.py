@@ -1,10 +1,12 @@
-"""Generated data sets for trying the embedders on signals, offline.
+"""Data sets for trying the embedders offline: generated, or made from scikit-learn's digits.
 
-:func:`make_signals` draws labelled time series in the spirit of scikit-learn's
-``make_classification``: what identifies a class is a few short waveforms (motifs), which
-occur at random positions, under a random warp of time, a random amplitude and noise, so
-that comparing two series point by point says little and a shift-invariant network can do
-much better.
+- :func:`make_signals` draws labelled time series in the spirit of scikit-learn's
+  ``make_classification``: what identifies a class is a few short waveforms (motifs), which
+  occur at random positions, under a random warp of time, a random amplitude and noise, so
+  that comparing two series point by point says little and a shift-invariant network can
+  do much better.
+- :func:`make_arcs` draws tabular classes that only a non-linear metric tells apart.
+- :func:`load_moved_digits` is scikit-learn's bundled digits, randomly shifted and rotated.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from ._validation import check_random_state
 
-__all__ = ["make_signals"]
+__all__ = ["load_moved_digits", "make_arcs", "make_signals"]
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, length: int, width: float) -> np.ndarray:
@@ -150,3 +152,128 @@ def _check_arguments(n_samples, n_classes, n_channels, length, n_motifs, warp, n
     for name, value in (("warp", warp), ("noise", noise)):
         if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < np.inf:
             raise ValueError(f"`{name}` must be a finite real number >= 0, got {value!r}.")
+
+
+def make_arcs(
+    n_samples: int = 3000,
+    n_classes: int = 100,
+    *,
+    n_planes: int = 8,
+    n_noise: int = 8,
+    spread: float = 0.05,
+    random_state=None,
+):
+    """Generate classes told apart only by a non-linear function of the features.
+
+    Class ``c`` has a radius ``r[c, j]``, uniform in [0.5, 2], in each of ``n_planes``
+    hidden planes. A sample of it lies in plane ``j`` at radius ``r[c, j] (1 + spread *
+    z)`` (``z`` standard normal) and at an angle drawn uniformly from a half circle,
+    independently per plane and sample: the angles are a nuisance every class shares, as
+    pose is for faces. ``n_noise`` standard normal features join the ``2 * n_planes`` plane
+    coordinates, and a random rotation mixes them all. What identifies a class (its radii)
+    is the same function of the input for every class, including classes unseen in
+    training, and no linear map computes it.
+
+    Parameters
+    ----------
+    n_samples : int, default=3000
+        Number of samples, split evenly among the classes (class ``i % n_classes`` for
+        sample ``i``).
+    n_classes : int, default=100
+    n_planes : int, default=8
+        Hidden planes, each holding one radius per class.
+    n_noise : int, default=8
+        Features that carry no class information.
+    spread : float, default=0.05
+        Relative standard deviation of a sample's radius around its class's.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2 * n_planes + n_noise)
+    y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> from sk_deepmetric.datasets import make_arcs
+    >>> X, y = make_arcs(200, 10, random_state=0)
+    >>> X.shape
+    (200, 24)
+    """
+    for name, value, low in (
+        ("n_classes", n_classes, 2),
+        ("n_samples", n_samples, 2),
+        ("n_planes", n_planes, 1),
+        ("n_noise", n_noise, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+    if isinstance(spread, bool) or not isinstance(spread, Real) or not 0 <= spread < np.inf:
+        raise ValueError(f"`spread` must be a finite real number >= 0, got {spread!r}.")
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    rng = np.random.default_rng(seed)
+    radii = rng.uniform(0.5, 2.0, size=(n_classes, n_planes))
+    y = np.arange(n_samples) % n_classes
+    r = radii[y] * (1 + spread * rng.standard_normal((n_samples, n_planes)))
+    angle = rng.uniform(-np.pi / 2, np.pi / 2, size=(n_samples, n_planes))
+    planes = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=2).reshape(n_samples, -1)
+    Z = np.hstack([planes, rng.standard_normal((n_samples, n_noise))])
+    rotation, _ = np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))
+    return Z @ rotation, y
+
+
+def load_moved_digits(*, max_shift: int = 2, max_rotation: float = 20.0, random_state=None):
+    """scikit-learn's 8 x 8 digits on a 12 x 12 canvas, randomly shifted and rotated.
+
+    Each image (intensities divided by 16, so in [0, 1]) is padded by 2 pixels on every
+    side, rotated about its centre by an angle drawn uniformly within ``max_rotation``
+    degrees either way (bilinear), and shifted by a whole number of pixels drawn
+    uniformly within ``max_shift`` along each axis. Comparing such images pixel by pixel
+    says little; a network that is insensitive to small shifts and rotations does better.
+
+    Parameters
+    ----------
+    max_shift : int, default=2
+        Largest shift, in pixels, along each axis (at most 2, the padding).
+    max_rotation : float, default=20.0
+        Largest rotation, in degrees.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 144)
+        Flattened 12 x 12 images; use ``input_shape=(1, 12, 12)`` with ``network="cnn"``.
+    y : ndarray of shape (1797,)
+
+    Examples
+    --------
+    >>> from sk_deepmetric.datasets import load_moved_digits
+    >>> X, y = load_moved_digits(random_state=0)
+    >>> X.shape
+    (1797, 144)
+    """
+    from scipy import ndimage
+    from sklearn.datasets import load_digits
+
+    if (
+        isinstance(max_shift, bool)
+        or not isinstance(max_shift, Integral)
+        or not 0 <= max_shift <= 2
+    ):
+        raise ValueError(f"`max_shift` must be an integer in [0, 2], got {max_shift!r}.")
+    if not isinstance(max_rotation, Real) or not 0 <= max_rotation <= 180:
+        raise ValueError(
+            f"`max_rotation` must be a real number in [0, 180], got {max_rotation!r}."
+        )
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    rng = np.random.default_rng(seed)
+    X, y = load_digits(return_X_y=True)
+    images = np.pad(X.reshape(-1, 8, 8) / 16.0, ((0, 0), (2, 2), (2, 2)))
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(len(X), 2))
+    angles = rng.uniform(-max_rotation, max_rotation, size=len(X))
+    out = np.empty_like(images)
+    for i, (image, shift, angle) in enumerate(zip(images, shifts, angles)):
+        if max_rotation:
+            image = ndimage.rotate(image, angle, reshape=False, order=1, mode="constant")
+        out[i] = ndimage.shift(image, shift, order=0, mode="constant")
+    return out.reshape(len(X), -1), y
