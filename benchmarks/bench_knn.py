@@ -2,8 +2,8 @@
 
 Prints a markdown table: build and query time (median of ``--repeats`` runs), recall@k against
 the exact neighbours, and the total time as a ratio of scikit-learn's
-``NearestNeighbors(algorithm="brute")`` (higher is faster). The protocol (PROTOCOL.md,
-"Speed"): 100k x 128 reference vectors, 10k queries, k=10, threads fixed and printed.
+``NearestNeighbors(algorithm="brute")`` (higher is faster). The setting of the benchmarks
+page: 100k x 128 reference vectors, 10k queries, k=10, threads fixed and printed.
 
 The data are clustered like embeddings of identities (``--n-clusters`` Gaussian blobs), not
 uniform noise, on which an IVF index has nothing to exploit.
