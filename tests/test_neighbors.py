@@ -7,6 +7,7 @@ NearestNeighbors / KNeighborsClassifier (algorithm="brute") on the same embeddin
 import pickle
 import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -586,6 +587,17 @@ def test_fit_needs_y(blobs):
         EmbeddingKNeighborsClassifier(StandardScaler()).fit(X, None)
     with pytest.raises(ValueError, match="Unknown label type"):
         EmbeddingKNeighborsClassifier(StandardScaler()).fit(X, np.linspace(0, 1, len(X)))
+
+
+@pytest.mark.parametrize(("value", "msg"), [(np.nan, "NaN"), (np.inf, "infinity")])
+def test_nan_or_infinite_labels_are_an_error_without_a_warning(blobs, value, msg):
+    X, y, _ = blobs
+    y = y.astype(np.float64)
+    y[3] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast" on the way
+        with pytest.raises(ValueError, match=f"Input y contains {msg}"):
+            EmbeddingKNeighborsClassifier(StandardScaler()).fit(X, y)
 
 
 # ---------------------------------------------------------------- scikit-learn's checks
