@@ -147,12 +147,13 @@ def broadcast_object(value: object) -> object:
 def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """The embeddings and labels of every rank's batch, concatenated in rank order.
 
-    Gradients flow back to this rank's rows: ``torch.distributed.nn``'s ``all_gather`` sums
-    the gradients that every rank computes for them (each rank computes the same loss), and
-    DDP then averages over ranks, so the net gradient is that of the loss on the whole
-    concatenated batch. Batches of unequal sizes are padded for the collective and trimmed.
+    Gradients flow back to this rank's rows: the functional ``all_gather_single`` is
+    differentiable, its backward a sum-reduce-scatter of the gradients that every rank computes
+    for them (each rank computes the same loss), and DDP then averages over ranks, so the net
+    gradient is that of the loss on the whole concatenated batch. Batches of unequal sizes are
+    padded for the collective and trimmed.
     """
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed._functional_collectives import all_gather_single
 
     world_size = dist.get_world_size()
     size = torch.tensor([embeddings.shape[0]], device=labels.device)
@@ -165,9 +166,9 @@ def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         labels = nn.functional.pad(labels, (0, pad))
     all_labels = [torch.empty_like(labels) for _ in range(world_size)]
     dist.all_gather(all_labels, labels.contiguous())
-    all_embeddings = all_gather(embeddings)
+    all_embeddings = all_gather_single(embeddings.contiguous(), 0, dist.group.WORLD)
     return (
-        torch.cat([e[:n] for e, n in zip(all_embeddings, sizes)]),
+        torch.cat([e[:n] for e, n in zip(all_embeddings.split(max(sizes)), sizes)]),
         torch.cat([c[:n] for c, n in zip(all_labels, sizes)]),
     )
 

@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
+    check_array,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
@@ -40,6 +41,7 @@ __all__ = [
     "Options",
     "StrOptions",
     "_fit_context",
+    "check_array",
     "check_class_labels",
     "check_classification_targets",
     "check_consistent_length",

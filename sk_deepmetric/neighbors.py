@@ -24,6 +24,7 @@ from ._validation import (
     HasMethods,
     Interval,
     StrOptions,
+    check_array,
     check_classification_targets,
     check_consistent_length,
     check_int,
@@ -236,6 +237,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self._validate_hyperparameters()
         validate_data(self, X, y, skip_check_array=True)  # n_features_in_, feature names
         y = column_or_1d(y, warn=True)
+        # NaN or infinity first: check_classification_targets would cast them to integers
+        # (a RuntimeWarning) before saying so
+        check_array(y, ensure_2d=False, dtype=None, input_name="y")
         check_classification_targets(y)
         check_consistent_length(X, y)
         self.classes_, self._y = np.unique(y, return_inverse=True)

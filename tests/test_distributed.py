@@ -88,8 +88,13 @@ def _make_loss(name):
 
 
 def _gathered_equals_concatenated(rank, out):
-    for loss_name in ("semihard", "all", "contrastive", "arcface"):
-        _check_one_loss(rank, loss_name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for loss_name in ("semihard", "all", "contrastive", "arcface"):
+            _check_one_loss(rank, loss_name)
+    # the gather is torch's supported API: no rank prints a deprecation warning
+    deprecated = [w for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+    assert not deprecated, [f"{w.filename}:{w.lineno}: {w.message}" for w in deprecated]
 
 
 def _check_one_loss(rank, loss_name):

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _rounding import U32
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
@@ -357,10 +358,30 @@ def test_triplet_cosine_matches_pml_cosine_similarity():
     torch.testing.assert_close(got, expected)
 
 
+def _assert_no_triplet_within_rounding_of_the_hinge(x, labels, margin):
+    """Every ``d_ap - d_an + margin`` is farther from 0 than float32 rounding can move it.
+
+    Each distance is a correctly rounded square root (``u d``) and the two additions round by
+    at most ``u`` of ``d_ap + d_an + margin`` each: ``4 u (d_ap + d_an + margin)`` bounds the
+    error of either implementation's value with room to spare.
+    """
+    d = torch.cdist(x, x)
+    for a in range(len(x)):
+        pos = (labels == labels[a]) & (torch.arange(len(x)) != a)
+        d_ap, d_an = d[a, pos][:, None], d[a, labels != labels[a]][None, :]
+        v = d_ap - d_an + margin
+        assert (v.abs() > 4 * U32 * (d_ap + d_an + margin)).all()
+
+
 def test_batch_all_float32_large_batch_matches_pml():
     gen = torch.Generator().manual_seed(11)
     labels = torch.randint(0, 10, (200,), generator=gen)
-    x = torch.randn(200, 16, generator=gen)
+    # integer coordinates: |x|^2 + |y|^2 - 2 x.y is exact in float32 (integers below 2^24),
+    # so both start from the same correctly rounded square roots, and which of the 690k
+    # triplets are active cannot depend on the CPU (on torch.randn data 10 of them lie
+    # within float32 rounding of the hinge, each worth a jump of ~5e-6 in the gradient)
+    x = torch.randint(-3, 4, (200, 16), generator=gen).float()
+    _assert_no_triplet_within_rounding_of_the_hinge(x.double(), labels, 0.2)
     pml = pml_losses.TripletMarginLoss(margin=0.2, distance=pml_euclidean())
     expected = value_and_grad(pml, x, labels)
     got = value_and_grad(TripletMarginLoss(0.2, miner="all"), x, labels)

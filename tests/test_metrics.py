@@ -4,6 +4,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _rounding import (
+    U32,
+    certain_ranks,
+    cosine_distance_error,
+    exact_distances,
+    gamma,
+    ranking_error,
+    rounding_clusters,
+)
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
@@ -142,6 +151,14 @@ def test_ties_ranked_by_reference_index(distance):
 
 def test_inputs_as_tensors_float32_and_numpy_agree():
     kwargs, _ = _data("strings", "reference", seed=2)
+    # float32 ranks the same: no two references' float64 distances closer than the float32
+    # rounding of the data (u (|q| + |r|)) plus the float32 expansion's error bound
+    queries, reference = kwargs["embeddings"], kwargs["reference_embeddings"]
+    rounded = [v.astype(np.float32) for v in (queries, reference)]
+    norms = np.linalg.norm(queries, axis=1)[:, None] + np.linalg.norm(reference, axis=1)
+    errors = ranking_error(*rounded, "euclidean") + U32 * norms
+    order, cluster = rounding_clusters(exact_distances(queries, reference, "euclidean"), errors)
+    assert certain_ranks(order, cluster, len(reference)).all()
     want = retrieval_report(**kwargs)
     as_tensors = dict(
         kwargs,
@@ -218,6 +235,39 @@ def test_cosine_ignores_norms():
 # ---------------------------------------------------------------- pytorch-metric-learning
 
 
+def _assert_rankings_agree_on_relevance(x, y, mode, distance):
+    """Rounding cannot change the metrics: references it can reorder share their relevance.
+
+    Ours ranks by ``-cos`` of unit rows, or ``|r|^2 - 2 q.r``, in float32; pml by faiss's
+    float32 ``|q|^2 + |r|^2 - 2 q.r``, on rows that the test normalised in float32 for cosine.
+    Such a row's norm is within ``a = gamma(8) / 2 + 3 u`` of 1, so its squared distance is
+    ``2 (1 - cos)`` within ``8 a + 4 a^2``, and faiss's rounding adds ``4 gamma(10)``: halved,
+    in cosine-distance units. The euclidean expansion is :func:`ranking_error`'s.
+    """
+    queries, reference = (x, x) if mode == "leave_one_out" else (x[:50], x[50:])
+    exact = exact_distances(queries, reference, distance)
+    if distance == "cosine":
+        a = gamma(8) / 2 + 3 * U32
+        errors = cosine_distance_error(8, exact) + 2 * gamma(10) + 4 * a + 2 * a * a
+    else:
+        errors = ranking_error(queries, reference, distance).copy()
+    q_labels, r_labels = (y, y) if mode == "leave_one_out" else (y[:50], y[50:])
+    if mode == "leave_one_out":
+        np.fill_diagonal(exact, np.inf)
+        np.fill_diagonal(errors, 0.0)
+    order, cluster = rounding_clusters(exact, errors)
+    relevant = q_labels[:, None] == r_labels[None, :]
+    if mode == "leave_one_out":
+        np.fill_diagonal(relevant, False)
+    for runs, hits, ranked in zip(cluster, relevant, order):
+        # the metrics read the first R = (number of relevant) ranks: each run that reaches
+        # into them is all relevant or all irrelevant
+        counted = np.unique(runs[ranked[: max(1, hits.sum())]])
+        members = np.isin(runs, counted)
+        pure = np.bincount(runs[members], hits[members]) % np.bincount(runs[members]) == 0
+        assert pure.all()
+
+
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
 @pytest.mark.parametrize("mode", ["leave_one_out", "reference"])
 def test_agrees_with_pytorch_metric_learning(mode, distance):
@@ -228,6 +278,7 @@ def test_agrees_with_pytorch_metric_learning(mode, distance):
     if distance == "cosine":  # pml's faiss search is L2: on unit vectors it ranks as cosine
         x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = rng.permutation(np.concatenate([np.repeat(np.arange(20), 7), np.arange(50, 60)]))
+    _assert_rankings_agree_on_relevance(x, y, mode, distance)
     calculator = AccuracyCalculator(
         include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
         device=torch.device("cpu"),
