@@ -161,7 +161,7 @@ def pml_triplet(seed: int, **params) -> E.MetricEmbedder:
     d = E.TripletEmbedder()
     defaults = {"normalize": d.normalize, "samples_per_class": d.samples_per_class}
     return E.MetricEmbedder(
-        loss=PMLSemiHardTriplet(d.margin), random_state=seed, **{**defaults, **params}
+        loss=PMLSemiHardTriplet(d.margin), **{"random_state": seed, **defaults, **params}
     )
 
 

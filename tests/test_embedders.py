@@ -387,7 +387,21 @@ def _compile_with(monkeypatch, backend):
 
 
 @pytest.mark.parametrize(
-    "backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)]
+    "backend",
+    [
+        "aot_eager",
+        pytest.param(
+            "inductor",
+            marks=[
+                pytest.mark.slow,
+                # importing inductor imports torch.utils.mkldnn, whose modules torch 2.13
+                # still declares with the deprecated torch.jit.script_method
+                pytest.mark.filterwarnings(
+                    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+                ),
+            ],
+        ),
+    ],
 )
 def test_compile_trains_the_same_network(digits, monkeypatch, backend):
     # "aot_eager" traces the network with dynamo and AOTAutograd without generating code
