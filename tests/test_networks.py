@@ -16,14 +16,19 @@ from sk_deepmetric.networks import (
 )
 
 
+def randn(*shape):
+    """Seeded inputs: the same on every run (float32 draws may differ by ulps across CPUs)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+
 def _params(module):
     return [p.detach().clone() for p in module.parameters()]
 
 
 def test_mlp_layers_and_shapes():
     net = MLP(12, 5, hidden_layer_sizes=(8, 6), activation="gelu", dropout=0.1)
-    assert net(torch.randn(4, 12)).shape == (4, 5)
-    assert net(torch.randn(4, 3, 4)).shape == (4, 5)  # flattened
+    assert net(randn(4, 12)).shape == (4, 5)
+    assert net(randn(4, 3, 4)).shape == (4, 5)  # flattened
     kinds = [type(m).__name__ for m in net.layers]
     assert kinds == [
         "Flatten",
@@ -41,14 +46,14 @@ def test_mlp_layers_and_shapes():
 
 def test_mlp_without_hidden_layers_is_linear():
     net = MLP(3, 2, hidden_layer_sizes=(), batch_norm=False)
-    x = torch.randn(5, 3)
+    x = randn(5, 3)
     lin = net.layers[1]
     torch.testing.assert_close(net(x), x @ lin.weight.T + lin.bias)
 
 
 def test_normalize_gives_unit_rows():
     net = MLP(6, 3, hidden_layer_sizes=(4,), normalize=True).eval()
-    norms = net(torch.randn(7, 6)).norm(dim=1)
+    norms = net(randn(7, 6)).norm(dim=1)
     torch.testing.assert_close(norms, torch.ones(7))
     assert torch.equal(L2Normalize()(torch.zeros(2, 3)), torch.zeros(2, 3))
 
@@ -56,7 +61,7 @@ def test_normalize_gives_unit_rows():
 @pytest.mark.parametrize("shape", [(2, 64), (2, 1, 8, 8), (2, 8, 8)])
 def test_convnet_accepts_flat_or_image_input(shape):
     net = ConvNet((1, 8, 8), 16, channels=(4, 8)).eval()
-    assert net(torch.randn(*shape)).shape == (2, 16)
+    assert net(randn(*shape)).shape == (2, 16)
 
 
 def test_convnet_is_insensitive_to_small_shifts_more_than_mlp():
@@ -124,7 +129,7 @@ def test_forked_rng_restores_global_state():
 
 def test_mlp_skip_starts_as_a_rotation_of_the_input():
     net = reset_parameters(MLP(6, 8, hidden_layer_sizes=(5,), skip=True), torch.Generator())
-    x = torch.randn(7, 6)
+    x = randn(7, 6)
     out = net.eval()(x)
     torch.testing.assert_close(torch.cdist(out, out), torch.cdist(x, x), atol=1e-5, rtol=1e-5)
     assert torch.count_nonzero(net.layers[-1].weight) == 0  # the MLP path starts at zero
@@ -139,7 +144,7 @@ def test_mlp_skip_adds_a_linear_path_and_is_seeded():
     assert not torch.equal(a.skip.weight, c.skip.weight)
     with torch.no_grad():
         a.layers[-1].weight.normal_()
-    x = torch.randn(6, 4)
+    x = randn(6, 4)
     a.eval()
     torch.testing.assert_close(a(x), a.layers(x) + x @ a.skip.weight.T)
 
@@ -158,7 +163,7 @@ def test_mlp_skip_adds_a_linear_path_and_is_seeded():
 def test_resnets_accept_flat_or_shaped_input(cls, input_shape, shapes):
     net = cls(input_shape, 5, channels=(4, 8)).eval()
     for shape in shapes:
-        assert net(torch.randn(*shape)).shape == (3, 5)
+        assert net(randn(*shape)).shape == (3, 5)
 
 
 @pytest.mark.parametrize(
@@ -177,7 +182,7 @@ def test_resnet_blocks_start_as_their_shortcut():
     # the branch's last batch normalisation starts at zero, so block(x) = act(shortcut(x))
     net = reset_parameters(SignalResNet((3, 20), 4, channels=(3, 6)), torch.Generator())
     net.eval()
-    x = torch.randn(5, 3, 20)
+    x = randn(5, 3, 20)
     first, second = net.stages  # 20 <= 32 positions: no pooling between them
     torch.testing.assert_close(first(x), torch.relu(x))  # identity shortcut: 3 -> 3 channels
     h = first(x)
@@ -187,7 +192,7 @@ def test_resnet_blocks_start_as_their_shortcut():
 @pytest.mark.parametrize("cls, input_shape", [(SignalResNet, (2, 16)), (ImageResNet, (1, 6, 6))])
 def test_resnet_skip_starts_as_a_rotation_of_the_input(cls, input_shape):
     net = reset_parameters(cls(input_shape, 48, channels=(4,), skip=True), torch.Generator())
-    x = torch.randn(7, *input_shape)
+    x = randn(7, *input_shape)
     flat = x.flatten(1)
     out = net.eval()(x)
     torch.testing.assert_close(out, flat @ net.skip.weight.T)
