@@ -382,7 +382,9 @@ def _best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
     return float(accuracy[k]), _between(t[k], t[k + 1])
 
 
-def _far_threshold(negative_scores: np.ndarray, far: float, what: str = "pairs") -> float:
+def _far_threshold(
+    negative_scores: np.ndarray, far: float, what: str = "different-identity pairs"
+) -> float:
     """The lowest threshold with at most ``far`` of ``negative_scores`` at or above it.
 
     With ``N`` negatives, ``k`` = the most that ``far`` allows (``k / N <= far``); the
@@ -401,9 +403,9 @@ def _far_threshold(negative_scores: np.ndarray, far: float, what: str = "pairs")
     g = int(np.searchsorted(counts, k, side="right"))  # groups that fit in k
     if k == 0:
         warnings.warn(
-            f"A false-accept rate of {far} needs at least {math.ceil(1 / far)} different-"
-            f"identity {what} to be estimated, got {n}; the threshold only rejects all of "
-            "them, and the realised rate is unknown. Give more data or a larger rate.",
+            f"A false-accept rate of {far} needs at least {math.ceil(1 / far)} {what} to be "
+            f"estimated, got {n}; the threshold only rejects all of them, and the realised "
+            "rate is unknown. Give more data or a larger rate.",
             UserWarning,
             stacklevel=external_stacklevel(),
         )

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import torch
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -40,6 +40,7 @@ __all__ = [
     "Options",
     "StrOptions",
     "_fit_context",
+    "_safe_indexing",
     "check_class_labels",
     "check_classification_targets",
     "check_consistent_length",
