@@ -1,4 +1,14 @@
-"""Retrieval metrics of an embedding, and scorers for scikit-learn's model selection.
+"""Retrieval and verification metrics of an embedding, and scorers for model selection.
+
+Verification (same identity or not?) works on pairs in scikit-learn's ``(y_true, y_score)``
+convention, read from :func:`sklearn.metrics.roc_curve`: :func:`equal_error_rate`,
+:func:`tar_at_far`, :func:`min_dcf`, :func:`verification_report`, the LFW protocol's
+:func:`verification_accuracy` and :func:`select_threshold`; :func:`make_pairs` and
+:func:`pair_scores` make the pairs of an embedding; :func:`reidentification_report` is the
+query/gallery protocol of person re-identification. Their definitions are in their
+docstrings and in the user guide's "Verification and open-set recognition".
+
+The rest of this docstring is about the retrieval metrics.
 
 Precision@k, Recall@k, R-Precision and MAP@R as defined in PROTOCOL.md (Musgrave et al.,
 2020), computed from an exact nearest-neighbour search in chunks of queries
@@ -529,8 +539,7 @@ _VERIFICATION_REFERENCES = """\
     .. [1] NIST, "The NIST Year 2010 Speaker Recognition Evaluation Plan", 2010 (the
        detection cost function and its normalisation).
     .. [2] A. Nagrani, J. S. Chung, J. Huh et al., "VoxSRC 2020: The Second VoxCeleb Speaker
-       Recognition Challenge", arXiv:2012.06867, 2020 (EER and minDCF with P_target = 0.05;
-       VoxSRC 2021 onwards uses 0.05 as well, the NIST SRE evaluations 0.01 and 0.001).
+       Recognition Challenge", arXiv:2012.06867, 2020 (EER, and minDCF at P_target = 0.05).
     .. [3] G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller, "Labeled Faces in the Wild: A
        Database for Studying Face Recognition in Unconstrained Environments", Technical
        Report 07-49, University of Massachusetts, Amherst, 2007.
@@ -646,9 +655,9 @@ def min_dcf(
     ----------
     {inputs}
     p_target : float, default=0.01
-        Prior probability of a same-identity trial, in ``(0, 1)``: 0.01 in NIST SRE 2008-2012
-        and the VoxCeleb papers, 0.05 in the VoxSRC challenges, 0.001 in NIST SRE 2010's
-        core condition.
+        Prior probability of a same-identity trial, in ``(0, 1)``: 0.01 in the VoxCeleb
+        papers (and one of the operating points of the NIST evaluations), 0.05 in the
+        VoxSRC challenges from 2020, 0.001 in NIST SRE 2010.
     c_miss : float, default=1.0
         Cost of a false reject, ``> 0``.
     c_fa : float, default=1.0

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sk_deepmetric import ContrastivePairsEmbedder
-from sk_deepmetric.embedders._pairs import _GivenPairsContrastiveLoss
+from sk_deepmetric.embedders._pairs import _GivenPairsContrastiveLoss, _pair_groups
 from sk_deepmetric.metrics import make_pairs, select_threshold
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -28,10 +28,10 @@ FAST = {"hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32, "rando
 
 @pytest.fixture(scope="module")
 def data():
-    """Pairs of samples of 6 Gaussian classes; the estimator only sees the pairs."""
+    """Pairs of samples of 12 Gaussian classes; the estimator only sees the pairs."""
     rng = np.random.default_rng(0)
-    centres = rng.normal(scale=3.0, size=(6, 10))
-    y = np.repeat(np.arange(6), 30)
+    centres = rng.normal(scale=3.0, size=(12, 10))
+    y = np.repeat(np.arange(12), 15)
     X = (centres[y] + rng.normal(size=(180, 10))).astype(np.float32)
     index, same = make_pairs(y, n_pairs=600, random_state=0)
     return X, y, X[index], same
@@ -267,11 +267,37 @@ def test_bad_input_after_fit(fitted):
         clone(fitted).set_params(max_iter=1).fit(np.zeros((4, 2, 10)), [[0], [1], [0], [1]])
 
 
-def test_early_stopping_true_needs_two_pairs_of_each_kind():
-    X = np.random.default_rng(0).normal(size=(5, 2, 3))
+def test_held_out_pairs_are_whole_groups_of_linked_samples(data):
+    X, y, pairs, same = data
+    groups = _pair_groups(pairs, same)
+    # samples are told apart by their values: the rows of X
+    sample = np.unique(pairs.reshape(1200, -1), axis=0, return_inverse=True)[1].reshape(600, 2)
+    np.testing.assert_array_equal(X[np.unique(sample)].shape, (180, 10))
+    index, _ = make_pairs(y, n_pairs=600, random_state=0)  # the fixture's pairs
+    # 25 similar pairs per class of 15 samples: a class is one or a few linked groups,
+    # and a group never spans two classes
+    assert 12 <= len(np.unique(groups)) <= 20
+    class_of = {}
+    for g, label in zip(groups.ravel(), y[index].ravel()):
+        assert class_of.setdefault(g, label) == label
+    np.testing.assert_array_equal(groups[:, 0] == groups[:, 1], same == 1)
+    model = ContrastivePairsEmbedder(**FAST)
+    model._rng = np.random.default_rng(0)
+    train, held_out = model._split_pairs(pairs, same, partial=False)
+    # no sample, and no group, on both sides; pairs between the sides are left out
+    assert not set(sample[train].ravel()) & set(sample[held_out].ravel())
+    assert not set(groups[train].ravel()) & set(groups[held_out].ravel())
+    assert len(np.unique(groups[held_out])) == round(0.2 * len(np.unique(groups)))
+    assert set(same[held_out]) == set(same[train]) == {0, 1}
+
+
+def test_too_few_groups_to_hold_out():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 2, 3))  # 5 pairs of distinct samples: 9 groups
     msg = (
-        "`early_stopping=True` holds out `validation_fraction` of the similar and of the "
-        "dissimilar pairs, so it needs at least 2 of each; got 1 similar and 4 dissimilar pairs."
+        "`early_stopping=True` holds out whole groups of samples linked by similar pairs "
+        "(9 groups here), and needs at least 2 groups on each side with similar and "
+        "dissimilar pairs in both; set early_stopping=False or give more pairs."
     )
     with pytest.raises(ValueError, match=re.escape(msg)):
         ContrastivePairsEmbedder(early_stopping=True).fit(X, [1, 0, 0, 0, 0])

@@ -75,6 +75,17 @@ def loop_held_out_distances(embedding, y, classes, k, weights="uniform", metric=
     return out
 
 
+def loop_within_class_scale(embedding, y):
+    """Median over samples of the distance to the nearest other sample of their class."""
+    nearest = []
+    for i in range(len(y)):
+        own = [j for j in range(len(y)) if y[j] == y[i] and j != i]
+        if own:
+            d = [loop_distance(embedding[i], embedding[j], "euclidean") for j in own]
+            nearest.append(min(d))
+    return float(np.median(nearest))
+
+
 def loop_threshold(distances, far):
     """Accept at most k = floor(far * n) distances (ties together), halfway to the next."""
     values = sorted(distances)
@@ -108,11 +119,14 @@ def test_cross_fit_uses_embedders_that_never_saw_the_held_out_classes():
         PCA(n_components=3), n_neighbors=3, target_far=0.05, calibration_folds=4, random_state=7
     ).fit(X, y)
     folds = np.array_split(check_random_state(7).permutation(16), 4)
+    final_scale = loop_within_class_scale(PCA(n_components=3).fit(X).transform(X), y)
     expected = {}
     for fold in folds:
         held_out = np.isin(y, fold)
         embedding = PCA(n_components=3).fit(X[~held_out]).transform(X)
-        expected |= loop_held_out_distances(embedding, y, set(fold.tolist()), 3)
+        ratio = final_scale / loop_within_class_scale(embedding[~held_out], y[~held_out])
+        distances = loop_held_out_distances(embedding, y, set(fold.tolist()), 3)
+        expected |= {i: d * ratio for i, d in distances.items()}
     expected = np.array([expected[i] for i in range(len(y))])
     np.testing.assert_allclose(clf.calibration_distances_, expected, rtol=1e-4, atol=1e-5)
     assert clf.threshold_ == pytest.approx(loop_threshold(expected, 0.05), rel=1e-4, abs=1e-5)
