@@ -500,14 +500,15 @@ _PAIR_ENTRIES = {
         pairs know them. ``validation_fraction`` of the groups are held out with the pairs
         inside them, and the pairs between held-out and kept groups are not used, so that
         the score is that of identities the network did not train on, as the other
-        embedders' class-disjoint early stopping. Pairs of the same samples held out at
-        random would reward memorising the samples: on digits 0-4 (5 groups) trained so,
-        the equal error rate on digits 5-9 was 0.355 against 0.231 for the standardised
-        pixels. "auto" validates when at least 2 groups fall on either side (8 groups or
-        more at the default fraction) with pairs of both kinds, and otherwise trains for a
-        short fixed budget (``max_iter``); True requires a split, False trains on every pair
-        for ``max_iter`` epochs. Without a split, ``threshold_`` is calibrated on the
-        training pairs, which is optimistic.
+        embedders' class-disjoint early stopping. Pairs held out at random share their
+        samples with the training pairs and reward memorising them: trained so on 20,000
+        pairs of 50 classes of ``make_classification``, the equal error rate on 50 unseen
+        classes was 0.367, against 0.251 with groups held out and 0.290 for the
+        standardised input (3 seeds). "auto" validates when at least 2 groups fall on either
+        side (8 groups or more at the default fraction) with pairs of both kinds, and
+        otherwise trains for a short fixed budget (``max_iter``); True requires a split,
+        False trains on every pair for ``max_iter`` epochs. Without a split, ``threshold_``
+        is calibrated on the training pairs, which is optimistic.
 """,
     "validation_fraction": """    validation_fraction : float, default=0.2
         Fraction of the groups of linked samples held out for early stopping.
