@@ -6,10 +6,18 @@ one device, integer codes for labels of any type, and each query's ``R``. :func:
 then computes every requested metric from a single search, reducing each chunk of queries
 to running sums so that memory stays bounded however many samples there are. The
 definitions (``R``, the ``R = 0`` rule, ties) are in the docstring of the public module.
+
+The verification metrics work on pair scores: :func:`_roc` checks ``(y_true, y_score)`` and
+returns scikit-learn's ROC curve, from which EER, TAR@FAR, minDCF and the thresholds are
+read; :func:`_sample_pairs` draws balanced pairs without listing all of them;
+:func:`_pair_similarities` scores pairs and :func:`_reid_scan` ranks a gallery, both in
+chunks within the same memory bound.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -17,8 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sk_deepmetric._validation import check_int, check_option
-from sk_deepmetric.distances import DISTANCES, _rows_per_chunk, iter_topk_neighbors
+from sk_deepmetric._validation import check_int, check_option, check_real, external_stacklevel
+from sk_deepmetric.distances import (
+    DISTANCES,
+    _rows_per_chunk,
+    iter_topk_neighbors,
+    paired_distances,
+    pairwise_distances,
+)
 
 
 class _Retrieval(NamedTuple):
@@ -133,20 +147,28 @@ def _reference_set(
                 "retrieve itself; pass reference_embeddings=embeddings to do that on purpose."
             )
         return queries, queries, query_labels, True
-    reference = _as_embeddings(reference_embeddings, "reference_embeddings", device)
-    ref_labels = _as_labels(
-        reference_labels, "reference_labels", reference.shape[0], "reference_embeddings"
+    queries, reference, ref_labels = _searched_set(
+        queries, reference_embeddings, reference_labels, device
     )
-    if reference.shape[1] != queries.shape[1]:
-        raise ValueError(
-            f"`reference_embeddings` must have as many columns as `embeddings` "
-            f"({queries.shape[1]}), got {reference.shape[1]}."
-        )
-    dtype = torch.promote_types(queries.dtype, reference.dtype)
-    queries, reference = queries.to(dtype), reference.to(dtype)
     if exclude_self:
         _check_same_rows(queries, query_labels, reference, ref_labels)
     return queries, reference, ref_labels, bool(exclude_self)
+
+
+def _searched_set(queries, embeddings, labels, device, names=("reference", "embeddings")):
+    """``(queries, reference, reference_labels)``: the set searched, checked against the
+    queries and brought to their dtype. ``names``: the prefix of the reference arguments
+    (``"{prefix}_embeddings"``, ``"{prefix}_labels"``) and the name of the queries."""
+    prefix, query_name = names
+    reference = _as_embeddings(embeddings, f"{prefix}_embeddings", device)
+    ref_labels = _as_labels(labels, f"{prefix}_labels", reference.shape[0], f"{prefix}_embeddings")
+    if reference.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"`{prefix}_embeddings` must have as many columns as `{query_name}` "
+            f"({queries.shape[1]}), got {reference.shape[1]}."
+        )
+    dtype = torch.promote_types(queries.dtype, reference.dtype)
+    return queries.to(dtype), reference.to(dtype), ref_labels
 
 
 def _encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):
@@ -171,7 +193,9 @@ def _check_same_rows(queries, query_labels, reference, ref_labels) -> None:
         )
 
 
-def _check_ks(ks: Iterable[int], name: str, limit: int, exclude_self: bool) -> list[int]:
+def _check_ks(
+    ks: Iterable[int], name: str, limit: int, exclude_self: bool, what: str = "reference samples"
+) -> list[int]:
     ks = [ks] if isinstance(ks, int) or not isinstance(ks, Iterable) else list(ks)
     if not ks:
         raise ValueError(f"`{name}` must hold at least one value, got {ks!r}.")
@@ -179,9 +203,9 @@ def _check_ks(ks: Iterable[int], name: str, limit: int, exclude_self: bool) -> l
     for k in ks:
         k = check_int(k, name, min_value=1)
         if k > limit:
-            what = " minus one (leave-one-out)" if exclude_self else ""
+            minus = " minus one (leave-one-out)" if exclude_self else ""
             raise ValueError(
-                f"`{name}` ({k}) must not exceed the number of reference samples{what} ({limit})."
+                f"`{name}` ({k}) must not exceed the number of {what}{minus} ({limit})."
             )
         checked.append(k)
     return sorted(set(checked))
@@ -224,3 +248,294 @@ def _reduce_chunk(sums: dict, match: Tensor, r: Tensor, precision_k, recall_k) -
         sums["r_precision"] += float((hits.sum(dim=1) / r).sum())
         precision_at_hits = hits.cumsum(dim=1).div_(rank).mul_(hits)
         sums["map_at_r"] += float((precision_at_hits.sum(dim=1) / r).sum())
+
+
+# ------------------------------------------------------------------ verification (pairs)
+# The definitions are in the docstrings of the public functions in sk_deepmetric.metrics.
+
+#: ``make_pairs(n_pairs=None)`` enumerates all pairs up to this many (16 bytes each).
+MAX_ALL_PAIRS = 10_000_000
+
+
+class _ROC(NamedTuple):
+    """``sklearn.metrics.roc_curve`` with every threshold kept, and the class counts."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray  # descending; thresholds[0] is +inf (nothing accepted)
+    n_positive: int
+    n_negative: int
+
+
+def _as_array(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
+    """Same-identity flags from labels in {0, 1}, {-1, 1} or booleans; both kinds present."""
+    y = _as_array(y_true)
+    if y.ndim != 1 or y.shape[0] == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D array, got shape {y.shape}.")
+    if y.dtype != bool:
+        values = np.unique(y)
+        if y.dtype.kind not in "iuf" or not (
+            set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {-1, 1}
+        ):
+            raise ValueError(
+                f"`{name}` must hold 1 for same-identity pairs and 0 (or -1) for "
+                f"different-identity pairs, got values {values[:5].tolist()}."
+            )
+        y = y == 1
+    n_same = int(y.sum())
+    if n_same in (0, y.size):
+        kind = "same-identity (1)" if n_same else "different-identity (0 or -1)"
+        raise ValueError(
+            f"`{name}` must hold both same-identity and different-identity pairs, got only "
+            f"{kind} pairs ({y.size})."
+        )
+    return y
+
+
+def _check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
+    s = _as_array(y_score)
+    if s.dtype.kind not in "iuf":
+        raise ValueError(f"`{name}` must be real-valued, got dtype {s.dtype}.")
+    if s.ndim != 1 or s.shape[0] != n:
+        raise ValueError(
+            f"`{name}` must be 1-D with one score per entry of `{against}` ({n}), got shape "
+            f"{s.shape}."
+        )
+    s = s.astype(np.float64)
+    bad = int((~np.isfinite(s)).sum())
+    if bad:
+        raise ValueError(f"`{name}` must be finite, got NaN or infinity in {bad} of {n} scores.")
+    return s
+
+
+def _roc(y_true, y_score) -> _ROC:
+    """Checked inputs -> the ROC curve (``score >= threshold`` accepts a pair)."""
+    from sklearn.metrics import roc_curve
+
+    y = _check_pair_labels(y_true)
+    s = _check_scores(y_score, y.size)
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    n_positive = int(y.sum())
+    return _ROC(fpr, tpr, thresholds, n_positive, y.size - n_positive)
+
+
+def _check_rate(value, name: str) -> float:
+    return check_real(value, name, min_value=0.0, max_value=1.0, closed="neither")
+
+
+def _eer(roc: _ROC) -> tuple[float, float]:
+    """(EER, threshold): where the ROC segment crosses FNR = FPR, linearly interpolated.
+
+    The threshold is that of the ROC point nearer the crossing (never the +inf sentinel).
+    """
+    gap = (1.0 - roc.tpr) - roc.fpr  # FNR - FPR: 1 at the first point, -1 at the last
+    j = int(np.argmax(gap <= 0))
+    i = j - 1
+    alpha = gap[i] / (gap[i] - gap[j])
+    eer = roc.fpr[i] + alpha * (roc.fpr[j] - roc.fpr[i])
+    nearest = j if alpha >= 0.5 or i == 0 else i
+    return float(eer), float(roc.thresholds[nearest])
+
+
+def _tar_at_far(roc: _ROC, far: float) -> float:
+    """TPR on the ROC curve (linear between points) at FPR = ``far``, taking the highest TPR
+    of the points at exactly that FPR."""
+    i = int(np.searchsorted(roc.fpr, far, side="right")) - 1
+    if roc.fpr[i] == far:
+        return float(roc.tpr[i])
+    j = i + 1
+    slope = (roc.tpr[j] - roc.tpr[i]) / (roc.fpr[j] - roc.fpr[i])
+    return float(roc.tpr[i] + (far - roc.fpr[i]) * slope)
+
+
+def _min_dcf(roc: _ROC, p_target: float, c_miss: float, c_fa: float) -> tuple[float, float]:
+    cost = c_miss * (1.0 - roc.tpr) * p_target + c_fa * roc.fpr * (1.0 - p_target)
+    best = int(np.argmin(cost))
+    norm = min(c_miss * p_target, c_fa * (1.0 - p_target))
+    return float(cost[best] / norm), float(roc.thresholds[best])
+
+
+def _between(high: float, low: float) -> float:
+    """A threshold halfway between two scores, strictly above ``low`` (``high`` otherwise)."""
+    mid = float(low) / 2.0 + float(high) / 2.0
+    return mid if low < mid <= high else float(high)
+
+
+def _best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
+    """(accuracy, threshold) of the most accurate decision ``score >= threshold``.
+
+    Of equally accurate decisions the strictest wins; the threshold lies halfway between the
+    lowest accepted score and the highest rejected one.
+    """
+    n = roc.n_positive + roc.n_negative
+    accuracy = (roc.tpr * roc.n_positive + (1.0 - roc.fpr) * roc.n_negative) / n
+    k = int(np.argmax(accuracy))
+    t = roc.thresholds
+    if k == 0:  # accept nothing
+        return float(accuracy[0]), float(np.nextafter(t[1], np.inf))
+    if k == t.size - 1:  # accept everything
+        return float(accuracy[k]), float(t[k])
+    return float(accuracy[k]), _between(t[k], t[k + 1])
+
+
+def _far_threshold(
+    negative_scores: np.ndarray, far: float, what: str = "different-identity pairs"
+) -> float:
+    """The lowest threshold with at most ``far`` of ``negative_scores`` at or above it.
+
+    With ``N`` negatives, ``k`` = the most that ``far`` allows (``k / N <= far``); the
+    threshold lies halfway between the k-th highest and the next lower negative score, so
+    that it accepts at most ``k`` (ties are kept together). When ``far * N < 1`` no negative
+    may be accepted and the threshold is just above the highest one, with a warning.
+    """
+    n = negative_scores.size
+    values, counts = np.unique(negative_scores, return_counts=True)
+    values, counts = values[::-1], np.cumsum(counts[::-1])  # descending, accepted counts
+    k = int(np.floor(far * n))
+    while (k + 1) / n <= far:
+        k += 1
+    while k / n > far:
+        k -= 1
+    g = int(np.searchsorted(counts, k, side="right"))  # groups that fit in k
+    if k == 0:
+        warnings.warn(
+            f"A false-accept rate of {far} needs at least {math.ceil(1 / far)} {what} to be "
+            f"estimated, got {n}; the threshold only rejects all of them, and the realised "
+            "rate is unknown. Give more data or a larger rate.",
+            UserWarning,
+            stacklevel=external_stacklevel(),
+        )
+    if g == 0:
+        return float(np.nextafter(values[0], np.inf))
+    return _between(values[g - 1], values[g])
+
+
+def _all_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = codes.size
+    if n * (n - 1) // 2 > MAX_ALL_PAIRS:
+        raise ValueError(
+            f"All pairs of {n} samples are {n * (n - 1) // 2:,}, more than make_pairs "
+            f"enumerates ({MAX_ALL_PAIRS:,}); pass `n_pairs` to draw balanced pairs instead."
+        )
+    first, second = np.triu_indices(n, k=1)
+    return np.stack([first, second], axis=1), (codes[first] == codes[second]).astype(np.int64)
+
+
+def _sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
+    """``n_pairs // 2`` same-class and the rest different-class pairs, uniform without
+    replacement among all such unordered pairs, without listing them.
+
+    In the class-sorted order, row ``r`` pairs with the later rows of its class (positives)
+    and with every row after its class (negatives); a pair's linear index is decoded through
+    the cumulative counts per row.
+    """
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    end = np.searchsorted(sorted_codes, sorted_codes, side="right")  # end of each row's class
+    rows = np.arange(codes.size)
+    wanted = {"same": n_pairs // 2, "different": n_pairs - n_pairs // 2}
+    parts = []
+    for kind, per_row, first_col in (
+        ("same", end - rows - 1, rows + 1),
+        ("different", codes.size - end, end),
+    ):
+        cumulative = np.cumsum(per_row)
+        total = int(cumulative[-1])
+        if wanted[kind] > total:
+            raise ValueError(
+                f"`n_pairs` ({n_pairs}) asks for {wanted[kind]} {kind}-class pairs, but the "
+                f"labels only have {total}."
+            )
+        index = rng.choice(total, wanted[kind], replace=False)
+        row = np.searchsorted(cumulative, index, side="right")
+        col = first_col[row] + index - (cumulative[row] - per_row[row])
+        parts.append(np.sort(np.stack([order[row], order[col]], axis=1), axis=1))
+    pairs = np.concatenate(parts)
+    same = np.repeat([1, 0], [len(parts[0]), len(parts[1])])
+    keep = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[keep], same[keep]
+
+
+def _pair_indices(pairs, n_samples: int) -> np.ndarray:
+    p = _as_array(pairs)
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] == 0:
+        raise ValueError(
+            f"`pairs` must be an integer array of shape (n_pairs, 2), got shape {p.shape}."
+        )
+    if p.dtype.kind not in "iu":
+        raise ValueError(f"`pairs` must hold integer row indices, got dtype {p.dtype}.")
+    if p.min() < 0 or p.max() >= n_samples:
+        raise ValueError(
+            f"`pairs` must index rows of `embeddings` (0 to {n_samples - 1}), got values from "
+            f"{p.min()} to {p.max()}."
+        )
+    return p.astype(np.int64)
+
+
+def _pair_similarities(first: Tensor, second: Tensor, distance: str, chunk_size) -> np.ndarray:
+    """Similarity of row i of ``first`` with row i of ``second``, in chunks of rows."""
+    rows = chunk_size or _rows_per_chunk(first.shape[1], first.element_size(), 3)
+    out = []
+    with torch.no_grad():
+        for start in range(0, first.shape[0], rows):
+            d = paired_distances(
+                first[start : start + rows], second[start : start + rows], distance
+            )
+            out.append((1.0 - d if distance == "cosine" else -d).double().cpu())
+    return torch.cat(out).numpy()
+
+
+# ------------------------------------------------------------------ re-identification
+def _reid_scan(
+    queries: Tensor,
+    query_codes: Tensor,
+    query_groups: Tensor | None,
+    gallery: Tensor,
+    gallery_codes: Tensor,
+    gallery_groups: Tensor | None,
+    ranks: list[int],
+    distance: str,
+    chunk_size: int | None,
+) -> dict[str, float]:
+    """CMC at ``ranks`` and mAP, each query's whole gallery ranked in chunks of queries.
+
+    Gallery items of the query's identity and group are removed from its ranking; queries
+    left without a match are skipped (a ValueError when none is left).
+    """
+    n_gallery = gallery.shape[0]
+    rows = chunk_size or _rows_per_chunk(n_gallery, 8, 6)
+    cmc = torch.zeros(len(ranks), dtype=torch.float64)
+    ap_sum, n_valid = 0.0, 0
+    rank_limits = torch.tensor(ranks, device=gallery.device)
+    with torch.no_grad():
+        for start in range(0, queries.shape[0], rows):
+            stop = start + rows
+            dist = pairwise_distances(queries[start:stop], gallery, distance)
+            order = torch.sort(dist, dim=1, stable=True).indices  # ties by gallery index
+            same_id = gallery_codes[order] == query_codes[start:stop, None]
+            kept = torch.ones_like(same_id)
+            if query_groups is not None:
+                kept = ~(same_id & (gallery_groups[order] == query_groups[start:stop, None]))
+            hits = same_id & kept
+            valid = hits.any(dim=1)
+            hits, kept = hits[valid], kept[valid]
+            rank = kept.cumsum(dim=1)  # position among the items kept
+            first = torch.where(hits, rank, n_gallery + 1).min(dim=1).values
+            cmc += (first[:, None] <= rank_limits).sum(dim=0).double().cpu()
+            found = hits.cumsum(dim=1).double()
+            precision = torch.where(hits, found / rank.double(), 0.0)
+            ap_sum += float((precision.sum(dim=1) / hits.sum(dim=1)).sum())
+            n_valid += int(valid.sum())
+    if n_valid == 0:
+        raise ValueError(
+            "No query has a gallery item of its identity (outside its own group), so CMC and "
+            "mAP are not defined."
+        )
+    out = {f"cmc_at_{k}": float(c) / n_valid for k, c in zip(ranks, cmc.tolist())}
+    out["map"] = ap_sum / n_valid
+    out["n_valid_queries"] = n_valid
+    return out

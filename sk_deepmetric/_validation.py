@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import torch
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -41,6 +41,7 @@ __all__ = [
     "Options",
     "StrOptions",
     "_fit_context",
+    "_safe_indexing",
     "check_array",
     "check_class_labels",
     "check_classification_targets",

@@ -22,6 +22,7 @@ __all__ = [
     "cosine_similarity",
     "euclidean_distances",
     "iter_topk_neighbors",
+    "paired_distances",
     "pairwise_distances",
     "squared_euclidean_distances",
     "topk_neighbors",
@@ -121,6 +122,50 @@ def pairwise_distances(x: Tensor, y: Tensor | None = None, distance: str = "eucl
         return squared_euclidean_distances(x, y)
     if distance == "cosine":
         return 1.0 - cosine_similarity(x, y)
+    raise ValueError(f"`distance` must be one of {list(DISTANCES)}, got {distance!r}.")
+
+
+def paired_distances(x: Tensor, y: Tensor, distance: str = "euclidean") -> Tensor:
+    """Distance between each row of ``x`` and the same row of ``y``, shape ``(n,)``.
+
+    The row-wise counterpart of :func:`pairwise_distances` (as scikit-learn's
+    ``paired_distances`` is of its ``pairwise_distances``), computed from the differences
+    themselves, not from an expansion, so that a row against its duplicate is at exactly 0.
+    As in :func:`euclidean_distances`, the gradient of the Euclidean distance is zero where
+    the distance is zero, and a zero vector has cosine similarity 0 with everything.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, d)
+    y : Tensor of shape (n, d)
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` is the cosine distance ``1 - cos``.
+
+    Returns
+    -------
+    Tensor of shape (n,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.distances import paired_distances
+    >>> x, y = torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+    >>> paired_distances(x, y)
+    tensor([5.0000, 2.2361])
+    """
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(
+            f"`x` and `y` must be 2-D tensors of one shape (n, d), got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}."
+        )
+    if distance == "cosine":
+        return 1.0 - (F.normalize(x, dim=1) * F.normalize(y, dim=1)).sum(dim=1)
+    diff = x - y
+    sq = (diff * diff).sum(dim=1)
+    if distance == "squared_euclidean":
+        return sq
+    if distance == "euclidean":
+        return _SafeSqrt.apply(sq)
     raise ValueError(f"`distance` must be one of {list(DISTANCES)}, got {distance!r}.")
 
 

@@ -1,4 +1,14 @@
-"""Retrieval metrics of an embedding, and scorers for scikit-learn's model selection.
+"""Retrieval and verification metrics of an embedding, and scorers for model selection.
+
+Verification (same identity or not?) works on pairs in scikit-learn's ``(y_true, y_score)``
+convention, read from :func:`sklearn.metrics.roc_curve`: :func:`equal_error_rate`,
+:func:`tar_at_far`, :func:`min_dcf`, :func:`verification_report`, the LFW protocol's
+:func:`verification_accuracy` and :func:`select_threshold`; :func:`make_pairs` and
+:func:`pair_scores` make the pairs of an embedding; :func:`reidentification_report` is the
+query/gallery protocol of person re-identification. Their definitions are in their
+docstrings and in the user guide's "Verification and open-set recognition".
+
+The rest of this docstring is about the retrieval metrics.
 
 Precision@k, Recall@k, R-Precision and MAP@R as defined in PROTOCOL.md (Musgrave et al.,
 2020), computed from an exact nearest-neighbour search in chunks of queries
@@ -23,20 +33,66 @@ is raised. Neighbours at equal distance are ranked by reference index, the order
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Iterable
 
-from sk_deepmetric._retrieval import _check_ks, _prepare, _scan
-from sk_deepmetric._validation import check_int, check_option
+import numpy as np
+import torch
+from torch import Tensor
+
+from sk_deepmetric._retrieval import (
+    _all_pairs,
+    _as_array,
+    _as_embeddings,
+    _as_labels,
+    _best_accuracy_threshold,
+    _check_ks,
+    _check_pair_labels,
+    _check_rate,
+    _check_scores,
+    _eer,
+    _encode,
+    _far_threshold,
+    _min_dcf,
+    _pair_indices,
+    _pair_similarities,
+    _prepare,
+    _reid_scan,
+    _roc,
+    _sample_pairs,
+    _scan,
+    _searched_set,
+    _tar_at_far,
+)
+from sk_deepmetric._validation import (
+    check_int,
+    check_option,
+    check_random_state,
+    check_real,
+    external_stacklevel,
+)
 from sk_deepmetric.distances import DISTANCES
 
 __all__ = [
     "SCORER_METRICS",
+    "VERIFICATION_SCORER_METRICS",
+    "equal_error_rate",
+    "make_pairs",
     "make_retrieval_scorer",
+    "make_verification_scorer",
     "mean_average_precision_at_r",
+    "min_dcf",
+    "pair_scores",
     "precision_at_k",
     "r_precision",
     "recall_at_k",
+    "reidentification_report",
     "retrieval_report",
+    "select_threshold",
+    "tar_at_far",
+    "verification_accuracy",
+    "verification_report",
 ]
 
 _COMMON_PARAMETERS = """\
@@ -464,3 +520,665 @@ def make_retrieval_scorer(
     else:
         k = 1 if k is None else check_int(k, "k", min_value=1)
     return _RetrievalScorer(metric, distance, k, chunk_size, device)
+
+
+# ====================================================================== verification
+# Same-identity (1) or different-identity (0) pairs with a similarity score each, higher
+# meaning more alike, as scikit-learn's roc_curve takes them. A pair is accepted when its
+# score is at least the threshold.
+
+_VERIFICATION_INPUTS = """\
+    y_true : array-like of shape (n_pairs,)
+        1 (or True) for a same-identity pair, 0 or -1 (or False) for a different-identity
+        pair; both kinds must be present.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike (e.g. from :func:`pair_scores`);
+        a pair is accepted when its score is at least the threshold."""
+
+_VERIFICATION_REFERENCES = """\
+    .. [1] NIST, "The NIST Year 2010 Speaker Recognition Evaluation Plan", 2010 (the
+       detection cost function and its normalisation).
+    .. [2] A. Nagrani, J. S. Chung, J. Huh et al., "VoxSRC 2020: The Second VoxCeleb Speaker
+       Recognition Challenge", arXiv:2012.06867, 2020 (EER, and minDCF at P_target = 0.05).
+    .. [3] G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller, "Labeled Faces in the Wild: A
+       Database for Studying Face Recognition in Unconstrained Environments", Technical
+       Report 07-49, University of Massachusetts, Amherst, 2007.
+    .. [4] B. Maze, J. Adams, J. A. Duncan et al., "IARPA Janus Benchmark - C: Face Dataset
+       and Protocol", ICB 2018 (TAR at FAR 1e-3, 1e-4 ...)."""
+
+
+def _fill_verification_doc(func):
+    doc = func.__doc__.replace("    {inputs}", _VERIFICATION_INPUTS)
+    func.__doc__ = doc.replace("    {references}", _VERIFICATION_REFERENCES)
+    return func
+
+
+@_fill_verification_doc
+def equal_error_rate(y_true, y_score, *, return_threshold: bool = False):
+    """Equal error rate: where the false-accept rate equals the false-reject rate.
+
+    With ``FAR(t)`` the fraction of different-identity pairs with a score at least ``t`` and
+    ``FRR(t)`` the fraction of same-identity pairs below it, the EER is the rate where the
+    two curves cross. ROC points come from :func:`sklearn.metrics.roc_curve` (every
+    threshold kept) and the crossing is interpolated linearly on the segment between the
+    two ROC points where ``FRR - FAR`` changes sign, as in the speaker-verification
+    evaluations [1]_ [2]_; on a finite set of pairs no single threshold need reach it.
+
+    Parameters
+    ----------
+    {inputs}
+    return_threshold : bool, default=False
+        Also return the threshold of the ROC point nearer the crossing (its FAR and FRR
+        straddle the EER).
+
+    Returns
+    -------
+    eer : float
+        In ``[0, 1]``; 0 when every same-identity pair scores above every other.
+    threshold : float
+        Only with ``return_threshold=True``.
+
+    See Also
+    --------
+    verification_report : EER, TAR@FAR and minDCF from one ROC curve.
+
+    References
+    ----------
+    {references}
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import equal_error_rate
+    >>> equal_error_rate([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
+    0.3333333333333333
+    """
+    eer, threshold = _eer(_roc(y_true, y_score))
+    return (eer, threshold) if return_threshold else eer
+
+
+@_fill_verification_doc
+def tar_at_far(y_true, y_score, *, far: float = 1e-3) -> float:
+    """True-accept rate at a false-accept rate: the ROC curve read at ``FPR = far``.
+
+    The ROC curve of :func:`sklearn.metrics.roc_curve` (every threshold kept) is read at
+    ``far`` by linear interpolation between the last point with ``FAR <= far`` (the highest
+    TAR among the points at that FAR) and the next one, the "verification rate at a
+    false-accept rate" of the face-verification protocols (IJB-B/C [4]_, BLUFR). It is only
+    meaningful with well over ``1 / far`` different-identity pairs: with fewer, the curve is
+    read between its first two points.
+
+    Parameters
+    ----------
+    {inputs}
+    far : float, default=1e-3
+        The false-accept rate, in ``(0, 1)``.
+
+    Returns
+    -------
+    tar : float
+        In ``[0, 1]``.
+
+    References
+    ----------
+    {references}
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import tar_at_far
+    >>> tar_at_far([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], far=0.5)
+    1.0
+    """
+    far = _check_rate(far, "far")
+    return _tar_at_far(_roc(y_true, y_score), far)
+
+
+@_fill_verification_doc
+def min_dcf(
+    y_true,
+    y_score,
+    *,
+    p_target: float = 0.01,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+    return_threshold: bool = False,
+):
+    """Normalised minimum detection cost (NIST SRE, VoxCeleb).
+
+    The detection cost at threshold ``t`` is
+    ``C_det(t) = C_miss * P_miss(t) * P_target + C_fa * P_fa(t) * (1 - P_target)``, with
+    ``P_miss`` the false-reject and ``P_fa`` the false-accept rate; it is divided by
+    ``min(C_miss * P_target, C_fa * (1 - P_target))``, the cost of the better of accepting or
+    rejecting everything, and minimised over the thresholds of the ROC curve [1]_ [2]_. A
+    system no better than a fixed decision scores 1; 0 is perfect.
+
+    Parameters
+    ----------
+    {inputs}
+    p_target : float, default=0.01
+        Prior probability of a same-identity trial, in ``(0, 1)``: 0.01 in the VoxCeleb
+        papers (and one of the operating points of the NIST evaluations), 0.05 in the
+        VoxSRC challenges from 2020, 0.001 in NIST SRE 2010.
+    c_miss : float, default=1.0
+        Cost of a false reject, ``> 0``.
+    c_fa : float, default=1.0
+        Cost of a false accept, ``> 0``.
+    return_threshold : bool, default=False
+        Also return the threshold that reaches the minimum (``inf``: reject every pair).
+
+    Returns
+    -------
+    min_dcf : float
+        In ``[0, 1]``.
+    threshold : float
+        Only with ``return_threshold=True``.
+
+    References
+    ----------
+    {references}
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import min_dcf
+    >>> round(min_dcf([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], p_target=0.5), 4)
+    0.3333
+    """
+    p_target = _check_rate(p_target, "p_target")
+    c_miss = check_real(c_miss, "c_miss", min_value=0.0, closed="neither")
+    c_fa = check_real(c_fa, "c_fa", min_value=0.0, closed="neither")
+    value, threshold = _min_dcf(_roc(y_true, y_score), p_target, c_miss, c_fa)
+    return (value, threshold) if return_threshold else value
+
+
+def _far_key(far: float) -> str:
+    return f"tar_at_far_{far:g}"
+
+
+@_fill_verification_doc
+def verification_report(
+    y_true,
+    y_score,
+    *,
+    far: float | Iterable[float] = (1e-2, 1e-3),
+    p_target: float = 0.01,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+) -> dict[str, float]:
+    """Every verification metric, and its threshold, from one ROC curve.
+
+    Parameters
+    ----------
+    {inputs}
+    far : float or iterable of float, default=(1e-2, 1e-3)
+        The false-accept rates of the TAR@FAR entries, each in ``(0, 1)``.
+    p_target, c_miss, c_fa : float
+        The parameters of :func:`min_dcf`.
+
+    Returns
+    -------
+    dict
+        ``"roc_auc"``; ``"equal_error_rate"`` and ``"eer_threshold"``;
+        ``"tar_at_far_{far}"`` for each rate (``"tar_at_far_0.001"``); ``"min_dcf"`` and
+        ``"min_dcf_threshold"``; ``"n_same"`` and ``"n_different"``, the pair counts.
+
+    References
+    ----------
+    {references}
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import verification_report
+    >>> report = verification_report([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
+    >>> report["equal_error_rate"], report["eer_threshold"], report["tar_at_far_0.01"]
+    (0.3333333333333333, 0.7, 0.6666666666666666)
+    """
+    fars = [far] if isinstance(far, numbers.Real) else list(far)
+    if not fars:
+        raise ValueError("`far` must hold at least one rate, got an empty iterable.")
+    fars = [_check_rate(f, "far") for f in fars]
+    p_target = _check_rate(p_target, "p_target")
+    c_miss = check_real(c_miss, "c_miss", min_value=0.0, closed="neither")
+    c_fa = check_real(c_fa, "c_fa", min_value=0.0, closed="neither")
+    roc = _roc(y_true, y_score)
+    eer, eer_threshold = _eer(roc)
+    dcf, dcf_threshold = _min_dcf(roc, p_target, c_miss, c_fa)
+    from sklearn.metrics import auc
+
+    report = {"roc_auc": float(auc(roc.fpr, roc.tpr))}
+    report |= {"equal_error_rate": eer, "eer_threshold": eer_threshold}
+    report |= {_far_key(f): _tar_at_far(roc, f) for f in fars}
+    report |= {"min_dcf": dcf, "min_dcf_threshold": dcf_threshold}
+    report |= {"n_same": roc.n_positive, "n_different": roc.n_negative}
+    return report
+
+
+def select_threshold(y_true, y_score, *, target_far: float | None = None) -> float:
+    """A decision threshold on pair scores: the most accurate one, or one for a target FAR.
+
+    Pairs with a score at least the threshold are accepted. ``target_far=None``: the
+    threshold of highest accuracy on these pairs (of equally accurate ones the strictest),
+    halfway between the lowest accepted score and the highest rejected one. A rate: with
+    ``N`` different-identity pairs and ``k`` the most that ``target_far`` allows
+    (``k / N <= target_far``), the threshold lies halfway between the k-th and the next
+    highest different-identity score, so that it accepts ``k`` of them (tied scores are
+    accepted or rejected together) and as many same-identity pairs as that allows. A
+    warning says when ``target_far * N < 1``: the threshold then rejects every
+    different-identity pair and the rate it will give is unknown.
+
+    Choose it on pairs of classes that neither the embedding was trained on nor the
+    evaluation uses (a validation split); on the evaluation pairs themselves it is optimistic.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for a same-identity pair, 0 or -1 for a different-identity pair.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike.
+    target_far : float, default=None
+        The false-accept rate to aim at, in ``(0, 1)``; ``None``: best accuracy.
+
+    Returns
+    -------
+    threshold : float
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import select_threshold
+    >>> y, s = [1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2]
+    >>> select_threshold(y, s), select_threshold(y, s, target_far=0.34)
+    (0.75, 0.5)
+    """
+    if target_far is not None:
+        target_far = _check_rate(target_far, "target_far")
+    roc = _roc(y_true, y_score)
+    if target_far is None:
+        return _best_accuracy_threshold(roc)[1]
+    y = _check_pair_labels(y_true)
+    scores = _check_scores(y_score, y.size)
+    return _far_threshold(scores[~y], target_far)
+
+
+def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple[float, float]:
+    """LFW-style accuracy: a best-accuracy threshold chosen on k-1 folds, tested on the k-th.
+
+    The protocol of Labeled Faces in the Wild ("View 2", unrestricted) [1]_: the pairs are
+    split into folds; for each fold, the threshold of highest accuracy on the other folds
+    (:func:`select_threshold`) classifies the fold's pairs, and the accuracies of the folds
+    are averaged. LFW reports the mean and the standard error ``std / sqrt(k)``, with the
+    standard deviation taken with ``k - 1`` degrees of freedom; that standard deviation is
+    returned here (the face-recognition code bases that print "mean +- std" use ``k``).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for a same-identity pair, 0 or -1 for a different-identity pair.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike.
+    cv : int or array-like of shape (n_pairs,), default=10
+        The number of folds, stratified by ``y_true`` and shuffled with ``random_state``; or
+        the fold of each pair (LFW's own ten folds, which keep identities apart, or folds
+        made from ``groups`` of your own). The other folds of each fold must hold pairs of
+        both kinds.
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the pairs into folds when ``cv`` is an int.
+
+    Returns
+    -------
+    mean : float
+        Mean accuracy over the folds, in ``[0, 1]``.
+    std : float
+        Standard deviation of the fold accuracies (``ddof=1``).
+
+    References
+    ----------
+    .. [1] G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller, "Labeled Faces in the Wild: A
+       Database for Studying Face Recognition in Unconstrained Environments", Technical
+       Report 07-49, University of Massachusetts, Amherst, 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_deepmetric.metrics import verification_accuracy
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([1, 0], 300)
+    >>> scores = rng.normal(loc=2.0 * y)  # same-identity pairs score 2 higher on average
+    >>> mean, std = verification_accuracy(y, scores, random_state=0)
+    >>> round(mean, 2)
+    0.82
+    """
+    from sklearn.model_selection import PredefinedSplit, StratifiedKFold
+
+    y = _check_pair_labels(y_true)
+    scores = _check_scores(y_score, y.size)
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        cv = check_int(cv, "cv", min_value=2)
+        if cv > min(y.sum(), (~y).sum()):
+            raise ValueError(
+                f"`cv` ({cv}) must not exceed the number of pairs of either kind "
+                f"({int(y.sum())} same, {int((~y).sum())} different)."
+            )
+        splits = StratifiedKFold(cv, shuffle=True, random_state=random_state).split(scores, y)
+    else:
+        folds = _as_array(cv)
+        if folds.shape != y.shape:
+            raise ValueError(
+                f"`cv` must be an int or one fold label per pair ({y.size}), got shape "
+                f"{folds.shape}."
+            )
+        if np.unique(folds).size < 2:
+            raise ValueError("`cv` must hold at least 2 distinct folds.")
+        splits = PredefinedSplit(np.unique(folds, return_inverse=True)[1].ravel()).split()
+    accuracies = []
+    for train, test in splits:
+        if y[train].all() or not y[train].any():
+            raise ValueError(
+                "Every fold's complement must hold pairs of both kinds to choose a threshold; "
+                "a fold of `cv` leaves only one kind outside it."
+            )
+        threshold = select_threshold(y[train], scores[train])
+        accuracies.append(float(np.mean((scores[test] >= threshold) == y[test])))
+    return float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
+
+
+def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
+    """Pairs of samples, labelled same-identity (1) or not (0), for the verification metrics.
+
+    ``n_pairs=None``: every unordered pair ``(i, j)``, ``i < j`` (up to ten million pairs,
+    about 4,500 samples); their balance is the labels' own. An int: ``n_pairs // 2``
+    same-class pairs and the rest different-class pairs, each drawn uniformly without
+    replacement from all such pairs, without listing them (so any number of samples works).
+    Draw the pairs from classes the embedding was not trained on.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        Class of each sample; any hashable values.
+    n_pairs : int, default=None
+        Number of balanced pairs to draw, at least 2; ``None``: all pairs.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draw (an int gives the same pairs every time).
+
+    Returns
+    -------
+    pairs : ndarray of shape (n_pairs, 2), int64
+        Row indices, ``pairs[:, 0] < pairs[:, 1]``, sorted.
+    y_pairs : ndarray of shape (n_pairs,), int64
+        1 where both samples have the same label, else 0.
+
+    See Also
+    --------
+    pair_scores : the score of each pair in an embedding.
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import make_pairs
+    >>> pairs, same = make_pairs(["a", "b", "a"])
+    >>> pairs.tolist(), same.tolist()
+    ([[0, 1], [0, 2], [1, 2]], [0, 1, 0])
+    """
+    y = _as_array(labels)
+    if y.ndim != 1 or y.shape[0] < 2:
+        raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
+    codes = np.unique(y, return_inverse=True)[1].ravel()
+    if n_pairs is None:
+        return _all_pairs(codes)
+    n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    return _sample_pairs(codes, n_pairs, np.random.default_rng(seed))
+
+
+def pair_scores(
+    embeddings,
+    pairs=None,
+    *,
+    distance: str = "cosine",
+    chunk_size: int | None = None,
+    device=None,
+) -> np.ndarray:
+    """Similarity of the two samples of each pair in an embedding, higher meaning more alike.
+
+    ``"cosine"``: the cosine similarity; ``"euclidean"`` and ``"squared_euclidean"``: the
+    negated distance. Computed from the differences (:func:`~sk_deepmetric.distances.\
+paired_distances`), a chunk of pairs at a time within ~32 MiB.
+
+    Parameters
+    ----------
+    embeddings : array-like or Tensor of shape (n_samples, n_components) or \
+(n_pairs, 2, n_components)
+        The embeddings indexed by ``pairs``, or the pairs' two embeddings side by side.
+    pairs : array-like of shape (n_pairs, 2), default=None
+        Row indices into ``embeddings`` (as returned by :func:`make_pairs`); ``None`` when
+        ``embeddings`` holds the pairs.
+    distance : {"cosine", "euclidean", "squared_euclidean"}, default="cosine"
+    chunk_size : int, default=None
+        Pairs scored at once; ``None`` bounds the temporaries to ~32 MiB.
+    device : str or torch.device, default=None
+        Where to compute; ``None``: the device of ``embeddings`` if it is a tensor, else CPU.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_pairs,), float64
+
+    Examples
+    --------
+    >>> from sk_deepmetric.metrics import pair_scores
+    >>> pair_scores([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]], [[0, 1], [0, 2]])
+    array([0., 1.])
+    """
+    distance = check_option(distance, DISTANCES, "distance")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
+    if device is None:
+        device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
+    if pairs is None:
+        x = embeddings if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        if x.ndim != 3 or x.shape[1] != 2:
+            raise ValueError(
+                "Without `pairs`, `embeddings` must have shape (n_pairs, 2, n_components), "
+                f"got shape {tuple(x.shape)}."
+            )
+        first = _as_embeddings(x[:, 0], "embeddings", device)
+        second = _as_embeddings(x[:, 1], "embeddings", device)
+    else:
+        x = _as_embeddings(embeddings, "embeddings", device)
+        index = torch.from_numpy(_pair_indices(pairs, x.shape[0])).to(x.device)
+        first, second = x[index[:, 0]], x[index[:, 1]]
+    return _pair_similarities(first, second, distance, chunk_size)
+
+
+def reidentification_report(
+    query_embeddings,
+    query_labels,
+    gallery_embeddings,
+    gallery_labels,
+    *,
+    query_groups=None,
+    gallery_groups=None,
+    ranks: Iterable[int] = (1, 5, 10),
+    distance: str = "euclidean",
+    chunk_size: int | None = None,
+    device=None,
+) -> dict[str, float]:
+    """Re-identification: CMC at rank k and mAP of queries against a separate gallery.
+
+    The protocol of Market-1501 [1]_: each query ranks the whole gallery by distance; gallery
+    items of the query's identity taken in the query's *group* (its camera) are removed from
+    its ranking, since finding a person again in the same camera is too easy; a query with
+    no remaining item of its identity is left out. ``CMC@k`` is the fraction of queries with
+    a correct item within the first ``k``; ``mAP`` the mean over queries of the average
+    precision ``(1/G) * sum over the G correct items of (correct items up to it) / (its
+    rank)``. This is the non-interpolated AP of most re-ID code since (torchreid,
+    fast-reid); the original MATLAB code of [1]_ integrates precision by the trapezoidal
+    rule, which gives slightly different numbers. Equal distances are ranked by gallery
+    index. A chunk of queries is ranked at a time, within ~32 MiB.
+
+    Parameters
+    ----------
+    query_embeddings : array-like or Tensor of shape (n_queries, n_components)
+    query_labels : array-like of shape (n_queries,)
+        Identity of each query; any hashable values.
+    gallery_embeddings : array-like or Tensor of shape (n_gallery, n_components)
+    gallery_labels : array-like of shape (n_gallery,)
+        Identity of each gallery item.
+    query_groups, gallery_groups : array-like of shape (n_queries,) and (n_gallery,), \
+default=None
+        The camera (or any group) of each sample: both or neither. ``None``: nothing is
+        removed from the rankings.
+    ranks : int or iterable of int, default=(1, 5, 10)
+        The ``k`` of each ``CMC@k``, at most ``n_gallery``.
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+    chunk_size : int, default=None
+        Queries ranked at once; ``None`` bounds the temporaries to ~32 MiB.
+    device : str or torch.device, default=None
+        Where to compute; ``None``: the device of ``query_embeddings`` if it is a tensor,
+        else CPU.
+
+    Returns
+    -------
+    dict
+        ``"cmc_at_{k}"`` for each rank and ``"map"``, floats in ``[0, 1]``, and
+        ``"n_valid_queries"``, the number of queries that count.
+
+    References
+    ----------
+    .. [1] L. Zheng, L. Shen, L. Tian, S. Wang, J. Wang, Q. Tian, "Scalable Person
+       Re-identification: A Benchmark", ICCV 2015.
+
+    Examples
+    --------
+    Query 0's only same-camera match is removed, so its first correct item is at rank 2:
+
+    >>> from sk_deepmetric.metrics import reidentification_report
+    >>> gallery = [[0.0], [1.0], [2.0], [5.0]]
+    >>> report = reidentification_report(
+    ...     [[0.1], [4.9]], ["a", "b"], gallery, ["a", "c", "a", "b"],
+    ...     query_groups=[1, 1], gallery_groups=[1, 2, 2, 2], ranks=(1, 2))
+    >>> report["cmc_at_1"], report["cmc_at_2"], report["map"]
+    (0.5, 1.0, 0.75)
+    """
+    distance = check_option(distance, DISTANCES, "distance")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
+    if device is None:
+        device = query_embeddings.device if isinstance(query_embeddings, Tensor) else "cpu"
+    queries = _as_embeddings(query_embeddings, "query_embeddings", device)
+    q_labels = _as_labels(query_labels, "query_labels", queries.shape[0], "query_embeddings")
+    queries, gallery, g_labels = _searched_set(
+        queries, gallery_embeddings, gallery_labels, device, ("gallery", "query_embeddings")
+    )
+    _, q_codes, g_codes = _encode(q_labels, g_labels, queries.device)
+    if (query_groups is None) != (gallery_groups is None):
+        raise ValueError("`query_groups` and `gallery_groups` go together: pass both or neither.")
+    q_groups = g_groups = None
+    if query_groups is not None:
+        q_groups = _as_labels(query_groups, "query_groups", queries.shape[0], "query_embeddings")
+        g_groups = _as_labels(
+            gallery_groups, "gallery_groups", gallery.shape[0], "gallery_embeddings"
+        )
+        _, q_groups, g_groups = _encode(q_groups, g_groups, queries.device)
+    ranks = _check_ks(ranks, "ranks", gallery.shape[0], False, what="gallery items")
+    return _reid_scan(
+        queries, q_codes, q_groups, gallery, g_codes, g_groups, ranks, distance, chunk_size
+    )
+
+
+#: Metric names accepted by :func:`make_verification_scorer`.
+VERIFICATION_SCORER_METRICS = ("equal_error_rate", "tar_at_far", "min_dcf")
+
+
+class _VerificationScorer:
+    """``scorer(estimator, X, y)``: a verification metric of pairs of ``transform(X)``."""
+
+    def __init__(self, metric, far, p_target, distance, n_pairs, random_state):
+        self.metric = metric
+        self.far = far
+        self.p_target = p_target
+        self.distance = distance
+        self.n_pairs = n_pairs
+        self.random_state = random_state
+
+    def __call__(self, estimator, X, y=None) -> float:
+        if y is None:
+            raise ValueError(f"The {self.metric!r} verification scorer needs the labels `y`.")
+        y = _as_array(y)
+        seen = getattr(estimator, "classes_", None)
+        if seen is not None and np.isin(y, seen).any():
+            warnings.warn(
+                f"The {self.metric!r} verification scorer was given samples of "
+                f"{np.unique(y[np.isin(y, seen)]).size} classes the estimator was trained "
+                "on; its pairs should come from classes never seen in training. Split by "
+                "class: GroupKFold with groups=y.",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
+        pairs, same = make_pairs(y, n_pairs=self.n_pairs, random_state=self.random_state)
+        scores = pair_scores(estimator.transform(X), pairs, distance=self.distance)
+        if self.metric == "equal_error_rate":
+            return -equal_error_rate(same, scores)
+        if self.metric == "min_dcf":
+            return -min_dcf(same, scores, p_target=self.p_target)
+        return tar_at_far(same, scores, far=self.far)
+
+    def __repr__(self) -> str:
+        option = {"tar_at_far": f", far={self.far}", "min_dcf": f", p_target={self.p_target}"}
+        return (
+            f"make_verification_scorer(metric={self.metric!r}"
+            f"{option.get(self.metric, '')}, distance={self.distance!r})"
+        )
+
+
+def make_verification_scorer(
+    metric: str = "equal_error_rate",
+    *,
+    far: float = 1e-3,
+    p_target: float = 0.01,
+    distance: str = "cosine",
+    n_pairs: int | None = None,
+    random_state=0,
+):
+    """A scikit-learn scorer: a verification metric on pairs of the validation samples.
+
+    The scorer, called as ``scorer(estimator, X, y)``, embeds ``X`` with
+    ``estimator.transform``, forms pairs of its samples (:func:`make_pairs`: all of them, or
+    ``n_pairs`` balanced ones), scores them (:func:`pair_scores`) and returns the metric,
+    greater being better: ``-EER`` and ``-minDCF`` (negated, as scikit-learn's ``neg_*``
+    scorers), or TAR@FAR. Use it with class-disjoint folds (``GroupKFold`` with
+    ``groups=y``), so that the pairs come from classes the candidate was not trained on;
+    when ``estimator.classes_`` shows classes of ``y`` seen in training, it warns.
+
+    Parameters
+    ----------
+    metric : {"equal_error_rate", "tar_at_far", "min_dcf"}, default="equal_error_rate"
+    far : float, default=1e-3
+        The false-accept rate of ``"tar_at_far"``, in ``(0, 1)``. A validation fold needs
+        many more than ``1 / far`` different-class pairs for it to mean much.
+    p_target : float, default=0.01
+        The target prior of ``"min_dcf"``, in ``(0, 1)``.
+    distance : {"cosine", "euclidean", "squared_euclidean"}, default="cosine"
+    n_pairs : int, default=None
+        Balanced pairs drawn per fold; ``None``: all pairs of the fold.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the pairs drawn with ``n_pairs``; fixed by default, so that every candidate
+        is scored on the same pairs.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from sk_deepmetric.metrics import make_verification_scorer
+    >>> X = np.array([[0.0, 1.0], [0.1, 5.0], [3.0, 2.0], [3.1, 4.0]])
+    >>> scorer = make_verification_scorer("equal_error_rate", distance="euclidean")
+    >>> scorer(PCA(n_components=1).fit(X), X, [0, 0, 1, 1])
+    -0.5
+    """
+    metric = check_option(metric, VERIFICATION_SCORER_METRICS, "metric")
+    far = _check_rate(far, "far")
+    p_target = _check_rate(p_target, "p_target")
+    distance = check_option(distance, DISTANCES, "distance")
+    if n_pairs is not None:
+        n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
+    return _VerificationScorer(metric, far, p_target, distance, n_pairs, random_state)

@@ -1,4 +1,5 @@
-"""Pictures of a learned embedding: a 2-D map, the training curves, and retrieval examples.
+"""Pictures of a learned embedding: a 2-D map, the training curves, retrieval examples, and
+the verification curves (ROC, DET, score distributions of same- and different-identity pairs).
 
 matplotlib is an optional dependency (``pip install "sk_deepmetric[plot]"``); every function
 raises a clear ImportError without it.
@@ -9,10 +10,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validation import check_int, check_is_fitted, check_option
+from ._retrieval import _check_pair_labels, _check_scores
+from ._validation import check_int, check_is_fitted, check_option, check_real
 from .distances import topk_neighbors
+from .metrics import equal_error_rate
 
-__all__ = ["plot_embedding", "plot_history", "plot_retrieval"]
+__all__ = [
+    "plot_det_curve",
+    "plot_embedding",
+    "plot_history",
+    "plot_retrieval",
+    "plot_roc_curve",
+    "plot_score_distributions",
+]
 
 
 def _pyplot(function: str):
@@ -245,3 +255,171 @@ def plot_retrieval(
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ verification
+def _pairs(y_true, y_score, threshold):
+    """Checked ``(same, scores, threshold)`` and the EER with its threshold."""
+    same = _check_pair_labels(y_true)
+    scores = _check_scores(y_score, same.size)
+    if threshold is not None:
+        threshold = check_real(threshold, "threshold")
+    eer, eer_threshold = equal_error_rate(same, scores, return_threshold=True)
+    return same, scores, threshold, eer, eer_threshold
+
+
+def _rates(same, scores, threshold):
+    """(false-accept rate, false-reject rate) of accepting ``score >= threshold``."""
+    accepted = scores >= threshold
+    return float(accepted[~same].mean()), float((~accepted[same]).mean())
+
+
+def _legend_entry(threshold, far, frr):
+    return f"threshold {threshold:.3g}: FAR {far:.3g}, FRR {frr:.3g}"
+
+
+def plot_roc_curve(y_true, y_score, *, threshold=None, ax=None, name=None, log_far=False):
+    """ROC curve of pair scores, with the equal error rate and an operating threshold marked.
+
+    Drawn by scikit-learn's :class:`~sklearn.metrics.RocCurveDisplay` (true-accept rate
+    against false-accept rate); a circle marks the EER, where the curve crosses
+    ``TAR = 1 - FAR``, and a square the rates of ``threshold``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for a same-identity pair, 0 or -1 for a different-identity pair.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike.
+    threshold : float, default=None
+        An operating threshold to mark (pairs with a score at least it are accepted).
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+    name : str, default=None
+        Legend name of the curve.
+    log_far : bool, default=False
+        A logarithmic false-accept axis, as face verification plots them (from a tenth of
+        the smallest non-zero rate).
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sk_deepmetric.plotting import plot_roc_curve
+    >>> ax = plot_roc_curve([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], threshold=0.65)
+    >>> [line.get_label() for line in ax.lines][1:]
+    ['EER 0.333', 'threshold 0.65: FAR 0.333, FRR 0.333']
+    """
+    _pyplot("plot_roc_curve")
+    from sklearn.metrics import RocCurveDisplay
+
+    same, scores, threshold, eer, _ = _pairs(y_true, y_score, threshold)
+    display = RocCurveDisplay.from_predictions(
+        same, scores, drop_intermediate=False, ax=ax, name=name
+    )
+    ax = display.ax_
+    ax.plot([eer], [1.0 - eer], "o", color="C3", label=f"EER {eer:.3g}")
+    if threshold is not None:
+        far, frr = _rates(same, scores, threshold)
+        ax.plot([far], [1.0 - frr], "s", color="C2", label=_legend_entry(threshold, far, frr))
+    ax.set_xlabel("false-accept rate")
+    ax.set_ylabel("true-accept rate")
+    if log_far:
+        positive = display.fpr[display.fpr > 0]
+        ax.set_xscale("log")
+        ax.set_xlim(positive.min() / 10 if positive.size else 1e-3, 1.0)
+    ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
+    """DET curve of pair scores (false-reject against false-accept rate on normal-deviate
+    axes), with the equal error rate and an operating threshold marked.
+
+    Drawn by scikit-learn's :class:`~sklearn.metrics.DetCurveDisplay`, the speaker-
+    verification picture: a circle marks the EER on the diagonal, a square the rates of
+    ``threshold``. Rates of 0 or 1 sit at the edge of the axes.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for a same-identity pair, 0 or -1 for a different-identity pair.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike.
+    threshold : float, default=None
+        An operating threshold to mark.
+    ax : matplotlib Axes, default=None
+    name : str, default=None
+        Legend name of the curve.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    _pyplot("plot_det_curve")
+    from scipy.stats import norm
+    from sklearn.metrics import DetCurveDisplay
+
+    same, scores, threshold, eer, _ = _pairs(y_true, y_score, threshold)
+    display = DetCurveDisplay.from_predictions(same, scores, ax=ax, name=name)
+    ax = display.ax_
+
+    def deviate(rate):  # the display's axes span -3 to 3 normal deviates
+        return float(np.clip(norm.ppf(rate), -3.0, 3.0))
+
+    ax.plot([deviate(eer)], [deviate(eer)], "o", color="C3", label=f"EER {eer:.3g}")
+    if threshold is not None:
+        far, frr = _rates(same, scores, threshold)
+        label = _legend_entry(threshold, far, frr)
+        ax.plot([deviate(far)], [deviate(frr)], "s", color="C2", label=label)
+    ax.set_xlabel("false-accept rate")
+    ax.set_ylabel("false-reject rate")
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def plot_score_distributions(y_true, y_score, *, threshold=None, ax=None, bins=50):
+    """Histograms of the scores of same- and different-identity pairs, with thresholds.
+
+    Both histograms share their bins and are normalised to unit area, so that classes of
+    very different sizes compare; a dashed line marks the EER threshold, a solid one
+    ``threshold``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for a same-identity pair, 0 or -1 for a different-identity pair.
+    y_score : array-like of shape (n_pairs,)
+        Similarity of each pair, higher meaning more alike.
+    threshold : float, default=None
+        An operating threshold to mark.
+    ax : matplotlib Axes, default=None
+    bins : int, default=50
+        Number of bins, spanning all the scores.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    plt = _pyplot("plot_score_distributions")
+    same, scores, threshold, _, eer_threshold = _pairs(y_true, y_score, threshold)
+    bins = check_int(bins, "bins", min_value=1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    for mask, label, colour in ((same, "same identity", "C0"), (~same, "different", "C1")):
+        ax.hist(scores[mask], bins=edges, density=True, histtype="step", color=colour,
+                label=f"{label} ({int(mask.sum())} pairs)")  # fmt: skip
+    ax.axvline(
+        eer_threshold, color="C3", linestyle="--", label=f"EER threshold {eer_threshold:.3g}"
+    )
+    if threshold is not None:
+        ax.axvline(threshold, color="C2", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("score (higher: more alike)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+    return ax

@@ -7,6 +7,7 @@ from _rounding import cosine_distance_error
 from sk_deepmetric.distances import (
     cosine_similarity,
     euclidean_distances,
+    paired_distances,
     pairwise_distances,
     squared_euclidean_distances,
     topk_neighbors,
@@ -157,3 +158,27 @@ def test_topk_distances_are_computed_from_the_vectors_in_float32(distance):
     want = _loop_distance(queries.double(), ref.double(), distance)
     torch.testing.assert_close(d.double(), want.gather(1, i), rtol=1e-5, atol=1e-5)
     assert torch.all(d[:, 1:] >= d[:, :-1])
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_paired_distances_match_loop_and_gradcheck(distance):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    want = torch.stack(
+        [_loop_distance(x[i : i + 1], y[i : i + 1], distance)[0, 0] for i in range(6)]
+    )
+    torch.testing.assert_close(paired_distances(x, y, distance), want, atol=1e-12, rtol=1e-12)
+    assert torch.autograd.gradcheck(lambda a: paired_distances(a, y, distance), (x,))
+
+
+def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
+    x = (torch.randn(4, 8) * 100).requires_grad_(True)
+    d = paired_distances(x, x.detach().clone())
+    assert (d == 0).all()
+    d.sum().backward()
+    assert (x.grad == 0).all()
+    with pytest.raises(ValueError, match=r"`x` and `y` must be 2-D tensors of one shape"):
+        paired_distances(torch.zeros(3, 2), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"`distance` must be one of"):
+        paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")

@@ -405,6 +405,11 @@ def test_default_embedder_is_a_triplet_embedder_validated_on_held_out_samples():
     # the classifier only meets its training classes: early stopping on held-out samples
     expected = TripletEmbedder(validation_holdout="samples").get_params()
     assert embedder.get_params() == expected
+    # random_state goes to the default embedder only
+    seeded = EmbeddingKNeighborsClassifier(random_state=3)._make_embedder()
+    assert seeded.get_params() == {**expected, "random_state": 3}
+    mine = TripletEmbedder(random_state=5)
+    assert EmbeddingKNeighborsClassifier(mine, random_state=3)._make_embedder().random_state == 5
 
 
 def test_fit_clones_the_embedder_and_sets_attributes():
@@ -603,15 +608,38 @@ def test_nan_or_infinite_labels_are_an_error_without_a_warning(blobs, value, msg
 # ---------------------------------------------------------------- scikit-learn's checks
 
 
+def _expected_failures(estimator):
+    if estimator.target_far is not None and estimator.weights == "uniform":
+        # (with distance weights a training query takes only its own, exact, vote)
+        return {
+            "check_classifiers_train": (
+                "open set: predict gives unknown_label to a rejected training query (voted "
+                "into another class) while its predict_proba row stays the vote"
+            )
+        }
+    return {}
+
+
 @parametrize_with_checks(
     [
+        EmbeddingKNeighborsClassifier(),  # the defaults: a seeded TripletEmbedder
         EmbeddingKNeighborsClassifier(StandardScaler()),
         EmbeddingKNeighborsClassifier(StandardScaler(), algorithm="faiss", weights="distance"),
         EmbeddingKNeighborsClassifier(StandardScaler(), algorithm="faiss_ivf"),
         EmbeddingKNeighborsClassifier(
             TripletEmbedder(**FAST_TRIPLET), n_neighbors=3, metric="cosine"
         ),
-    ]
+        # open set; -1 is a label of the checks' binary data, so another unknown_label
+        EmbeddingKNeighborsClassifier(StandardScaler(), target_far=0.2, unknown_label=-99),
+        EmbeddingKNeighborsClassifier(
+            PCA(n_components=1),
+            target_far=0.2,
+            unknown_label=-99,
+            calibration="leave_class_out",
+            weights="distance",
+        ),
+    ],
+    expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check, monkeypatch):
     # check_array_api_input (NumPy namespace, for every estimator) skips without this

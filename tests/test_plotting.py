@@ -121,3 +121,84 @@ def test_plot_history_needs_a_fitted_embedder():
 
     with pytest.raises(NotFittedError):
         plot_history(TripletEmbedder())
+
+
+# ---------------------------------------------------------------- verification curves
+
+
+@pytest.fixture(scope="module")
+def pair_scores_data():
+    rng = np.random.default_rng(0)
+    same = (rng.random(400) < 0.3).astype(int)
+    return same, rng.normal(size=400) + 1.5 * same
+
+
+def _marker(ax, label_start):
+    (line,) = [line for line in ax.lines if line.get_label().startswith(label_start)]
+    return float(line.get_xdata()[0]), float(line.get_ydata()[0])
+
+
+@pytest.mark.parametrize("log_far", [False, True])
+def test_roc_curve_marks_the_eer_and_the_threshold(pair_scores_data, log_far):
+    from sk_deepmetric.metrics import equal_error_rate
+    from sk_deepmetric.plotting import plot_roc_curve
+
+    same, scores = pair_scores_data
+    ax = plot_roc_curve(same, scores, threshold=0.5, name="model", log_far=log_far)
+    eer = equal_error_rate(same, scores)
+    assert _marker(ax, "EER") == pytest.approx((eer, 1 - eer), abs=1e-12)
+    far = np.mean(scores[same == 0] >= 0.5)
+    tar = np.mean(scores[same == 1] >= 0.5)
+    assert _marker(ax, "threshold 0.5:") == pytest.approx((far, tar), abs=1e-12)
+    assert ax.get_xscale() == ("log" if log_far else "linear")
+    assert "model" in [t.get_text().split(" ")[0] for t in ax.get_legend().get_texts()]
+
+
+def test_det_curve_marks_on_normal_deviates(pair_scores_data):
+    from scipy.stats import norm
+
+    from sk_deepmetric.metrics import equal_error_rate
+    from sk_deepmetric.plotting import plot_det_curve
+
+    same, scores = pair_scores_data
+    ax = plot_det_curve(same, scores, threshold=0.5)
+    eer = equal_error_rate(same, scores)
+    assert _marker(ax, "EER") == pytest.approx((norm.ppf(eer), norm.ppf(eer)), abs=1e-12)
+    far = np.mean(scores[same == 0] >= 0.5)
+    frr = np.mean(scores[same == 1] < 0.5)
+    assert _marker(ax, "threshold") == pytest.approx((norm.ppf(far), norm.ppf(frr)), abs=1e-12)
+    # a rate of 0 sits at the edge of the axes, not at -inf
+    ax = plot_det_curve(same, scores, threshold=100.0)
+    assert _marker(ax, "threshold") == (-3.0, 3.0)
+
+
+def test_score_distributions_share_bins_and_mark_thresholds(pair_scores_data):
+    from sk_deepmetric.metrics import equal_error_rate
+    from sk_deepmetric.plotting import plot_score_distributions
+
+    same, scores = pair_scores_data
+    ax = plot_score_distributions(same, scores, threshold=0.5, bins=20)
+    same_hist, other_hist = ax.patches[:2]
+    assert same_hist.get_label() == f"same identity ({same.sum()} pairs)"
+    assert other_hist.get_label() == f"different ({(1 - same).sum()} pairs)"
+    x_same = same_hist.get_xy()[:, 0]
+    x_other = other_hist.get_xy()[:, 0]
+    np.testing.assert_allclose([x_same.min(), x_same.max()], [scores.min(), scores.max()])
+    np.testing.assert_allclose([x_other.min(), x_other.max()], [scores.min(), scores.max()])
+    _, eer_threshold = equal_error_rate(same, scores, return_threshold=True)
+    lines = {line.get_label(): line.get_xdata()[0] for line in ax.lines}
+    assert lines == {f"EER threshold {eer_threshold:.3g}": eer_threshold, "threshold 0.5": 0.5}
+
+
+def test_verification_plots_check_their_input():
+    from sk_deepmetric.plotting import plot_det_curve, plot_roc_curve, plot_score_distributions
+
+    for plot in (plot_roc_curve, plot_det_curve, plot_score_distributions):
+        with pytest.raises(ValueError, match=r"`y_true` must hold both same-identity"):
+            plot([1, 1], [0.1, 0.2])
+        with pytest.raises(ValueError, match=r"`y_score` must be finite"):
+            plot([1, 0], [0.1, np.nan])
+        with pytest.raises(ValueError, match=r"`threshold` must be a real number"):
+            plot([1, 0], [0.1, 0.2], threshold="high")
+    with pytest.raises(ValueError, match=r"`bins` must be in the range \[1, inf\], got 0"):
+        plot_score_distributions([1, 0], [0.1, 0.2], bins=0)

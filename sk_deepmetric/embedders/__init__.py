@@ -8,7 +8,8 @@ The package is laid out as one private base class that holds everything the esti
 (``_base``: network, batching, training, transform; ``_inputs``: checking and encoding ``X``
 and ``y``; ``_holdout``: what early stopping holds out), the shared parameter table and
 docstring (``_params``), and the estimators by family: tuple losses (``_tuple``), classifier
-losses (``_classifier``) and any loss module (``_custom``). Each public class adds its loss's
+losses (``_classifier``), any loss module (``_custom``), and pairs labelled similar or not
+instead of class labels (``_pairs``). Each public class adds its loss's
 parameters, their constraints, its docstring and the loss it builds.
 """
 
@@ -21,6 +22,7 @@ from ._classifier import (
     SphereFaceEmbedder,
 )
 from ._custom import MetricEmbedder
+from ._pairs import ContrastivePairsEmbedder
 from ._tuple import AngularEmbedder, ContrastiveEmbedder, NPairsEmbedder, TripletEmbedder
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ArcFaceEmbedder",
     "CenterLossEmbedder",
     "ContrastiveEmbedder",
+    "ContrastivePairsEmbedder",
     "CosFaceEmbedder",
     "LargeMarginSoftmaxEmbedder",
     "MetricEmbedder",

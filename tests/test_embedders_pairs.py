@@ -1,0 +1,306 @@
+"""ContrastivePairsEmbedder: learning from pairs labelled similar or not.
+
+References: the loss as a loop over pairs (and gradcheck in float64); distances recomputed
+from ``transform`` of each side; thresholds from ``select_threshold``. scikit-learn's
+estimator checks feed 2-D ``X``, which a pairs estimator does not take (its tags say so):
+the checks that need no data run in test_common.py, and their pair-shaped counterparts here.
+"""
+
+import math
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+from sk_deepmetric import ContrastivePairsEmbedder
+from sk_deepmetric.embedders._pairs import _GivenPairsContrastiveLoss, _pair_groups
+from sk_deepmetric.metrics import make_pairs, select_threshold
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = {"hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Pairs of samples of 12 Gaussian classes; the estimator only sees the pairs."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(12, 10))
+    y = np.repeat(np.arange(12), 15)
+    X = (centres[y] + rng.normal(size=(180, 10))).astype(np.float32)
+    index, same = make_pairs(y, n_pairs=600, random_state=0)
+    return X, y, X[index], same
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    _, _, pairs, same = data
+    return ContrastivePairsEmbedder(max_iter=20, **FAST).fit(pairs, same)
+
+
+# ---------------------------------------------------------------- the loss
+
+
+def loop_loss(emb, same, pos_margin, neg_margin, distance):
+    pos, neg = [], []
+    for (a, b), s in zip(emb.tolist(), same.tolist()):
+        a, b = np.array(a), np.array(b)
+        if distance == "cosine":
+            d = 1 - float(a @ b) / math.sqrt(float(a @ a) * float(b @ b))
+        else:
+            sq = float(((a - b) ** 2).sum())
+            d = sq if distance == "squared_euclidean" else math.sqrt(sq)
+        (pos if s else neg).append(max(d - pos_margin, 0.0) if s else max(neg_margin - d, 0.0))
+    pos, neg = [v for v in pos if v > 0], [v for v in neg if v > 0]
+    return (sum(pos) / len(pos) if pos else 0.0) + (sum(neg) / len(neg) if neg else 0.0)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_loss_matches_loop_and_gradcheck(distance):
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(12, 2, 3, generator=gen, dtype=torch.float64) * 0.5
+    same = torch.tensor([1, 0] * 6)
+    loss = _GivenPairsContrastiveLoss(0.1, 0.8, distance)
+    expected = loop_loss(emb.numpy(), same.numpy(), 0.1, 0.8, distance)
+    assert float(loss(emb, same)) == pytest.approx(expected, abs=1e-12)
+    emb.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda e: loss(e, same), (emb,))
+    # a pair at distance zero has a zero (not NaN) gradient
+    zero = torch.zeros(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    _GivenPairsContrastiveLoss(0.1, 0.8, "euclidean")(zero, torch.tensor([1, 0])).backward()
+    assert torch.isfinite(zero.grad).all()
+
+
+def test_loss_checks_its_shapes():
+    msg = "`embeddings` must have shape (n_pairs, 2, n_components) and `labels` one label"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        _GivenPairsContrastiveLoss(0.0, 1.0, "euclidean")(torch.zeros(4, 3), torch.zeros(4))
+
+
+# ---------------------------------------------------------------- fitting from pairs alone
+
+
+def test_fits_from_pairs_alone_and_separates_new_pairs(data, fitted):
+    X, y, _, _ = data
+    # pairs never seen in training (another draw), of the same unseen-by-label samples
+    index, same = make_pairs(y, n_pairs=400, random_state=1)
+    assert fitted.score(X[index], same) > 0.9
+    assert fitted.n_iter_ >= 1 and fitted.history_[0]["score"] is not None  # held-out AUC
+    assert fitted.transform(X).shape == (180, 8)
+    assert fitted.classes_.tolist() == [0, 1]
+
+
+def test_predictions_decision_and_distances_agree(data, fitted):
+    _, _, pairs, same = data
+    d = fitted.pair_distance(pairs)
+    first, second = fitted.transform(pairs[:, 0]), fitted.transform(pairs[:, 1])
+    np.testing.assert_allclose(d, np.linalg.norm(first - second, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fitted.pair_score(pairs), -d)
+    np.testing.assert_array_equal(fitted.decision_function(pairs), fitted.threshold_ - d)
+    np.testing.assert_array_equal(fitted.predict(pairs), (d <= fitted.threshold_).astype(int))
+    embedded = clone(fitted).fit_transform(pairs, same)
+    assert embedded.shape == (600, 2, 8)
+    # the same rows at other positions of the padded chunks: equal to float32 rounding
+    np.testing.assert_allclose(embedded[:, 0], first, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("target_far", [None, 0.05])
+def test_calibrate_threshold_is_select_threshold_on_the_distances(data, fitted, target_far):
+    X, y, _, _ = data
+    index, same = make_pairs(y, n_pairs=300, random_state=2)
+    model = pickle.loads(pickle.dumps(fitted)).set_params(target_far=target_far)
+    assert model.calibrate_threshold(X[index], same) is model
+    d = model.pair_distance(X[index])
+    assert model.threshold_ == -select_threshold(same, -d, target_far=target_far)
+    if target_far is not None:
+        assert np.mean(d[same == 0] <= model.threshold_) <= target_far
+    assert model.set_threshold(0.25).threshold_ == 0.25
+    assert model.predict(X[index]).tolist() == (d <= 0.25).astype(int).tolist()
+
+
+def test_labels_minus_one_one_and_booleans(data):
+    _, _, pairs, same = data
+    signed = ContrastivePairsEmbedder(max_iter=2, **FAST).fit(pairs, 2 * same - 1)
+    assert signed.classes_.tolist() == [-1, 1]
+    assert set(signed.predict(pairs).tolist()) <= {-1, 1}
+    flags = ContrastivePairsEmbedder(max_iter=2, **FAST).fit(pairs, same.astype(bool))
+    assert flags.predict(pairs).dtype == bool
+    np.testing.assert_array_equal(flags.transform(pairs[:, 0]), signed.transform(pairs[:, 0]))
+
+
+def test_images_with_a_cnn():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(40, 2, 8, 8)).astype(np.float32)
+    same = np.arange(40) % 2
+    model = ContrastivePairsEmbedder(network="cnn", max_iter=1, n_components=4, random_state=0)
+    model.fit(images, same)
+    assert model.input_shape_ == (1, 8, 8)
+    assert model.transform(images[:, 0]).shape == (40, 4)
+    assert model.predict(images).shape == (40,)
+
+
+def test_no_early_stopping_calibrates_on_the_training_pairs(data):
+    _, _, pairs, same = data
+    model = ContrastivePairsEmbedder(early_stopping=False, max_iter=3, **FAST).fit(pairs, same)
+    assert model.n_iter_ == 3 and all(h["score"] is None for h in model.history_)
+    d = model.pair_distance(pairs)
+    assert model.threshold_ == -select_threshold(same, -d)
+
+
+def test_partial_fit_and_warm_start(data):
+    _, _, pairs, same = data
+    model = ContrastivePairsEmbedder(**FAST)
+    model.partial_fit(pairs, same).partial_fit(pairs, same)
+    assert model.n_iter_ == 2
+    warm = ContrastivePairsEmbedder(max_iter=2, early_stopping=False, warm_start=True, **FAST)
+    warm.fit(pairs, same).fit(pairs, same)
+    assert warm.n_iter_ == 4
+
+
+def test_grid_search_on_pairs(data):
+    _, _, pairs, same = data
+    search = GridSearchCV(
+        ContrastivePairsEmbedder(max_iter=2, **FAST), {"neg_margin": [0.5, 1.0]}, cv=2
+    ).fit(pairs, same)
+    assert len(search.cv_results_["params"]) == 2
+    scores = cross_val_score(ContrastivePairsEmbedder(max_iter=2, **FAST), pairs, same, cv=2)
+    assert scores.shape == (2,) and (scores > 0.5).all()
+
+
+# ---------------------------------------------------------------- scikit-learn's checks, on pairs
+
+
+def test_fit_is_reproducible_and_returns_self(data):
+    _, _, pairs, same = data
+    model = ContrastivePairsEmbedder(max_iter=3, **FAST)
+    params = model.get_params()
+    assert model.fit(pairs, same) is model
+    assert model.get_params() == params  # fit does not change the parameters
+    first = (model.transform(pairs[:, 0]), model.threshold_)
+    model.fit(pairs, same)
+    np.testing.assert_array_equal(model.transform(pairs[:, 0]), first[0])
+    assert model.threshold_ == first[1]
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(pairs), model.predict(pairs))
+
+
+def test_dtypes_order_and_subsets(data, fitted):
+    _, _, pairs, same = data
+    order = np.random.default_rng(0).permutation(len(pairs))
+    np.testing.assert_allclose(
+        fitted.decision_function(pairs)[order], fitted.decision_function(pairs[order])
+    )
+    np.testing.assert_allclose(
+        fitted.decision_function(pairs[:7]), fitted.decision_function(pairs)[:7]
+    )
+    for dtype in (np.float64, np.int64):
+        assert fitted.predict(pairs.astype(dtype)).shape == (600,)
+    readonly = pairs.copy()
+    readonly.setflags(write=False)
+    assert ContrastivePairsEmbedder(max_iter=1, **FAST).fit(readonly, same).n_iter_ == 1
+    assert fitted.predict(pairs.tolist()).shape == (600,)  # nested lists
+
+
+def test_unfitted():
+    model = ContrastivePairsEmbedder()
+    pairs = np.zeros((2, 2, 3))
+    for method in ("predict", "decision_function", "pair_distance", "pair_score", "transform"):
+        with pytest.raises(NotFittedError):
+            getattr(model, method)(pairs)
+    with pytest.raises(NotFittedError):
+        model.calibrate_threshold(pairs, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "X, y, msg",
+    [
+        (
+            np.zeros((6, 4)),
+            [0, 1] * 3,
+            "ContrastivePairsEmbedder takes pairs: X of shape (n_pairs, 2, n_features), or "
+            "(n_pairs, 2, *input_shape), got shape (6, 4).",
+        ),
+        (np.zeros((6, 3, 4)), [0, 1] * 3, "got shape (6, 3, 4)."),
+        (
+            np.zeros((6, 2, 4)),
+            [0, 2] * 3,
+            "`y` must hold 1 for same-identity pairs and 0 (or -1) for different-identity "
+            "pairs, got values [0, 2].",
+        ),
+        (
+            np.zeros((6, 2, 4)),
+            [1] * 6,
+            "`y` must hold both same-identity and different-identity pairs, got only "
+            "same-identity (1) pairs (6).",
+        ),
+        (np.zeros((6, 2, 4)), [0, 1] * 2, "inconsistent numbers of samples: [6, 4]"),
+        (np.full((6, 2, 4), np.nan), [0, 1] * 3, "Input X contains NaN"),
+        (np.full((6, 2, 4), np.inf), [0, 1] * 3, "Input X contains infinity"),
+        (np.zeros((0, 2, 4)), [], "Found array with 0 sample(s)"),
+        (np.zeros((6, 2, 4)), None, "requires y to be passed, but the target y is None"),
+    ],
+)
+def test_bad_input(X, y, msg):
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        ContrastivePairsEmbedder(max_iter=1).fit(X, y)
+
+
+def test_bad_input_after_fit(fitted):
+    with pytest.raises(ValueError, match=re.escape("is expecting 10 features as input")):
+        fitted.predict(np.zeros((3, 2, 9)))
+    with pytest.raises(ValueError, match=re.escape("is expecting 10 features as input")):
+        fitted.transform(np.zeros((3, 9)))
+    with pytest.raises(ValueError, match=re.escape("takes pairs: X of shape")):
+        fitted.predict(np.zeros((3, 10)))
+    with pytest.raises(TypeError, match="takes dense pairs, got a sparse matrix"):
+        from scipy import sparse
+
+        fitted.predict(sparse.csr_matrix(np.zeros((3, 10))))
+    with pytest.raises(ValueError, match=re.escape("`threshold` must be a real number")):
+        fitted.set_threshold("far")
+    with pytest.warns(UserWarning, match="A column-vector y was passed"):
+        clone(fitted).set_params(max_iter=1).fit(np.zeros((4, 2, 10)), [[0], [1], [0], [1]])
+
+
+def test_held_out_pairs_are_whole_groups_of_linked_samples(data):
+    X, y, pairs, same = data
+    groups = _pair_groups(pairs, same)
+    # samples are told apart by their values: the rows of X
+    sample = np.unique(pairs.reshape(1200, -1), axis=0, return_inverse=True)[1].reshape(600, 2)
+    np.testing.assert_array_equal(X[np.unique(sample)].shape, (180, 10))
+    index, _ = make_pairs(y, n_pairs=600, random_state=0)  # the fixture's pairs
+    # 25 similar pairs per class of 15 samples: a class is one or a few linked groups,
+    # and a group never spans two classes
+    assert 12 <= len(np.unique(groups)) <= 20
+    class_of = {}
+    for g, label in zip(groups.ravel(), y[index].ravel()):
+        assert class_of.setdefault(g, label) == label
+    np.testing.assert_array_equal(groups[:, 0] == groups[:, 1], same == 1)
+    model = ContrastivePairsEmbedder(**FAST)
+    model._rng = np.random.default_rng(0)
+    train, held_out = model._split_pairs(pairs, same, partial=False)
+    # no sample, and no group, on both sides; pairs between the sides are left out
+    assert not set(sample[train].ravel()) & set(sample[held_out].ravel())
+    assert not set(groups[train].ravel()) & set(groups[held_out].ravel())
+    assert len(np.unique(groups[held_out])) == round(0.2 * len(np.unique(groups)))
+    assert set(same[held_out]) == set(same[train]) == {0, 1}
+
+
+def test_too_few_groups_to_hold_out():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 2, 3))  # 5 pairs of distinct samples: 9 groups
+    msg = (
+        "`early_stopping=True` holds out whole groups of samples linked by similar pairs "
+        "(9 groups here), and needs at least 2 groups on each side with similar and "
+        "dissimilar pairs in both; set early_stopping=False or give more pairs."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        ContrastivePairsEmbedder(early_stopping=True).fit(X, [1, 0, 0, 0, 0])
+    # "auto" trains on them all and calibrates on them
+    model = ContrastivePairsEmbedder(max_iter=1).fit(X, [1, 0, 0, 0, 0])
+    assert model.history_[0]["score"] is None
