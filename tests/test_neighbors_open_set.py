@@ -218,7 +218,9 @@ def test_open_set_errors_and_warnings():
         EmbeddingKNeighborsClassifier(identity(), target_far=0.01).fit(X, y)
     # 4 classes in 4 folds: each embedder would be fitted on 3 classes; with 2 folds of 2,
     # a TripletEmbedder on 2 classes of 5 samples fits; with 2 classes, folds of 1 do not
-    fast = TripletEmbedder(max_iter=1, hidden_layer_sizes=(4,), n_components=2, early_stopping=False)
+    fast = TripletEmbedder(
+        max_iter=1, hidden_layer_sizes=(4,), n_components=2, early_stopping=False
+    )
     msg = (
         "Calibrating `target_far` fits the embedder on the classes outside each of 2 class "
         "folds; on the 1 classes outside fold 1 it failed: TripletEmbedder needs at least 2 "
