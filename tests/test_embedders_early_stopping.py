@@ -162,7 +162,7 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
     assert len(held_out[0]) == 2 and set(held_out[0]) <= set(range(5))  # True: 2 of 5
 
 
-def test_auto_holdout_validates_on_samples_with_few_classes_and_on_both_with_many(
+def test_auto_holdout_validates_on_samples_with_few_classes_and_both_scores_everything(
     digits, monkeypatch
 ):
     X, y = digits
@@ -177,8 +177,11 @@ def test_auto_holdout_validates_on_samples_with_few_classes_and_on_both_with_man
     assert few.n_iter_ == 2  # validated (and stopped by it), not the short budget
     np.testing.assert_array_equal(np.unique(scored[0]), np.arange(5))  # samples of each class
     scored.clear()
-    many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y)
-    assert many.n_iter_ == 2
+    fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y)  # 10 classes: classes
+    assert len(np.unique(scored[0])) == 2
+    scored.clear()
+    both = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2, validation_holdout="both")
+    assert both.fit(X, y).n_iter_ == 2
     held = np.unique(scored[0])
     assert len(held) == 10  # both: all of 2 held-out classes, and samples of the other 8
     counts = np.array([np.sum(scored[0] == c) for c in held])

@@ -149,7 +149,7 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             {"validation_holdout": "class"},
             InvalidParameterError,
             r"The 'validation_holdout' parameter of TripletEmbedder must be a str among "
-            r"\{'(auto|classes|samples)', '(auto|classes|samples)', '(auto|classes|samples)'\}"
+            r"\{('(auto|both|classes|samples)'(, )?){4}\}"
             r"\. Got 'class' instead\. Did you mean 'classes'\?",
         ),
         (

@@ -14,7 +14,9 @@ def labels(n_classes, per_class):
 @pytest.mark.parametrize(
     ("n_classes", "per_class", "early_stopping", "holdout", "plan"),
     [
-        (10, 20, "auto", "auto", "mixed"),
+        (10, 20, "auto", "auto", "classes"),
+        (10, 20, "auto", "both", "mixed"),
+        (5, 20, "auto", "both", "samples"),
         (10, 20, "auto", "classes", "classes"),
         (10, 20, "auto", "samples", "samples"),
         (5, 20, "auto", "auto", "samples"),  # too few classes to hold 2 out of 20%
@@ -31,7 +33,7 @@ def test_plan(n_classes, per_class, early_stopping, holdout, plan):
 
 def test_mixed_holds_out_classes_and_samples_of_the_others():
     y = labels(10, 20)
-    train, validation = holdout_split(y, "mixed", "auto", 0.2, np.random.default_rng(0))
+    train, validation = holdout_split(y, "mixed", "both", 0.2, np.random.default_rng(0))
     assert np.intersect1d(train, validation).size == 0
     assert np.union1d(train, validation).size == y.size
     unseen = np.setdiff1d(np.unique(y[validation]), np.unique(y[train]))
@@ -59,7 +61,7 @@ def test_samples_and_classes_plans_are_unchanged_by_the_mixed_one():
 def test_scored_samples_are_capped_per_class(plan, monkeypatch):
     monkeypatch.setattr(_holdout, "MAX_VALIDATION_SAMPLES", 60)
     y = labels(20, 30)
-    holdout = "auto" if plan == "mixed" else plan
+    holdout = "both" if plan == "mixed" else plan
     train, scored = holdout_split(y, plan, holdout, 0.2, np.random.default_rng(0))
     assert scored.size <= 60 + 2 * 20  # each class keeps its share, and at least 2
     assert np.all(np.diff(scored) > 0)

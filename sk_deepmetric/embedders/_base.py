@@ -96,7 +96,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         "lr_schedule": [None, StrOptions({"cosine", "step"})],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "validation_holdout": [StrOptions({"auto", "classes", "samples"})],
+        "validation_holdout": [StrOptions({"auto", "classes", "samples", "both"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],

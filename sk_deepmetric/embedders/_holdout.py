@@ -28,15 +28,16 @@ def holdout_plan(
     fewer classes, MAP@R on 1 or 2 held-out classes is too noisy a guide. ``True`` then holds
     out 2 classes anyway, and with 3 classes or fewer, samples of each class.
     ``holdout="samples"`` holds out samples of every class with 4 or more; ``"auto"`` needs 2
-    such classes. ``holdout="auto"`` holds out both ("mixed") when classes can be held out
-    and at least 2 of the remaining classes have 4 samples or more, and samples otherwise.
+    such classes. ``holdout="auto"`` holds out classes where they can be held out, and
+    samples otherwise. ``holdout="both"`` holds out classes and samples of the others
+    ("mixed") where both can be, and samples otherwise.
 
     Parameters
     ----------
     y : ndarray of shape (n_samples,)
         Encoded class labels.
     early_stopping : bool or "auto"
-    holdout : {"auto", "classes", "samples"}
+    holdout : {"auto", "classes", "samples", "both"}
     fraction : float
         ``validation_fraction``.
 
@@ -57,8 +58,9 @@ def holdout_plan(
     classes_ok = n_val >= 2 and classes.size - n_val >= 2 and np.sum(counts >= 2) >= n_val
     if holdout == "classes":
         return "classes" if classes_ok else fallback
-    # "auto": classes and samples where both can be held out, else samples
-    if classes_ok and np.sum(counts >= 4) - n_val >= 2:
+    if holdout == "auto" and classes_ok:
+        return "classes"
+    if holdout == "both" and classes_ok and np.sum(counts >= 4) - n_val >= 2:
         return "mixed"
     return "samples" if samples_ok else fallback
 

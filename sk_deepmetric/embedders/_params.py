@@ -150,13 +150,15 @@ _COMMON_DOC = """    n_components : int, default=128
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
         early stopping.
-    validation_holdout : {{"auto", "classes", "samples"}}, default="auto"
+    validation_holdout : {{"auto", "classes", "samples", "both"}}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
         fraction of every class's samples (at least 2 of each class with 4 or more), to
         judge how well the known classes are separated (closed set: a KNN classifier over
-        the training classes). "auto": both, scored together as one retrieval set, when at
-        least 8 classes allow 2 to be held out, and samples with fewer classes.
+        the training classes). "both": classes, and samples of the others, scored together
+        as one retrieval set (a compromise that costs some of each). "auto": classes when
+        at least 8 classes allow 2 to be held out, and samples with fewer classes, which
+        are too few to hold out.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops.
     tol : float, default=1e-4
