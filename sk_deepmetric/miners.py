@@ -414,9 +414,10 @@ def _check_computable(blocks: _PairwiseBlocks, embeddings: Tensor) -> None:
         got = f"a squared norm of {float(blocks.sq_norms[row]):.3g} (overflowing distances)"
     else:
         got = "NaN or infinite values"
+    others = f" and {bad.numel() - 1} other rows" if bad.numel() > 1 else ""
     raise ValueError(
         f"`embeddings` must be finite and of moderate norm for the distances to be computed "
-        f"in {blocks.u.dtype}; got {got} in row {row} ({bad.numel()} such rows)."
+        f"in {blocks.u.dtype}; got {got} in row {row}{others}."
     )
 
 

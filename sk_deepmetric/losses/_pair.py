@@ -530,6 +530,8 @@ class NPairsLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        if not torch.isfinite(embeddings).all():  # also rows that are in no pair
+            return _nan_loss(embeddings)
         anchor_idx, positive_idx = _pairs_per_class(labels)
         pair_labels = labels[anchor_idx]
         if pair_labels.unique().numel() < 2:  # no negative: nothing to learn, not the penalty
@@ -598,6 +600,8 @@ class AngularLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        if not torch.isfinite(embeddings).all():
+            return _nan_loss(embeddings)
         positive, negative = label_masks(labels)
         if not positive.any() or not negative.any():
             return _zero_like_loss(embeddings)
