@@ -7,21 +7,28 @@ batches of 256, 1024 and 4096 embeddings of dimension 128, labels "4 per class" 
 ``TripletMarginLoss`` with ``TripletMarginMiner("semihard")``, ``BatchHardMiner`` or
 ``TripletMarginMiner("all")`` (all on non-normalised Euclidean distances, margin 0.2).
 
+The "floor" is the arithmetic every one of these losses needs: the product ``x @ x.T``
+forward and backward (``(x @ x.T).backward(g)``, ``g`` a fixed ``(B, B)`` gradient), at the same
+size, timed in the same process alternately with our loss; "ours / floor" is the median of the
+ratios of each timed call of ours to the floor's call next to it, which cancels most of the
+drift of a shared machine.
+
 The two semi-hard losses are not the same function: pml's miner keeps every negative inside
 the margin, ours FaceNet's one nearest farther negative per positive pair. Batch-hard and
 batch-all compute the same value.
 
 Memory: each case runs in its own subprocess. On CPU the figure is the growth of the
-process's peak resident set size (``ru_maxrss``) during the timed calls, above its level after
-the imports and the input data were set up: what the loss and its backward needed at most,
-allocator overheads included. On CUDA it is ``torch.cuda.max_memory_allocated`` above the same
-baseline.
+process's peak resident set size (``ru_maxrss``) during the warm-up and the first timed call of
+the loss (before the floor runs), above its level after the imports and the input data were
+set up: what the loss and its backward needed at most, allocator overheads included. On CUDA
+it is ``torch.cuda.max_memory_allocated`` above the same baseline.
 
 Usage::
 
     python benchmarks/bench_losses.py            # full table (minutes)
     python benchmarks/bench_losses.py --quick    # B=256 only, a CI smoke run
     python benchmarks/bench_losses.py --device cuda --sizes 1024 4096
+    python benchmarks/bench_losses.py --sizes 4096 --no-pml   # ours and the floor only
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ def peak_bytes(torch, device: str) -> int:
 
 
 def worker(spec: dict) -> dict:
-    """Time one case in this process and report its median and its extra peak memory."""
+    """Time one case in this process: its median, its ratio to the floor, its extra peak."""
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -87,21 +94,37 @@ def worker(spec: dict) -> dict:
     x = torch.randn(spec["n"], 128, generator=gen).to(device).requires_grad_(True)
     labels = make_labels(torch, spec["n"], spec["layout"], device)
     loss = build_loss(spec["impl"], spec["method"])
-    baseline = peak_bytes(torch, device)
-    times = []
-    for i in range(spec["repeats"] + 1):
+
+    def timed(step) -> float:
         x.grad = None
         sync()
         start = time.perf_counter()
-        loss(x, labels).backward()
+        step()
         sync()
-        if i:  # the first call is a warm-up
-            times.append(time.perf_counter() - start)
-        if sum(times) > spec["budget_s"]:
-            break
+        return time.perf_counter() - start
+
+    def step() -> None:
+        loss(x, labels).backward()
+
+    baseline = peak_bytes(torch, device)
+    times = [timed(step) for _ in range(2)]  # a warm-up, then the first timed call
+    peak = peak_bytes(torch, device) - baseline
+    floor_grad = torch.ones(spec["n"], spec["n"], device=device)
+
+    def floor() -> None:
+        (x @ x.T).backward(floor_grad)
+
+    floors = [timed(floor), timed(floor)]  # a warm-up, then the floor next to times[1]
+    times, floors = times[1:], floors[1:]
+    while len(times) < spec["repeats"] and sum(times) + sum(floors) < spec["budget_s"]:
+        times.append(timed(step))
+        floors.append(timed(floor))
     return {
         "median_s": statistics.median(times),
-        "peak_mib": (peak_bytes(torch, device) - baseline) / 2**20,
+        "floor_s": statistics.median(floors),
+        "to_floor": statistics.median(t / f for t, f in zip(times, floors, strict=True)),
+        "spread": (min(times) / statistics.median(times), max(times) / statistics.median(times)),
+        "peak_mib": peak / 2**20,
     }
 
 
@@ -133,6 +156,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of repeats per case")
+    parser.add_argument("--no-pml", action="store_true", help="ours and the floor only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -150,10 +174,11 @@ def main() -> None:
         f"median of up to {args.repeats} repeats after a warm-up\n"
     )
     print(
-        "| loss | labels | B | ours (ms) | pml (ms) | pml / ours "
+        "| loss | labels | B | ours (ms) | floor (ms) | ours / floor | pml (ms) | pml / ours "
         "| ours peak (MiB) | pml peak (MiB) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    spreads = []
     for method in METHODS:
         for layout in LAYOUTS:
             for n in sizes:
@@ -168,7 +193,9 @@ def main() -> None:
                 }
                 ours = run_case({**spec, "impl": "ours"})
                 triplets = n_triplets(n, layout)
-                if method != "batch-hard" and triplets > MAX_PML_TRIPLETS:
+                if args.no_pml:
+                    pml = {"error": "not run"}
+                elif method != "batch-hard" and triplets > MAX_PML_TRIPLETS:
                     pml = {"error": f"n/a (enumerates {triplets:.1e} triplets)"}
                 else:
                     pml = run_case({**spec, "impl": "pml"})
@@ -177,12 +204,18 @@ def main() -> None:
                     if "median_s" in pml and "median_s" in ours
                     else ""
                 )
+                floor = f"{1000 * ours['floor_s']:.1f}" if "floor_s" in ours else ""
+                to_floor = f"{ours['to_floor']:.2f}x" if "to_floor" in ours else ""
+                spreads += [ours["spread"]] if "spread" in ours else []
                 mem = [f"{r['peak_mib']:.0f}" if "peak_mib" in r else "" for r in (ours, pml)]
                 print(
-                    f"| {method} | {layout} | {n} | {fmt_ms(ours)} | {fmt_ms(pml)} | {ratio} "
-                    f"| {mem[0]} | {mem[1]} |",
+                    f"| {method} | {layout} | {n} | {fmt_ms(ours)} | {floor} | {to_floor} "
+                    f"| {fmt_ms(pml)} | {ratio} | {mem[0]} | {mem[1]} |",
                     flush=True,
                 )
+    if spreads:
+        low, high = min(s[0] for s in spreads), max(s[1] for s in spreads)
+        print(f"\nours: fastest and slowest call of a case, over its median: {low:.2f}-{high:.2f}")
 
 
 if __name__ == "__main__":

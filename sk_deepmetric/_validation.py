@@ -148,16 +148,24 @@ def _check_bounds(value, name, low, high, closed):
 
 
 def check_embeddings_and_labels(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Check the ``loss(embeddings, labels)`` / ``miner(embeddings, labels)`` arguments."""
+    """Check the ``loss(embeddings, labels)`` / ``miner(embeddings, labels)`` arguments.
+
+    Half-precision embeddings (float16, bfloat16) are returned in float32, in which losses and
+    miners compute; autograd takes the gradient back to their own dtype.
+    """
     if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
         shape = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings)
         raise ValueError(
             f"`embeddings` must be a 2-D tensor of shape (batch_size, n_components), got {shape}."
         )
+    _check_dense(embeddings, "embeddings")
     if not embeddings.is_floating_point():
         raise ValueError(f"`embeddings` must be a floating-point tensor, got {embeddings.dtype}.")
+    if embeddings.element_size() < 4:
+        embeddings = embeddings.float()
     if not isinstance(labels, Tensor):
         labels = torch.as_tensor(labels, device=embeddings.device)
+    _check_dense(labels, "labels")
     if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
         raise ValueError(
             f"`labels` must be a 1-D tensor with one label per embedding "
@@ -166,6 +174,14 @@ def check_embeddings_and_labels(embeddings: Tensor, labels: Tensor) -> tuple[Ten
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"`labels` must be an integer tensor, got {labels.dtype}.")
     return embeddings, labels.to(embeddings.device)
+
+
+def _check_dense(x: Tensor, name: str) -> None:
+    if x.layout != torch.strided:
+        raise ValueError(
+            f"`{name}` must be a dense tensor, got layout {x.layout}; convert it with "
+            "`.to_dense()`."
+        )
 
 
 def check_class_labels(labels: Tensor, n_classes: int) -> None:

@@ -12,11 +12,14 @@ three empty int64 tensors.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._validation import check_embeddings_and_labels, check_option, check_real
-from .distances import DISTANCES, _rows_per_chunk, pairwise_distances
+from .distances import DISTANCES, _block_input, _PairwiseBlocks, _rows_per_block, _rows_per_chunk
 
 __all__ = [
     "TRIPLET_TYPES",
@@ -47,6 +50,99 @@ def _empty_triplets(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     return empty, empty.clone(), empty.clone()
 
 
+class _Classes(NamedTuple):
+    """The classes of a batch, from which each block of anchors finds its positives.
+
+    ``members`` (n_classes, max_class_size): each class's sample indices in increasing order,
+    padded with -1; ``klass``: each sample's class number; ``rank``: its place in its class's
+    row of ``members``; ``has_negative``: whether the batch has a sample of another class.
+    """
+
+    members: Tensor
+    klass: Tensor
+    rank: Tensor
+    has_negative: Tensor
+
+
+def _batch_classes(labels: Tensor) -> _Classes:
+    n = labels.shape[0]
+    _, klass, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    order = torch.argsort(klass, stable=True)
+    starts = counts.cumsum(0) - counts
+    rank = torch.empty_like(klass)
+    rank[order] = torch.arange(n, device=labels.device) - starts[klass[order]]
+    members = torch.full(
+        (counts.shape[0], int(counts.max())), -1, dtype=torch.long, device=labels.device
+    )
+    members[klass, rank] = torch.arange(n, device=labels.device)
+    return _Classes(members, klass, rank, counts[klass] < n)
+
+
+def _positive_columns(classes: _Classes, start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """The positives of anchors ``start:stop``, ``(rows, max_class_size - 1)`` columns.
+
+    Each row lists the other members of the anchor's class in increasing order; rows of
+    smaller classes are padded with the anchor itself, and ``valid`` says which are real.
+    """
+    rows = torch.arange(start, stop, device=classes.klass.device)
+    slot = torch.arange(classes.members.shape[1] - 1, device=rows.device)
+    slot = slot + (slot >= classes.rank[start:stop, None])  # skip the anchor's own slot
+    cols = classes.members[classes.klass[start:stop, None], slot]
+    valid = cols >= 0
+    return torch.where(valid, cols, rows[:, None]), valid
+
+
+def _fill_own_class(d: Tensor, start: int, cols: Tensor, value: float) -> Tensor:
+    """Set, in place, each anchor's entries of its own class (``cols`` and itself)."""
+    d.scatter_(1, cols, value)
+    d.diagonal(start).fill_(value)
+    return d
+
+
+class _MinedBlock(NamedTuple):
+    """The triplets that a miner picks for a block of anchors, one per (row, slot).
+
+    ``positive``, ``negative``: columns, ``(rows, slots)``; ``d_ap``, ``d_an``: their
+    distances; ``valid``: which slots hold a triplet (the others hold anything).
+    """
+
+    positive: Tensor
+    negative: Tensor
+    d_ap: Tensor
+    d_an: Tensor
+    valid: Tensor
+
+
+def _listed(mine):
+    """A miner's block function, returning index tensors (anchor, positive, negative)."""
+
+    def listed(d: Tensor, start: int, classes: _Classes) -> tuple[Tensor, Tensor, Tensor]:
+        mined = mine(d, start, classes)
+        a, j = torch.nonzero(mined.valid, as_tuple=True)
+        return a + start, mined.positive[a, j], mined.negative[a, j]
+
+    return listed
+
+
+def _mine_blocks(mine, rows, n: int, rows_per_block: int, labels: Tensor, *args) -> list:
+    """Concatenate ``mine(block, start, classes, *args)`` over blocks of anchors.
+
+    ``rows(start, stop)`` gives rows ``start:stop`` of the distance matrix, which ``mine`` may
+    overwrite. Each output is a tuple of equal-length tensors; they are concatenated in order.
+    """
+    classes = _batch_classes(labels)
+    out = [
+        mine(rows(start, min(n, start + rows_per_block)), start, classes, *args)
+        for start in range(0, n, rows_per_block)
+    ]
+    return [torch.cat(parts) for parts in zip(*out, strict=True)]
+
+
+def _rows_of(dist: Tensor):
+    """Copies of row blocks of a precomputed distance matrix (mining overwrites its block)."""
+    return lambda start, stop: dist[start:stop].clone()
+
+
 @torch.no_grad()
 def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per anchor, its farthest positive and its nearest negative (Hermans et al., 2017).
@@ -60,57 +156,101 @@ def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, T
     Returns
     -------
     anchor, positive, negative : Tensor of shape (n_triplets,), int64
-        One triplet per anchor that has at least one positive and one negative.
+        One triplet per anchor that has at least one positive and one negative. Equal
+        distances go to the lowest index.
     """
-    positive, negative = label_masks(labels)
-    far_pos = dist.masked_fill(~positive, -torch.inf).argmax(dim=1)
-    near_neg = dist.masked_fill(~negative, torch.inf).argmin(dim=1)
-    keep = positive.any(dim=1) & negative.any(dim=1)
-    anchor = torch.nonzero(keep).squeeze(1)
-    return anchor, far_pos[anchor], near_neg[anchor]
+    n = dist.shape[0]
+    if n == 0:
+        return _empty_triplets(dist.device)
+    rows = _rows_per_block(n, dist.element_size(), dist.device)
+    return tuple(_mine_blocks(_listed(_batch_hard_block), _rows_of(dist), n, rows, labels))
 
 
-def _class_members(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Sample indices of each class, ``(n_classes, max_class_size)`` padded with -1, and each
-    sample's class number."""
-    _, klass, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    order = torch.argsort(klass, stable=True)
-    starts = counts.cumsum(0) - counts
-    rank = torch.arange(labels.shape[0], device=labels.device) - starts[klass[order]]
-    members = torch.full(
-        (counts.shape[0], int(counts.max())), -1, dtype=torch.long, device=labels.device
-    )
-    members[klass[order], rank] = order
-    return members, klass
+def _batch_hard_block(d: Tensor, start: int, classes: _Classes) -> _MinedBlock:
+    """:func:`batch_hard_triplets` for the anchors of block ``d`` (rows ``start:``), one slot.
+
+    Overwrites ``d``.
+    """
+    cols, valid = _positive_columns(classes, start, start + d.shape[0])
+    if cols.shape[1] == 0:  # every class a single sample
+        cols, valid = cols.new_zeros((d.shape[0], 1)), valid.new_zeros((d.shape[0], 1))
+    d_ap, far = d.gather(1, cols).masked_fill_(~valid, -torch.inf).max(dim=1, keepdim=True)
+    d_an, near = _fill_own_class(d, start, cols, torch.inf).min(dim=1, keepdim=True)
+    keep = valid[:, :1] & classes.has_negative[start : start + d.shape[0], None]
+    return _MinedBlock(cols.gather(1, far), near, d_ap, d_an, keep)
 
 
-def _sorted_positives(
-    dist_rows: Tensor, start: int, members: Tensor, klass: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Each row's positive distances sorted ascending, ``(rows, max_class_size)``, and their
-    column indices. The anchor itself and the padding come first as ``-inf`` (column 0)."""
-    rows = torch.arange(start, start + dist_rows.shape[0], device=dist_rows.device)
-    cols = members[klass[rows]]
-    valid = (cols >= 0) & (cols != rows.unsqueeze(1))
-    cols = cols.clamp_min(0)
-    values = dist_rows.gather(1, cols).masked_fill(~valid, -torch.inf)
-    values, order = values.sort(dim=1)
-    return values, cols.gather(1, order)
-
-
-# below this many positives per anchor, counting by comparisons beats torch.searchsorted
+# below this many positives per anchor, counting by comparisons beats searching
 _MAX_COMPARED = 32
+# _nearest_above: up to this many positives per anchor, a masked minimum per positive beats bins
+_MAX_MASKED = 6
+# _count_below's grid: cells per sorted value (a few values per cell at most, mostly one or none)
+_CELLS_PER_VALUE = 4
+# _count_below_by_grid searches blocks of about this many queries at a time
+_SEARCH_ROWS = 2**16
 
 
 def _count_below(sorted_values: Tensor, queries: Tensor, strict: bool) -> Tensor:
-    """Per row, how many ``sorted_values`` are ``<`` (``strict``) or ``<=`` each query."""
+    """Per row, how many ``sorted_values`` are ``<`` (``strict``) or ``<=`` each query.
+
+    ``sorted_values`` may hold ``-inf`` and ``inf``; ``queries`` may hold ``inf`` but not
+    ``-inf``. With few sorted values each is compared with the queries; with many, see
+    :func:`_count_below_by_grid`.
+    """
     if sorted_values.shape[1] > _MAX_COMPARED:
-        return torch.searchsorted(sorted_values, queries.contiguous(), right=not strict)
+        return _count_below_by_grid(sorted_values, queries, strict)
     count = torch.zeros(queries.shape, dtype=torch.long, device=queries.device)
+    compare = torch.lt if strict else torch.le
+    hit = torch.empty_like(count)
     for j in range(sorted_values.shape[1]):
-        column = sorted_values[:, j : j + 1]
-        count += column < queries if strict else column <= queries
+        count += compare(sorted_values[:, j : j + 1], queries, out=hit)
     return count
+
+
+def _count_below_by_grid(sorted_values: Tensor, queries: Tensor, strict: bool) -> Tensor:
+    """:func:`_count_below` through a grid of equal cells over each row's finite range.
+
+    A query's cell, computed by the same monotone arithmetic as the sorted values' cells, says
+    how many sorted values lie in earlier cells (all below the query); a binary search among
+    the few values of its own cell does the rest. The search is as deep as the fullest cell
+    (a plain binary search over the row when cells do not help), and every step is one gather
+    and one comparison over all queries: several times faster than ``torch.searchsorted``,
+    which searches each query alone, with the same answers.
+    """
+    rows, k = sorted_values.shape
+    finite = torch.isfinite(sorted_values)
+    lo = torch.where(finite, sorted_values, torch.inf).amin(dim=1, keepdim=True)
+    hi = torch.where(finite, sorted_values, -torch.inf).amax(dim=1, keepdim=True)
+    lo, hi = torch.where(lo <= hi, lo, 0.0), torch.where(lo <= hi, hi, 0.0)  # no finite value
+    n_cells = _CELLS_PER_VALUE * k
+    scale = torch.where(hi > lo, n_cells / (hi - lo), 1.0)
+    offset = 1.0 - lo * scale
+
+    def cell(x: Tensor) -> Tensor:  # 1 .. n_cells + 1; only -inf goes to cell 0 (below)
+        return torch.addcmul(offset, x, scale).clamp_(1, n_cells + 1).long()
+
+    sorted_cells = cell(sorted_values).masked_fill_(sorted_values == -torch.inf, 0)
+    per_cell = torch.zeros((rows, n_cells + 2), dtype=torch.long, device=queries.device)
+    per_cell.scatter_add_(1, sorted_cells, torch.ones_like(sorted_cells))
+    before = per_cell.cumsum(dim=1).sub_(per_cell)
+    depth = int(per_cell[:, 1:].max()).bit_length()
+    if depth >= k.bit_length():  # cells too full: search the whole row
+        before.zero_()
+        depth = k.bit_length()
+    padded = F.pad(sorted_values, (0, 1 << depth), value=torch.inf)
+    count = before.gather(1, cell(queries))
+    compare = torch.lt if strict else torch.le
+    step = max(1, _SEARCH_ROWS // max(1, queries.shape[1]))
+    value = queries.new_empty((min(step, rows), queries.shape[1]))
+    hit = torch.empty_like(count[:step])
+    for start in range(0, rows, step):  # a few rows at a time: the search stays in the cache
+        c, q = count[start : start + step], queries[start : start + step]
+        v, h = value[: c.shape[0]], hit[: c.shape[0]]
+        for level in range(depth - 1, -1, -1):
+            # the sorted values (1 << level) - 1 places on from each current count
+            torch.gather(padded[start : start + step, (1 << level) - 1 :], 1, c, out=v)
+            c.add_(compare(v, q, out=h), alpha=1 << level)
+    return count.clamp_max_(k)  # queries at inf count the padding
 
 
 def _suffix_argmin(values: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,6 +258,38 @@ def _suffix_argmin(values: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     flipped, at = torch.cummin(values.flip(1), dim=1)
     at = values.shape[1] - 1 - at.flip(1)
     return flipped.flip(1), index.gather(1, at)
+
+
+def _nearest_above(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]:
+    """For each entry of ``pos_d``, the smallest entry of its row of ``neg_d`` that is larger.
+
+    Returns its value and its column, the lowest among equal values (inf and any column where
+    there is none).
+    With few columns in ``pos_d`` each takes a masked minimum of the row; with more, the row's
+    entries are placed among the sorted ``pos_d`` (:func:`_count_below`), which splits them into
+    bins, and a per-bin minimum followed by a suffix minimum answers every column at once.
+    """
+    if pos_d.shape[1] == 0:
+        return pos_d.clone(), torch.zeros(pos_d.shape, dtype=torch.long, device=pos_d.device)
+    if pos_d.shape[1] <= _MAX_MASKED:
+        nearest = [
+            torch.where(neg_d > pos_d[:, j : j + 1], neg_d, torch.inf).min(dim=1)
+            for j in range(pos_d.shape[1])
+        ]
+        return torch.stack([v for v, _ in nearest], 1), torch.stack([i for _, i in nearest], 1)
+    sorted_d, order = pos_d.sort(dim=1)
+    # bin r: entries larger than exactly r of the sorted values, the candidates of ranks < r
+    bins = _count_below(sorted_d, neg_d, strict=True)
+    bin_min = neg_d.new_full((neg_d.shape[0], pos_d.shape[1] + 1), torch.inf)
+    bin_min.scatter_reduce_(1, bins, neg_d, "amin")
+    n = neg_d.shape[1]
+    columns = torch.arange(n, device=neg_d.device)
+    candidate = torch.where(neg_d == bin_min.gather(1, bins), columns, n)
+    bin_arg = torch.full_like(bin_min, n, dtype=torch.long)
+    bin_arg.scatter_reduce_(1, bins, candidate, "amin")
+    near_d, near = _suffix_argmin(bin_min[:, 1:], bin_arg[:, 1:])
+    near = near.clamp_max_(n - 1)  # none there: any column
+    return near_d.scatter(1, order, near_d), near.scatter(1, order, near)
 
 
 @torch.no_grad()
@@ -129,10 +301,11 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     When no negative is farther than the positive, the farthest negative is taken instead, as
     TensorFlow's ``triplet_semihard_loss`` does.
 
-    Each anchor's ``k`` positive distances are sorted; each negative is placed among them (a
-    binary search, or ``k`` comparisons when ``k`` is small), which splits the negatives into
-    ``k`` bins, and a per-bin minimum followed by a suffix minimum gives every positive its
-    negative: ``O(n^2 log k)`` time, ``O(n^2)`` memory, no ``n^3`` tensor and no full-row sort.
+    With ``k`` positives per anchor, each positive is compared with the anchor's row when ``k``
+    is small; otherwise the positives are sorted and each negative placed among them (a binary
+    search), which splits the negatives into ``k`` bins, and a per-bin minimum followed by a
+    suffix minimum gives every positive its negative: ``O(n^2 log k)`` time, no ``n^3`` tensor
+    and no full-row sort. Anchors are taken in blocks of rows.
 
     Parameters
     ----------
@@ -144,48 +317,35 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     -------
     anchor, positive, negative : Tensor of shape (n_triplets,), int64
         One triplet per ordered positive pair whose anchor has a negative, ordered by
-        ``(anchor, positive)``.
+        ``(anchor, positive)``. Equal distances go to the lowest index.
     """
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)
-    members, klass = _class_members(labels)
-    has_negative = (klass.bincount()[klass] < n).unsqueeze(1)
-    rows = _rows_per_chunk(n, 8, 6)  # int64/float64 temporaries
-    out = [
-        _semihard_chunk(dist[start : start + rows], start, members, klass, has_negative)
-        for start in range(0, n, rows)
-    ]
-    anchor, positive, negative = (torch.cat(parts) for parts in zip(*out))
-    order = torch.argsort(anchor * n + positive)
-    return anchor[order], positive[order], negative[order]
+    rows = _rows_per_block(n, dist.element_size(), dist.device)
+    return tuple(_mine_blocks(_listed(_semihard_block), _rows_of(dist), n, rows, labels))
 
 
-def _semihard_chunk(
-    d: Tensor, start: int, members: Tensor, klass: Tensor, has_negative: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`semihard_triplets` for the anchors ``start .. start + len(d)``."""
-    n = d.shape[1]
-    same = klass[start : start + d.shape[0], None] == klass
-    pos_d, pos_cols = _sorted_positives(d, start, members, klass)
-    # bin r: negatives farther than exactly r of the sorted entries (r >= 1: the anchor's own
-    # -inf entry), i.e. the semi-hard candidates of the positives of sorted rank < r
-    bins = _count_below(pos_d, d, strict=True)
-    neg_d = d.masked_fill(same, torch.inf)
-    bin_min = neg_d.new_full((d.shape[0], pos_d.shape[1] + 1), torch.inf)
-    bin_min.scatter_reduce_(1, bins, neg_d, "amin")
-    # among equal distances the lowest column wins (inf bins are never chosen)
-    columns = torch.arange(n, device=d.device)
-    candidate = torch.where(neg_d == bin_min.gather(1, bins), columns, n)
-    bin_arg = torch.full_like(bin_min, n, dtype=torch.long)
-    bin_arg.scatter_reduce_(1, bins, candidate, "amin")
-    nearest_d, nearest = _suffix_argmin(bin_min[:, 1:], bin_arg[:, 1:])
-    farthest = d.masked_fill(same, -torch.inf).argmax(dim=1, keepdim=True)
-    chosen = torch.where(nearest_d < torch.inf, nearest, farthest)
-    a_loc, rank = torch.nonzero(
-        (pos_d > -torch.inf) & has_negative[start : start + d.shape[0]], as_tuple=True
-    )
-    return a_loc + start, pos_cols[a_loc, rank], chosen[a_loc, rank]
+def _semihard_block(d: Tensor, start: int, classes: _Classes) -> _MinedBlock:
+    """:func:`semihard_triplets` for the anchors of block ``d`` (rows ``start:``).
+
+    One slot per positive, in increasing column order. Overwrites ``d``.
+    """
+    stop = start + d.shape[0]
+    cols, valid = _positive_columns(classes, start, stop)
+    valid &= classes.has_negative[start:stop, None]
+    d_ap = d.gather(1, cols)
+    d_an, neg = _nearest_above(_fill_own_class(d, start, cols, torch.inf), d_ap)
+    fallback = (d_an == torch.inf) & valid
+    rows = torch.nonzero(fallback.any(dim=1)).squeeze(1)
+    if rows.numel():  # the farthest negative, only where some positive has none farther
+        own = d[rows].scatter_(1, cols[rows], -torch.inf)
+        own[torch.arange(rows.numel(), device=d.device), rows + start] = -torch.inf
+        far_d, far = own.max(dim=1, keepdim=True)
+        at = fallback[rows]
+        d_an[rows] = torch.where(at, far_d, d_an[rows])
+        neg[rows] = torch.where(at, far, neg[rows])
+    return _MinedBlock(cols, neg, d_ap, d_an, valid)
 
 
 def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplets: str) -> Tensor:
@@ -209,40 +369,70 @@ def margin_triplets(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Enumerate every triplet of the given type (see :func:`triplet_type_mask`).
 
-    Positive pairs are gathered first and their negatives examined in chunks, so temporaries
-    stay under ~32 MiB; the output itself holds ``3 x n_triplets`` int64 values and can be
-    large (a batch of 4096 in 10 classes has 6.2e9 triplets: 150 GB).
+    Anchors are taken in blocks whose (anchor, positive, negative) masks stay under ~32 MiB;
+    the output itself holds ``3 x n_triplets`` int64 values and can be large (a batch of 4096
+    in 10 classes has 6.2e9 triplets: 150 GB).
 
     Returns
     -------
     anchor, positive, negative : Tensor of shape (n_triplets,), int64
         Ordered by ``(anchor, positive, negative)``, as pytorch-metric-learning's.
     """
-    positive, negative = label_masks(labels)
-    a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
-    d_ap = dist[a_idx, p_idx]
-    rows = _rows_per_chunk(dist.shape[0], 8, 4)
-    out = []
-    for start in range(0, a_idx.shape[0], rows):
-        a, p = a_idx[start : start + rows], p_idx[start : start + rows]
-        mask = triplet_type_mask(
-            d_ap[start : start + rows, None], dist[a], margin, type_of_triplets
-        )
-        pair, n = torch.nonzero(mask & negative[a], as_tuple=True)
-        out.append((a[pair], p[pair], n))
-    if not out:
+    n = dist.shape[0]
+    if n == 0:
         return _empty_triplets(dist.device)
-    return tuple(torch.cat(parts) for parts in zip(*out))
+    return tuple(_mine_margin(_rows_of(dist), n, labels, margin, type_of_triplets))
+
+
+def _mine_margin(rows, n: int, labels: Tensor, margin: float, type_of_triplets: str) -> list:
+    width = max(1, int(torch.unique(labels, return_counts=True)[1].max()) - 1)
+    block = _rows_per_chunk(n * width, 1, 4)  # boolean (rows, positives, n) masks
+    return _mine_blocks(_margin_block, rows, n, block, labels, margin, type_of_triplets)
+
+
+def _margin_block(
+    d: Tensor, start: int, classes: _Classes, margin: float, type_of_triplets: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`margin_triplets` for the anchors of block ``d`` (rows ``start:``)."""
+    stop = start + d.shape[0]
+    cols, valid = _positive_columns(classes, start, stop)
+    negative = classes.klass[start:stop, None] != classes.klass
+    pos_d = d.gather(1, cols)
+    mask = triplet_type_mask(pos_d[:, :, None], d[:, None, :], margin, type_of_triplets)
+    mask &= valid[:, :, None] & negative[:, None, :]
+    a, j, neg = torch.nonzero(mask, as_tuple=True)
+    return a + start, cols[a, j], neg
+
+
+def _check_computable(blocks: _PairwiseBlocks, embeddings: Tensor) -> None:
+    """A miner cannot rank NaN or overflowing distances: a clear error instead."""
+    if blocks.computable():
+        return
+    bad = torch.nonzero(~(blocks.sq_norms <= torch.finfo(blocks.u.dtype).max / 4)).squeeze(1)
+    row = int(bad[0])
+    if torch.isfinite(embeddings[row]).all():
+        got = f"a squared norm of {float(blocks.sq_norms[row]):.3g} (overflowing distances)"
+    else:
+        got = "NaN or infinite values"
+    others = f" and {bad.numel() - 1} other rows" if bad.numel() > 1 else ""
+    raise ValueError(
+        f"`embeddings` must be finite and of moderate norm for the distances to be computed "
+        f"in {blocks.u.dtype}; got {got} in row {row}{others}."
+    )
 
 
 class _Miner:
-    """Shared ``__call__``: check inputs, compute distances under no_grad, mine."""
+    """Shared ``__call__``: check inputs, mine blocks of distances under no_grad."""
 
     def __call__(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         with torch.no_grad():
-            dist = pairwise_distances(embeddings.detach(), distance=self.distance)
-            return self._mine(dist, labels)
+            u = _block_input(embeddings.detach(), self.distance)
+            blocks = _PairwiseBlocks(u, self.distance)
+            _check_computable(blocks, embeddings)
+            if embeddings.shape[0] == 0:
+                return _empty_triplets(embeddings.device)
+            return tuple(self._mine(blocks, labels))
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -277,8 +467,9 @@ class BatchHardMiner(_Miner):
     def __init__(self, distance: str = "euclidean") -> None:
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return batch_hard_triplets(dist, labels)
+    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+        rows = blocks.rows_per_block()
+        return _mine_blocks(_listed(_batch_hard_block), blocks.rows, blocks.n, rows, labels)
 
 
 class SemiHardMiner(_Miner):
@@ -319,8 +510,9 @@ class SemiHardMiner(_Miner):
         self.margin = check_real(margin, "margin", min_value=0.0)
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return semihard_triplets(dist, labels)
+    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+        rows = blocks.rows_per_block()
+        return _mine_blocks(_listed(_semihard_block), blocks.rows, blocks.n, rows, labels)
 
 
 class TripletMarginMiner(_Miner):
@@ -369,5 +561,5 @@ class TripletMarginMiner(_Miner):
         self.type_of_triplets = check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return margin_triplets(dist, labels, self.margin, self.type_of_triplets)
+    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+        return _mine_margin(blocks.rows, blocks.n, labels, self.margin, self.type_of_triplets)

@@ -212,34 +212,85 @@ def test_angular_matches_reference(layout, alpha):
     assert loss.item() == pytest.approx(ref_angular(x, labels, alpha), abs=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("module", "setting", "value"),
-    [(distances, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
-)
-def test_chunks_and_search_methods_agree(monkeypatch, module, setting, value):
+# one anchor per block (and per search block); every negative placed by search or by comparisons;
+# masked minima or bins for semi-hard; a grid of one cell per value; gradients from dense blocks
+# only or from gathered entries only
+BLOCK_SETTINGS = [
+    (distances, "_BLOCK_BYTES", 1),
+    (distances, "_CHUNK_BYTES", 1),
+    (miners, "_MAX_COMPARED", 0),
+    (miners, "_MAX_COMPARED", 100),
+    (miners, "_MAX_MASKED", 0),
+    (miners, "_MAX_MASKED", 100),
+    (miners, "_CELLS_PER_VALUE", 1),
+    (miners, "_SEARCH_ROWS", 1),
+    (distances, "_DENSE_COLUMNS", 0),
+    (distances, "_DENSE_COLUMNS", 10**9),
+]
+
+
+def values_and_grads(losses, x, labels):
+    out = []
+    for loss in losses:
+        xg = x.clone().requires_grad_(True)
+        value = loss(xg, labels)
+        value.backward()
+        out.append((value.detach(), xg.grad))
+    return out
+
+
+@pytest.mark.parametrize(("module", "setting", "value"), BLOCK_SETTINGS)
+def test_blocks_and_search_methods_agree(monkeypatch, module, setting, value):
     x, labels = make_batch("2_large", seed=5)
     losses = [
         TripletMarginLoss(miner="all"),
         TripletMarginLoss(miner="hard"),
         TripletMarginLoss(miner="semihard"),
+        TripletMarginLoss(miner="batch_hard", distance="cosine"),
         TripletMarginLoss(miner=None, smooth=True),
+        ContrastiveLoss(pos_margin=0.1, neg_margin=3.0),
         AngularLoss(),
     ]
-
-    def values_and_grads():
-        out = []
-        for loss in losses:
-            xg = x.clone().requires_grad_(True)
-            value = loss(xg, labels)
-            value.backward()
-            out.append((value.detach(), xg.grad))
-        return out
-
-    whole = values_and_grads()
+    whole = values_and_grads(losses, x, labels)
     monkeypatch.setattr(module, setting, value)
-    for (v1, g1), (v2, g2) in zip(whole, values_and_grads()):
+    for (v1, g1), (v2, g2) in zip(whole, values_and_grads(losses, x, labels)):
         torch.testing.assert_close(v1, v2)
         torch.testing.assert_close(g1, g2)
+
+
+def integer_batch(seed=0, n=40):
+    """Embeddings of small integers: squared distances, hinge values and gradients are exact
+    (integers, or one division by a count), whatever the order of the sums."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-2, 3, (n, 3), generator=gen).to(torch.float64)
+    return x, torch.randint(0, 4, (n,), generator=gen)
+
+
+EXACT_LOSSES = [
+    *(
+        TripletMarginLoss(margin=1.0, miner=m, distance="squared_euclidean")
+        for m in ["semihard", "batch_hard", "all", "hard", "easy"]
+    ),
+    ContrastiveLoss(pos_margin=1.0, neg_margin=6.0, distance="squared_euclidean"),
+]
+
+
+@pytest.mark.parametrize(("module", "setting", "value"), BLOCK_SETTINGS)
+def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, setting, value):
+    # where the arithmetic is exact, the blocks, searches and gradient paths change nothing
+    x, labels = integer_batch()
+    whole = values_and_grads(EXACT_LOSSES, x, labels)
+    monkeypatch.setattr(module, setting, value)
+    for (v1, g1), (v2, g2) in zip(whole, values_and_grads(EXACT_LOSSES, x, labels)):
+        assert torch.equal(v1, v2) and torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize("miner", TRIPLET_MINERS)
+def test_triplet_with_tied_distances_matches_reference(miner):
+    x, labels = integer_batch(seed=1)
+    loss = TripletMarginLoss(margin=1.0, miner=miner, distance="squared_euclidean")(x, labels)
+    expected = ref_triplet_loss(x, labels, 1.0, miner, "squared_euclidean", False)
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
 
 
 # ---------------------------------------------------------------- gradients
@@ -254,7 +305,7 @@ def grad_batch(n_per_class=3, n_classes=3, seed=7):
 
 @pytest.mark.parametrize("miner", TRIPLET_MINERS)
 @pytest.mark.parametrize("smooth", [False, True])
-@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
 def test_triplet_gradcheck(miner, smooth, distance):
     x, labels = grad_batch()
     loss = TripletMarginLoss(margin=0.3, miner=miner, distance=distance, smooth=smooth)
@@ -266,6 +317,7 @@ def test_triplet_gradcheck(miner, smooth, distance):
     [
         ContrastiveLoss(pos_margin=0.2, neg_margin=2.0),
         ContrastiveLoss(neg_margin=0.5, distance="cosine"),
+        ContrastiveLoss(pos_margin=0.5, neg_margin=8.0, distance="squared_euclidean"),
         NPairsLoss(),
         NPairsLoss(distance="euclidean"),
         NPairsLoss(distance="cosine", l2_reg=0.0),

@@ -12,6 +12,7 @@ from sk_deepmetric.miners import (
     BatchHardMiner,
     SemiHardMiner,
     TripletMarginMiner,
+    batch_hard_triplets,
     margin_triplets,
     semihard_triplets,
 )
@@ -160,19 +161,87 @@ def test_batch_hard_matches_pml(layout):
     assert sorted(as_list(BatchHardMiner()(x, labels))) == sorted(as_list(pml(x, labels)))
 
 
-@pytest.mark.parametrize(
-    ("module", "setting", "value"),
-    [(distances, "_CHUNK_BYTES", 1), (miners, "_MAX_COMPARED", 0), (miners, "_MAX_COMPARED", 100)],
-)
-def test_chunks_and_search_methods_agree(monkeypatch, module, setting, value):
-    # one row per chunk; binary search (0) or comparisons (100) to place negatives
-    x, labels = make_batch("2_large", seed=6)
+# one anchor per block (and per search block); every negative placed by search or by comparisons;
+# masked minima or bins for semi-hard; a grid of one cell per value (fuller cells)
+BLOCK_AND_SEARCH_SETTINGS = [
+    (distances, "_BLOCK_BYTES", 1),
+    (distances, "_CHUNK_BYTES", 1),
+    (miners, "_MAX_COMPARED", 0),
+    (miners, "_MAX_COMPARED", 100),
+    (miners, "_MAX_MASKED", 0),
+    (miners, "_MAX_MASKED", 100),
+    (miners, "_CELLS_PER_VALUE", 1),
+    (miners, "_SEARCH_ROWS", 1),
+]
+
+
+@pytest.mark.parametrize(("module", "setting", "value"), BLOCK_AND_SEARCH_SETTINGS)
+@pytest.mark.parametrize("layout", ["2_large", "negative_noncontiguous"])
+def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, setting, value, layout):
+    x, labels = make_batch(layout, seed=6)
     dist = torch.cdist(x, x)
-    whole = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
+    functions = (semihard_triplets, batch_hard_triplets, lambda d, y: margin_triplets(d, y, 0.5))
+    whole = [f(dist, labels) for f in functions]
     monkeypatch.setattr(module, setting, value)
-    chunked = (semihard_triplets(dist, labels), margin_triplets(dist, labels, 0.5, "all"))
-    for w, c in zip(whole, chunked):
-        assert as_list(w) == as_list(c)
+    for w, f in zip(whole, functions):
+        assert as_list(w) == as_list(f(dist, labels))
+
+
+def integer_batch(seed=0, n=40):
+    """Embeddings of small integers: exact squared distances, and many ties among them."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-2, 3, (n, 3), generator=gen).to(torch.float64)
+    return x, torch.randint(0, 4, (n,), generator=gen)
+
+
+@pytest.mark.parametrize(
+    ("module", "setting", "value"), [(None, None, None), *BLOCK_AND_SEARCH_SETTINGS]
+)
+def test_ties_go_to_the_lowest_index_in_every_block_and_search(
+    monkeypatch, module, setting, value
+):
+    if module is not None:
+        monkeypatch.setattr(module, setting, value)
+    x, labels = integer_batch()
+    d = reference_matrix(x, "squared_euclidean")
+    got = BatchHardMiner(distance="squared_euclidean")(x, labels)
+    assert as_list(got) == reference_batch_hard(d, labels)
+    got = SemiHardMiner(distance="squared_euclidean")(x, labels)
+    assert as_list(got) == reference_semihard(d, labels)
+    miner = TripletMarginMiner(
+        margin=1.0, type_of_triplets="semihard", distance="squared_euclidean"
+    )
+    assert as_list(miner(x, labels)) == reference_margin(d, labels, 1.0, "semihard")
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant", "padded", "one_value"])
+def test_grid_count_matches_searchsorted(strict, kind):
+    gen = torch.Generator().manual_seed(7)
+    rows, k = 6, 50
+    if kind == "ties":
+        values = torch.randint(0, 5, (rows, k), generator=gen).double()
+    elif kind == "constant":
+        values = torch.full((rows, k), 2.0, dtype=torch.float64)
+    else:
+        values = torch.randn(rows, k, generator=gen, dtype=torch.float64)
+    if kind == "padded":  # shorter classes: -inf first, up to a whole row of them
+        values[torch.arange(k) < torch.arange(0, rows * 10, 10)[:, None]] = -torch.inf
+    if kind == "one_value":
+        values[:, 1:] = -torch.inf
+    values = values.sort(dim=1).values
+    queries = torch.cat(
+        [
+            torch.randn(rows, 200, generator=gen, dtype=torch.float64) * 2,
+            values[:, torch.randint(0, k, (40,), generator=gen)].clamp_min(0.0),  # equal ones
+            torch.full((rows, 3), torch.inf, dtype=torch.float64),
+        ],
+        dim=1,
+    )
+    if kind == "ties":
+        queries = torch.randint(-1, 6, queries.shape, generator=gen).double()
+    want = torch.searchsorted(values, queries, right=not strict)
+    assert torch.equal(miners._count_below_by_grid(values, queries, strict), want)
 
 
 def test_semihard_falls_back_to_farthest_negative():

@@ -5,6 +5,11 @@ Tuple losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`, :class:`NPai
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
 :class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
+
+Every loss computes in float32 or float64: float16 and bfloat16 embeddings are promoted to
+float32 (the loss is float32, the gradient comes back in their dtype). A NaN or an infinity
+in the embeddings gives a NaN (or infinite) loss, never a finite one with NaN gradients.
+Sparse tensors are an error.
 """
 
 from ._center import CenterLoss

@@ -55,6 +55,11 @@ def check_classifier_inputs(
             f"{embeddings.shape[1]}."
         )
     dtype = next(module.parameters()).dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        raise ValueError(
+            f"The loss's parameters are {dtype}: losses compute in float32 (half-precision "
+            "embeddings are promoted to it); keep the loss in float32 with `loss.float()`."
+        )
     if embeddings.dtype != dtype:
         raise ValueError(
             f"`embeddings` dtype {embeddings.dtype} does not match the loss's parameters "

@@ -1,16 +1,20 @@
 """Tuple-based losses: contrastive, triplet, N-pairs and angular.
 
-Each is an ``nn.Module`` called as ``loss(embeddings, labels) -> scalar tensor``. Where a loss
-sums over every (anchor, positive, negative) triplet or every (positive pair, negative) of a
-batch, it never lists them: the value is accumulated chunk by chunk (or, for the hinge triplet
-loss, counted with sorted distances), and the gradient is passed on as a weight per entry of the
-``(n, n)`` distance or similarity matrix (:class:`_LinearizedValue`). Memory stays ``O(n^2)``.
+Each is an ``nn.Module`` called as ``loss(embeddings, labels) -> scalar tensor``. The
+contrastive and triplet losses reduce the distance matrix block by block of anchors (rows):
+each block is mined and turned into its share of the value and of the gradient, which is
+passed on as weights on the block's distances and accumulated at once as a matrix product
+(:class:`_BlockwiseLoss`). Neither the ``(n, n)`` matrix nor any triplet list is held, and the
+backward pass only scales the gradient computed alongside the value. Where a loss sums over
+every (anchor, positive, negative) triplet or every (positive pair, negative) of a batch, the
+value is counted with sorted distances (hinge) or accumulated (smooth), never listed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +27,22 @@ from .._validation import (
     check_real,
     did_you_mean,
 )
-from ..distances import DISTANCES, _rows_per_chunk, pairwise_distances
+from ..distances import (
+    DISTANCES,
+    _block_input,
+    _PairwiseBlocks,
+    _PairwiseGradient,
+    _rows_per_chunk,
+    pairwise_distances,
+)
 from ..miners import (
-    _class_members,
+    _batch_classes,
+    _batch_hard_block,
     _count_below,
-    _sorted_positives,
-    batch_hard_triplets,
+    _fill_own_class,
+    _positive_columns,
+    _semihard_block,
     label_masks,
-    semihard_triplets,
     triplet_type_mask,
 )
 
@@ -64,6 +76,64 @@ class _LinearizedValue(torch.autograd.Function):
 def _zero_like_loss(x: Tensor) -> Tensor:
     """A zero loss still connected to the graph, so ``backward`` gives zero gradients."""
     return x.sum() * 0.0
+
+
+def _nan_loss(x: Tensor) -> Tensor:
+    """A NaN loss still connected to the graph (NaN or inf embeddings): NaN gradients too."""
+    return x.sum() * math.nan
+
+
+class _BlockwiseLoss(torch.autograd.Function):
+    """A loss reduced block by block over the distances of ``u``, its gradient computed alongside.
+
+    ``reduce(blocks, need_grad) -> (value, gradient wrt u or None)``, with ``blocks`` a
+    :class:`~sk_deepmetric.distances._PairwiseBlocks` of ``u``. The gradient comes from the same
+    passes over the distances as the value: backward only scales it. First-order gradients are
+    exact; there is no double backward.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, distance: str, reduce: Callable) -> Tensor:
+        value, grad = _reduce(u.detach(), distance, reduce, need_grad=True)
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None
+
+
+def _blockwise_loss(embeddings: Tensor, distance: str, reduce: Callable) -> Tensor:
+    """``reduce`` over the distance blocks of ``embeddings``, differentiable when it needs be.
+
+    Embeddings with NaN or inf (or norms so large that distances overflow) give a NaN loss
+    with NaN gradients, from one check of their norms: no pass over the distances.
+    """
+    u = _block_input(embeddings, distance)
+    if torch.is_grad_enabled() and u.requires_grad:
+        return _BlockwiseLoss.apply(u, distance, reduce)
+    return _reduce(u, distance, reduce, need_grad=False)[0]
+
+
+def _reduce(u: Tensor, distance: str, reduce: Callable, need_grad: bool):
+    blocks = _PairwiseBlocks(u, distance)
+    if not blocks.computable():
+        return u.new_full((), math.nan), torch.full_like(u, math.nan) if need_grad else None
+    if blocks.n == 0:
+        return u.new_zeros(()), torch.zeros_like(u) if need_grad else None
+    return reduce(blocks, need_grad)
+
+
+def _no_loss(blocks: _PairwiseBlocks, need_grad: bool) -> tuple[Tensor, Tensor | None]:
+    return blocks.u.new_zeros(()), torch.zeros_like(blocks.u) if need_grad else None
+
+
+def _blocks_of(blocks: _PairwiseBlocks):
+    """``(start, stop)`` of each block of anchors."""
+    rows = blocks.rows_per_block()
+    return [(start, min(blocks.n, start + rows)) for start in range(0, blocks.n, rows)]
 
 
 def _mean_nonzero(losses: Tensor, mask: Tensor) -> Tensor:
@@ -128,11 +198,10 @@ class ContrastiveLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
-        dist = pairwise_distances(embeddings, distance=self.distance)
-        positive, negative = label_masks(labels)
-        pos_loss = _mean_nonzero(F.relu(dist - self.pos_margin), positive)
-        neg_loss = _mean_nonzero(F.relu(self.neg_margin - dist), negative)
-        return pos_loss + neg_loss
+        reduce = partial(
+            _contrastive, labels=labels, pos_margin=self.pos_margin, neg_margin=self.neg_margin
+        )
+        return _blockwise_loss(embeddings, self.distance, reduce)
 
     def extra_repr(self) -> str:
         return (
@@ -141,88 +210,141 @@ class ContrastiveLoss(nn.Module):
         )
 
 
-def _triplet_loss_from_indices(
-    dist: Tensor, anchor: Tensor, positive: Tensor, negative: Tensor, margin: float, smooth: bool
-) -> Tensor:
-    """Mean over the given triplets with a positive loss."""
-    violation = dist[anchor, positive] - dist[anchor, negative] + margin
-    losses = F.softplus(violation) if smooth else F.relu(violation)
-    return _mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
+def _contrastive(
+    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, pos_margin: float, neg_margin: float
+) -> tuple[Tensor, Tensor | None]:
+    """:class:`ContrastiveLoss`, block by block: the two means have their own gradients."""
+    classes = _batch_classes(labels)
+    pos_losses, neg_total, n_neg = [], 0.0, 0
+    if need_grad:
+        pos_grad, neg_grad = _PairwiseGradient(blocks), _PairwiseGradient(blocks)
+    for start, stop in _blocks_of(blocks):
+        d = blocks.rows(start, stop)
+        cols, valid = _positive_columns(classes, start, stop)
+        pos_d = d.gather(1, cols)
+        pos_loss = F.relu(pos_d - pos_margin).masked_fill_(~valid, 0.0)
+        pos_losses.append(pos_loss[valid])
+        # the anchor's own class at inf: no negative term
+        neg_loss = F.relu(neg_margin - _fill_own_class(d, start, cols, torch.inf))
+        active = neg_loss > 0
+        n_neg += int(active.sum())
+        neg_total += float(neg_loss.sum(dtype=torch.float64))
+        if need_grad:
+            pos_grad.add_columns(start, cols, (pos_loss > 0).to(d.dtype), pos_d)
+            neg_grad.add_block(start, active.to(d.dtype).neg_(), d)
+    pos_loss = torch.cat(pos_losses)
+    n_pos = int((pos_loss > 0).sum())
+    pos_value = pos_loss.sum() / n_pos if n_pos else pos_loss.new_zeros(())
+    value = pos_value + (neg_total / n_neg if n_neg else 0.0)
+    if not need_grad:
+        return value, None
+    return value, pos_grad.result(1.0 / max(n_pos, 1)) + neg_grad.result(1.0 / max(n_neg, 1))
 
 
-def _batch_all_hinge(dist: Tensor, labels: Tensor, margin: float, shift: float) -> Tensor:
+def _mined_triplets(
+    blocks: _PairwiseBlocks,
+    need_grad: bool,
+    labels: Tensor,
+    mine: Callable,
+    margin: float,
+    smooth: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Mean over the triplets that ``mine`` picks, block by block, with a positive loss.
+
+    ``mine(block, start, classes)`` is a miner's block function
+    (:func:`~sk_deepmetric.miners._semihard_block`, ...): a
+    :class:`~sk_deepmetric.miners._MinedBlock` of its anchors' triplets and their distances.
+    """
+    classes = _batch_classes(labels)
+    grad = _PairwiseGradient(blocks) if need_grad else None
+    losses = []
+    for start, stop in _blocks_of(blocks):
+        mined = mine(blocks.rows(start, stop), start, classes)
+        violation = mined.d_ap - mined.d_an + margin
+        loss = F.softplus(violation) if smooth else F.relu(violation)
+        losses.append(loss[mined.valid])
+        if need_grad:
+            w = torch.sigmoid(violation) if smooth else torch.ones_like(violation)
+            w = w.masked_fill_(~mined.valid | (loss <= 0), 0.0)
+            cols = torch.cat([mined.positive, mined.negative], dim=1)
+            distances = torch.cat([mined.d_ap, mined.d_an], dim=1)
+            grad.add_columns(start, cols, torch.cat([w, -w], dim=1), distances)
+    loss = torch.cat(losses)
+    active = loss > 0
+    n_active = int(active.sum())
+    value = torch.where(active, loss, 0.0).sum() / max(n_active, 1)
+    return value, grad.result(1.0 / max(n_active, 1)) if need_grad else None
+
+
+def _batch_all_hinge(
+    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, shift: float
+) -> tuple[Tensor, Tensor | None]:
     """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
 
     No triplet is listed. Each anchor's ``k`` positive distances are sorted and each negative
     placed among them (:func:`~sk_deepmetric.miners._count_below`): the rank ``r`` says that the
     negative is active with the ``k - r`` farthest positives, and a histogram of the ranks says,
     per positive, how many negatives are active with it. These counts are the gradient weights
-    of the distance matrix, and the value is ``sum(weights * dist) / count + margin``.
-    ``O(n^2 log k)`` time, ``O(n^2)`` memory.
+    of the distances, and the value is ``sum(weights * dist) / count + margin``.
+    ``O(n^2 log k)`` time.
     """
-    dd = dist.detach()
-    n = dd.shape[0]
-    if n == 0:
-        return _zero_like_loss(dist)
-    members, klass = _class_members(labels)
-    weights = torch.empty_like(dd)
+    classes = _batch_classes(labels)
+    grad = _PairwiseGradient(blocks) if need_grad else None
     total, count = 0.0, 0
-    rows = _rows_per_chunk(n, 8, 6)  # float64 temporaries
-    for start in range(0, n, rows):
-        d, w = dd[start : start + rows], weights[start : start + rows]
-        same = klass[start : start + d.shape[0], None] == klass
-        pos_d, pos_cols = _sorted_positives(d, start, members, klass)
-        k = pos_d.shape[1]
+    for start, stop in _blocks_of(blocks):
+        d = blocks.rows(start, stop)
+        cols, valid = _positive_columns(classes, start, stop)
+        k = cols.shape[1]
+        sorted_d, order = d.gather(1, cols).masked_fill_(~valid, -torch.inf).sort(dim=1)
         # active iff d_ap > d_an - shift: with the k - rank positives the rank does not reach
-        rank = _count_below(pos_d + shift, d, strict=False).masked_fill_(same, k)
-        w.copy_(rank).sub_(k)
+        rank = _fill_own_class(_count_below(sorted_d + shift, d, strict=False), start, cols, k)
+        w = (rank - k).to(d.dtype)
         count -= int(w.sum(dtype=torch.float64))
-        hist = torch.zeros((d.shape[0], k + 1), dtype=dd.dtype, device=dd.device)
-        hist.scatter_add_(1, rank, torch.ones((), dtype=dd.dtype).expand(rank.shape))
-        w.scatter_add_(1, pos_cols, hist.cumsum(dim=1)[:, :k])
+        hist = d.new_zeros((d.shape[0], k + 1))
+        hist.scatter_add_(1, rank, torch.ones((), dtype=d.dtype).expand(rank.shape))
+        w.scatter_add_(1, cols.gather(1, order), hist.cumsum(dim=1)[:, :k])
         total += float((w * d).sum(dtype=torch.float64))
-    if count == 0:
-        return _zero_like_loss(dist)
-    value = torch.tensor(total / count + margin, dtype=dist.dtype, device=dist.device)
-    return _LinearizedValue.apply(dist, value, weights / count)
+        if need_grad:
+            grad.add_block(start, w, d)
+    value = torch.tensor(total / count + margin if count else 0.0, dtype=blocks.u.dtype)
+    return value.to(blocks.u.device), grad.result(1.0 / max(count, 1)) if need_grad else None
 
 
-def _batch_all_smooth(dist: Tensor, labels: Tensor, margin: float, rule: str | None) -> Tensor:
+def _batch_all_smooth(
+    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, rule: str | None
+) -> tuple[Tensor, Tensor | None]:
     """Mean of ``softplus(d_ap - d_an + margin)`` over the triplets selected by ``rule``.
 
-    Positive pairs are taken in chunks against all negatives; each chunk adds its value, its
-    count and its gradient weights (``sigmoid`` of the violation) and is then freed.
+    Each block of anchors takes its positives one at a time against all its negatives, adding
+    the value, the count and the gradient weights (``sigmoid`` of the violation).
     """
-    dd = dist.detach()
-    positive, negative = label_masks(labels)
-    a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
-    d_ap = dd[a_idx, p_idx].unsqueeze(1)
-    weights = torch.zeros_like(dd)
-    total = torch.zeros((), dtype=torch.float64, device=dd.device)
+    classes = _batch_classes(labels)
+    grad = _PairwiseGradient(blocks) if need_grad else None
+    total = torch.zeros((), dtype=torch.float64, device=blocks.u.device)
     count = 0
-    rows = _rows_per_chunk(dd.shape[0], 8, 6)
-    for start in range(0, a_idx.shape[0], rows):
-        a, p, ap = (
-            a_idx[start : start + rows],
-            p_idx[start : start + rows],
-            d_ap[start : start + rows],
-        )
-        an = dd[a]
-        violation = ap - an + margin
-        selected = negative[a]
-        if rule is not None:
-            selected &= triplet_type_mask(ap, an, margin, rule)
-        losses = F.softplus(violation)
-        active = selected & (losses > 0)
-        total += torch.where(active, losses, 0.0).sum(dtype=torch.float64)
-        count += int(active.sum())
-        w = torch.where(active, torch.sigmoid(violation), 0.0)
-        weights.index_put_((a, p), w.sum(dim=1), accumulate=True)
-        weights.index_add_(0, a, -w)
-    if count == 0:
-        return _zero_like_loss(dist)
-    value = (total / count).to(dist.dtype)
-    return _LinearizedValue.apply(dist, value, weights / count)
+    for start, stop in _blocks_of(blocks):
+        d = blocks.rows(start, stop)
+        cols, valid = _positive_columns(classes, start, stop)
+        negative = classes.klass[start:stop, None] != classes.klass
+        pos_d = d.gather(1, cols)
+        weights = torch.zeros_like(d)
+        for j in range(cols.shape[1]):
+            ap = pos_d[:, j : j + 1]
+            violation = ap - d + margin
+            selected = negative & valid[:, j : j + 1]
+            if rule is not None:
+                selected &= triplet_type_mask(ap, d, margin, rule)
+            losses = F.softplus(violation)
+            active = selected & (losses > 0)
+            total += torch.where(active, losses, 0.0).sum(dtype=torch.float64)
+            count += int(active.sum())
+            w = torch.where(active, torch.sigmoid(violation), 0.0)
+            weights -= w
+            weights.scatter_add_(1, cols[:, j : j + 1], w.sum(dim=1, keepdim=True))
+        if need_grad:
+            grad.add_block(start, weights, d)
+    value = (total / max(count, 1)).to(blocks.u.dtype)
+    return value, grad.result(1.0 / max(count, 1)) if need_grad else None
 
 
 class TripletMarginLoss(nn.Module):
@@ -307,21 +429,32 @@ class TripletMarginLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
-        dist = pairwise_distances(embeddings, distance=self.distance)
         if callable(self.miner):
-            triplets = self.miner(embeddings, labels)
-        elif self.miner == "semihard":
-            triplets = semihard_triplets(dist.detach(), labels)
-        elif self.miner == "batch_hard":
-            triplets = batch_hard_triplets(dist.detach(), labels)
+            return self._loss_of_given_triplets(embeddings, labels)
+        margin, miner = self.margin, self.miner
+        if miner in ("semihard", "batch_hard"):
+            mine = _semihard_block if miner == "semihard" else _batch_hard_block
+            reduce = partial(
+                _mined_triplets, labels=labels, mine=mine, margin=margin, smooth=self.smooth
+            )
         elif self.smooth:
-            return _batch_all_smooth(dist, labels, self.margin, self.miner)
-        elif self.miner == "easy":
-            return _zero_like_loss(dist)
+            reduce = partial(_batch_all_smooth, labels=labels, margin=margin, rule=miner)
+        elif miner == "easy":  # the hinge is zero on easy triplets
+            reduce = _no_loss
         else:
-            shift = 0.0 if self.miner == "hard" else self.margin
-            return _batch_all_hinge(dist, labels, self.margin, shift)
-        return _triplet_loss_from_indices(dist, *triplets, self.margin, self.smooth)
+            shift = 0.0 if miner == "hard" else margin
+            reduce = partial(_batch_all_hinge, labels=labels, margin=margin, shift=shift)
+        return _blockwise_loss(embeddings, self.distance, reduce)
+
+    def _loss_of_given_triplets(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """The loss over the triplets of a callable miner, on the whole distance matrix."""
+        if not torch.isfinite(embeddings).all():
+            return _nan_loss(embeddings)
+        anchor, positive, negative = self.miner(embeddings, labels)
+        dist = pairwise_distances(embeddings, distance=self.distance)
+        violation = dist[anchor, positive] - dist[anchor, negative] + self.margin
+        losses = F.softplus(violation) if self.smooth else F.relu(violation)
+        return _mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
 
     def extra_repr(self) -> str:
         return (
@@ -397,6 +530,8 @@ class NPairsLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        if not torch.isfinite(embeddings).all():  # also rows that are in no pair
+            return _nan_loss(embeddings)
         anchor_idx, positive_idx = _pairs_per_class(labels)
         pair_labels = labels[anchor_idx]
         if pair_labels.unique().numel() < 2:  # no negative: nothing to learn, not the penalty
@@ -465,6 +600,8 @@ class AngularLoss(nn.Module):
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        if not torch.isfinite(embeddings).all():
+            return _nan_loss(embeddings)
         positive, negative = label_masks(labels)
         if not positive.any() or not negative.any():
             return _zero_like_loss(embeddings)
