@@ -127,6 +127,8 @@ def save_all(*args, **kwargs):
         plt.figure(num).savefig(f"{out_stem}_{count[0]:02d}.png", dpi=90, bbox_inches="tight")
     plt.close("all")
 plt.show = save_all
+import sk_deepmetric.plotting
+sk_deepmetric.plotting.show_or_save = lambda fig, filename: plt.show()  # figures go on the page
 sys.argv = [script]
 runpy.run_path(script, run_name="__main__")
 save_all()

@@ -22,6 +22,7 @@ __all__ = [
     "plot_retrieval",
     "plot_roc_curve",
     "plot_score_distributions",
+    "show_or_save",
 ]
 
 
@@ -423,3 +424,39 @@ def plot_score_distributions(y_true, y_score, *, threshold=None, ax=None, bins=5
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
     return ax
+
+
+#: matplotlib backends that draw to files only (no window to show a figure in).
+_FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def show_or_save(fig, filename: str) -> str | None:
+    """Show ``fig`` in a window, or save it when matplotlib has nowhere to show it.
+
+    For scripts that run both on a desktop and on a machine without a display (a server,
+    CI): with an interactive backend this is ``plt.show()``; with a file-only backend
+    (Agg, the default without a display) it saves ``fig`` to ``filename`` and prints the
+    path instead of showing nothing.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+    filename : str
+        Where to save the figure when it cannot be shown (PNG by its extension).
+
+    Returns
+    -------
+    path : str or None
+        The absolute path of the saved file, or None when the figure was shown.
+    """
+    import os
+
+    plt = _pyplot("show_or_save")
+    backend = plt.get_backend().lower()
+    if backend not in _FILE_BACKENDS:
+        plt.show()
+        return None
+    fig.savefig(filename, dpi=100, bbox_inches="tight")
+    path = os.path.abspath(filename)
+    print(f"No display to show the figure on (matplotlib backend {backend!r}): saved to {path}")
+    return path

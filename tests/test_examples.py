@@ -53,6 +53,8 @@ def test_example_runs_in_fast_mode(script, tmp_path, monkeypatch, capsys):
         plt.close("all")
 
     monkeypatch.setattr(plt, "show", show)
+    # as on a desktop: show_or_save shows (here: counts) instead of saving a file
+    monkeypatch.setattr("sk_deepmetric.plotting.show_or_save", lambda fig, filename: plt.show())
     plt.close("all")
     try:
         with torch.random.fork_rng(devices=[]):  # a script may seed torch's global RNG

@@ -88,6 +88,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
         plotting.plot_embedding(np.zeros((3, 2)))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 epochs
 @pytest.mark.parametrize("early_stopping", [True, False])
 def test_plot_history_draws_loss_and_validation_score(digits, early_stopping):
     from sk_deepmetric import TripletEmbedder
@@ -202,3 +203,19 @@ def test_verification_plots_check_their_input():
             plot([1, 0], [0.1, 0.2], threshold="high")
     with pytest.raises(ValueError, match=r"`bins` must be in the range \[1, inf\], got 0"):
         plot_score_distributions([1, 0], [0.1, 0.2], bins=0)
+
+
+def test_show_or_save_saves_without_a_display_and_shows_with_one(tmp_path, monkeypatch, capsys):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = plotting.show_or_save(fig, str(tmp_path / "figure.png"))  # Agg: nowhere to show
+    assert path == str(tmp_path / "figure.png") and (tmp_path / "figure.png").stat().st_size
+    assert f"saved to {path}" in capsys.readouterr().out
+    shown = []
+    monkeypatch.setattr(plt, "get_backend", lambda: "QtAgg")
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+    assert plotting.show_or_save(fig, str(tmp_path / "other.png")) is None
+    assert shown == [True] and not (tmp_path / "other.png").exists()
+    plt.close(fig)
