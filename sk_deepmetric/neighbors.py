@@ -75,10 +75,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         cloned in ``fit``. ``None`` means
         ``sk_deepmetric.embedders.TripletEmbedder(validation_holdout="samples")``: this
         classifier only predicts the classes it was fitted on, so early stopping validates on
-        held-out samples of every class, the right guide for a closed set (on all ten digits,
-        half to train and half to test, 5-NN accuracy 0.975 against 0.961 with held-out
-        classes; NCA: 0.965; 3 seeds, ``benchmarks/bench_quality.py --tasks closed``). Pass
-        the embedder explicitly to tune its parameters (``embedder__margin``) in a search.
+        held-out samples of every class, the right guide for a closed set (measured in the
+        benchmarks page). Pass the embedder explicitly to tune its parameters
+        (``embedder__margin``) in a search.
     n_neighbors : int, default=5
         Number of neighbours that vote (and the default ``n_neighbors`` of
         :meth:`kneighbors`).
@@ -141,10 +140,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         all classes, is another space: each clone's distances are carried over to it by the
         ratio of the two spaces' within-class scales (the median distance of a training
         sample to the nearest other sample of its class), since embedders trained for
-        different numbers of epochs gather their classes more or less tightly. Without
-        this ratio the realised false-accept rate at ``target_far=0.05`` varied from 0.007
-        to 0.147 across three seeds on the benchmark's 50-class task; with it, from 0.046
-        to 0.084.
+        different numbers of epochs gather their classes more or less tightly (without the
+        ratio, the realised false-accept rate varied several-fold across seeds in the
+        benchmarks).
         ``"leave_class_out"``: the same searches in the final embedder's own space, without
         another fit. Only right for an embedder that did not learn the training classes (a
         ``FrozenEstimator`` over an embedder trained on other classes, or an unsupervised

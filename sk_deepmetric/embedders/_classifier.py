@@ -139,15 +139,8 @@ document(
     _CLASSIFIER_REFS["softmax"],
     doctest_example("SoftmaxEmbedder"),
     """On: the logits are ``W_j x / ||x|| + b_j``, so the class weights' norm is
-        the logit scale; imprinting sets it to 4 (with the random initialisation's
-        0.6 the softmax starts nearly uniform, and training stalled on 100 classes). On by
-        default (it was off, as for the other losses that keep the weights' norm): MAP@R,
-        3 seeds, off -> on: unseen digits (train on 0-4, evaluate on 5-9) 0.537 -> 0.543,
-        raw pixels 0.541; with 64 noise features 0.446 -> 0.449; 100 classes of
-        ``make_classification`` (train on 50, evaluate on 50) 0.142 -> 0.163; the
-        non-linear ``arcs`` task of the benchmarks 0.565 -> 0.621; all ten digits with
-        ``validation_holdout="samples"`` 0.814 -> 0.933. Initial norms 2 and 10 gave
-        0.539 and 0.542 on the unseen digits, 0.152 and 0.152 on the 100 classes.""",
+        the logit scale, which imprinting starts at 4 and training learns (the benchmarks
+        page compares it with the unnormalised softmax).""",
 )
 
 
@@ -178,12 +171,8 @@ document(
     their centred directions.""",
     """    center_weight : float, default=0.01
         Weight of the centre term (the paper's lambda; its face experiments use 0.003).
-        0.01 because compact classes carry over to unseen ones: MAP@R with 0.003 -> 0.01
-        was 0.539 -> 0.543 on unseen digits (train on 0-4, evaluate on 5-9; raw pixels
-        0.541), 0.447 -> 0.447 with 64 noise features, 0.155 -> 0.163 on 100 classes of
-        ``make_classification`` (train on 50, evaluate on 50), 3 seeds. Larger values
-        trade the noise task for plain digits (0.03: 0.548 and 0.443; 0.3: 0.551 and
-        0.436): the centres then pull every sample in, noise dimensions included.
+        The larger default makes the training classes more compact, which carried over to
+        unseen classes in the benchmarks; much larger values pull noise dimensions in too.
 """,
     """    .. [1] Y. Wen, K. Zhang, Z. Li, Y. Qiao, "A Discriminative Feature Learning Approach
        for Deep Face Recognition", ECCV 2016.
@@ -213,13 +202,9 @@ _MULTIPLICATIVE_DOC = """    margin : int, default={m}
 """
 
 _LSOFTMAX_WHY = """
-        The default 4, with ``softmax_weight=1``, replaces the earlier 2 and 5 (SphereFace's
-        blending): a larger, less diluted margin makes the training classes compact, which
-        carries over to unseen classes. MAP@R, 3 seeds, (2, 5) -> (4, 1): unseen digits
-        (train on 0-4, evaluate on 5-9) 0.539 -> 0.546, raw pixels 0.541; with 64 noise
-        features 0.449 -> 0.452; 100 classes of ``make_classification`` (train on 50,
-        evaluate on the other 50) 0.152 -> 0.153. (2, 1) gave 0.542 on digits but 0.143 on
-        the 100 classes."""
+        4 (the paper's default is 2): with ``softmax_weight=1`` a larger, less diluted
+        margin makes the training classes compact, which carried over to unseen classes in
+        the benchmarks."""
 
 document(
     LargeMarginSoftmaxEmbedder,
@@ -231,9 +216,8 @@ document(
         m=4,
         margin_why=_LSOFTMAX_WHY,
         lam=1.0,
-        lam_why="""With 0 the margin barely trained on the 100-class task of
-        ``margin`` (MAP@R 0.142 at ``margin=2``, against 0.150 with 5, 2 seeds); 1 rather
-        than 5: see ``margin``.""",
+        lam_why="""With 0 the margin barely trained on the benchmarks' 100-class task;
+        1 rather than SphereFace's 5: see ``margin``.""",
     ),
     """    .. [1] W. Liu, Y. Wen, Z. Yu, M. Yang, "Large-Margin Softmax Loss for Convolutional
        Neural Networks", ICML 2016.
@@ -260,10 +244,7 @@ document(
         margin_why="",
         lam=5.0,
         lam_why="""5, the floor SphereFace's authors anneal it
-        to: with 0 the margin barely trained on 100 classes of ``make_classification``
-        (train on 50, evaluate on the other 50; MAP@R 0.139 against 0.164 with 5, 2 seeds),
-        and 1 gained on unseen digits (0.544 -> 0.548) but lost on the 100 classes (0.165 ->
-        0.154, 3 seeds).""",
+        to: with 0 the margin barely trained on the benchmarks' 100-class task.""",
     ),
     """    .. [1] W. Liu, Y. Wen, Z. Yu, M. Li, B. Raj, L. Song, "SphereFace: Deep Hypersphere
        Embedding for Face Recognition", CVPR 2017.
@@ -291,8 +272,7 @@ document(
     Softmax over ``scale * cos(theta_j)`` with ``margin`` subtracted from the target class's
     cosine; see :class:`~sk_deepmetric.losses.CosFaceLoss`. Class weights start at the
     centred class-mean directions of the initial embedding, as in every classifier-based
-    embedder (MAP@R, 3 seeds, 5 epochs, random -> imprinted: digits 0-4 -> 5-9 0.540 ->
-    0.545, with 64 noise features 0.436 -> 0.445).""",
+    embedder.""",
     """    margin : float, default=0.35
         Additive margin on the cosine, in [0, 1).
     scale : float, default=64.0

@@ -140,12 +140,9 @@ document(
     """    l2_reg : float, default=0.002
         Penalty on squared embedding norms (the inner product is unbounded without it).
     distance : {"dot", "euclidean", "squared_euclidean", "cosine"}, default="euclidean"
-        The score compared across classes. "euclidean" learned more than the paper's inner
-        product ("dot") on the harder tasks: MAP@R on unseen classes, 3 seeds, "dot" ->
-        "euclidean": 100 classes of ``make_classification`` (train on 50) 0.128 -> 0.142
-        (NCA: 0.127); digits 0-4 -> 5-9 with 64 noise features 0.442 -> 0.449 (NCA: 0.439,
-        raw features: 0.438); plain digits 0.549 -> 0.546 (raw: 0.541). "cosine" (or
-        ``normalize=True``) learned least on the first task (0.100).
+        The score compared across classes: the source articles' Euclidean form by
+        default, which learned more than the paper's inner product ("dot") on the
+        benchmarks' harder tasks.
 """,
     """    .. [1] K. Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss
        Objective", NeurIPS 2016.
