@@ -272,7 +272,10 @@ def row_matches(name: str, pattern: str) -> bool:
 
 
 def cell(values, digits=3) -> str:
-    values = np.asarray(values, dtype=float)
+    """``mean ± std`` of the values that are not None ("-" when none are)."""
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if values.size == 0:
+        return "-"
     if values.size == 1:
         return f"{values[0]:.{digits}f}"
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"

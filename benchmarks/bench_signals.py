@@ -33,7 +33,6 @@ parameter to every embedder row that has it.
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import platform
 import time
@@ -41,6 +40,7 @@ import warnings
 
 import numpy as np
 import torch
+from bench_quality import cell, parse_setting
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
@@ -147,15 +147,6 @@ def scores(Z_train, y_train, Z_test, y_test, seconds=None) -> dict:
     return {"MAP@R": report["map_at_r"], "1-NN": accuracy, "fit s": seconds}
 
 
-def cell(values, digits=3) -> str:
-    values = np.asarray([v for v in values if v is not None], dtype=float)
-    if values.size == 0:
-        return "-"
-    if values.size == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
-
-
 def run_task(name: str, seeds: list[int], quick: bool, wanted, overrides) -> None:
     data = {seed: make_task(name, seed) for seed in seeds}
     print(f"\n### {name}\n")
@@ -187,16 +178,6 @@ def _print_row(name, results) -> None:
     cols = [cell([r[k] for r in results]) for k in ("MAP@R", "1-NN")]
     cols.append(cell([r["fit s"] for r in results], 1))
     print(f"| {name} | " + " | ".join(cols) + " |", flush=True)
-
-
-def parse_setting(text: str) -> tuple[str, object]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"--set wants NAME=VALUE, got {text!r}")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def main() -> None:

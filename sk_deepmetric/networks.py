@@ -252,7 +252,7 @@ class _ResNet(nn.Module):
         self,
         input_shape: Sequence[int],
         n_components: int,
-        channels: Sequence[int],
+        channels: Sequence[int] = (32, 64, 128),
         activation: str = "relu",
         dropout: float = 0.0,
         normalize: bool = False,
@@ -371,18 +371,6 @@ class SignalResNet(_ResNet):
     _kernel_sizes = (7, 5, 3)
     _last_stage_size = 32
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        n_components: int,
-        channels: Sequence[int] = (32, 64, 128),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        normalize: bool = False,
-        skip: bool = False,
-    ) -> None:
-        super().__init__(input_shape, n_components, channels, activation, dropout, normalize, skip)
-
 
 class ImageResNet(_ResNet):
     """Residual 2-D CNN for images, ending in global average pooling.
@@ -426,18 +414,6 @@ class ImageResNet(_ResNet):
     _dims = 2
     _kernel_sizes = (3, 3)
     _last_stage_size = 8
-
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        n_components: int,
-        channels: Sequence[int] = (32, 64, 128),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        normalize: bool = False,
-        skip: bool = False,
-    ) -> None:
-        super().__init__(input_shape, n_components, channels, activation, dropout, normalize, skip)
 
 
 def reset_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module:

@@ -17,6 +17,9 @@ import numpy as np
 
 from .._validation import external_stacklevel, type_of_target, validate_data
 
+#: network -> (spatial dimensions, what it takes, their names), for the shape checks.
+_CONV_INPUTS = {"cnn": (2, "images", "height, width"), "cnn1d": (1, "signals", "length")}
+
 
 class _InputMixin:
     """Check and encode ``X`` and ``y``; record (at fit) or check (later) their shape.
@@ -121,21 +124,14 @@ class _InputMixin:
                     f"X has shape {sample_shape} per sample ({int(np.prod(sample_shape))} "
                     "values)."
                 )
-        if self.network == "cnn":
-            shape = (1, *shape) if len(shape) == 2 else shape
-            if len(shape) != 3:
+        if self.network in _CONV_INPUTS:
+            dims, kind, shapes = _CONV_INPUTS[self.network]
+            shape = (1, *shape) if len(shape) == dims else shape  # one channel
+            if len(shape) != dims + 1:
                 raise ValueError(
-                    "network='cnn' needs images: X of shape (n_samples, height, width) or "
-                    "(n_samples, channels, height, width), or flat X with "
-                    f"input_shape=(channels, height, width); got X of shape {X.shape}."
-                )
-        elif self.network == "cnn1d":
-            shape = (1, *shape) if len(shape) == 1 else shape
-            if len(shape) != 2:
-                raise ValueError(
-                    "network='cnn1d' needs signals: X of shape (n_samples, length) or "
-                    "(n_samples, channels, length), or flat X with "
-                    f"input_shape=(channels, length); got X of shape {X.shape}."
+                    f"network={self.network!r} needs {kind}: X of shape (n_samples, "
+                    f"{shapes}) or (n_samples, channels, {shapes}), or flat X with "
+                    f"input_shape=(channels, {shapes}); got X of shape {X.shape}."
                 )
         self._sample_shape = sample_shape
         self.input_shape_ = shape
