@@ -10,7 +10,8 @@ docstrings and in the user guide's "Verification and open-set recognition".
 
 The rest of this docstring is about the retrieval metrics.
 
-Precision@k, Recall@k, R-Precision and MAP@R as defined in PROTOCOL.md (Musgrave et al.,
+Precision@k, Recall@k, R-Precision and MAP@R as defined in the user guide's evaluation
+protocol (Musgrave et al.,
 2020), computed from an exact nearest-neighbour search in chunks of queries
 (:func:`~sk_deepmetric.distances.iter_topk_neighbors`): each chunk is reduced to a few sums
 as soon as it is found, so memory stays bounded (~32 MiB by default) and 100k x 128
@@ -109,9 +110,10 @@ default=None
         Whether query ``i`` is reference row ``i`` and must not retrieve itself. ``None``
         means True in leave-one-out mode and False with a reference set. ``True`` with a
         reference set requires the same rows and labels in both.
-    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
-        The protocol of PROTOCOL.md uses L2-normalised embeddings, i.e. ``"cosine"`` (on
-        normalised embeddings all three rank neighbours alike).
+    distance : {"cosine", "euclidean", "squared_euclidean"}, default="cosine"
+        How neighbours are ranked. ``"cosine"`` (1 - cosine similarity) is the evaluation
+        protocol's choice -- it compares L2-normalised embeddings, as every embedder's
+        ``score`` does -- and on normalised embeddings all three rank neighbours alike.
     chunk_size : int, default=None
         Queries searched at once; ``None`` bounds the temporaries to ~32 MiB. The result
         does not depend on it.
@@ -138,7 +140,7 @@ def precision_at_k(
     reference_embeddings=None,
     reference_labels=None,
     exclude_self: bool | None = None,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     chunk_size: int | None = None,
     device=None,
 ) -> float:
@@ -169,7 +171,7 @@ def precision_at_k(
 
     >>> from sk_deepmetric.metrics import precision_at_k
     >>> x = [[0.0], [1.0], [3.0], [4.0]]
-    >>> round(precision_at_k(x, ["a", "a", "a", "b"]), 4)
+    >>> round(precision_at_k(x, ["a", "a", "a", "b"], distance="euclidean"), 4)
     0.6667
     """
     run = _prepare(
@@ -195,7 +197,7 @@ def recall_at_k(
     reference_embeddings=None,
     reference_labels=None,
     exclude_self: bool | None = None,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     chunk_size: int | None = None,
     device=None,
 ) -> float:
@@ -224,7 +226,7 @@ def recall_at_k(
     --------
     >>> from sk_deepmetric.metrics import recall_at_k
     >>> x = [[0.0], [1.0], [3.0], [4.0], [5.0]]
-    >>> recall_at_k(x, [0, 1, 0, 1, 1], k=2)
+    >>> recall_at_k(x, [0, 1, 0, 1, 1], k=2, distance="euclidean")
     0.6
     """
     run = _prepare(
@@ -249,7 +251,7 @@ def r_precision(
     reference_embeddings=None,
     reference_labels=None,
     exclude_self: bool | None = None,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     chunk_size: int | None = None,
     device=None,
 ) -> float:
@@ -274,7 +276,7 @@ def r_precision(
     --------
     >>> from sk_deepmetric.metrics import r_precision
     >>> x = [[0.0], [1.0], [3.0], [4.0]]
-    >>> r_precision(x, [0, 1, 0, 1])
+    >>> r_precision(x, [0, 1, 0, 1], distance="euclidean")
     0.0
     """
     run = _prepare(
@@ -298,7 +300,7 @@ def mean_average_precision_at_r(
     reference_embeddings=None,
     reference_labels=None,
     exclude_self: bool | None = None,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     chunk_size: int | None = None,
     device=None,
 ) -> float:
@@ -335,7 +337,7 @@ def mean_average_precision_at_r(
     --------
     >>> from sk_deepmetric.metrics import mean_average_precision_at_r
     >>> x = [[0.0], [1.0], [3.0], [4.0], [10.0], [12.0]]
-    >>> mean_average_precision_at_r(x, [0, 0, 1, 1, 0, 1])
+    >>> mean_average_precision_at_r(x, [0, 0, 1, 1, 0, 1], distance="euclidean")
     0.375
     """
     run = _prepare(
@@ -361,7 +363,7 @@ def retrieval_report(
     reference_embeddings=None,
     reference_labels=None,
     exclude_self: bool | None = None,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     chunk_size: int | None = None,
     device=None,
 ) -> dict[str, float]:
@@ -394,7 +396,7 @@ def retrieval_report(
     --------
     >>> from sk_deepmetric.metrics import retrieval_report
     >>> x = [[0.0], [1.0], [3.0], [4.0], [10.0], [12.0]]
-    >>> report = retrieval_report(x, [0, 0, 1, 1, 0, 1], recall_k=(1, 2))
+    >>> report = retrieval_report(x, [0, 0, 1, 1, 0, 1], recall_k=(1, 2), distance="euclidean")
     >>> list(report)
     ['precision_at_1', 'recall_at_1', 'recall_at_2', 'r_precision', 'map_at_r']
     >>> report["recall_at_2"], report["map_at_r"]
@@ -456,7 +458,7 @@ class _RetrievalScorer:
 def make_retrieval_scorer(
     metric: str = "map_at_r",
     *,
-    distance: str = "euclidean",
+    distance: str = "cosine",
     k: int | None = None,
     chunk_size: int | None = None,
     device=None,
@@ -476,7 +478,7 @@ def make_retrieval_scorer(
     metric : {"map_at_r", "r_precision", "precision_at_k", "precision_at_1", \
 "recall_at_k", "recall_at_1"}, default="map_at_r"
         The metric; see :func:`mean_average_precision_at_r` and the others.
-    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+    distance : {"cosine", "euclidean", "squared_euclidean"}, default="cosine"
     k : int, default=None
         The k of ``"precision_at_k"`` and ``"recall_at_k"`` (``None`` means 1); not
         accepted by the other metrics.

@@ -187,7 +187,7 @@ def test_points_on_a_line_by_hand():
     # relevance of each query's neighbours, nearest first (R = 2 for everyone):
     # 0: [1,0,0,1,0]  1: [1,0,0,1,0]  3: [1,0,0,0,1]  4: [1,0,0,0,1]  10: [0,0,0,1,1]
     # 12: [0,1,1,0,0]
-    report = retrieval_report(x, y, precision_k=(1, 2), recall_k=(1, 2, 4))
+    report = retrieval_report(x, y, precision_k=(1, 2), recall_k=(1, 2, 4), distance="euclidean")
     assert report == pytest.approx(
         {
             "precision_at_1": 4 / 6,
@@ -209,7 +209,9 @@ def test_queries_against_reference_by_hand():
     labels = ["a", "b", "c"]  # "c" is not in the reference: left out
     # query 0.0 ("a", R=3): [1,0,1,0,1] -> AP@R = (1 + 2/3) / 3, R-precision 2/3
     # query 2.6 ("b", R=2): neighbours 3, 2, 4, 1, 5 -> [0,1,1,0,0] -> AP@R = (1/2) / 2
-    ref = dict(reference_embeddings=reference, reference_labels=reference_labels)
+    ref = dict(
+        reference_embeddings=reference, reference_labels=reference_labels, distance="euclidean"
+    )
     assert precision_at_k(queries, labels, **ref) == 0.5
     assert r_precision(queries, labels, **ref) == pytest.approx((2 / 3 + 1 / 2) / 2, abs=1e-15)
     assert mean_average_precision_at_r(queries, labels, **ref) == pytest.approx(
@@ -221,8 +223,8 @@ def test_queries_against_reference_by_hand():
 def test_equal_distances_go_to_the_lower_index():
     # the middle point is equally far from both ends: the end with the lower index wins
     x = np.array([[-1.0], [0.0], [1.0]])
-    assert precision_at_k(x, [0, 1, 1]) == 0.5  # label 0 alone: left out
-    assert precision_at_k(x, [1, 1, 0]) == 1.0
+    assert precision_at_k(x, [0, 1, 1], distance="euclidean") == 0.5  # label 0 alone: left out
+    assert precision_at_k(x, [1, 1, 0], distance="euclidean") == 1.0
 
 
 def test_cosine_ignores_norms():
@@ -371,7 +373,7 @@ def test_scorer_repr_and_pickle():
     assert repr(scorer) == "make_retrieval_scorer(metric='recall_at_k', distance='cosine', k=2)"
     assert repr(pickle.loads(pickle.dumps(scorer))) == repr(scorer)
     assert repr(make_retrieval_scorer()) == (
-        "make_retrieval_scorer(metric='map_at_r', distance='euclidean')"
+        "make_retrieval_scorer(metric='map_at_r', distance='cosine')"
     )
 
 
