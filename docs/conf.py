@@ -179,22 +179,59 @@ def _run_example(script: Path, image_dir: Path) -> tuple[list[Path], str, float]
     return sorted(image_dir.glob(f"{script.stem}_*.png")), proc.stdout, elapsed
 
 
+def _cells(source: str) -> list[tuple[str, str]]:
+    """The script after its docstring as (text, code) cells, split at ``# %%`` lines.
+
+    A cell's leading comment lines are its text (reST, ``# `` stripped), the rest its
+    code, in the format sphinx-gallery reads.
+    """
+    tree = ast.parse(source)
+    body = tree.body
+    start = body[1].lineno - 1 if body and ast.get_docstring(tree) and len(body) > 1 else 0
+    if body and ast.get_docstring(tree) and len(body) == 1:
+        return []
+    cells, text, code, in_text = [], [], [], False
+    for line in source.splitlines()[start:]:
+        if line.startswith("# %%"):
+            if text or code:
+                cells.append(("\n".join(text), "\n".join(code).strip("\n")))
+            text, code, in_text = [], [], True
+            continue
+        if in_text and (line.startswith("#") or not line.strip()) and not code:
+            if line.startswith("#"):
+                text.append(line[2:] if line.startswith("# ") else line[1:])
+                continue
+            in_text = False
+            continue
+        in_text = False
+        code.append(line)
+    if text or code:
+        cells.append(("\n".join(text), "\n".join(code).strip("\n")))
+    return cells
+
+
 def _example_page(script: Path, image_dir: Path, run: bool) -> tuple[str, str]:
-    """The reST page for one example script, and its title."""
-    doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8")), clean=True) or ""
+    """The reST page for one example script, and its title: the docstring, then each cell's
+    text and code, then the figures and output of a run."""
+    source = script.read_text(encoding="utf-8")
+    doc = ast.get_docstring(ast.parse(source), clean=True) or ""
     title, intro = _title_from(doc, script.stem)
     parts = [f".. _example_{script.stem}:", "", title, "=" * len(title), "", intro, ""]
+    for text, code in _cells(source):
+        if text.strip():
+            parts += [text, ""]
+        if code.strip():
+            parts += [".. code-block:: python", "", textwrap.indent(code, "   "), ""]
     if run:
         figures, stdout, elapsed = _run_example(script, image_dir)
+        if stdout.strip() or figures:
+            parts += ["What it printed and drew", "-" * 24, ""]
+        if stdout.strip():
+            parts += [".. code-block:: text", "", textwrap.indent(stdout.rstrip(), "   "), ""]
         for fig in figures:
             parts += [f".. image:: images/{fig.name}", "   :alt: figure made by " + script.name]
             parts += ["   :class: example-figure", ""]
-        if stdout.strip():
-            parts += ["Output:", "", ".. code-block:: text", ""]
-            parts += [textwrap.indent(stdout.rstrip(), "   "), ""]
         parts += [f"*Run time of this script when the docs were built: {elapsed:.0f} s.*", ""]
-    relative = os.path.relpath(script, EXAMPLES_OUT).replace(os.sep, "/")
-    parts += ["Source:", "", f".. literalinclude:: {relative}", "   :language: python", ""]
     parts += [f"Run it with ``python examples/{script.name}``.", ""]
     return "\n".join(parts), title
 
