@@ -20,12 +20,18 @@ from sk_deepmetric.losses import (
     ContrastiveLoss,
     CosFaceLoss,
     LargeMarginSoftmaxLoss,
+    MultiSimilarityLoss,
     NPairsLoss,
     SoftmaxLoss,
     SphereFaceLoss,
     TripletMarginLoss,
 )
-from sk_deepmetric.miners import BatchHardMiner, SemiHardMiner, TripletMarginMiner
+from sk_deepmetric.miners import (
+    BatchHardMiner,
+    MultiSimilarityMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 N_CLASSES, DIM = 3, 4
 
@@ -45,6 +51,8 @@ TUPLE_LOSSES = {
     "npairs": lambda: NPairsLoss(),
     "npairs-cosine": lambda: NPairsLoss(distance="cosine"),
     "angular": lambda: AngularLoss(),
+    "multi-similarity": lambda: MultiSimilarityLoss(),
+    "multi-similarity-all-pairs": lambda: MultiSimilarityLoss(epsilon=None),
 }
 CLASSIFIER_LOSSES = {
     "softmax": lambda: SoftmaxLoss(N_CLASSES, DIM),
@@ -59,6 +67,7 @@ MINERS = {
     "batch_hard": lambda: BatchHardMiner(),
     "semihard": lambda: SemiHardMiner(distance="cosine"),
     "margin": lambda: TripletMarginMiner(type_of_triplets="all"),
+    "multi_similarity": lambda: MultiSimilarityMiner(),
 }
 
 
@@ -166,7 +175,14 @@ def test_half_precision_is_computed_in_float32(loss, dtype):
 
 
 @pytest.mark.parametrize(
-    "loss", ["triplet-semihard-cosine", "npairs-cosine", "angular", "contrastive-cosine"]
+    "loss",
+    [
+        "triplet-semihard-cosine",
+        "npairs-cosine",
+        "angular",
+        "contrastive-cosine",
+        "multi-similarity",
+    ],
 )
 @pytest.mark.parametrize("row", [0.0, 1e-8])
 def test_half_precision_tiny_rows_stay_finite(loss, row):

@@ -1,7 +1,8 @@
 """Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``.
 
-Tuple losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`, :class:`NPairsLoss`,
-:class:`AngularLoss`) take any integer labels and have no parameters. Classifier-style losses
+Tuple and pair losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`,
+:class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`) take any integer
+labels and have no parameters. Classifier-style losses
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
 :class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
@@ -20,6 +21,7 @@ from ._margin_softmax import (
     SoftmaxLoss,
     SphereFaceLoss,
 )
+from ._multi_similarity import MultiSimilarityLoss
 from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ContrastiveLoss",
     "CosFaceLoss",
     "LargeMarginSoftmaxLoss",
+    "MultiSimilarityLoss",
     "NPairsLoss",
     "SoftmaxLoss",
     "SphereFaceLoss",

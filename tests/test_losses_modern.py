@@ -1,0 +1,261 @@
+"""Multi-similarity, SupCon, Proxy-Anchor and sub-centre ArcFace losses.
+
+Each against a loop-over-samples reference (plain Python floats), ``gradcheck`` in float64
+and pytorch-metric-learning. Tolerances are bounds from the arithmetic (``_rounding``): a
+cosine of unit vectors of ``DIM`` components computed in precision ``u`` is within
+``cosine_distance_error(DIM, 2, u)`` of exact, and every loss here is Lipschitz in the
+cosines with a constant stated at its test; where a loss selects pairs by comparing cosines
+(mining), the test first checks that no comparison lies within that error of its threshold,
+so that the selection cannot depend on the CPU, the BLAS or the thread count.
+"""
+
+import math
+
+import pytest
+import torch
+from _rounding import U32, U64, cosine_distance_error, gamma
+from pytorch_metric_learning import losses as pml_losses
+from pytorch_metric_learning import miners as pml_miners
+
+from sk_deepmetric import distances
+from sk_deepmetric.losses import MultiSimilarityLoss
+from sk_deepmetric.miners import MultiSimilarityMiner
+
+DIM = 5
+LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
+
+
+def make_batch(layout, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    if layout == "4_per_class":
+        labels = torch.arange(5).repeat_interleave(4)
+    elif layout == "2_large":
+        labels = torch.tensor([0] * 9 + [1] * 8)
+    elif layout == "distinct":
+        labels = torch.arange(10)
+    elif layout == "single":
+        labels = torch.full((9,), 3)
+    else:
+        values = torch.tensor([-7, 3, 100, -1])
+        labels = values[torch.randint(0, 4, (18,), generator=gen)]
+    labels = labels[torch.randperm(labels.shape[0], generator=gen)]
+    x = torch.randn(labels.shape[0], DIM, generator=gen, dtype=dtype)
+    return x, labels
+
+
+def value_and_grad(loss, x, labels):
+    x = x.clone().requires_grad_(True)
+    value = loss(x, labels)
+    value.backward()
+    return value.detach(), x.grad
+
+
+def cosine_error(u):
+    """Bound on the error of any cosine of ``DIM``-vectors computed in precision ``u``."""
+    return cosine_distance_error(DIM, 2.0, u)
+
+
+# ---------------------------------------------------------------- references (plain loops)
+
+
+def unit_rows(x):
+    return [[v / math.sqrt(sum(c * c for c in row)) for v in row] for row in x.tolist()]
+
+
+def cosines(x, y=None):
+    a = unit_rows(x)
+    b = a if y is None else unit_rows(y)
+    return [[sum(p * q for p, q in zip(u, v)) for v in b] for u in a]
+
+
+def pairs_of(labels, i):
+    labels = labels.tolist()
+    pos = [j for j in range(len(labels)) if j != i and labels[j] == labels[i]]
+    neg = [j for j in range(len(labels)) if labels[j] != labels[i]]
+    return pos, neg
+
+
+def log1p_sum_exp(values):
+    return math.log(1.0 + sum(math.exp(v) for v in values))
+
+
+def ref_ms_pairs(s, labels, i, epsilon):
+    pos, neg = pairs_of(labels, i)
+    if epsilon is None:
+        return pos, neg
+    if not pos or not neg:
+        return [], []
+    least_pos, most_neg = min(s[i][j] for j in pos), max(s[i][j] for j in neg)
+    return (
+        [j for j in pos if s[i][j] < most_neg + epsilon],
+        [j for j in neg if s[i][j] > least_pos - epsilon],
+    )
+
+
+def ref_multi_similarity(x, labels, alpha, beta, base, epsilon):
+    s = cosines(x)
+    total = 0.0
+    for i in range(len(s)):
+        pos, neg = ref_ms_pairs(s, labels, i, epsilon)
+        total += log1p_sum_exp([-alpha * (s[i][j] - base) for j in pos]) / alpha
+        total += log1p_sum_exp([beta * (s[i][j] - base) for j in neg]) / beta
+    return total / len(s)
+
+
+def assert_ms_mining_is_certain(x, labels, epsilon, u):
+    """No mined comparison within rounding (``2 cosine_error`` on a difference) of its edge."""
+    s, margin = cosines(x), 2 * cosine_error(u) + 4 * u
+    for i in range(len(s)):
+        pos, neg = pairs_of(labels, i)
+        if not pos or not neg:
+            continue
+        least_pos, most_neg = min(s[i][j] for j in pos), max(s[i][j] for j in neg)
+        for j in pos:
+            assert abs(s[i][j] - most_neg - epsilon) > margin
+        for j in neg:
+            assert abs(s[i][j] - least_pos + epsilon) > margin
+
+
+# ---------------------------------------------------------------- multi-similarity
+
+MS_PARAMS = [
+    {},
+    {"epsilon": None},
+    {"alpha": 1.0, "beta": 10.0, "base": 0.2, "epsilon": 0.5},
+    {"alpha": 4.0, "beta": 40.0, "base": -0.3, "epsilon": 0.0},
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("params", MS_PARAMS, ids=repr)
+def test_multi_similarity_matches_reference(layout, params):
+    x, labels = make_batch(layout)
+    loss = MultiSimilarityLoss(**params)
+    want = ref_multi_similarity(x, labels, loss.alpha, loss.beta, loss.base, loss.epsilon)
+    if loss.epsilon is not None:
+        assert_ms_mining_is_certain(x, labels, loss.epsilon, U64)
+    # the loss is 2-Lipschitz in the cosines (each term's soft-max weights sum to at most 1)
+    assert loss(x, labels).item() == pytest.approx(want, rel=8 * U64, abs=4 * cosine_error(U64))
+
+
+@pytest.mark.parametrize("params", MS_PARAMS, ids=repr)
+def test_multi_similarity_gradcheck(params):
+    x, labels = make_batch("4_per_class", seed=1)
+    loss = MultiSimilarityLoss(**{"beta": 10.0, **params})  # finite differences of exp(50 s)
+    if loss.epsilon is not None:
+        assert_ms_mining_is_certain(x, labels, loss.epsilon, 1e-6)  # gradcheck's steps
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x.requires_grad_(),))
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+@pytest.mark.parametrize("epsilon", [0.1, 0.3, None])
+def test_multi_similarity_matches_pml(layout, epsilon):
+    x, labels = make_batch(layout, seed=2)
+    pml = pml_losses.MultiSimilarityLoss(alpha=2, beta=50, base=0.5)
+    if epsilon is None:
+        expected = value_and_grad(pml, x, labels)
+    else:
+        assert_ms_mining_is_certain(x, labels, epsilon, U64)
+        miner = pml_miners.MultiSimilarityMiner(epsilon)
+        expected = value_and_grad(lambda e, y: pml(e, y, miner(e, y)), x, labels)
+    got = value_and_grad(MultiSimilarityLoss(epsilon=epsilon), x, labels)
+    # value: 2-Lipschitz in the cosines; gradient: each weight moves by at most beta times a
+    # cosine's error, on at most n pairs per row, through x / |x| (|x| >= 0.3 here)
+    n = len(labels)
+    assert min(x.norm(dim=1)) > 0.3
+    atol = 4 * cosine_error(U64)
+    torch.testing.assert_close(got[0], expected[0], rtol=8 * U64, atol=atol)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=2 * 50 * n * atol / 0.3)
+
+
+def test_multi_similarity_float32_is_within_rounding_of_float64():
+    x, labels = make_batch("4_per_class", seed=3)
+    loss = MultiSimilarityLoss()
+    assert_ms_mining_is_certain(x, labels, loss.epsilon, U32)
+    exact = loss(x, labels).item()
+    # x rounded to float32 moves each cosine by <= 2 sqrt(DIM) u relatively more, then the
+    # float32 cosine's own error; the loss is 2-Lipschitz in them; the sum over n anchors
+    # rounds by gamma(n) of at most 2 (1/alpha log(1 + n e^alpha) + ...) each
+    shift = 2 * math.sqrt(DIM) * U32 + cosine_error(U32)
+    terms = 2 * (math.log(1 + 20 * math.e**3) / 2 + math.log(1 + 20 * math.e**25) / 50)
+    bound = 2 * shift + gamma(20) * terms + U32 * exact
+    assert abs(loss(x.float(), labels).item() - exact) <= bound
+
+
+@pytest.mark.parametrize(("module", "setting"), [(distances, "_BLOCK_BYTES")])
+def test_multi_similarity_blocks_agree(monkeypatch, module, setting):
+    x, labels = make_batch("negative_noncontiguous", seed=4)
+    loss = MultiSimilarityLoss()
+    whole = value_and_grad(loss, x, labels)
+    monkeypatch.setattr(module, setting, 1)  # one anchor row per block
+    blocked = value_and_grad(loss, x, labels)
+    torch.testing.assert_close(blocked, whole, rtol=8 * U64, atol=8 * cosine_error(U64))
+
+
+@pytest.mark.parametrize("layout", ["single", "distinct"])
+def test_multi_similarity_without_pairs_is_zero_with_zero_gradient(layout):
+    x, labels = make_batch(layout)
+    value, grad = value_and_grad(MultiSimilarityLoss(), x, labels)
+    assert value.item() == 0.0 and (grad == 0).all()
+
+
+def test_multi_similarity_empty_batch():
+    empty = torch.zeros(0, DIM), torch.zeros(0, dtype=torch.long)
+    value, grad = value_and_grad(MultiSimilarityLoss(), *empty)
+    assert value.item() == 0.0 and grad.shape == (0, DIM)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"alpha": 0}, r"`alpha` must be in the range \(0\.0, inf\), got 0\.0"),
+        ({"beta": -50.0}, r"`beta` must be in the range \(0\.0, inf\), got -50\.0"),
+        ({"base": 1.5}, r"`base` must be in the range \[-1\.0, 1\.0\], got 1\.5"),
+        ({"epsilon": -0.1}, r"`epsilon` must be in the range \[0\.0, inf\], got -0\.1"),
+        ({"epsilon": "0.1"}, r"`epsilon` must be a real number, got '0\.1'"),
+        ({"alpha": math.inf}, r"`alpha` must be finite, got inf"),
+    ],
+)
+def test_multi_similarity_invalid_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        MultiSimilarityLoss(**params)
+
+
+# ---------------------------------------------------------------- multi-similarity miner
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.5])
+def test_multi_similarity_miner_matches_reference_and_pml(layout, epsilon):
+    x, labels = make_batch(layout, seed=5)
+    assert_ms_mining_is_certain(x, labels, epsilon, U64)
+    a1, p, a2, n = MultiSimilarityMiner(epsilon)(x, labels)
+    s = cosines(x)
+    want_pos, want_neg = [], []
+    for i in range(len(s)):
+        pos, neg = ref_ms_pairs(s, labels, i, epsilon)
+        want_pos += [(i, j) for j in pos]
+        want_neg += [(i, j) for j in neg]
+    assert list(zip(a1.tolist(), p.tolist())) == want_pos  # ordered by (anchor, other)
+    assert list(zip(a2.tolist(), n.tolist())) == want_neg
+    theirs = pml_miners.MultiSimilarityMiner(epsilon)(x, labels)
+    assert sorted(zip(theirs[0].tolist(), theirs[1].tolist())) == want_pos
+    assert sorted(zip(theirs[2].tolist(), theirs[3].tolist())) == want_neg
+
+
+def test_multi_similarity_miner_blocks_agree(monkeypatch):
+    x, labels = make_batch("2_large", seed=6)
+    whole = MultiSimilarityMiner()(x, labels)
+    monkeypatch.setattr(distances, "_CHUNK_BYTES", 1)
+    for a, b in zip(whole, MultiSimilarityMiner()(x, labels), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_multi_similarity_miner_edge_cases():
+    empty = MultiSimilarityMiner()(torch.zeros(0, DIM), torch.zeros(0, dtype=torch.long))
+    assert len(empty) == 4 and all(t.numel() == 0 and t.dtype == torch.long for t in empty)
+    with pytest.raises(ValueError, match=r"`embeddings` must be finite .* in row 1"):
+        MultiSimilarityMiner()(torch.tensor([[1.0, 0.0], [math.nan, 0.0]]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"`epsilon` must be in the range \[0\.0, inf\]"):
+        MultiSimilarityMiner(epsilon=-1)
+    assert repr(MultiSimilarityMiner()) == "MultiSimilarityMiner(epsilon=0.1)"
