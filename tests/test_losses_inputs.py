@@ -24,6 +24,7 @@ from sk_deepmetric.losses import (
     NPairsLoss,
     SoftmaxLoss,
     SphereFaceLoss,
+    SupConLoss,
     TripletMarginLoss,
 )
 from sk_deepmetric.miners import (
@@ -53,6 +54,7 @@ TUPLE_LOSSES = {
     "angular": lambda: AngularLoss(),
     "multi-similarity": lambda: MultiSimilarityLoss(),
     "multi-similarity-all-pairs": lambda: MultiSimilarityLoss(epsilon=None),
+    "supcon": lambda: SupConLoss(),
 }
 CLASSIFIER_LOSSES = {
     "softmax": lambda: SoftmaxLoss(N_CLASSES, DIM),
@@ -182,6 +184,7 @@ def test_half_precision_is_computed_in_float32(loss, dtype):
         "angular",
         "contrastive-cosine",
         "multi-similarity",
+        "supcon",
     ],
 )
 @pytest.mark.parametrize("row", [0.0, 1e-8])

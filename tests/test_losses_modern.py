@@ -18,7 +18,7 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 
 from sk_deepmetric import distances
-from sk_deepmetric.losses import MultiSimilarityLoss
+from sk_deepmetric.losses import MultiSimilarityLoss, SupConLoss
 from sk_deepmetric.miners import MultiSimilarityMiner
 
 DIM = 5
@@ -259,3 +259,98 @@ def test_multi_similarity_miner_edge_cases():
     with pytest.raises(ValueError, match=r"`epsilon` must be in the range \[0\.0, inf\]"):
         MultiSimilarityMiner(epsilon=-1)
     assert repr(MultiSimilarityMiner()) == "MultiSimilarityMiner(epsilon=0.1)"
+
+
+# ---------------------------------------------------------------- SupCon
+
+
+def ref_supcon(x, labels, temperature):
+    s = cosines(x)
+    if len(set(labels.tolist())) < 2:
+        return 0.0
+    losses = []
+    for i in range(len(s)):
+        pos, neg = pairs_of(labels, i)
+        if not pos:
+            continue
+        log_denominator = math.log(sum(math.exp(s[i][a] / temperature) for a in pos + neg))
+        losses.append(-sum(s[i][p] / temperature - log_denominator for p in pos) / len(pos))
+    return sum(losses) / len(losses) if losses else 0.0
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("temperature", [0.05, 0.1, 1.0])
+def test_supcon_matches_reference(layout, temperature):
+    x, labels = make_batch(layout, seed=7)
+    want = ref_supcon(x, labels, temperature)
+    # (2 / t)-Lipschitz in the cosines: the softmax and the positives' weights sum to 1 each
+    got = SupConLoss(temperature)(x, labels).item()
+    assert got == pytest.approx(want, rel=8 * U64, abs=4 * cosine_error(U64) / temperature)
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "negative_noncontiguous"])
+@pytest.mark.parametrize("temperature", [0.1, 0.5])
+def test_supcon_gradcheck(layout, temperature):
+    x, labels = make_batch(layout, seed=8)
+    loss = SupConLoss(temperature)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x.requires_grad_(),))
+
+
+@pytest.mark.parametrize("layout", ["4_per_class", "2_large", "negative_noncontiguous"])
+@pytest.mark.parametrize("temperature", [0.07, 0.1, 0.5])
+def test_supcon_matches_pml(layout, temperature):
+    x, labels = make_batch(layout, seed=9)
+    expected = value_and_grad(pml_losses.SupConLoss(temperature), x, labels)
+    got = value_and_grad(SupConLoss(temperature), x, labels)
+    # value: (2 / t)-Lipschitz in the cosines; gradient: each softmax weight moves by at most
+    # 2 / t times a cosine's error, on n columns per row, through x / |x| (|x| >= 0.3 here)
+    n = len(labels)
+    assert min(x.norm(dim=1)) > 0.3
+    atol = 4 * cosine_error(U64) / temperature
+    torch.testing.assert_close(got[0], expected[0], rtol=8 * U64, atol=atol)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=2 * n * atol / temperature / 0.3)
+
+
+def test_supcon_float32_is_within_rounding_of_float64():
+    x, labels = make_batch("negative_noncontiguous", seed=10)
+    t = 0.1
+    exact = SupConLoss(t)(x, labels).item()
+    # the cosines move by the rounding of x and their own float32 error; (2 / t)-Lipschitz;
+    # each anchor's term (at most 2 / t + log n) rounds by gamma(n + 2), their mean gamma(n)
+    n = len(labels)
+    shift = 2 * math.sqrt(DIM) * U32 + cosine_error(U32)
+    bound = 2 * shift / t + (gamma(n + 2) + gamma(n)) * (2 / t + math.log(n)) + U32 * exact
+    assert abs(SupConLoss(t)(x.float(), labels).item() - exact) <= bound
+
+
+def test_supcon_blocks_agree(monkeypatch):
+    x, labels = make_batch("negative_noncontiguous", seed=11)
+    whole = value_and_grad(SupConLoss(), x, labels)
+    monkeypatch.setattr(distances, "_BLOCK_BYTES", 1)
+    blocked = value_and_grad(SupConLoss(), x, labels)
+    torch.testing.assert_close(blocked, whole, rtol=8 * U64, atol=8 * cosine_error(U64) / 0.1)
+
+
+@pytest.mark.parametrize("layout", ["single", "distinct"])
+def test_supcon_without_positives_or_negatives_is_zero_with_zero_gradient(layout):
+    x, labels = make_batch(layout)
+    value, grad = value_and_grad(SupConLoss(), x, labels)
+    assert value.item() == 0.0 and (grad == 0).all()
+
+
+def test_supcon_anchor_without_positive_only_pushes():
+    x, labels = make_batch("4_per_class", seed=12)
+    labels[0] = 99  # sample 0 alone in its class: a negative of the others, not an anchor
+    want = ref_supcon(x, labels, 0.1)
+    assert SupConLoss()(x, labels).item() == pytest.approx(want, rel=1e-12)
+    _, grad = value_and_grad(SupConLoss(), x, labels)
+    assert (grad[0] != 0).any()
+
+
+@pytest.mark.parametrize("temperature", [0, -0.1, math.nan, "0.1"])
+def test_supcon_invalid_temperature(temperature):
+    with pytest.raises(ValueError, match=r"`temperature` must be"):
+        SupConLoss(temperature)
+    if temperature == 0:
+        with pytest.raises(ValueError, match=r"in the range \(0\.0, inf\), got 0\.0"):
+            SupConLoss(temperature)

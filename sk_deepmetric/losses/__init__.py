@@ -1,8 +1,8 @@
 """Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``.
 
 Tuple and pair losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`,
-:class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`) take any integer
-labels and have no parameters. Classifier-style losses
+:class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`, :class:`SupConLoss`)
+take any integer labels and have no parameters. Classifier-style losses
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
 :class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
@@ -23,6 +23,7 @@ from ._margin_softmax import (
 )
 from ._multi_similarity import MultiSimilarityLoss
 from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
+from ._supcon import SupConLoss
 
 __all__ = [
     "AngularLoss",
@@ -35,5 +36,6 @@ __all__ = [
     "NPairsLoss",
     "SoftmaxLoss",
     "SphereFaceLoss",
+    "SupConLoss",
     "TripletMarginLoss",
 ]
