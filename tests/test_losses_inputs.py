@@ -22,6 +22,7 @@ from sk_deepmetric.losses import (
     LargeMarginSoftmaxLoss,
     MultiSimilarityLoss,
     NPairsLoss,
+    ProxyAnchorLoss,
     SoftmaxLoss,
     SphereFaceLoss,
     SupConLoss,
@@ -63,6 +64,7 @@ CLASSIFIER_LOSSES = {
     "sphereface": lambda: SphereFaceLoss(N_CLASSES, DIM),
     "cosface": lambda: CosFaceLoss(N_CLASSES, DIM),
     "arcface": lambda: ArcFaceLoss(N_CLASSES, DIM),
+    "proxy-anchor": lambda: ProxyAnchorLoss(N_CLASSES, DIM),
 }
 LOSSES = {**TUPLE_LOSSES, **CLASSIFIER_LOSSES}
 MINERS = {

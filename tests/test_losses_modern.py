@@ -16,9 +16,10 @@ import torch
 from _rounding import U32, U64, cosine_distance_error, gamma
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
+from torch.func import functional_call
 
 from sk_deepmetric import distances
-from sk_deepmetric.losses import MultiSimilarityLoss, SupConLoss
+from sk_deepmetric.losses import MultiSimilarityLoss, ProxyAnchorLoss, SupConLoss
 from sk_deepmetric.miners import MultiSimilarityMiner
 
 DIM = 5
@@ -354,3 +355,159 @@ def test_supcon_invalid_temperature(temperature):
     if temperature == 0:
         with pytest.raises(ValueError, match=r"in the range \(0\.0, inf\), got 0\.0"):
             SupConLoss(temperature)
+
+
+# ---------------------------------------------------------------- Proxy-Anchor
+
+N_CLASSES = 6
+CLASS_LAYOUTS = {
+    "four_per_class": [c for c in range(N_CLASSES) for _ in range(4)],
+    "two_present": [0] * 7 + [3] * 6,
+    "all_distinct": list(range(N_CLASSES)),
+    "single_class": [2] * 5,
+}
+
+
+def class_batch(layout, seed=0, dtype=torch.float64):
+    labels = torch.tensor(CLASS_LAYOUTS[layout])
+    x = torch.randn(len(labels), DIM, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return x, labels
+
+
+def make_proxy_anchor(seed=0, **params):
+    loss = ProxyAnchorLoss(N_CLASSES, DIM, **params).double()
+    loss.reset_parameters(torch.Generator().manual_seed(seed))
+    return loss
+
+
+def ref_proxy_anchor(x, labels, proxies, margin, alpha):
+    s = cosines(x, proxies)  # (samples, classes)
+    labels = labels.tolist()
+    present = sorted(set(labels))
+    pos = sum(
+        log1p_sum_exp([-alpha * (s[i][c] - margin) for i in range(len(s)) if labels[i] == c])
+        for c in present
+    )
+    neg = sum(
+        log1p_sum_exp([alpha * (s[i][c] + margin) for i in range(len(s)) if labels[i] != c])
+        for c in range(len(proxies))
+    )
+    return pos / len(present) + neg / len(proxies)
+
+
+PA_PARAMS = [{}, {"margin": 0.0, "alpha": 8.0}, {"margin": 0.5, "alpha": 64.0}]
+
+
+@pytest.mark.parametrize("layout", list(CLASS_LAYOUTS))
+@pytest.mark.parametrize("params", PA_PARAMS, ids=repr)
+def test_proxy_anchor_matches_reference(layout, params):
+    x, labels = class_batch(layout, seed=13)
+    loss = make_proxy_anchor(**params)
+    want = ref_proxy_anchor(x, labels, loss.proxies.detach(), loss.margin, loss.alpha)
+    # (2 alpha)-Lipschitz in the cosines: each proxy's soft-max weights sum to at most 1,
+    # times alpha, and both sums are means over proxies
+    tol = 4 * loss.alpha * cosine_error(U64)
+    assert loss(x, labels).item() == pytest.approx(want, rel=8 * U64, abs=tol)
+
+
+@pytest.mark.parametrize("layout", ["four_per_class", "two_present"])
+def test_proxy_anchor_gradcheck_embeddings_and_proxies(layout):
+    x, labels = class_batch(layout, seed=14)
+    loss = make_proxy_anchor(alpha=4.0)  # finite differences of exp(32 s) are inaccurate
+    proxies = loss.proxies.detach().clone().requires_grad_()
+
+    def f(x, proxies):
+        return functional_call(loss, {"proxies": proxies}, (x, labels))
+
+    assert torch.autograd.gradcheck(f, (x.requires_grad_(), proxies))
+
+
+@pytest.mark.parametrize("layout", ["four_per_class", "two_present", "all_distinct"])
+@pytest.mark.parametrize("params", PA_PARAMS, ids=repr)
+def test_proxy_anchor_matches_pml(layout, params):
+    x, labels = class_batch(layout, seed=15)
+    ours = make_proxy_anchor(**params)
+    theirs = pml_losses.ProxyAnchorLoss(N_CLASSES, DIM, margin=ours.margin, alpha=ours.alpha)
+    theirs.proxies.data = ours.proxies.detach().clone()
+    x = x.requires_grad_()
+    got, expected = ours(x, labels), theirs(x, labels)
+    grads = torch.autograd.grad(got, (x, ours.proxies))
+    expected_grads = torch.autograd.grad(expected, (x, theirs.proxies))
+    tol = 4 * ours.alpha * cosine_error(U64)
+    torch.testing.assert_close(got, expected, rtol=8 * U64, atol=tol)
+    # the same operations in the same order: the gradients agree to rounding of the same
+    # size, amplified by alpha through the soft-max weights
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=0, atol=ours.alpha * len(labels) * tol)
+
+
+def test_proxy_anchor_float32_is_within_rounding_of_float64():
+    x, labels = class_batch("four_per_class", seed=16)
+    loss64 = make_proxy_anchor()
+    loss32 = ProxyAnchorLoss(N_CLASSES, DIM)
+    loss32.load_state_dict({k: v.float() for k, v in loss64.state_dict().items()})
+    exact = loss64(x, labels).item()
+    # x and the proxies rounded to float32 move each cosine by <= 4 sqrt(DIM) u relatively;
+    # (2 alpha)-Lipschitz; each of the 2 C log-sum-exps (at most alpha (1 + margin) + log n)
+    # rounds by gamma(n + 2), and their sums by gamma(C)
+    n, alpha = len(labels), loss64.alpha
+    shift = 4 * math.sqrt(DIM) * U32 + cosine_error(U32)
+    terms = 2 * (alpha * 1.1 + math.log(n + 1))
+    bound = 2 * alpha * shift + (gamma(n + 2) + gamma(N_CLASSES)) * terms + U32 * exact
+    assert abs(loss32(x.float(), labels).item() - exact) <= bound
+
+
+def test_proxy_anchor_absent_classes_only_push():
+    x, labels = class_batch("two_present", seed=17)
+    loss = make_proxy_anchor()
+    loss(x, labels).backward()
+    # every proxy is pushed from the batch's negatives, present or not
+    assert (loss.proxies.grad.abs().sum(dim=1) > 0).all()
+
+
+def test_proxy_anchor_parameters_reset_and_train():
+    a, b = ProxyAnchorLoss(N_CLASSES, DIM), ProxyAnchorLoss(N_CLASSES, DIM)
+    a.reset_parameters(torch.Generator().manual_seed(0))
+    torch.manual_seed(123)  # global state must not matter
+    b.reset_parameters(torch.Generator().manual_seed(0))
+    assert torch.equal(a.proxies, b.proxies)
+    assert [name for name, _ in a.named_parameters()] == ["proxies"]
+    before = a.proxies.detach().clone()
+    optimizer = torch.optim.SGD(a.parameters(), lr=0.1)
+    a(torch.randn(12, DIM), torch.arange(12) % N_CLASSES).backward()
+    optimizer.step()
+    assert not torch.equal(before, a.proxies)
+
+
+def test_proxy_anchor_empty_batch_and_repr():
+    loss = ProxyAnchorLoss(3, 4)
+    value = loss(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    value.backward()
+    assert value.item() == 0.0
+    assert repr(loss) == "ProxyAnchorLoss(n_classes=3, n_components=4, margin=0.1, alpha=32.0)"
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"margin": 1.0}, r"`margin` is in cosine units and must be in \[0, 1\), got 1\.0"),
+        ({"margin": -0.1}, r"`margin` .* must be in \[0, 1\), got -0\.1"),
+        ({"alpha": 0}, r"`alpha` must be in the range \(0\.0, inf\), got 0\.0"),
+        ({"alpha": "32"}, r"`alpha` must be a real number, got '32'"),
+    ],
+)
+def test_proxy_anchor_invalid_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        ProxyAnchorLoss(N_CLASSES, DIM, **params)
+
+
+def test_proxy_anchor_invalid_inputs():
+    loss = ProxyAnchorLoss(N_CLASSES, DIM)
+    with pytest.raises(ValueError, match=r"`n_classes` must be in the range \[2, inf\], got 1"):
+        ProxyAnchorLoss(1, DIM)
+    with pytest.raises(ValueError, match=r"`n_classes` must be an integer, got 3\.0"):
+        ProxyAnchorLoss(3.0, DIM)
+    with pytest.raises(ValueError, match=r"`embeddings` must have `n_components`=5 columns"):
+        loss(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"`labels` must be in 0\.\.5 \(`n_classes`=6\), got"):
+        loss(torch.randn(4, DIM), torch.tensor([0, 1, 2, 6]))

@@ -4,7 +4,8 @@ Tuple and pair losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`,
 :class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`, :class:`SupConLoss`)
 take any integer labels and have no parameters. Classifier-style losses
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
-:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
+:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) and the proxy loss
+(:class:`ProxyAnchorLoss`) own their class weights (proxies),
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
 
 Every loss computes in float32 or float64: float16 and bfloat16 embeddings are promoted to
@@ -23,6 +24,7 @@ from ._margin_softmax import (
 )
 from ._multi_similarity import MultiSimilarityLoss
 from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
+from ._proxy_anchor import ProxyAnchorLoss
 from ._supcon import SupConLoss
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "LargeMarginSoftmaxLoss",
     "MultiSimilarityLoss",
     "NPairsLoss",
+    "ProxyAnchorLoss",
     "SoftmaxLoss",
     "SphereFaceLoss",
     "SupConLoss",
