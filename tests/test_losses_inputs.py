@@ -25,6 +25,7 @@ from sk_deepmetric.losses import (
     ProxyAnchorLoss,
     SoftmaxLoss,
     SphereFaceLoss,
+    SubCenterArcFaceLoss,
     SupConLoss,
     TripletMarginLoss,
 )
@@ -65,6 +66,7 @@ CLASSIFIER_LOSSES = {
     "cosface": lambda: CosFaceLoss(N_CLASSES, DIM),
     "arcface": lambda: ArcFaceLoss(N_CLASSES, DIM),
     "proxy-anchor": lambda: ProxyAnchorLoss(N_CLASSES, DIM),
+    "sub-center-arcface": lambda: SubCenterArcFaceLoss(N_CLASSES, DIM),
 }
 LOSSES = {**TUPLE_LOSSES, **CLASSIFIER_LOSSES}
 MINERS = {

@@ -19,7 +19,13 @@ from pytorch_metric_learning import miners as pml_miners
 from torch.func import functional_call
 
 from sk_deepmetric import distances
-from sk_deepmetric.losses import MultiSimilarityLoss, ProxyAnchorLoss, SupConLoss
+from sk_deepmetric.losses import (
+    ArcFaceLoss,
+    MultiSimilarityLoss,
+    ProxyAnchorLoss,
+    SubCenterArcFaceLoss,
+    SupConLoss,
+)
 from sk_deepmetric.miners import MultiSimilarityMiner
 
 DIM = 5
@@ -511,3 +517,154 @@ def test_proxy_anchor_invalid_inputs():
         loss(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"`labels` must be in 0\.\.5 \(`n_classes`=6\), got"):
         loss(torch.randn(4, DIM), torch.tensor([0, 1, 2, 6]))
+
+
+# ---------------------------------------------------------------- sub-centre ArcFace
+
+
+def make_sub_center(seed=0, **params):
+    loss = SubCenterArcFaceLoss(N_CLASSES, DIM, **params).double()
+    loss.reset_parameters(torch.Generator().manual_seed(seed))
+    return loss
+
+
+def ref_sub_center_arcface(x, labels, weight, n_classes, margin, scale):
+    """One sample at a time: the class cosine is the largest over its sub-centres."""
+    s = cosines(x, weight)
+    k = len(weight) // n_classes
+    total = 0.0
+    for i, y in enumerate(labels.tolist()):
+        cos = [max(s[i][j * k : (j + 1) * k]) for j in range(n_classes)]
+        theta = math.acos(max(-1.0, min(1.0, cos[y])))
+        logits = [scale * c for c in cos]
+        if theta + margin < math.pi:
+            logits[y] = scale * math.cos(theta + margin)
+        else:
+            logits[y] = scale * (cos[y] - margin * math.sin(margin))
+        top = max(logits)
+        total += top + math.log(sum(math.exp(z - top) for z in logits)) - logits[y]
+    return total / len(labels)
+
+
+SC_PARAMS = [{}, {"sub_centers": 1}, {"sub_centers": 5, "margin": 0.3, "scale": 16.0}]
+
+
+@pytest.mark.parametrize("layout", list(CLASS_LAYOUTS))
+@pytest.mark.parametrize("params", SC_PARAMS, ids=repr)
+def test_sub_center_arcface_matches_reference(layout, params):
+    x, labels = class_batch(layout, seed=18)
+    loss = make_sub_center(**params)
+    want = ref_sub_center_arcface(
+        x, labels, loss.weight.detach(), N_CLASSES, loss.margin, loss.scale
+    )
+    assert loss(x, labels).item() == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def test_sub_center_arcface_beyond_pi_uses_the_fallback():
+    x, labels = class_batch("four_per_class", seed=19)
+    loss = make_sub_center(sub_centers=2)
+    # class 0's samples near the opposite of both its sub-centres: theta_y + margin > pi
+    weight = loss.weight.detach().view(N_CLASSES, 2, DIM)
+    weight[0] = torch.randn(DIM, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    x[labels == 0] = -2 * weight[0, 0] + 0.05 * x[labels == 0]
+    target = loss.sub_center_cosines(x).amax(dim=2).gather(1, labels[:, None])
+    assert (torch.acos(target[labels == 0]) + loss.margin > math.pi).all()
+    want = ref_sub_center_arcface(
+        x, labels, loss.weight.detach(), N_CLASSES, loss.margin, loss.scale
+    )
+    assert loss(x, labels).item() == pytest.approx(want, rel=1e-9)
+
+
+def test_sub_center_arcface_with_one_sub_center_is_arcface():
+    x, labels = class_batch("four_per_class", seed=20)
+    ours = make_sub_center(sub_centers=1)
+    arcface = ArcFaceLoss(N_CLASSES, DIM).double()
+    arcface.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(ours(x, labels), arcface(x, labels))
+    torch.testing.assert_close(ours.logits(x), arcface.logits(x))
+
+
+@pytest.mark.parametrize("params", SC_PARAMS, ids=repr)
+def test_sub_center_arcface_gradcheck(params):
+    x, labels = class_batch("four_per_class", seed=21)
+    loss = make_sub_center(**{**params, "scale": 4.0})  # accurate finite differences
+    weight = loss.weight.detach().clone().requires_grad_()
+
+    def f(x, weight):
+        return functional_call(loss, {"weight": weight}, (x, labels))
+
+    assert torch.autograd.gradcheck(f, (x.requires_grad_(), weight))
+
+
+@pytest.mark.parametrize("layout", ["four_per_class", "two_present"])
+@pytest.mark.parametrize("sub_centers", [1, 3])
+def test_sub_center_arcface_matches_pml(layout, sub_centers):
+    x, labels = class_batch(layout, seed=22)
+    ours = make_sub_center(sub_centers=sub_centers)
+    # pml has no fallback beyond theta + margin = pi: stay inside
+    target = ours.sub_center_cosines(x).amax(dim=2).gather(1, labels[:, None])
+    assert (torch.acos(target) + ours.margin < math.pi - 0.1).all()
+    theirs = pml_losses.SubCenterArcFaceLoss(
+        num_classes=N_CLASSES,
+        embedding_size=DIM,
+        margin=math.degrees(ours.margin),
+        scale=ours.scale,
+        sub_centers=sub_centers,
+    )
+    theirs.W.data = ours.weight.detach().T.clone()  # pml stores (embedding_size, C * K)
+    x = x.requires_grad_()
+    got, expected = ours(x, labels), theirs(x, labels)
+    grads = torch.autograd.grad(got, (x, ours.weight))
+    expected_grads = torch.autograd.grad(expected, (x, theirs.W))
+    # pml takes acos and cos, not sqrt(1 - cos^2): a target logit moves by up to
+    # scale (1 + |cot theta|) times a cosine's error, at |cos| <= 0.99 at most 8 scale
+    tol = 2 * 8 * ours.scale * cosine_error(U64)
+    torch.testing.assert_close(got, expected, rtol=8 * U64, atol=tol)
+    torch.testing.assert_close(grads[0], expected_grads[0], rtol=0, atol=ours.scale * tol)
+    torch.testing.assert_close(grads[1], expected_grads[1].T, rtol=0, atol=ours.scale * tol)
+
+
+def test_sub_center_arcface_float32_is_within_rounding_of_float64():
+    x, labels = class_batch("four_per_class", seed=23)
+    loss64 = make_sub_center()
+    loss32 = SubCenterArcFaceLoss(N_CLASSES, DIM)
+    loss32.load_state_dict({k: v.float() for k, v in loss64.state_dict().items()})
+    cos = loss64.sub_center_cosines(x).amax(dim=2)
+    # x and w rounded to float32 and the float32 cosine: each within `shift` of exact; a
+    # logit moves by scale (1 + |cot theta|) times that (the target's slope, the largest),
+    # cross-entropy by at most twice the largest logit change
+    shift = 4 * math.sqrt(DIM) * U32 + cosine_error(U32)
+    slope = loss64.scale * (1 + (cos / (1 - cos**2).sqrt()).abs().max().item())
+    exact = loss64(x, labels).item()
+    bound = 2 * slope * shift + gamma(N_CLASSES + 2) * 2 * loss64.scale + U32 * exact
+    assert abs(loss32(x.float(), labels).item() - exact) <= bound
+
+
+def test_sub_center_arcface_parameters():
+    loss = SubCenterArcFaceLoss(N_CLASSES, DIM, sub_centers=4)
+    assert loss.weight.shape == (4 * N_CLASSES, DIM)
+    assert [name for name, _ in loss.named_parameters()] == ["weight"]
+    a, b = SubCenterArcFaceLoss(3, 4), SubCenterArcFaceLoss(3, 4)
+    a.reset_parameters(torch.Generator().manual_seed(0))
+    torch.manual_seed(5)
+    b.reset_parameters(torch.Generator().manual_seed(0))
+    assert torch.equal(a.weight, b.weight)
+    text = repr(a)
+    assert (
+        text == "SubCenterArcFaceLoss(n_classes=3, n_components=4, margin=0.5, scale=64.0, "
+        "sub_centers=3)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"sub_centers": 0}, r"`sub_centers` must be in the range \[1, inf\], got 0"),
+        ({"sub_centers": 3.0}, r"`sub_centers` must be an integer, got 3\.0 of type float"),
+        ({"margin": 28.6}, r"`margin` is an angle in radians .* got 28\.6"),
+        ({"scale": 0}, r"`scale` must be in the range \(0\.0, inf\), got 0"),
+    ],
+)
+def test_sub_center_arcface_invalid_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        SubCenterArcFaceLoss(N_CLASSES, DIM, **params)

@@ -4,7 +4,8 @@ Tuple and pair losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`,
 :class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`, :class:`SupConLoss`)
 take any integer labels and have no parameters. Classifier-style losses
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
-:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) and the proxy loss
+:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`,
+:class:`SubCenterArcFaceLoss`) and the proxy loss
 (:class:`ProxyAnchorLoss`) own their class weights (proxies),
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
 
@@ -25,6 +26,7 @@ from ._margin_softmax import (
 from ._multi_similarity import MultiSimilarityLoss
 from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 from ._proxy_anchor import ProxyAnchorLoss
+from ._sub_center import SubCenterArcFaceLoss
 from ._supcon import SupConLoss
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "ProxyAnchorLoss",
     "SoftmaxLoss",
     "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
     "SupConLoss",
     "TripletMarginLoss",
 ]
