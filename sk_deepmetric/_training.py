@@ -126,9 +126,15 @@ class Training:
 
 
 def init_optimizer(
-    name: str, parameters: Iterable[nn.Parameter], learning_rate: float, weight_decay: float
+    name: str,
+    parameters: Iterable[nn.Parameter] | Iterable[dict],
+    learning_rate: float,
+    weight_decay: float,
 ) -> torch.optim.Optimizer:
-    """The optimiser over the network's *and* the loss's parameters (class weights, centres)."""
+    """The optimiser over the network's *and* the loss's parameters (class weights, centres).
+
+    ``parameters`` may be torch's parameter groups (dicts), each with its own ``lr``.
+    """
     kwargs = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
     return OPTIMIZERS[name](
         list(parameters), lr=learning_rate, weight_decay=weight_decay, **kwargs

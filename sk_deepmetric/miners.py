@@ -1,13 +1,15 @@
-"""Label-aware triplet mining: ``miner(embeddings, labels) -> (anchor, positive, negative)``.
+"""Label-aware mining: ``miner(embeddings, labels) -> index tensors`` into the batch.
 
-A miner looks at the pairwise distances of a batch, under ``torch.no_grad()``, and returns three
-int64 index tensors of equal length into the batch. Each miner also exists as a function of a
-precomputed distance matrix (:func:`batch_hard_triplets`, :func:`semihard_triplets`,
-:func:`margin_triplets`), so that a loss that already holds the distance matrix mines on it
-without computing it twice.
+A triplet miner looks at the pairwise distances of a batch, under ``torch.no_grad()``, and
+returns three int64 index tensors of equal length, ``(anchor, positive, negative)``; a pair
+miner (:class:`MultiSimilarityMiner`) returns four, ``(anchor, positive)`` of the positive
+pairs and ``(anchor, negative)`` of the negative pairs, as pytorch-metric-learning's. Each
+triplet miner also exists as a function of a precomputed distance matrix
+(:func:`batch_hard_triplets`, :func:`semihard_triplets`, :func:`margin_triplets`), so that a
+loss that already holds the distance matrix mines on it without computing it twice.
 
-Labels may be any integers (negative, non-contiguous). A batch without a valid triplet gives
-three empty int64 tensors.
+Labels may be any integers (negative, non-contiguous). A batch without a valid triplet (pair)
+gives three (four) empty int64 tensors.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .distances import DISTANCES, _block_input, _PairwiseBlocks, _rows_per_block
 __all__ = [
     "TRIPLET_TYPES",
     "BatchHardMiner",
+    "MultiSimilarityMiner",
     "SemiHardMiner",
     "TripletMarginMiner",
     "batch_hard_triplets",
@@ -45,9 +48,32 @@ def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     return same, negative
 
 
-def _empty_triplets(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _empty_triplets(device: torch.device, n_indices: int = 3) -> tuple[Tensor, ...]:
     empty = torch.zeros(0, dtype=torch.long, device=device)
-    return empty, empty.clone(), empty.clone()
+    return (empty, *(empty.clone() for _ in range(n_indices - 1)))
+
+
+def _block_label_masks(labels: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """Rows ``start:stop`` of :func:`label_masks`: ``(stop - start, n)`` positive and negative."""
+    same = labels[start:stop, None] == labels[None, :]
+    negative = ~same
+    same.diagonal(start).fill_(False)
+    return same, negative
+
+
+def _multi_similarity_pairs(
+    s: Tensor, positive: Tensor, negative: Tensor, epsilon: float
+) -> tuple[Tensor, Tensor]:
+    """The pairs of a block of anchors that multi-similarity mining keeps (Wang et al., 2019).
+
+    ``s``: the anchors' similarities (rows) to the batch; ``positive``, ``negative``: their
+    pair masks. A negative is kept when it is more similar than the anchor's least similar
+    positive less ``epsilon``, a positive when it is less similar than the most similar
+    negative plus ``epsilon``; an anchor without a positive (or a negative) keeps nothing.
+    """
+    least_positive = torch.where(positive, s, torch.inf).amin(dim=1, keepdim=True)
+    most_negative = torch.where(negative, s, -torch.inf).amax(dim=1, keepdim=True)
+    return positive & (s < most_negative + epsilon), negative & (s > least_positive - epsilon)
 
 
 class _Classes(NamedTuple):
@@ -424,14 +450,16 @@ def _check_computable(blocks: _PairwiseBlocks, embeddings: Tensor) -> None:
 class _Miner:
     """Shared ``__call__``: check inputs, mine blocks of distances under no_grad."""
 
-    def __call__(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    _n_indices = 3  # index tensors returned: a triplet's three, or a pair miner's four
+
+    def __call__(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, ...]:
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         with torch.no_grad():
             u = _block_input(embeddings.detach(), self.distance)
             blocks = _PairwiseBlocks(u, self.distance)
             _check_computable(blocks, embeddings)
             if embeddings.shape[0] == 0:
-                return _empty_triplets(embeddings.device)
+                return _empty_triplets(embeddings.device, self._n_indices)
             return tuple(self._mine(blocks, labels))
 
     def __repr__(self) -> str:
@@ -563,3 +591,64 @@ class TripletMarginMiner(_Miner):
 
     def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
         return _mine_margin(blocks.rows, blocks.n, labels, self.margin, self.type_of_triplets)
+
+
+class MultiSimilarityMiner(_Miner):
+    """Multi-similarity pair mining (Wang et al., 2019) on cosine similarities.
+
+    With ``S_ij`` the cosine similarity of samples ``i`` and ``j``, anchor ``i`` keeps
+
+    - a negative pair ``(i, j)`` when ``S_ij > min_{k positive} S_ik - epsilon``;
+    - a positive pair ``(i, j)`` when ``S_ij < max_{k negative} S_ik + epsilon``;
+
+    the pairs that break, or come within ``epsilon`` of breaking, the ranking "every positive
+    more similar than every negative" (the paper's eqs. 7 and 8). An anchor without a positive,
+    or without a negative, keeps no pair. Memory is ``O(n)`` per block of anchor rows.
+    :class:`~sk_deepmetric.losses.MultiSimilarityLoss` mines the same pairs itself (its own
+    ``epsilon``); this miner is for losses or analyses of one's own.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+        The slack of both rules, in cosine-similarity units, ``>= 0`` (the paper's 0.1).
+
+    Returns
+    -------
+    anchor_positive, positive, anchor_negative, negative : Tensor, int64
+        The kept positive pairs ``(anchor_positive[k], positive[k])`` and negative pairs
+        ``(anchor_negative[k], negative[k])``, each ordered by ``(anchor, other)``, as
+        pytorch-metric-learning's ``MultiSimilarityMiner`` returns them (up to order).
+
+    References
+    ----------
+    .. [1] X. Wang, X. Han, W. Huang, D. Dong, M. R. Scott, "Multi-Similarity Loss with General
+       Pair Weighting for Deep Metric Learning", CVPR 2019. https://arxiv.org/abs/1904.06627
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_deepmetric.miners import MultiSimilarityMiner
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [1.0, 0.1]])
+    >>> a1, p, a2, n = MultiSimilarityMiner(epsilon=0.1)(x, torch.tensor([0, 0, 1, 1]))
+    >>> list(zip(a1.tolist(), p.tolist())), list(zip(a2.tolist(), n.tolist()))
+    ([(0, 1), (1, 0), (2, 3), (3, 2)], [(0, 2), (0, 3), (1, 2), (1, 3), (2, 0), (3, 0)])
+    """
+
+    distance = "cosine"
+    _n_indices = 4
+
+    def __init__(self, epsilon: float = 0.1) -> None:
+        self.epsilon = check_real(epsilon, "epsilon", min_value=0.0)
+
+    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+        rows = _rows_per_chunk(blocks.n, blocks.u.element_size(), 4)
+        found = []
+        for start in range(0, blocks.n, rows):
+            stop = min(blocks.n, start + rows)
+            s = blocks.u[start:stop] @ blocks.u.T
+            positive, negative = _block_label_masks(labels, start, stop)
+            positive, negative = _multi_similarity_pairs(s, positive, negative, self.epsilon)
+            a1, p = torch.nonzero(positive, as_tuple=True)
+            a2, n = torch.nonzero(negative, as_tuple=True)
+            found.append((a1 + start, p, a2 + start, n))
+        return [torch.cat(parts) for parts in zip(*found, strict=True)]

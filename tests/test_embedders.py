@@ -29,9 +29,13 @@ from sk_deepmetric.embedders import (
     CosFaceEmbedder,
     LargeMarginSoftmaxEmbedder,
     MetricEmbedder,
+    MultiSimilarityEmbedder,
     NPairsEmbedder,
+    ProxyAnchorEmbedder,
     SoftmaxEmbedder,
     SphereFaceEmbedder,
+    SubCenterArcFaceEmbedder,
+    SupConEmbedder,
     TripletEmbedder,
 )
 from sk_deepmetric.embedders._classifier import IMPRINT_LOGIT_SCALE, _ClassifierEmbedder
@@ -49,6 +53,10 @@ ALL = [
     SphereFaceEmbedder,
     CosFaceEmbedder,
     ArcFaceEmbedder,
+    MultiSimilarityEmbedder,
+    SupConEmbedder,
+    ProxyAnchorEmbedder,
+    SubCenterArcFaceEmbedder,
 ]
 FAST = {"max_iter": 3, "hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -84,6 +92,10 @@ def test_normalize_defaults_follow_the_loss():
         SoftmaxEmbedder,
         CosFaceEmbedder,
         ArcFaceEmbedder,
+        MultiSimilarityEmbedder,
+        SupConEmbedder,
+        ProxyAnchorEmbedder,
+        SubCenterArcFaceEmbedder,
     ]
     for cls in ALL:
         assert cls().normalize is (cls in on), cls.__name__
@@ -118,10 +130,17 @@ def test_fit_starts_fresh(digits):
     assert model.n_iter_ == 3
 
 
-CLASSIFIERS = [cls for cls in ALL if issubclass(cls, _ClassifierEmbedder)]
+# sub-centre ArcFace imprints one of each class's sub-centres: its own test below
+CLASSIFIERS = [
+    cls
+    for cls in ALL
+    if issubclass(cls, _ClassifierEmbedder) and cls is not SubCenterArcFaceEmbedder
+]
 
 
 def _class_weight(model):
+    if hasattr(model.loss_, "proxies"):
+        return model.loss_.proxies
     return model.loss_.softmax.weight if hasattr(model.loss_, "softmax") else model.loss_.weight
 
 
@@ -144,7 +163,7 @@ def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
 
     monkeypatch.setattr(estimator, "_init_loss_from_data", spy)
     model = fast(estimator, normalize=normalize).fit(X, y)
-    unit = estimator in (SphereFaceEmbedder, CosFaceEmbedder, ArcFaceEmbedder)
+    unit = estimator in (SphereFaceEmbedder, CosFaceEmbedder, ArcFaceEmbedder, ProxyAnchorEmbedder)
     assert model._unit_class_weights is unit
     Z = seen["Z"]
     class_means = np.stack([Z[y == c].mean(axis=0) for c in range(10)])
@@ -158,6 +177,43 @@ def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
     np.testing.assert_allclose(seen["after"].numpy(), expected, atol=1e-5)
     if "centers" in seen:  # centre loss: the centres start at the class means themselves
         np.testing.assert_allclose(seen["centers"].numpy(), class_means, atol=1e-5)
+
+
+def test_sub_center_arcface_imprints_the_first_sub_center_of_each_class(digits, monkeypatch):
+    X, y = digits
+    seen = {}
+    original = SubCenterArcFaceEmbedder._init_loss_from_data
+
+    def spy(self, X_fit, y_fit, device):
+        seen["before"] = self.loss_.weight.detach().clone().view(10, 3, -1)
+        original(self, X_fit, y_fit, device)
+        seen["after"] = self.loss_.weight.detach().clone().view(10, 3, -1)
+        seen["Z"] = self.transform(X_fit)
+
+    monkeypatch.setattr(SubCenterArcFaceEmbedder, "_init_loss_from_data", spy)
+    fast(SubCenterArcFaceEmbedder).fit(X, y)
+    before, after, Z = seen["before"], seen["after"], seen["Z"]
+    norm = before.norm(dim=2).mean()
+    means = np.stack([Z[y == c].mean(axis=0) for c in range(10)]) - Z.mean(axis=0)
+    expected = norm.item() * means / np.linalg.norm(means, axis=1, keepdims=True)
+    np.testing.assert_allclose(after[:, 0].numpy(), expected, atol=1e-5)
+    # the other sub-centres keep their random directions, at the same norm
+    torch.testing.assert_close(
+        after[:, 1:], norm * torch.nn.functional.normalize(before[:, 1:], dim=2)
+    )
+
+
+def test_proxy_anchor_trains_the_proxies_at_their_own_learning_rate(digits):
+    X, y = digits
+    model = fast(ProxyAnchorEmbedder, learning_rate_init=1e-4, proxy_lr_multiplier=50.0)
+    groups = model.fit(X, y)._optimizer_state["param_groups"]
+    assert [g["lr"] for g in groups] == [1e-4, 5e-3]
+    assert len(groups[1]["params"]) == 1  # the proxies
+    # a training-only parameter: warm_start may change it, and the new rate applies
+    model.set_params(warm_start=True, proxy_lr_multiplier=10.0, max_iter=1).fit(X, y)
+    assert [g["lr"] for g in model._optimizer_state["param_groups"]] == [1e-4, 1e-3]
+    with pytest.raises(ValueError, match=r"`alpha` changed from 32\.0 to 16\.0"):
+        model.set_params(alpha=16.0).fit(X, y)
 
 
 def test_transform_does_not_depend_on_the_batch(digits):

@@ -20,12 +20,21 @@ from sk_deepmetric.losses import (
     ContrastiveLoss,
     CosFaceLoss,
     LargeMarginSoftmaxLoss,
+    MultiSimilarityLoss,
     NPairsLoss,
+    ProxyAnchorLoss,
     SoftmaxLoss,
     SphereFaceLoss,
+    SubCenterArcFaceLoss,
+    SupConLoss,
     TripletMarginLoss,
 )
-from sk_deepmetric.miners import BatchHardMiner, SemiHardMiner, TripletMarginMiner
+from sk_deepmetric.miners import (
+    BatchHardMiner,
+    MultiSimilarityMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 N_CLASSES, DIM = 3, 4
 
@@ -45,6 +54,9 @@ TUPLE_LOSSES = {
     "npairs": lambda: NPairsLoss(),
     "npairs-cosine": lambda: NPairsLoss(distance="cosine"),
     "angular": lambda: AngularLoss(),
+    "multi-similarity": lambda: MultiSimilarityLoss(),
+    "multi-similarity-all-pairs": lambda: MultiSimilarityLoss(epsilon=None),
+    "supcon": lambda: SupConLoss(),
 }
 CLASSIFIER_LOSSES = {
     "softmax": lambda: SoftmaxLoss(N_CLASSES, DIM),
@@ -53,12 +65,15 @@ CLASSIFIER_LOSSES = {
     "sphereface": lambda: SphereFaceLoss(N_CLASSES, DIM),
     "cosface": lambda: CosFaceLoss(N_CLASSES, DIM),
     "arcface": lambda: ArcFaceLoss(N_CLASSES, DIM),
+    "proxy-anchor": lambda: ProxyAnchorLoss(N_CLASSES, DIM),
+    "sub-center-arcface": lambda: SubCenterArcFaceLoss(N_CLASSES, DIM),
 }
 LOSSES = {**TUPLE_LOSSES, **CLASSIFIER_LOSSES}
 MINERS = {
     "batch_hard": lambda: BatchHardMiner(),
     "semihard": lambda: SemiHardMiner(distance="cosine"),
     "margin": lambda: TripletMarginMiner(type_of_triplets="all"),
+    "multi_similarity": lambda: MultiSimilarityMiner(),
 }
 
 
@@ -166,7 +181,15 @@ def test_half_precision_is_computed_in_float32(loss, dtype):
 
 
 @pytest.mark.parametrize(
-    "loss", ["triplet-semihard-cosine", "npairs-cosine", "angular", "contrastive-cosine"]
+    "loss",
+    [
+        "triplet-semihard-cosine",
+        "npairs-cosine",
+        "angular",
+        "contrastive-cosine",
+        "multi-similarity",
+        "supcon",
+    ],
 )
 @pytest.mark.parametrize("row", [0.0, 1e-8])
 def test_half_precision_tiny_rows_stay_finite(loss, row):

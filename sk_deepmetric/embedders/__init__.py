@@ -18,12 +18,21 @@ from ._classifier import (
     CenterLossEmbedder,
     CosFaceEmbedder,
     LargeMarginSoftmaxEmbedder,
+    ProxyAnchorEmbedder,
     SoftmaxEmbedder,
     SphereFaceEmbedder,
+    SubCenterArcFaceEmbedder,
 )
 from ._custom import MetricEmbedder
 from ._pairs import ContrastivePairsEmbedder
-from ._tuple import AngularEmbedder, ContrastiveEmbedder, NPairsEmbedder, TripletEmbedder
+from ._tuple import (
+    AngularEmbedder,
+    ContrastiveEmbedder,
+    MultiSimilarityEmbedder,
+    NPairsEmbedder,
+    SupConEmbedder,
+    TripletEmbedder,
+)
 
 __all__ = [
     "AngularEmbedder",
@@ -34,8 +43,12 @@ __all__ = [
     "CosFaceEmbedder",
     "LargeMarginSoftmaxEmbedder",
     "MetricEmbedder",
+    "MultiSimilarityEmbedder",
     "NPairsEmbedder",
+    "ProxyAnchorEmbedder",
     "SoftmaxEmbedder",
     "SphereFaceEmbedder",
+    "SubCenterArcFaceEmbedder",
+    "SupConEmbedder",
     "TripletEmbedder",
 ]

@@ -343,7 +343,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _architecture_params(self) -> dict:
         """The parameters that define the network and the loss, which ``warm_start`` keeps."""
-        names = [*_ARCHITECTURE, *(n for n in self._loss_params if n != "samples_per_class")]
+        names = [*_ARCHITECTURE, *(n for n in self._loss_params if n not in _TRAINING_ONLY)]
         params = self.get_params(deep=False)
         return {n: params[n] for n in names if not isinstance(params[n], nn.Module)}
 
@@ -561,15 +561,22 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
     def _init_loss_from_data(self, X, y, device) -> None:
         """Set the new loss's parameters from the data and the initial network (default: keep)."""
 
+    def _parameter_groups(self, learning_rate: float) -> list[dict]:
+        """The optimiser's parameter groups: the network's and the loss's parameters (class
+        weights, centres) together, at ``learning_rate``; a loss whose parameters train at
+        their own rate gives them a group of their own (``ProxyAnchorEmbedder``)."""
+        parameters = [*self.module_.parameters(), *self.loss_.parameters()]
+        return [{"params": parameters, "lr": learning_rate}]
+
     def _init_training(self, device, max_iter, schedule) -> Training:
-        parameters = list(self.module_.parameters()) + list(self.loss_.parameters())
+        groups = self._parameter_groups(self._learning_rate())
         optimizer = init_optimizer(
-            self.optimizer, parameters, self._learning_rate(), self.weight_decay
+            self.optimizer, groups, self._learning_rate(), self.weight_decay
         )
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
-            for group in optimizer.param_groups:  # a schedule may have decayed it
-                group["lr"] = self._learning_rate()
+            for group, fresh in zip(optimizer.param_groups, groups, strict=True):
+                group["lr"] = fresh["lr"]  # a schedule may have decayed it
         scheduler = init_scheduler(self.lr_schedule, optimizer, max_iter) if schedule else None
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         augment = make_augmentation(self.augment, self.input_shape_)
@@ -630,6 +637,8 @@ _ARCHITECTURE = (
     "input_shape",
     "normalize",
 )
+#: Loss parameters that shape the training only, which ``warm_start`` may change.
+_TRAINING_ONLY = ("samples_per_class", "proxy_lr_multiplier")
 #: Private state a fit sets besides the attributes ending in ``_``.
 _FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
 #: ``n_components`` above this and 16 times the input's size gets a warning.

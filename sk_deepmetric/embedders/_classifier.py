@@ -1,8 +1,10 @@
-"""Embedders trained as the penultimate layer of a classifier: the softmax family, centre loss.
+"""Embedders trained as the penultimate layer of a classifier: the softmax family, centre
+loss, Proxy-Anchor.
 
-The loss owns one weight vector per class (and the centre loss one centre), trained with the
-network on shuffled batches and discarded at ``transform``. The class weights start at the
-centred class-mean directions of the initial embedding ("imprinting").
+The loss owns one weight vector per class (and the centre loss one centre, sub-centre ArcFace
+several sub-centres, Proxy-Anchor one proxy), trained with the network on shuffled batches and
+discarded at ``transform``. The class weights start at the centred class-mean directions of the
+initial embedding ("imprinting").
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..losses._margin_softmax import (
     SoftmaxLoss,
     SphereFaceLoss,
 )
+from ..losses._proxy_anchor import ProxyAnchorLoss
+from ..losses._sub_center import SubCenterArcFaceLoss
 from ._base import _BaseEmbedder
 from ._params import doctest_example, document
 
@@ -33,8 +37,10 @@ __all__ = [
     "CenterLossEmbedder",
     "CosFaceEmbedder",
     "LargeMarginSoftmaxEmbedder",
+    "ProxyAnchorEmbedder",
     "SoftmaxEmbedder",
     "SphereFaceEmbedder",
+    "SubCenterArcFaceEmbedder",
 ]
 
 
@@ -314,5 +320,110 @@ document(
        for Deep Face Recognition", CVPR 2019.
 """,
     doctest_example("ArcFaceEmbedder"),
+    _NORMALIZE_ON,
+)
+
+
+class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
+    _loss_params: ClassVar[dict] = {"margin": 0.5, "scale": 64.0, "sub_centers": 3}
+    _default_overrides: ClassVar[dict] = {"normalize": True}
+    _loss_class = SubCenterArcFaceLoss
+    _parameter_constraints: ClassVar[dict] = {
+        **ArcFaceEmbedder._parameter_constraints,
+        "sub_centers": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def _imprint(self, means, overall):
+        """Imprint each class's first sub-centre; the others keep their random directions
+        (at the same norm), so that the samples the first one fits badly can gather there."""
+        weight = self.loss_.weight
+        sub_centers = weight.view(len(self.classes_), self.sub_centers, -1)
+        norm = self._imprint_norm(weight)
+        present = torch.isfinite(means).all(dim=1)
+        direction = nn.functional.normalize(sub_centers.detach().clone(), dim=2)
+        first = nn.functional.normalize(means[present] - overall, dim=1)
+        direction[present, 0] = first.to(weight)
+        weight.copy_((direction * norm).view_as(weight))
+
+
+document(
+    SubCenterArcFaceEmbedder,
+    """Embedding trained with sub-centre ArcFace.
+
+    ArcFace with ``sub_centers`` weight vectors per class, of which the one nearest to a
+    sample counts: a class's atypical or mislabelled samples can gather around a sub-centre
+    of their own instead of pulling the dominant one; see
+    :class:`~sk_deepmetric.losses.SubCenterArcFaceLoss`. The first sub-centre of each class
+    starts at the direction of the class's mean embedding under the initial network
+    (centred, as in every classifier-based embedder), the others at random directions. The
+    paper's second stage (drop the samples far from their dominant sub-centre, retrain) is
+    not done.""",
+    """    margin : float, default=0.5
+        Additive angular margin in radians (0.5 is about 28.6 degrees), in [0, pi/2).
+    scale : float, default=64.0
+        Radius of the hypersphere the logits live on.
+    sub_centers : int, default=3
+        Sub-centres per class (>= 1; 1 is ArcFace), the paper's 3.
+""",
+    """    .. [1] J. Deng, J. Guo, T. Liu, M. Gong, S. Zafeiriou, "Sub-center ArcFace: Boosting
+       Face Recognition by Large-Scale Noisy Web Faces", ECCV 2020.
+""",
+    doctest_example("SubCenterArcFaceEmbedder"),
+    _NORMALIZE_ON,
+)
+
+
+class ProxyAnchorEmbedder(_ClassifierEmbedder):
+    _loss_params: ClassVar[dict] = {"margin": 0.1, "alpha": 32.0, "proxy_lr_multiplier": 100.0}
+    _default_overrides: ClassVar[dict] = {"normalize": True}
+    _loss_class = ProxyAnchorLoss
+    _unit_class_weights = True  # the loss normalises its proxies
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseEmbedder._parameter_constraints,
+        "margin": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "proxy_lr_multiplier": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _build_loss(self, n_classes, n_components):
+        return ProxyAnchorLoss(n_classes, n_components, margin=self.margin, alpha=self.alpha)
+
+    def _class_weight(self):
+        return self.loss_.proxies
+
+    def _parameter_groups(self, learning_rate):
+        return [
+            {"params": list(self.module_.parameters()), "lr": learning_rate},
+            {
+                "params": list(self.loss_.parameters()),
+                "lr": learning_rate * self.proxy_lr_multiplier,
+            },
+        ]
+
+
+document(
+    ProxyAnchorEmbedder,
+    """Embedding trained with the Proxy-Anchor loss.
+
+    One learnable proxy per class serves as an anchor: it pulls its class's embeddings of
+    the batch and pushes the others, each weighted by its hardness through a soft maximum of
+    cosine similarities; see :class:`~sk_deepmetric.losses.ProxyAnchorLoss`. The proxies
+    train at ``proxy_lr_multiplier`` times the network's learning rate, as in the paper, and
+    start at the centred class-mean directions of the initial embedding ("imprinting"), as
+    every classifier-based embedder's class weights do (the paper starts them at random).""",
+    """    margin : float, default=0.1
+        Margin in cosine units, in [0, 1): positives are pulled above it, negatives pushed
+        below its negative.
+    alpha : float, default=32.0
+        Scale (> 0) of the soft maximum: larger values weigh each proxy's hardest
+        embeddings more.
+    proxy_lr_multiplier : float, default=100.0
+        The proxies' learning rate over the network's (> 0), the paper's 100; with
+        ``lr_schedule`` both decay together. Weight decay applies to both.
+""",
+    """    .. [1] S. Kim, D. Kim, M. Cho, S. Kwak, "Proxy Anchor Loss for Deep Metric Learning",
+       CVPR 2020.
+""",
+    doctest_example("ProxyAnchorEmbedder"),
     _NORMALIZE_ON,
 )

@@ -1,7 +1,8 @@
-"""Embedders trained with tuple losses on class-balanced ``P x K`` batches.
+"""Embedders trained with tuple and pair losses on class-balanced ``P x K`` batches.
 
-Triplet (with its miners), contrastive, N-pairs and angular: each loss compares embeddings of
-the same batch, so every batch holds ``samples_per_class`` samples of several classes.
+Triplet (with its miners), contrastive, N-pairs, angular, multi-similarity and supervised
+contrastive: each loss compares embeddings of the same batch, so every batch holds
+``samples_per_class`` samples of several classes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 from .._validation import Interval, StrOptions
 from ..distances import DISTANCES
+from ..losses._multi_similarity import MultiSimilarityLoss
 from ..losses._pair import (
     NPAIRS_DISTANCES,
     TRIPLET_MINERS,
@@ -19,10 +21,18 @@ from ..losses._pair import (
     NPairsLoss,
     TripletMarginLoss,
 )
+from ..losses._supcon import SupConLoss
 from ._base import _BaseEmbedder
 from ._params import doctest_example, document
 
-__all__ = ["AngularEmbedder", "ContrastiveEmbedder", "NPairsEmbedder", "TripletEmbedder"]
+__all__ = [
+    "AngularEmbedder",
+    "ContrastiveEmbedder",
+    "MultiSimilarityEmbedder",
+    "NPairsEmbedder",
+    "SupConEmbedder",
+    "TripletEmbedder",
+]
 
 
 class TripletEmbedder(_BaseEmbedder):
@@ -179,4 +189,93 @@ document(
 """,
     doctest_example("AngularEmbedder"),
     "The loss works on unit vectors, as in the paper.",
+)
+
+
+_COSINE_LOSS = (
+    "The loss compares cosine similarities, which the norm does not change; on, "
+    "``transform``'s output lies on the unit sphere, as the loss sees it."
+)
+
+
+class MultiSimilarityEmbedder(_BaseEmbedder):
+    _loss_params: ClassVar[dict] = {
+        "alpha": 2.0,
+        "beta": 50.0,
+        "base": 0.5,
+        "epsilon": 0.1,
+        "samples_per_class": 4,
+    }
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseEmbedder._parameter_constraints,
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "base": [Interval(Real, -1, 1, closed="both")],
+        "epsilon": [Interval(Real, 0, None, closed="left"), None],
+        "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def _build_loss(self, n_classes, n_components):
+        return MultiSimilarityLoss(
+            alpha=self.alpha, beta=self.beta, base=self.base, epsilon=self.epsilon
+        )
+
+
+document(
+    MultiSimilarityEmbedder,
+    """Embedding trained with the multi-similarity loss and its pair mining.
+
+    Every anchor keeps the positive and negative pairs that break, or come within
+    ``epsilon`` of breaking, "every positive more similar than every negative", and weighs
+    them by a soft maximum of their cosine similarities: a pair counts by its own similarity
+    and relative to the anchor's other pairs; see
+    :class:`~sk_deepmetric.losses.MultiSimilarityLoss`. The defaults are the paper's.""",
+    """    alpha : float, default=2.0
+        Sharpness (> 0) of the soft maximum over an anchor's positive pairs.
+    beta : float, default=50.0
+        Sharpness (> 0) of the soft maximum over its negative pairs; large values push the
+        most similar negatives hardest.
+    base : float, default=0.5
+        Cosine similarity in [-1, 1] that the weights are measured from: positives less
+        similar and negatives more similar than it weigh most.
+    epsilon : float or None, default=0.1
+        Mining slack in cosine-similarity units (>= 0); None trains on every pair.
+""",
+    """    .. [1] X. Wang, X. Han, W. Huang, D. Dong, M. R. Scott, "Multi-Similarity Loss with
+       General Pair Weighting for Deep Metric Learning", CVPR 2019.
+""",
+    doctest_example("MultiSimilarityEmbedder"),
+    _COSINE_LOSS,
+)
+
+
+class SupConEmbedder(_BaseEmbedder):
+    _loss_params: ClassVar[dict] = {"temperature": 0.1, "samples_per_class": 4}
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseEmbedder._parameter_constraints,
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def _build_loss(self, n_classes, n_components):
+        return SupConLoss(temperature=self.temperature)
+
+
+document(
+    SupConEmbedder,
+    """Embedding trained with the supervised contrastive (SupCon) loss.
+
+    Each sample is classified among all the others of its batch by a softmax over cosine
+    similarities divided by ``temperature``, with every sample of its class as a correct
+    answer; see :class:`~sk_deepmetric.losses.SupConLoss`. Without mining, the softmax
+    weighs hard negatives most. The paper trains on two augmented views of each image; here
+    the positives are the batch's other samples of the class (give ``augment`` for views).""",
+    """    temperature : float, default=0.1
+        Divides the cosine similarities (> 0); lower values concentrate the gradient on the
+        hardest pairs.
+""",
+    """    .. [1] P. Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
+""",
+    doctest_example("SupConEmbedder"),
+    _COSINE_LOSS,
 )

@@ -1,9 +1,12 @@
 """Metric-learning losses: torch ``nn.Module``s called as ``loss(embeddings, labels)``.
 
-Tuple losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`, :class:`NPairsLoss`,
-:class:`AngularLoss`) take any integer labels and have no parameters. Classifier-style losses
+Tuple and pair losses (:class:`ContrastiveLoss`, :class:`TripletMarginLoss`,
+:class:`NPairsLoss`, :class:`AngularLoss`, :class:`MultiSimilarityLoss`, :class:`SupConLoss`)
+take any integer labels and have no parameters. Classifier-style losses
 (:class:`SoftmaxLoss`, :class:`CenterLoss`, :class:`LargeMarginSoftmaxLoss`,
-:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`) own their class weights,
+:class:`SphereFaceLoss`, :class:`CosFaceLoss`, :class:`ArcFaceLoss`,
+:class:`SubCenterArcFaceLoss`) and the proxy loss
+(:class:`ProxyAnchorLoss`) own their class weights (proxies),
 take labels ``0 .. n_classes - 1`` and must be given to the optimiser with the network.
 
 Every loss computes in float32 or float64: float16 and bfloat16 embeddings are promoted to
@@ -20,7 +23,11 @@ from ._margin_softmax import (
     SoftmaxLoss,
     SphereFaceLoss,
 )
+from ._multi_similarity import MultiSimilarityLoss
 from ._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
+from ._proxy_anchor import ProxyAnchorLoss
+from ._sub_center import SubCenterArcFaceLoss
+from ._supcon import SupConLoss
 
 __all__ = [
     "AngularLoss",
@@ -29,8 +36,12 @@ __all__ = [
     "ContrastiveLoss",
     "CosFaceLoss",
     "LargeMarginSoftmaxLoss",
+    "MultiSimilarityLoss",
     "NPairsLoss",
+    "ProxyAnchorLoss",
     "SoftmaxLoss",
     "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
+    "SupConLoss",
     "TripletMarginLoss",
 ]
