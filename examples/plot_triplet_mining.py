@@ -101,8 +101,8 @@ print(
 # 0.06 ahead of the next; ``"semihard"`` (0.733-0.765) and ``"all"`` (0.728-0.757) were
 # within 0.015 of each other, in either order. ``"batch_hard"`` also trained longest
 # before validation stopped improving (336-416 epochs against 218-254), so its fit took
-# about 1.5 times as long. Its training loss sat near the margin (0.2) for a couple of
-# hundred epochs before dropping, while its validation score climbed throughout.
+# about 1.5 times as long. With seed 0 its training loss sat near the margin (0.2) for a
+# couple of hundred epochs before dropping, while its validation score climbed throughout.
 
 # %%
 # Practical advice
