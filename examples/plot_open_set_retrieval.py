@@ -5,13 +5,18 @@ Open-set retrieval: enrol a gallery of new classes, then search it
 The point of a learned embedding is to recognise classes that did not exist at training
 time: a new employee's face, a new product. Nothing is retrained for them. Instead:
 
-1. train the embedder once, on the classes you have (digits 0-4);
-2. *enrol* a gallery: embed a few labelled examples of the new classes (digits 5-9) and
+1. train the embedder once, on the classes you have (here 50 classes);
+2. *enrol* a gallery: embed a few labelled examples of the new classes (50 others) and
    index them;
 3. *query*: embed new samples and look up their nearest gallery entries.
 
 :class:`~sk_deepmetric.EmbeddingKNeighborsClassifier` does steps 2 and 3 with
 ``kneighbors`` and ``predict``.
+
+The data come from :func:`sk_deepmetric.datasets.make_arcs`: 24 features in which a class
+is a radius in each of 8 hidden planes, at a random angle. That is the same non-linear
+function of the input for every class, new ones included, so it can be learned on the
+known classes; no distance between the raw features computes it.
 """
 
 import os
@@ -19,44 +24,51 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from sk_deepmetric import EmbeddingKNeighborsClassifier, TripletEmbedder, retrieval_report
-from sk_deepmetric.plotting import plot_retrieval
+from sk_deepmetric.datasets import make_arcs
+from sk_deepmetric.plotting import plot_score_distributions, show_or_save
 
 FAST = os.environ.get("SK_DEEPMETRIC_EXAMPLES_FAST") == "1"  # the test suite's quick run
-EPOCHS = 2 if FAST else 40
+SEED = int(os.environ.get("SK_DEEPMETRIC_EXAMPLES_SEED", "0"))  # data, weights and batches
+MAX_ITER = 2 if FAST else None  # None: early stopping decides (at most 500 epochs)
 
-X, y = load_digits(return_X_y=True)
-X = X / 16.0  # pixel values to [0, 1]
-seen = y < 5
+X, y = make_arcs(3000, 100, random_state=SEED)  # 30 samples of each of 100 classes
+known = y < 50
 
 # %%
 # 1. Train on the known classes
 # -----------------------------
-embedder = TripletEmbedder(n_components=32, max_iter=EPOCHS, random_state=0)
-with warnings.catch_warnings():  # a fixed budget of epochs, on purpose
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    embedder.fit(X[seen], y[seen])
+# With 50 classes, early stopping (on by default) holds out whole known classes and keeps
+# the epoch that retrieved them best: it selects for what matters here, new classes.
+embedder = TripletEmbedder(n_components=32, max_iter=MAX_ITER, random_state=SEED)
+with warnings.catch_warnings():
+    if FAST:  # two epochs are not meant to converge
+        warnings.simplefilter("ignore", ConvergenceWarning)
+    embedder.fit(X[known], y[known])
+print(f"trained on classes 0-49 for {embedder.n_iter_} epochs")
 
 # %%
 # 2. Enrol a gallery of new classes
 # ---------------------------------
-# The new digits 5-9 are split into a gallery (10 labelled examples per digit) and queries
-# (the rest). ``EmbeddingKNeighborsClassifier.fit`` normally trains a clone of its
-# embedder; wrapping the trained one in scikit-learn's ``FrozenEstimator`` makes ``fit``
-# only embed and index the gallery, without retraining or cloning it.
-X_new, y_new = X[~seen], y[~seen]
+# The new classes 50-99 are split into a gallery (5 labelled examples of each) and queries
+# (the other 25 of each). ``EmbeddingKNeighborsClassifier.fit`` normally trains a clone of
+# its embedder; wrapping the trained one in scikit-learn's ``FrozenEstimator`` makes
+# ``fit`` only embed and index the gallery, without retraining or cloning it.
+X_new, y_new = X[~known], y[~known]
 X_query, X_gallery, y_query, y_gallery = train_test_split(
-    X_new, y_new, test_size=50, stratify=y_new, random_state=0
+    X_new, y_new, test_size=250, stratify=y_new, random_state=SEED
 )
 knn = EmbeddingKNeighborsClassifier(FrozenEstimator(embedder), n_neighbors=5)
 knn.fit(X_gallery, y_gallery)
-print(f"gallery: {knn.n_samples_fit_} images of digits {np.unique(y_gallery).tolist()}")
-print(f"queries: {len(X_query)} images")
+print(f"gallery: {knn.n_samples_fit_} samples of {len(np.unique(y_gallery))} new classes")
+print(f"queries: {len(X_query)} samples")
 
 # %%
 # 3. Query
@@ -67,41 +79,93 @@ distances, indices = knn.kneighbors(X_query[:3], n_neighbors=5)
 for q in range(3):
     labels = y_gallery[indices[q]].tolist()
     print(
-        f"query {q} (a {y_query[q]}): gallery labels {labels}, distances {distances[q].round(2)}"
+        f"query {q} (class {y_query[q]}): gallery labels {labels}, "
+        f"distances {distances[q].round(2)}"
     )
-accuracy = (knn.predict(X_query) == y_query).mean()
-print(f"\nidentification accuracy on {len(X_query)} queries (5-NN vote): {accuracy:.3f}")
+
+# %%
+# The baselines are what a scikit-learn user would try without a learned metric: a 5-NN
+# classifier over the same gallery on the features as given, and standardised (scaler
+# fitted on the known classes), both with cosine distance.
+scaler = StandardScaler().fit(X[known])
+identify = {
+    "raw features": KNeighborsClassifier(5, metric="cosine"),
+    "standardised": make_pipeline(
+        FrozenEstimator(scaler), KNeighborsClassifier(5, metric="cosine")
+    ),
+    "learned (32-d)": knn,
+}
+accuracy = {
+    name: (model.fit(X_gallery, y_gallery).predict(X_query) == y_query).mean()
+    for name, model in identify.items()
+}
 
 # %%
 # Retrieval metrics with separate query and reference sets
 # --------------------------------------------------------
 # ``retrieval_report`` takes the gallery as ``reference_embeddings``/``reference_labels``:
 # each query is then ranked against the gallery only (no leave-one-out needed). R is the
-# number of gallery images of the query's digit (10 here).
-report = retrieval_report(
-    embedder.transform(X_query),
-    y_query,
-    reference_embeddings=embedder.transform(X_gallery),
-    reference_labels=y_gallery,
-)
-raw = retrieval_report(
-    X_query, y_query, reference_embeddings=X_gallery, reference_labels=y_gallery
-)
-print(f"\n{'query -> gallery':<18} {'P@1':>6} {'R@4':>6} {'R-Prec':>7} {'MAP@R':>6}")
-for name, r in [("raw pixels", raw), ("learned (32-d)", report)]:
+# number of gallery samples of the query's class (5 here).
+spaces = {
+    "raw features": lambda Z: Z,
+    "standardised": scaler.transform,
+    "learned (32-d)": embedder.transform,
+}
+reports = {
+    name: retrieval_report(
+        f(X_query),
+        y_query,
+        reference_embeddings=f(X_gallery),
+        reference_labels=y_gallery,
+        distance="cosine",
+    )
+    for name, f in spaces.items()
+}
+print(f"\n{'query -> gallery':<16} {'5-NN acc':>8} {'P@1':>6} {'R-Prec':>7} {'MAP@R':>6}")
+for name, r in reports.items():
     print(
-        f"{name:<18} {r['precision_at_1']:6.3f} {r['recall_at_4']:6.3f} "
+        f"{name:<16} {accuracy[name]:8.3f} {r['precision_at_1']:6.3f} "
         f"{r['r_precision']:7.3f} {r['map_at_r']:6.3f}"
     )
-# On digits, raw pixels are a strong baseline; the learned 32-d embedding is what makes the
-# search cheap and, on harder data (photos, many training classes), what makes it work.
+best = max(reports["raw features"]["map_at_r"], reports["standardised"]["map_at_r"])
+print(
+    f"\nReading (seed {SEED}): learned MAP@R {reports['learned (32-d)']['map_at_r']:.3f} "
+    f"against {best:.3f} for the best baseline; 5-NN identification "
+    f"{accuracy['learned (32-d)']:.3f} against "
+    f"{max(accuracy['raw features'], accuracy['standardised']):.3f}"
+)
 
 # %%
-# What the search returns
-# -----------------------
-# ``plot_retrieval`` shows random queries among the new digits with their nearest
-# neighbours in the learned space (leave-one-out over the images given), framed green when
-# of the query's digit and red otherwise.
-fig = plot_retrieval(embedder, X_new, y_new, n_queries=6, n_neighbors=6, image_shape=(8, 8))
-fig.suptitle("Unseen digits: query (left) and its nearest neighbours", y=1.02)
-plt.show()
+# Reading the table
+# -----------------
+# Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``; 241-330 epochs of
+# training): on the features themselves, as given or standardised, the search is close to
+# chance (MAP@R 0.021-0.025, 5-NN identification 0.038-0.055 among 50 classes, where
+# chance is 0.02). In the learned space the same search identifies 0.937-0.950 of the
+# queries and reaches MAP@R 0.798-0.833, on classes the network never saw, from 5
+# enrolled examples each. This is the case the embedding is for: what identifies a class
+# is a function of the input that the known classes teach and the new ones share. On
+# data where raw distances already work (scikit-learn's digits, say), a network trained
+# on a handful of classes has little to add on new ones: compare with the features
+# before trusting an embedding.
+
+# %%
+# Why it works: distances between a query and the gallery
+# -------------------------------------------------------
+# Cosine similarity of every query to every gallery entry, for pairs of the same class and
+# of different classes. In the raw features the two distributions nearly coincide: little
+# to search with. In the learned space same-class pairs are clearly more alike, and a
+# threshold between the two is what an open-set system uses to reject a query that matches
+# no enrolled class.
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for ax, name in zip(axes, ["raw features", "learned (32-d)"]):
+    Q, G = spaces[name](X_query), spaces[name](X_gallery)
+    Q = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    G = G / np.linalg.norm(G, axis=1, keepdims=True)
+    same = (y_query[:, None] == y_gallery[None, :]).ravel()
+    plot_score_distributions(same, (Q @ G.T).ravel(), ax=ax)
+    ax.set_title(f"{name}: MAP@R {reports[name]['map_at_r']:.3f}")
+    ax.set_xlabel("cosine similarity, query to gallery")
+fig.suptitle(f"Queries of 50 new classes against their gallery (make_arcs, seed {SEED})")
+fig.tight_layout()
+show_or_save(fig, "open_set_retrieval.png")
