@@ -1,6 +1,7 @@
 """Verification and open-set identification on the open-set tasks of bench_quality.
 
-The verification protocol of the user guide (Evaluation, "Verification, open-set and re-identification"), on the tasks
+The verification protocol of the user guide (Evaluation: "Verification, open-set and
+re-identification"), on the tasks
 of ``bench_quality.py`` (``make_task``: train on some classes, evaluate on classes never seen
 in training):
 
