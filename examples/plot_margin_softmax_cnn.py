@@ -10,9 +10,9 @@ win by a margin. They differ in where the margin goes, for the target angle ``th
 * CosFace: ``cos(theta) - m``, subtracted from the cosine (``margin=0.35``);
 * ArcFace: ``cos(theta + m)``, added to the angle, in radians (``margin=0.5``).
 
-Each is trained here with the small convolutional network (``network="cnn"``) on the 8x8
-digit images 0-4, and evaluated by retrieval on the unseen digits 5-9. The class weights
-are thrown away after training: only the embedding is kept.
+Each is trained here with the small 1-D convolutional network (``network="cnn1d"``) on
+signals of 20 classes, and evaluated by retrieval on 20 other classes it never saw. The
+class weights are thrown away after training: only the embedding is kept.
 """
 
 import os
@@ -20,8 +20,9 @@ import time
 import warnings
 
 import matplotlib.pyplot as plt
-from sklearn.datasets import load_digits
+import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 
 from sk_deepmetric import (
     ArcFaceEmbedder,
@@ -29,24 +30,26 @@ from sk_deepmetric import (
     SphereFaceEmbedder,
     retrieval_report,
 )
-from sk_deepmetric.plotting import plot_embedding
+from sk_deepmetric.datasets import make_signals
+from sk_deepmetric.plotting import show_or_save
 
 FAST = os.environ.get("SK_DEEPMETRIC_EXAMPLES_FAST") == "1"  # the test suite's quick run
+SEED = int(os.environ.get("SK_DEEPMETRIC_EXAMPLES_SEED", "0"))  # data, weights and batches
 EPOCHS = 2 if FAST else 30
 
 # %%
-# Images as images
-# ----------------
-# A CNN wants ``(n_samples, channels, height, width)``. Digits come as 8x8 images with values
-# 0-16; we add the channel axis and scale to [0, 1]. (Flat rows work too: pass
-# ``input_shape=(1, 8, 8)`` and the estimator reshapes them, e.g. after a scikit-learn
-# preprocessing step.)
-digits = load_digits()
-images, y = digits.images[:, None] / 16.0, digits.target
-seen = y < 5
-X_train, y_train = images[seen], y[seen]
-X_test, y_test = images[~seen], y[~seen]
-print(f"training images: {X_train.shape}, test images: {X_test.shape}")
+# Signals whose classes are motifs at random positions
+# ----------------------------------------------------
+# :func:`~sk_deepmetric.datasets.make_signals` draws series of 128 samples; what identifies
+# a class is two short waveforms (motifs) that occur at random positions, under a random
+# warp of time, amplitude and noise. Comparing two series point by point says little; a
+# convolutional network can learn to detect motifs wherever they are. The CNN wants
+# ``(n_samples, channels, length)``, which is what ``make_signals`` returns.
+X, y = make_signals(1200, 40, random_state=SEED, shuffle=False)
+seen = y < 20
+X_train, y_train = X[seen], y[seen]
+X_test, y_test = X[~seen], y[~seen]
+print(f"training signals: {X_train.shape} (classes 0-19), test: {X_test.shape} (classes 20-39)")
 
 # %%
 # Three losses, the papers' margins, the same network and seed
@@ -54,48 +57,76 @@ print(f"training images: {X_train.shape}, test images: {X_test.shape}")
 # ``scale`` (64 by default) is the radius of the hypersphere the logits live on. ArcFace and
 # CosFace L2-normalise the embedding by default; SphereFace keeps its norm (as in its
 # paper). Retrieval compares directions, so all three are searched by cosine distance.
+# The baselines are the series themselves, as given and standardised per time step
+# (scaler fitted on the training classes). Each network trains for a fixed budget of 30
+# epochs, to keep the example quick on a CPU; early stopping (on by default with 20
+# classes) keeps the epoch that retrieved 4 held-out training classes best.
+flat_train, flat_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
+scaler = StandardScaler().fit(flat_train)
+reports = {
+    "raw signals": retrieval_report(flat_test, y_test, distance="cosine"),
+    "standardised": retrieval_report(scaler.transform(flat_test), y_test, distance="cosine"),
+}
 models = {
     "SphereFace (m=4)": SphereFaceEmbedder(margin=4),
     "CosFace (m=0.35)": CosFaceEmbedder(margin=0.35),
     "ArcFace (m=0.5 rad)": ArcFaceEmbedder(margin=0.5),
 }
-print(f"\n{'embedding':<22} {'MAP@R':>6} {'R-Prec':>7} {'P@1':>6} {'fit (s)':>8}")
-raw = retrieval_report(X_test.reshape(len(X_test), -1), y_test, distance="cosine")
-print(
-    f"{'raw pixels':<22} {raw['map_at_r']:6.3f} {raw['r_precision']:7.3f} "
-    f"{raw['precision_at_1']:6.3f}"
-)
+seconds = {}
 for name, model in models.items():
-    model.set_params(network="cnn", n_components=32, max_iter=EPOCHS, random_state=0)
+    model.set_params(network="cnn1d", n_components=32, max_iter=EPOCHS, random_state=SEED)
     start = time.perf_counter()
     with warnings.catch_warnings():  # a fixed budget of epochs, on purpose
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X_train, y_train)
-    seconds = time.perf_counter() - start
-    report = retrieval_report(model.transform(X_test), y_test, distance="cosine")
+    seconds[name] = time.perf_counter() - start
+    reports[name] = retrieval_report(model.transform(X_test), y_test, distance="cosine")
+
+print(f"\n{'embedding':<22} {'MAP@R':>6} {'R-Prec':>7} {'P@1':>6} {'fit (s)':>8}")
+for name, r in reports.items():
+    fit = f"{seconds[name]:8.1f}" if name in seconds else ""
     print(
-        f"{name:<22} {report['map_at_r']:6.3f} {report['r_precision']:7.3f} "
-        f"{report['precision_at_1']:6.3f} {seconds:8.1f}"
+        f"{name:<22} {r['map_at_r']:6.3f} {r['r_precision']:7.3f} {r['precision_at_1']:6.3f} {fit}"
     )
+best_baseline = max(reports["raw signals"]["map_at_r"], reports["standardised"]["map_at_r"])
+learned = [reports[name]["map_at_r"] for name in models]
+print(
+    f"\nReading (seed {SEED}): learned MAP@R {min(learned):.3f}-{max(learned):.3f}, "
+    f"{min(learned) / best_baseline:.1f} to {max(learned) / best_baseline:.1f} times the "
+    f"best baseline ({best_baseline:.3f})"
+)
 
 # %%
 # Reading the table
 # -----------------
-# On five training classes of tiny images the three land close to one another and, on new
-# classes, below raw pixels: a classification loss learns to tell *these* five digits apart
-# and its embedding need not transfer to others. The margin losses shine with many classes
-# (thousands of identities); there, once tuned, they end up within a few points of one
-# another (Musgrave et al., "A Metric Learning Reality Check", 2020). Their hyperparameters
-# differ in units: ArcFace's margin is radians, CosFace's is on the cosine, SphereFace's is
-# an integer multiplier (a float such as 4.0 is refused). SphereFace is the hardest to
-# optimise; raise its ``softmax_weight`` if its loss does not come down.
+# Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``): the series
+# themselves retrieve almost nothing (MAP@R 0.016-0.021, Precision@1 0.11-0.14, as given
+# or standardised). Every CNN embedding beats them in every seed, on classes it never saw:
+# MAP@R 0.065-0.083 for SphereFace, 0.077-0.083 for CosFace and 0.046-0.071 for ArcFace,
+# Precision@1 0.19-0.33. That is 2 to 5 times the baseline, but low in absolute terms: 20
+# training classes and 30 epochs teach a small CNN only part of what motif detection
+# needs, and more classes or epochs are what would raise it. Which loss comes first
+# changes with the seed (CosFace in seed 0, SphereFace in seeds 1 and 2, ArcFace last in
+# all three, by 0.01-0.04), so read the table as "all three transfer", not as a ranking.
+# Their hyperparameters differ in units: ArcFace's margin is radians, CosFace's is on the
+# cosine, SphereFace's is an integer multiplier (a float such as 4.0 is refused).
 
 # %%
-# The unseen digits in each learned space
-# ---------------------------------------
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
-for ax, (name, model) in zip(axes, models.items()):
-    plot_embedding(model, X_test, y_test, ax=ax, title=name)
-fig.suptitle("Digits 5-9, never seen in training, embedded by a CNN (PCA to 2-D)")
+# The scores side by side
+# -----------------------
+# MAP@R and Precision@1 on the 20 unseen classes, for the series themselves and the three
+# embeddings.
+names = list(reports)
+x = np.arange(len(names))
+fig, ax = plt.subplots(figsize=(9, 4))
+for offset, metric, label in [(-0.2, "map_at_r", "MAP@R"), (0.2, "precision_at_1", "P@1")]:
+    values = [reports[name][metric] for name in names]
+    ax.bar(x + offset, values, width=0.4, label=label)
+    for xi, value in zip(x + offset, values):
+        ax.text(xi, value, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
+ax.set_xticks(x, names)
+ax.set_ylabel("score on the 20 unseen classes")
+ax.legend()
+ax.set_title(f"Signals: raw against a 1-D CNN trained with three margin losses (seed {SEED})")
 fig.tight_layout()
-plt.show()
+show_or_save(fig, "margin_softmax_cnn.png")
