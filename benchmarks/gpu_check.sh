@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, prepared as one run for a lent machine.
+# The checks that need a CUDA GPU, as one script to run on a CUDA machine.
 #
 #   benchmarks/gpu_check.sh fetch   here, where the package registries answer: the wheels the
 #                                   GPU machine's image lacks (Python 3.12), into .whl/
