@@ -116,6 +116,7 @@ print(
 #   choice to start from; try ``"batch_hard"`` when labels are clean.
 # * ``"all"`` averages over every triplet with a non-zero loss; it is robust, and close to
 #   semi-hard here.
+#
 # The loss values are not comparable between miners (each averages over different
 # triplets); compare them with a retrieval metric, as in the table.
 
