@@ -18,14 +18,14 @@ Tasks (``--tasks``); digits are pixel intensities in [0, 1]:
   closed        all 10 digits, a stratified half to train on and the other half to evaluate
                 (closed set, as a scikit-learn user's KNN pipeline: 5-NN accuracy too)
 
-Rows (``--rows``: substrings of the names, or ``^`` and the start of the names, so that
-``^SoftmaxEmbedder`` leaves out LargeMarginSoftmaxEmbedder):
+Rows (``--rows``: substrings of the names, or ``^``/``$`` to anchor them at the start/end, so
+that ``^SoftmaxEmbedder`` leaves out LargeMarginSoftmaxEmbedder):
   raw, PCA, NCA        on the features as given and standardised (StandardScaler fitted on
                        the training data); the better raw row is the baseline to beat
   pml triplet          pytorch-metric-learning's TripletMarginLoss + semi-hard
                        TripletMarginMiner trained by MetricEmbedder with TripletEmbedder's
                        defaults (same MLP, optimiser, batches and early stopping)
-  <Embedder>           each of the ten with its defaults, after a StandardScaler, as the
+  <Embedder>           each embedder with its defaults, after a StandardScaler, as the
                        README's pipelines; "(as given)" without the scaler
   <Embedder> (classes holdout) / (samples holdout)
                        early stopping on held-out classes (open-set tasks) or on held-out
@@ -79,6 +79,10 @@ EMBEDDERS = [
     E.SphereFaceEmbedder,
     E.CosFaceEmbedder,
     E.ArcFaceEmbedder,
+    E.MultiSimilarityEmbedder,
+    E.SupConEmbedder,
+    E.ProxyAnchorEmbedder,
+    E.SubCenterArcFaceEmbedder,
 ]
 
 #: The main loss parameter of each embedder and the values GridSearchCV tries.
@@ -93,6 +97,10 @@ GRIDS = {
     "SphereFaceEmbedder": {"margin": [2, 3, 4]},
     "CosFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
     "ArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
+    "MultiSimilarityEmbedder": {"base": [0.3, 0.5, 0.7]},
+    "SupConEmbedder": {"temperature": [0.05, 0.1, 0.2]},
+    "ProxyAnchorEmbedder": {"margin": [0.05, 0.1, 0.2]},
+    "SubCenterArcFaceEmbedder": {"scale": [16.0, 30.0, 64.0]},
 }
 
 TASKS = ("digits", "digits-rev", "noise", "shifted", "moved", "synth", "arcs", "closed")
@@ -261,14 +269,21 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def row_matches(name: str, pattern: str) -> bool:
-    """``--rows`` matching: a substring of the row name, or with a leading ``^`` its start.
+    """``--rows`` matching: a substring of the row name, anchored like a regular expression.
 
     ``SoftmaxEmbedder`` also matches ``LargeMarginSoftmaxEmbedder``; ``^SoftmaxEmbedder``
-    matches only the rows that start with it (defaults, tuned, samples holdout).
+    matches only the rows that start with it (defaults, tuned, holdouts, CNN), ``(as given)$``
+    the rows that end with it, and ``^SoftmaxEmbedder$`` that one row.
     """
-    if pattern.startswith("^"):
-        return name.startswith(pattern[1:])
-    return pattern in name
+    start, end = pattern.startswith("^"), pattern.endswith("$")
+    core = pattern[1 if start else 0 : -1 if end else None]
+    if start and end:
+        return name == core
+    if start:
+        return name.startswith(core)
+    if end:
+        return name.endswith(core)
+    return core in name
 
 
 def cell(values, digits=3) -> str:
