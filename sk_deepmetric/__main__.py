@@ -38,6 +38,10 @@ LOSSES = {
     "sphereface": "SphereFaceEmbedder",
     "cosface": "CosFaceEmbedder",
     "arcface": "ArcFaceEmbedder",
+    "multisimilarity": "MultiSimilarityEmbedder",
+    "supcon": "SupConEmbedder",
+    "proxyanchor": "ProxyAnchorEmbedder",
+    "subcenterarcface": "SubCenterArcFaceEmbedder",
 }
 NETWORKS = ("mlp", "cnn", "cnn1d")
 
