@@ -16,7 +16,6 @@ collectives it needs are in :mod:`sk_deepmetric._devices` too.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 import warnings
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 from ._devices import (
     agreed_score,
     batch_to_device,
+    broadcast_object,
     broadcast_weights,
     gather_batch,
     is_distributed,
@@ -50,6 +50,7 @@ __all__ = [
     "fit_loop",
     "init_optimizer",
     "init_scheduler",
+    "step_scheduler",
     "train_epoch",
     "train_step",
 ]
@@ -94,6 +95,7 @@ class Training:
     network and loss wrapped in ``DistributedDataParallel`` inside a process group.
     ``augment`` (with its ``generator``, on ``device``) transforms each training batch
     before the network sees it; nothing else (validation, ``embed``) uses it.
+    ``max_grad_norm`` clips the gradient of every optimised parameter to that total norm.
     """
 
     module: nn.Module
@@ -106,6 +108,7 @@ class Training:
     compile: bool = False
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
     generator: torch.Generator | None = None
+    max_grad_norm: float | None = None
     step: nn.Module = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -126,31 +129,69 @@ class Training:
 
 
 def init_optimizer(
-    name: str,
+    name: str | type[torch.optim.Optimizer],
     parameters: Iterable[nn.Parameter] | Iterable[dict],
     learning_rate: float,
     weight_decay: float,
+    options: dict | None = None,
 ) -> torch.optim.Optimizer:
     """The optimiser over the network's *and* the loss's parameters (class weights, centres).
 
+    ``name`` is a key of :data:`OPTIMIZERS` or an optimiser class; ``options`` are its other
+    keyword arguments (for "sgd" they replace the default Nesterov momentum 0.9).
     ``parameters`` may be torch's parameter groups (dicts), each with its own ``lr``.
     """
-    kwargs = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
-    return OPTIMIZERS[name](
-        list(parameters), lr=learning_rate, weight_decay=weight_decay, **kwargs
-    )
+    if isinstance(name, str):
+        defaults = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
+        name = OPTIMIZERS[name]
+    else:
+        defaults = {}
+    kwargs = {"lr": learning_rate, "weight_decay": weight_decay, **defaults, **(options or {})}
+    return _build(name, list(parameters), kwargs)
+
+
+def _build(cls: type, first: object, kwargs: dict) -> object:
+    """``cls(first, **kwargs)``; a ``ValueError`` that shows the call if torch rejects it."""
+    try:
+        return cls(first, **kwargs)
+    except (TypeError, ValueError) as exc:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(
+            f"{cls.__module__}.{cls.__qualname__}({arguments}) could not be built: {exc}"
+        ) from exc
 
 
 def init_scheduler(
-    name: str | None, optimizer: torch.optim.Optimizer, n_epochs: int
+    name: str | type | None,
+    optimizer: torch.optim.Optimizer,
+    n_epochs: int,
+    options: dict | None = None,
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-epoch schedule: cosine decay to 0 over ``n_epochs``, or /10 at 50% and 75%."""
+    """Per-epoch schedule: cosine decay to 0 over ``n_epochs``, /10 at 50% and 75% of them,
+    or a scheduler class built with ``options`` (which also override the named ones')."""
+    options = options or {}
     if name is None:
         return None
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(n_epochs, 1))
-    milestones = [max(1, n_epochs // 2), max(2, (3 * n_epochs) // 4)]
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+        name, defaults = torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": max(n_epochs, 1)}
+    elif name == "step":
+        milestones = [max(1, n_epochs // 2), max(2, (3 * n_epochs) // 4)]
+        name, defaults = torch.optim.lr_scheduler.MultiStepLR, {"milestones": milestones}
+        defaults["gamma"] = 0.1
+    else:
+        defaults = {}
+    return _build(name, optimizer, {**defaults, **options})
+
+
+def step_scheduler(t: Training, monitored: float) -> None:
+    """Advance the schedule by one epoch; ``ReduceLROnPlateau`` gets the monitored value
+    (higher is better) as a loss to minimise."""
+    if t.scheduler is None:
+        return
+    if isinstance(t.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        t.scheduler.step(-monitored)
+    else:
+        t.scheduler.step()
 
 
 def compute_loss(loss: nn.Module, embeddings: Tensor, labels: Tensor) -> Tensor:
@@ -175,12 +216,22 @@ def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
         return value.detach()  # on all ranks alike: every rank computes the same loss
     if t.scaler is not None:
         t.scaler.scale(value).backward()
+        if t.max_grad_norm is not None:
+            t.scaler.unscale_(t.optimizer)
+            _clip(t)
         t.scaler.step(t.optimizer)
         t.scaler.update()
     else:
         value.backward()
+        if t.max_grad_norm is not None:
+            _clip(t)
         t.optimizer.step()
     return value.detach()
+
+
+def _clip(t: Training) -> None:
+    parameters = [p for group in t.optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(parameters, t.max_grad_norm)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -227,8 +278,6 @@ def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]
     mean = float(total) / max(count, 1)
     if not math.isfinite(mean):
         raise NonFiniteLoss(mean)
-    if t.scheduler is not None:
-        t.scheduler.step()
     return mean
 
 
@@ -253,13 +302,30 @@ def embed(module: nn.Module, X: Tensor, device: torch.device) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def _snapshot(t: Training) -> tuple[dict, dict]:
-    return (copy.deepcopy(t.module.state_dict()), copy.deepcopy(t.loss.state_dict()))
+class _Snapshot:
+    """A copy of the weights of network and loss (parameters and buffers).
 
+    Two sets of buffers, allocated once: :meth:`save` overwrites the spare one in place and
+    then makes it current with a single assignment, so that an interruption in the middle
+    of a copy leaves the previous copy whole.
+    """
 
-def _restore(t: Training, snapshot: tuple[dict, dict]) -> None:
-    t.module.load_state_dict(snapshot[0])
-    t.loss.load_state_dict(snapshot[1])
+    def __init__(self, t: Training) -> None:
+        self._live = [*t.module.state_dict().values(), *t.loss.state_dict().values()]
+        self._copies = [[x.detach().clone() for x in self._live] for _ in range(2)]
+        self._current = 0
+
+    def save(self) -> None:
+        spare = 1 - self._current
+        with torch.no_grad():
+            for kept, live in zip(self._copies[spare], self._live, strict=True):
+                kept.copy_(live)
+        self._current = spare
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for kept, live in zip(self._copies[self._current], self._live, strict=True):
+                live.copy_(kept)
 
 
 @dataclass
@@ -323,6 +389,7 @@ def fit_loop(
     tol: float = 1e-4,
     verbose: int = 0,
     description: str = "fit",
+    on_epoch_end: Callable[[dict], bool] | None = None,
 ) -> LoopResult:
     """Train for up to ``max_iter`` epochs, appending one record per epoch to ``history``.
 
@@ -330,21 +397,26 @@ def fit_loop(
     of the weights it was given, and restores the best weights when it stops (the starting
     ones if no epoch beat them); otherwise it monitors the training loss, as scikit-learn's MLP
     does. It stops once the monitored value has not improved by ``tol`` for
-    ``n_iter_no_change`` epochs. Dropout draws from torch's global RNG, so the loop runs
-    under :func:`forked_rng` seeded with ``seed``: deterministic, global state untouched.
-    In a process group, rank 0 computes the validation score for all, and its weights are
-    broadcast to the others at the end.
+    ``n_iter_no_change`` epochs, or when ``on_epoch_end(record)`` (the epoch's ``history``
+    entry) returns True, which counts as converged. Dropout draws from torch's global RNG,
+    so the loop runs under :func:`forked_rng` seeded with ``seed``: deterministic, global
+    state untouched. In a process group, rank 0 computes the validation score (and the
+    callbacks' decision) for all, and its weights are broadcast to the others at the end.
 
     A non-finite loss (or weights, or validation embedding) restores the weights of the last
-    finished epoch and raises :class:`NonFiniteLoss` (with ``.epoch``). ``KeyboardInterrupt``
-    at any step of an epoch restores them and drops that epoch's record, warns and returns
-    with ``interrupted=True``; when no epoch has finished in a fit that started with an
-    empty ``history``, it propagates, so that the caller can discard the half-built model.
+    finished epoch and raises :class:`NonFiniteLoss` (with ``.epoch``); so does any other
+    exception raised during an epoch (by ``on_epoch_end``, say), which propagates unchanged.
+    ``KeyboardInterrupt`` at any step of an epoch restores them and drops that epoch's
+    record, warns and returns with ``interrupted=True``; when no epoch has finished in a fit
+    that started with an empty ``history``, it propagates, so that the caller can discard
+    the half-built model. The weights of the last finished epoch (and, when validating, of
+    the best one) are kept by :class:`_Snapshot`, without allocating per epoch.
     """
     from tqdm.auto import tqdm
 
     monitor = _Monitor(best=-math.inf, tol=tol)
-    last_good = best_snapshot = _snapshot(t)
+    last_good = _Snapshot(t)
+    best = _Snapshot(t) if validation_score is not None else None
     if validation_score is not None:
         # the starting weights compete too: training that never beats them on held-out
         # classes is undone rather than kept
@@ -364,19 +436,23 @@ def fit_loop(
                 score = agreed_score(validation_score)
                 _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)
                 monitored = score if score is not None else -loss_value
-                if monitor.update(epoch, monitored) and validation_score is not None:
-                    best_snapshot = _snapshot(t)
-                last_good = _snapshot(t)
+                if monitor.update(epoch, monitored) and best is not None:
+                    best.save()
+                step_scheduler(t, monitored)
+                stop = on_epoch_end is not None and broadcast_object(
+                    bool(on_epoch_end(history[-1]))
+                )
+                last_good.save()
             except NonFiniteLoss as exc:
                 del history[n_recorded:]
-                _restore(t, last_good)
+                last_good.restore()
                 exc.epoch = len(history) + 1
                 raise
             except KeyboardInterrupt:
                 # whatever step was interrupted, the weights and the history go back to the
                 # last finished epoch; with none finished in a fresh fit, nothing is kept
                 del history[n_recorded:]
-                _restore(t, last_good)
+                last_good.restore()
                 if fresh and not history:
                     raise
                 warnings.warn(
@@ -386,12 +462,16 @@ def fit_loop(
                     stacklevel=external_stacklevel(),
                 )
                 return LoopResult(n_done, converged=False, interrupted=True, stalled=monitor.stall)
+            except Exception:
+                del history[n_recorded:]
+                last_good.restore()
+                raise
             n_done += 1
-            if monitor.stall >= n_iter_no_change:
+            if stop or monitor.stall >= n_iter_no_change:
                 converged = True
                 break
-    if validation_score is not None and monitor.best_epoch != n_done - 1:
-        _restore(t, best_snapshot)
+    if best is not None and monitor.best_epoch != n_done - 1:
+        best.restore()
     if is_distributed():
         broadcast_weights(t.module, t.loss)
     return LoopResult(n_done, converged, stalled=monitor.stall)

@@ -360,8 +360,9 @@ def test_keyboard_interrupt_anywhere_leaves_a_consistent_or_unfitted_model(
         monkeypatch.setattr(
             base_module, "init_optimizer", interrupting(base_module.init_optimizer, 1)
         )
-    elif where == "snapshot":  # the 4th copy of the weights: the end of epoch 3
-        monkeypatch.setattr(_training, "_snapshot", interrupting(_training._snapshot, 4))
+    elif where == "snapshot":  # the 3rd copy of the weights: the end of epoch 3
+        save = _training._Snapshot.save
+        monkeypatch.setattr(_training._Snapshot, "save", interrupting(save, 3))
     else:  # the progress bar's line of epoch 3
         monkeypatch.setattr(_training, "_record_epoch", interrupting(_training._record_epoch, 3))
     model = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=10)

@@ -24,6 +24,7 @@ from torch import nn
 from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
 from .._training import (
     OPTIMIZERS,
+    SCHEDULES,
     Training,
     embed,
     fit_loop,
@@ -63,9 +64,16 @@ from ._params import (
     DEFAULT_CONV_CHANNELS,
     make_init,
 )
+from ._seams import RoutedParamsMixin, check_seams, routed, run_callbacks
 
 
-class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _BaseEmbedder(
+    RoutedParamsMixin,
+    _InputMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
+):
     """Everything the embedders share: parameters, network, batching, training, transform."""
 
     #: Loss parameters of the subclass (name -> default); they come first in the signature.
@@ -90,10 +98,12 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         "augment": [None, str, list, tuple, dict, callable],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "lr_schedule": [None, StrOptions({"cosine", "step"})],
+        "lr_schedule": [None, StrOptions(set(SCHEDULES) - {None}), type],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "callbacks": [None, list, tuple],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "validation_holdout": [StrOptions({"auto", "classes", "samples", "both"})],
@@ -145,6 +155,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _check_loss_params(self):
         """Constraints between parameters, checked before any data is touched."""
+        check_seams(self, OPTIMIZERS, _NAMED_SCHEDULES)
         if self._batching == "balanced" and self.batch_size < 2 * self.samples_per_class:
             raise ValueError(
                 f"`batch_size` ({self.batch_size}) must be at least 2 x `samples_per_class` "
@@ -416,6 +427,12 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
         y_t = torch.from_numpy(y).to(device)
         sampler = self._sampler(y[train], held_out=0 if validation is None else validation.size)
         X_t, y_t, validation_score = self._hold_out(X_t, y_t, y, train, validation, device)
+        run_callbacks(self, "on_train_begin")
+
+        def on_epoch_end(record):
+            self.n_iter_ = len(self.history_)
+            return run_callbacks(self, "on_epoch_end", record)
+
         try:
             result = fit_loop(
                 training,
@@ -430,13 +447,18 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
                 tol=self.tol,
                 verbose=self.verbose,
                 description=type(self).__name__,
+                on_epoch_end=on_epoch_end if self.callbacks else None,
             )
         except _NonFiniteLoss as exc:
             self.n_iter_ = len(self.history_)
             kept = continuing or bool(self.history_)
             raise FloatingPointError(self._non_finite_message(exc, X, kept)) from None
+        except BaseException:  # e.g. a callback's: the loop kept the last finished epoch
+            self.n_iter_ = len(self.history_)
+            raise
         self.n_iter_ = len(self.history_)
         self._optimizer_state = training.optimizer.state_dict()
+        run_callbacks(self, "on_train_end")
         return result, max_iter, validation is not None
 
     def _keep_a_batch(self, y, train, validation):
@@ -570,14 +592,33 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _init_training(self, device, max_iter, schedule) -> Training:
         groups = self._parameter_groups(self._learning_rate())
-        optimizer = init_optimizer(
-            self.optimizer, groups, self._learning_rate(), self.weight_decay
-        )
+        try:
+            optimizer = init_optimizer(
+                self.optimizer,
+                groups,
+                self._learning_rate(),
+                self.weight_decay,
+                routed(self, "optimizer__"),
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{type(self).__name__}: {exc}. Check `optimizer` and its `optimizer__*` "
+                "arguments."
+            ) from exc.__cause__
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
             for group, fresh in zip(optimizer.param_groups, groups, strict=True):
                 group["lr"] = fresh["lr"]  # a schedule may have decayed it
-        scheduler = init_scheduler(self.lr_schedule, optimizer, max_iter) if schedule else None
+        scheduler = None
+        if schedule:
+            options = routed(self, "lr_schedule__")
+            try:
+                scheduler = init_scheduler(self.lr_schedule, optimizer, max_iter, options)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{type(self).__name__}: {exc}. Check `lr_schedule` and its "
+                    "`lr_schedule__*` arguments."
+                ) from exc.__cause__
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         augment = make_augmentation(self.augment, self.input_shape_)
         generator = None
@@ -595,6 +636,7 @@ class _BaseEmbedder(_InputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMix
             compile=self.compile,
             augment=augment,
             generator=generator,
+            max_grad_norm=self.max_grad_norm,
         )
 
     def _learning_rate(self) -> float:
@@ -640,6 +682,12 @@ _ARCHITECTURE = (
 #: Loss parameters that shape the training only, which ``warm_start`` may change.
 _TRAINING_ONLY = ("samples_per_class", "proxy_lr_multiplier")
 #: Private state a fit sets besides the attributes ending in ``_``.
+#: The torch classes behind the named schedules (for the checks of routed arguments).
+_NAMED_SCHEDULES = {
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "step": torch.optim.lr_scheduler.MultiStepLR,
+}
+
 _FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
 #: ``n_components`` above this and 16 times the input's size gets a warning.
 WIDE_EMBEDDING = 1024

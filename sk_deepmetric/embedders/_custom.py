@@ -52,8 +52,9 @@ document(
     own) is deep-copied at fit, so the estimator's parameter stays untouched and ``clone``
     works; its parameters, if any, are trained with the network's. Labels reach it encoded
     as ``0 .. n_classes - 1``.""",
-    """    loss : torch.nn.Module
-        Required. Called as ``loss(embeddings, labels)`` and returning a scalar tensor.
+    """    loss : torch.nn.Module, default=None
+        Required (None is an error at ``fit``). Called as ``loss(embeddings, labels)`` and
+        returning a scalar tensor.
     batching : {"balanced", "shuffled"}, default="balanced"
         Class-balanced ``P x K`` batches for tuple losses, or shuffled batches for
         classifier-style losses.

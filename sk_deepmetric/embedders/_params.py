@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 
+from .._validation import did_you_mean
+
 #: ``max_iter=None``: epochs without early stopping (a short budget, [False]), and the cap
 #: with it ([True]); the ``max_iter`` and ``early_stopping`` docstrings give the numbers.
 AUTO_MAX_ITER = (5, 500)
@@ -41,6 +43,8 @@ COMMON_PARAMS = {
     "learning_rate_init": "auto",
     "weight_decay": 0.0,
     "lr_schedule": None,
+    "max_grad_norm": None,
+    "callbacks": None,
     "early_stopping": "auto",
     "validation_fraction": 0.2,
     "validation_holdout": "auto",
@@ -56,20 +60,37 @@ COMMON_PARAMS = {
 }
 
 
+#: Prefixes of the keyword arguments routed to the optimiser and the learning-rate schedule
+#: (``optimizer__momentum=0.8``, ``lr_schedule__gamma=0.5``), in scikit-learn's
+#: double-underscore style: they are parameters too (``get_params``, ``clone``, grid search).
+ROUTED_PREFIXES = ("optimizer__", "lr_schedule__")
+
+
 def make_init(params: dict) -> callable:
-    """An ``__init__`` with keyword-only ``params`` (name -> default) that only stores them."""
+    """An ``__init__`` with keyword-only ``params`` (name -> default) that only stores them.
+
+    It also takes and stores keyword arguments routed to the optimiser and the schedule
+    (:data:`ROUTED_PREFIXES`); any other unknown keyword is a ``TypeError`` naming the class.
+    """
     signature = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
             for name, default in params.items()
         ]
-    )
+    )  # the routed keywords are not in it: scikit-learn's checks expect named parameters
 
     def __init__(self, **kwargs):
-        bound = signature.bind(self, **kwargs)
-        bound.apply_defaults()
-        for name, value in list(bound.arguments.items())[1:]:
+        routed = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith(ROUTED_PREFIXES)}
+        unknown = [k for k in kwargs if k not in params]
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}."
+                f"{did_you_mean(unknown[0], params)}"
+            )
+        for name, default in params.items():
+            setattr(self, name, kwargs.get(name, default))
+        for name, value in routed.items():
             setattr(self, name, value)
 
     __init__.__signature__ = signature
@@ -119,7 +140,7 @@ _COMMON_DOC = """    n_components : int, default=128
         (see :mod:`sk_deepmetric.augment`); a callable is called as
         ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
         same shape.
-    {batching_doc}batch_size : int, default=128
+    batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
         Maximum number of epochs (passes over the training data). None means
@@ -128,9 +149,12 @@ _COMMON_DOC = """    n_components : int, default=128
         point when nothing tells when training starts to overfit. Without early stopping,
         training also stops once the training loss stops improving (``n_iter_no_change``,
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
-    optimizer : {{"adam", "adamw", "sgd"}}, default="adam"
+    optimizer : {{"adam", "adamw", "sgd"}} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9.
+        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
+        keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
+        for a string too): parameters like any other, for ``clone`` and grid search.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -138,9 +162,24 @@ _COMMON_DOC = """    n_components : int, default=128
         be pre-trained.
     weight_decay : float, default=0.0
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
-    lr_schedule : {{None, "cosine", "step"}}, default=None
+    lr_schedule : {{None, "cosine", "step"}} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
+        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
+        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
+        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
+        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+    max_grad_norm : float, default=None
+        Clip the gradient of all trained parameters to this total L2 norm before each
+        update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
+        does not clip.
+    callbacks : list of objects, default=None
+        Called during ``fit`` and ``partial_fit``, each through whichever of these methods
+        it has: ``on_train_begin(estimator)`` once the network and loss are built,
+        ``on_epoch_end(estimator, record)`` after each epoch (``record`` is that epoch's
+        ``history_`` entry; returning True stops training, as a converged fit) and
+        ``on_train_end(estimator)`` when training ends without an error. Callbacks run
+        inside the fit: an exception from one ends it like any other fault.
     early_stopping : "auto" or bool, default="auto"
         Score MAP@R on held-out data (see ``validation_holdout``) before training and after
         each epoch, stop after ``n_iter_no_change`` epochs without an improvement by
@@ -187,8 +226,6 @@ _COMMON_DOC = """    n_components : int, default=128
     verbose : int, default=0
         1 shows a progress bar with the loss and validation score per epoch.
 
-    The measurements behind these defaults are in the benchmarks page of the user guide.
-
     Attributes
     ----------
     module_ : torch.nn.Module
@@ -208,6 +245,10 @@ _COMMON_DOC = """    n_components : int, default=128
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column names.
+
+    Notes
+    -----
+    The measurements behind these defaults are in the benchmarks page of the user guide.
 """
 
 _BALANCED_DOC = """samples_per_class : int, default={k}
@@ -227,20 +268,19 @@ def document(
     """
     defaults = {**COMMON_PARAMS, **cls._default_overrides, **cls._loss_params}
     batching_doc = (
-        _BALANCED_DOC.format(k=defaults["samples_per_class"])
+        "    " + _BALANCED_DOC.format(k=defaults["samples_per_class"]).rstrip(" ")
         if "samples_per_class" in defaults
         else ""
     )
     common = _COMMON_DOC.format(
         normalize=defaults["normalize"],
         normalize_why=normalize_why,
-        batching_doc=batching_doc,
         conv_channels=DEFAULT_CONV_CHANNELS,
         auto_budget=AUTO_MAX_ITER[True],
         short_budget=AUTO_MAX_ITER[False],
     )
     cls.__doc__ = (
-        f"{summary}\n\n    Parameters\n    ----------\n{loss_doc}{common}\n"
+        f"{summary}\n\n    Parameters\n    ----------\n{loss_doc}{batching_doc}{common}\n"
         f"    References\n    ----------\n{references}\n    Examples\n    --------\n{example}"
     )
     return cls

@@ -68,6 +68,7 @@ document(
 default="semihard"
         Which triplets of a batch the loss uses; ``None`` or "all": every valid triplet.
     distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        Distance between embeddings in the loss and the miner; ``margin`` is in its units.
 """,
     """    .. [1] F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet: A Unified Embedding for Face
        Recognition and Clustering", CVPR 2015.
@@ -111,6 +112,7 @@ document(
     neg_margin : float, default=1.0
         Distance beyond which a negative pair costs nothing (unit vectors: at most 2).
     distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        Distance between the embeddings of a pair; both margins are in its units.
 """,
     """    .. [1] R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning an
        Invariant Mapping", CVPR 2006.

@@ -1,0 +1,361 @@
+"""The training seams: optimiser and schedule classes with routed arguments, gradient
+clipping, callbacks, and the weight snapshots of the training loop."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+
+from sk_deepmetric import _training
+from sk_deepmetric.embedders import ArcFaceEmbedder, MetricEmbedder, TripletEmbedder
+from sk_deepmetric.losses import TripletMarginLoss
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+FAST = {"max_iter": 3, "hidden_layer_sizes": (16,), "n_components": 8, "batch_size": 32}
+
+
+def fast(cls, **params):
+    return cls(**{**FAST, "random_state": 0, **params})
+
+
+def _group(model):
+    """The first parameter group of the fitted model's optimiser, as it was saved."""
+    return model._optimizer_state["param_groups"][0]
+
+
+# ----------------------------------------------------------------- routed arguments
+def test_routed_arguments_are_parameters():
+    model = TripletEmbedder(optimizer="sgd", optimizer__momentum=0.5, optimizer__dampening=0.1)
+    params = model.get_params()
+    assert params["optimizer__momentum"] == 0.5 and params["optimizer__dampening"] == 0.1
+    assert "routed_params" not in params
+    copy = clone(model)
+    assert copy.get_params() == params
+    copy.set_params(optimizer__momentum=0.8, margin=0.3)
+    assert (copy.optimizer__momentum, copy.margin) == (0.8, 0.3)
+    assert model.optimizer__momentum == 0.5  # the original is untouched
+    assert pickle.loads(pickle.dumps(model)).get_params() == params
+    assert "optimizer__momentum=0.5" in repr(model)
+
+
+def test_routed_arguments_reach_the_optimizer(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, optimizer="sgd", optimizer__momentum=0.5).fit(X, y)
+    group = _group(model)
+    assert (group["momentum"], group["nesterov"]) == (0.5, True)  # the other default stays
+    assert _group(fast(TripletEmbedder, optimizer="sgd").fit(X, y))["momentum"] == 0.9
+
+
+def test_an_optimizer_class_with_its_arguments(digits):
+    X, y = digits
+    model = fast(
+        ArcFaceEmbedder,
+        optimizer=torch.optim.RMSprop,
+        optimizer__alpha=0.9,
+        learning_rate_init=3e-4,
+        weight_decay=1e-5,
+    ).fit(X, y)
+    group = _group(model)
+    assert (group["alpha"], group["lr"], group["weight_decay"]) == (0.9, 3e-4, 1e-5)
+    assert np.isfinite(model.transform(X)).all()
+
+
+def test_grid_search_over_a_routed_argument(digits):
+    X, y = digits
+    pipe = make_pipeline(FunctionTransformer(), fast(TripletEmbedder, optimizer="sgd"))
+    search = GridSearchCV(pipe, {"tripletembedder__optimizer__momentum": [0.3, 0.6]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["tripletembedder__optimizer__momentum"] in (0.3, 0.6)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    fitted = search.best_estimator_[-1]
+    assert _group(fitted)["momentum"] == fitted.optimizer__momentum
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"optimizer": "sgd", "optimizer__momentm": 0.5},
+            "TripletEmbedder: `optimizer__momentm` is routed to SGD, which takes no argument "
+            "'momentm'; it takes ['momentum', 'dampening', 'nesterov', 'maximize', 'foreach', "
+            "'differentiable', 'fused']. Did you mean 'momentum'?",
+        ),
+        (
+            {"optimizer__lr": 0.1},
+            "TripletEmbedder: `optimizer__lr` cannot be routed: the estimator sets Adam's "
+            "`lr` itself; set `learning_rate_init` instead.",
+        ),
+        (
+            {"lr_schedule__gamma": 0.5},
+            "TripletEmbedder: `lr_schedule__gamma` is routed to the learning-rate schedule, "
+            "but `lr_schedule` is None; set `lr_schedule` too.",
+        ),
+        (
+            {"optimizer": dict},
+            "TripletEmbedder: `optimizer` must be one of ['adam', 'adamw', 'sgd'] or a "
+            "subclass of torch.optim.optimizer.Optimizer, got the class dict.",
+        ),
+        (
+            {"lr_schedule": torch.optim.SGD},
+            "TripletEmbedder: `lr_schedule` must be one of ['cosine', 'step'] or a subclass "
+            "of torch.optim.lr_scheduler.LRScheduler, got the class SGD.",
+        ),
+        (
+            {"lr_schedule": "step", "lr_schedule__optimizer": None},
+            "TripletEmbedder: `lr_schedule__optimizer` cannot be routed: the estimator sets "
+            "MultiStepLR's `optimizer` itself.",
+        ),
+        (
+            {"callbacks": [object()]},
+            "TripletEmbedder: `callbacks[0]` (<object object at",
+        ),
+        (
+            {"max_grad_norm": 0.0},
+            "The 'max_grad_norm' parameter of TripletEmbedder must be None or a float in the "
+            "range (0.0, inf). Got 0.0 instead.",
+        ),
+    ],
+)
+def test_bad_seams_are_errors_before_training(digits, params, message):
+    X, y = digits
+    model = fast(TripletEmbedder, **params)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value).startswith(message)
+    assert not hasattr(model, "module_")
+
+
+def test_an_optimizer_that_rejects_its_arguments_is_named(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, optimizer="sgd", optimizer__momentum=0.0)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value) == (
+        "TripletEmbedder: torch.optim.sgd.SGD(lr=0.0001, weight_decay=0.0, momentum=0.0, "
+        "nesterov=True) could not be built: Nesterov momentum requires a momentum and zero "
+        "dampening. Check `optimizer` and its `optimizer__*` arguments."
+    )
+    assert not hasattr(model, "module_")
+    schedule = fast(TripletEmbedder, lr_schedule=torch.optim.lr_scheduler.StepLR)
+    with pytest.raises(ValueError) as info:
+        schedule.fit(X, y)
+    assert str(info.value) == (
+        "TripletEmbedder: torch.optim.lr_scheduler.StepLR() could not be built: "
+        "StepLR.__init__() missing 1 required positional argument: 'step_size'. Check "
+        "`lr_schedule` and its `lr_schedule__*` arguments."
+    )
+
+
+def test_an_unknown_keyword_names_the_class():
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "TripletEmbedder() got an unexpected keyword argument 'margn'. Did you mean 'margin'?"
+        ),
+    ):
+        TripletEmbedder(margn=0.1)
+
+
+# ----------------------------------------------------------------- schedules
+def test_a_scheduler_class_with_its_arguments(digits):
+    X, y = digits
+    model = fast(
+        TripletEmbedder,
+        early_stopping=False,
+        learning_rate_init=1e-3,
+        lr_schedule=torch.optim.lr_scheduler.StepLR,
+        lr_schedule__step_size=1,
+        lr_schedule__gamma=0.5,
+    ).fit(X, y)
+    assert model.n_iter_ == 3
+    assert _group(model)["lr"] == 1e-3 * 0.5**3  # halved after each of the 3 epochs
+
+
+def test_named_schedules_take_routed_arguments_too(digits):
+    X, y = digits
+    model = fast(
+        TripletEmbedder,
+        early_stopping=False,
+        learning_rate_init=1e-3,
+        lr_schedule="step",
+        lr_schedule__milestones=[1],
+        lr_schedule__gamma=0.25,
+    ).fit(X, y)
+    assert _group(model)["lr"] == 1e-3 * 0.25
+
+
+class _RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    steps = []
+
+    def step(self, metrics):
+        type(self).steps.append(float(metrics))
+        super().step(metrics)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_reduce_on_plateau_gets_the_monitored_value_as_a_loss(digits, early_stopping):
+    X, y = digits
+    _RecordingPlateau.steps = []
+    model = fast(
+        TripletEmbedder, early_stopping=early_stopping, lr_schedule=_RecordingPlateau
+    ).fit(X, y)
+    key, sign = ("score", -1.0) if early_stopping else ("loss", 1.0)
+    assert _RecordingPlateau.steps == [sign * h[key] for h in model.history_]
+
+
+# ----------------------------------------------------------------- gradient clipping
+def _one_step(**params):
+    """One SGD step of size 1 on one batch of a linear network, so the change of the weights
+    is the (clipped) gradient itself."""
+    network = nn.Linear(64, 8)
+    with torch.no_grad():
+        network.weight.copy_(torch.linspace(-1, 1, 64 * 8).reshape(8, 64))
+        network.bias.zero_()
+    return MetricEmbedder(
+        loss=TripletMarginLoss(miner="all"),
+        network=network,
+        n_components=8,
+        normalize=False,
+        batch_size=256,
+        max_iter=1,
+        early_stopping=False,
+        optimizer="sgd",
+        optimizer__momentum=0.0,
+        optimizer__nesterov=False,
+        learning_rate_init=1.0,
+        random_state=0,
+        **params,
+    ), network
+
+
+def _change(model, network):
+    fitted = model.module_
+    with torch.no_grad():
+        squares = torch.sum((fitted.weight - network.weight) ** 2)
+        squares += torch.sum((fitted.bias - network.bias) ** 2)
+    return float(torch.sqrt(squares))
+
+
+def test_gradient_clipping_bounds_the_step(digits):
+    X, y = digits
+    free, network = _one_step()
+    unclipped = _change(free.fit(X, y), network)
+    assert unclipped > 0
+    max_norm = unclipped / 10
+    clipped, network = _one_step(max_grad_norm=max_norm)
+    change = _change(clipped.fit(X, y), network)
+    # torch scales the gradient by max_norm / (norm + 1e-6). In float32 each of the 520
+    # updated entries (|w| <= 1) rounds once in the update and once in the difference
+    # above: at most 2 u each, sqrt(520) * 2 u in the norm; the scale factor and the norms
+    # add a few u relative to the step.
+    expected = max_norm * unclipped / (unclipped + 1e-6)
+    U32 = 2.0**-24
+    assert abs(change - expected) <= np.sqrt(520) * 2 * U32 * (1 + expected) + 16 * U32 * expected
+    same, network = _one_step(max_grad_norm=unclipped * 10)  # above the norm: no change
+    assert _change(same.fit(X, y), network) == unclipped
+
+
+# ----------------------------------------------------------------- callbacks
+class _Recorder:
+    def __init__(self, stop_at=None):
+        self.stop_at, self.calls = stop_at, []
+
+    def on_train_begin(self, estimator):
+        self.calls.append(("begin", hasattr(estimator, "module_")))
+
+    def on_epoch_end(self, estimator, record):
+        self.calls.append(("epoch", record["epoch"], estimator.n_iter_, dict(record)))
+        return record["epoch"] == self.stop_at
+
+    def on_train_end(self, estimator):
+        self.calls.append(("end", estimator.n_iter_))
+
+
+def test_callbacks_see_every_epoch(digits):
+    X, y = digits
+    recorder = _Recorder()
+    model = fast(TripletEmbedder, callbacks=[recorder, _OnlyEnd()]).fit(X, y)
+    # the estimator's callbacks are the ones called (fit does not clone its parameters)
+    calls = model.callbacks[0].calls
+    assert calls[0] == ("begin", True) and calls[-1] == ("end", 3)
+    epochs = [c for c in calls if c[0] == "epoch"]
+    assert [c[1:3] for c in epochs] == [(1, 1), (2, 2), (3, 3)]
+    assert [c[3] for c in epochs] == model.history_
+    assert model.callbacks[1].ended == 1
+
+
+class _OnlyEnd:
+    def __init__(self):
+        self.ended = 0
+
+    def on_train_end(self, estimator):
+        self.ended += 1
+
+
+def test_a_callback_stops_training_without_a_convergence_warning(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = fast(
+            TripletEmbedder, max_iter=50, n_iter_no_change=50, callbacks=[_Recorder(stop_at=2)]
+        ).fit(X, y)
+    assert model.n_iter_ == len(model.history_) == 2
+
+
+class _Failing:
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, estimator, record):
+        if record["epoch"] == self.at:
+            raise RuntimeError("callback failed")
+
+
+def test_a_failing_callback_leaves_a_consistent_model(digits):
+    X, y = digits
+    reference = fast(TripletEmbedder, early_stopping=False, max_iter=1).fit(X, y)
+    model = fast(TripletEmbedder, early_stopping=False, callbacks=[_Failing(at=2)])
+    with pytest.raises(RuntimeError, match="callback failed"):
+        model.fit(X, y)
+    assert model.n_iter_ == len(model.history_) == 1  # epoch 2's weights are undone
+    np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+    first = fast(TripletEmbedder, early_stopping=False, callbacks=[_Failing(at=1)])
+    with pytest.raises(RuntimeError, match="callback failed"):
+        first.fit(X, y)
+    assert not hasattr(first, "module_")  # nothing finished: unfitted
+
+
+def test_callbacks_do_not_change_the_result(digits):
+    X, y = digits
+    plain = fast(TripletEmbedder).fit(X, y)
+    watched = fast(TripletEmbedder, callbacks=[_Recorder()], max_grad_norm=None).fit(X, y)
+    np.testing.assert_array_equal(plain.transform(X), watched.transform(X))
+
+
+# ----------------------------------------------------------------- weight snapshots
+def test_snapshots_restore_what_they_saved():
+    module, loss = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)), nn.Linear(2, 1)
+    t = _training.Training(module, loss, torch.optim.SGD(module.parameters(), lr=1.0), None,
+                           torch.device("cpu"))  # fmt: skip
+    snapshot = _training._Snapshot(t)
+    start = {k: v.clone() for k, v in module.state_dict().items()}
+    with torch.no_grad():
+        for p in (*module.parameters(), *loss.parameters()):
+            p.add_(1.0)
+    module(torch.randn(4, 3))  # moves the batch-norm running statistics
+    saved = {k: v.clone() for k, v in module.state_dict().items()}
+    snapshot.save()
+    with torch.no_grad():
+        module[0].weight.mul_(3.0)
+    snapshot.restore()
+    assert all(torch.equal(saved[k], v) for k, v in module.state_dict().items())
+    assert not torch.equal(saved["0.weight"], start["0.weight"])
