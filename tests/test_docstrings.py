@@ -40,3 +40,27 @@ def test_docstring_documents_the_signature(cls):
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 def test_constraints_cover_every_parameter(cls):
     assert set(cls._parameter_constraints) == set(inspect.signature(cls).parameters)
+
+
+WITH_LOSS = [cls for cls in ESTIMATORS if getattr(cls, "_loss_class", None) is not None]
+
+
+@pytest.mark.parametrize("cls", WITH_LOSS, ids=lambda cls: cls.__name__)
+def test_loss_defaults_have_one_source(cls):
+    """An estimator's loss parameter defaults to the loss's own default, unless it is one of
+    the estimator's tuned defaults, whose docstring then gives the loss's value too."""
+    loss = inspect.signature(cls._loss_class).parameters
+    estimator = inspect.signature(cls).parameters
+    documented = {p.name: " ".join(p.desc) for p in ClassDoc(cls)["Parameters"]}
+    shared = [name for name in cls._loss_params if name in loss]
+    assert set(cls._tuned_defaults) <= set(shared)
+    for name in shared:
+        if name not in cls._tuned_defaults:
+            assert estimator[name].default == loss[name].default, name
+            continue
+        assert estimator[name].default == cls._tuned_defaults[name] != loss[name].default
+        paper = loss[name].default
+        shown = f'"{paper}"' if isinstance(paper, str) else f"{paper:g}"
+        assert re.search(rf"(?<![\d.]){re.escape(shown)}(?![\d])", documented[name]), (
+            f"{name}: the docstring does not give the loss's default {shown}"
+        )

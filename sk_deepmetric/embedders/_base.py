@@ -80,6 +80,10 @@ class _BaseEmbedder(
     _loss_params: ClassVar[dict] = {}
     #: Defaults of common parameters that differ for this loss (e.g. ``normalize``).
     _default_overrides: ClassVar[dict] = {}
+    #: The loss module the estimator trains with (its defaults are the estimator's, see
+    #: :func:`._params.loss_params`), and the loss parameters whose estimator default differs.
+    _loss_class: ClassVar[type | None] = None
+    _tuned_defaults: ClassVar[dict] = {}
     #: "balanced" (P x K batches, tuple losses) or "shuffled" (classifier-style losses).
     _batching = "balanced"
     _cnn_skip = False
@@ -578,7 +582,13 @@ class _BaseEmbedder(
         return reset_parameters(loss, generator)
 
     def _build_loss(self, n_classes: int, n_components: int) -> nn.Module:
-        raise NotImplementedError
+        """The loss module (a tuple loss: it takes neither ``n_classes`` nor ``n_components``)."""
+        return self._loss_class(**self._loss_kwargs())
+
+    def _loss_kwargs(self) -> dict:
+        """The loss parameters that ``_loss_class`` takes, as set on the estimator."""
+        accepted = inspect.signature(self._loss_class).parameters
+        return {name: getattr(self, name) for name in self._loss_params if name in accepted}
 
     def _init_loss_from_data(self, X, y, device) -> None:
         """Set the new loss's parameters from the data and the initial network (default: keep)."""

@@ -30,7 +30,7 @@ from ..losses._margin_softmax import (
 from ..losses._proxy_anchor import ProxyAnchorLoss
 from ..losses._sub_center import SubCenterArcFaceLoss
 from ._base import _BaseEmbedder
-from ._params import doctest_example, document
+from ._params import doctest_example, document, loss_params
 
 __all__ = [
     "ArcFaceEmbedder",
@@ -54,7 +54,7 @@ class _ClassifierEmbedder(_BaseEmbedder):
 
     _batching = "shuffled"
     _default_overrides: ClassVar[dict] = {"normalize": False}
-    _loss_class: type = SoftmaxLoss
+    _loss_class = SoftmaxLoss
 
     @property
     def _unit_class_weights(self) -> bool:
@@ -64,8 +64,7 @@ class _ClassifierEmbedder(_BaseEmbedder):
         return getattr(self._loss_class, "_normalize_weights", False)
 
     def _build_loss(self, n_classes, n_components):
-        kwargs = {name: getattr(self, name) for name in self._loss_params}
-        return self._loss_class(n_classes, n_components, **kwargs)
+        return self._loss_class(n_classes, n_components, **self._loss_kwargs())
 
     def _init_loss_from_data(self, X, y, device):
         with torch.no_grad():
@@ -151,8 +150,11 @@ document(
 
 
 class CenterLossEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"center_weight": 0.01}
     _loss_class = CenterLoss
+    _tuned_defaults: ClassVar[dict] = {"center_weight": 0.01}
+    _loss_params: ClassVar[dict] = loss_params(
+        CenterLoss, ("center_weight",), tuned=_tuned_defaults
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "center_weight": [Interval(Real, 0, None, closed="left")],
@@ -189,8 +191,11 @@ document(
 
 
 class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 4, "softmax_weight": 1.0}
     _loss_class = LargeMarginSoftmaxLoss
+    _tuned_defaults: ClassVar[dict] = {"margin": 4, "softmax_weight": 1.0}
+    _loss_params: ClassVar[dict] = loss_params(
+        LargeMarginSoftmaxLoss, ("margin", "softmax_weight"), tuned=_tuned_defaults
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Integral, 1, None, closed="left")],
@@ -234,8 +239,11 @@ document(
 
 
 class SphereFaceEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 4, "softmax_weight": 5.0}
     _loss_class = SphereFaceLoss
+    _tuned_defaults: ClassVar[dict] = {"softmax_weight": 5.0}
+    _loss_params: ClassVar[dict] = loss_params(
+        SphereFaceLoss, ("margin", "softmax_weight"), tuned=_tuned_defaults
+    )
     _parameter_constraints: ClassVar[dict] = LargeMarginSoftmaxEmbedder._parameter_constraints
 
 
@@ -261,9 +269,9 @@ document(
 
 
 class CosFaceEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 0.35, "scale": 64.0}
-    _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = CosFaceLoss
+    _loss_params: ClassVar[dict] = loss_params(CosFaceLoss, ("margin", "scale"))
+    _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, 1, closed="left")],
@@ -293,9 +301,9 @@ document(
 
 
 class ArcFaceEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 0.5, "scale": 64.0}
-    _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = ArcFaceLoss
+    _loss_params: ClassVar[dict] = loss_params(ArcFaceLoss, ("margin", "scale"))
+    _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, np.pi / 2, closed="left")],
@@ -325,9 +333,11 @@ document(
 
 
 class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 0.5, "scale": 64.0, "sub_centers": 3}
-    _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = SubCenterArcFaceLoss
+    _loss_params: ClassVar[dict] = loss_params(
+        SubCenterArcFaceLoss, ("margin", "scale", "sub_centers")
+    )
+    _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
         **ArcFaceEmbedder._parameter_constraints,
         "sub_centers": [Interval(Integral, 1, None, closed="left")],
@@ -374,9 +384,11 @@ document(
 
 
 class ProxyAnchorEmbedder(_ClassifierEmbedder):
-    _loss_params: ClassVar[dict] = {"margin": 0.1, "alpha": 32.0, "proxy_lr_multiplier": 100.0}
-    _default_overrides: ClassVar[dict] = {"normalize": True}
     _loss_class = ProxyAnchorLoss
+    _loss_params: ClassVar[dict] = loss_params(
+        ProxyAnchorLoss, ("margin", "alpha"), proxy_lr_multiplier=100.0
+    )
+    _default_overrides: ClassVar[dict] = {"normalize": True}
     _unit_class_weights = True  # the loss normalises its proxies
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
@@ -384,9 +396,6 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "proxy_lr_multiplier": [Interval(Real, 0, None, closed="neither")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return ProxyAnchorLoss(n_classes, n_components, margin=self.margin, alpha=self.alpha)
 
     def _class_weight(self):
         return self.loss_.proxies

@@ -60,6 +60,17 @@ COMMON_PARAMS = {
 }
 
 
+def loss_params(loss_class: type, names: tuple, *, tuned: dict | None = None, **own) -> dict:
+    """An estimator's loss parameters, in signature order: ``names`` with the defaults of
+    ``loss_class`` (the one source of truth), except those in ``tuned``, where the estimator
+    defaults to a value chosen on the benchmarks (its docstring says so, and gives the
+    loss's own default); then the estimator's ``own`` parameters (name=default), which the
+    loss does not take (batching, a learning-rate multiplier)."""
+    signature = inspect.signature(loss_class).parameters
+    tuned = tuned or {}
+    return {**{name: tuned.get(name, signature[name].default) for name in names}, **own}
+
+
 #: Prefixes of the keyword arguments routed to the optimiser and the learning-rate schedule
 #: (``optimizer__momentum=0.8``, ``lr_schedule__gamma=0.5``), in scikit-learn's
 #: double-underscore style: they are parameters too (``get_params``, ``clone``, grid search).

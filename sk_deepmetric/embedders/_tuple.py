@@ -23,7 +23,7 @@ from ..losses._pair import (
 )
 from ..losses._supcon import SupConLoss
 from ._base import _BaseEmbedder
-from ._params import doctest_example, document
+from ._params import doctest_example, document, loss_params
 
 __all__ = [
     "AngularEmbedder",
@@ -36,12 +36,10 @@ __all__ = [
 
 
 class TripletEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {
-        "margin": 0.2,
-        "miner": "semihard",
-        "distance": "euclidean",
-        "samples_per_class": 4,
-    }
+    _loss_class = TripletMarginLoss
+    _loss_params: ClassVar[dict] = loss_params(
+        TripletMarginLoss, ("margin", "miner", "distance"), samples_per_class=4
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="left")],
@@ -49,9 +47,6 @@ class TripletEmbedder(_BaseEmbedder):
         "distance": [StrOptions(set(DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return TripletMarginLoss(margin=self.margin, miner=self.miner, distance=self.distance)
 
 
 document(
@@ -81,12 +76,10 @@ default="semihard"
 
 
 class ContrastiveEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {
-        "pos_margin": 0.0,
-        "neg_margin": 1.0,
-        "distance": "euclidean",
-        "samples_per_class": 4,
-    }
+    _loss_class = ContrastiveLoss
+    _loss_params: ClassVar[dict] = loss_params(
+        ContrastiveLoss, ("pos_margin", "neg_margin", "distance"), samples_per_class=4
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "pos_margin": [Interval(Real, 0, None, closed="left")],
@@ -94,11 +87,6 @@ class ContrastiveEmbedder(_BaseEmbedder):
         "distance": [StrOptions(set(DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return ContrastiveLoss(
-            pos_margin=self.pos_margin, neg_margin=self.neg_margin, distance=self.distance
-        )
 
 
 document(
@@ -123,11 +111,11 @@ document(
 
 
 class NPairsEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {
-        "l2_reg": 0.002,
-        "distance": "euclidean",
-        "samples_per_class": 2,
-    }
+    _loss_class = NPairsLoss
+    _tuned_defaults: ClassVar[dict] = {"distance": "euclidean"}
+    _loss_params: ClassVar[dict] = loss_params(
+        NPairsLoss, ("l2_reg", "distance"), tuned=_tuned_defaults, samples_per_class=2
+    )
     _default_overrides: ClassVar[dict] = {"normalize": False}
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
@@ -135,9 +123,6 @@ class NPairsEmbedder(_BaseEmbedder):
         "distance": [StrOptions(set(NPAIRS_DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return NPairsLoss(l2_reg=self.l2_reg, distance=self.distance)
 
 
 document(
@@ -165,15 +150,13 @@ document(
 
 
 class AngularEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {"alpha": 40.0, "samples_per_class": 4}
+    _loss_class = AngularLoss
+    _loss_params: ClassVar[dict] = loss_params(AngularLoss, ("alpha",), samples_per_class=4)
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "alpha": [Interval(Real, 0, 90, closed="neither")],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return AngularLoss(alpha=self.alpha)
 
 
 document(
@@ -184,7 +167,8 @@ document(
     ``alpha``, a scale-invariant third-order constraint; see
     :class:`~sk_deepmetric.losses.AngularLoss`.""",
     """    alpha : float, default=40.0
-        Angle bound in degrees, in (0, 90); the paper finds 36 to 45 best.
+        Angle bound at the negative, in degrees, in (0, 90); the paper's best values are
+        36 to 55.
 """,
     """    .. [1] J. Wang, F. Zhou, S. Wen, X. Liu, Y. Lin, "Deep Metric Learning with Angular
        Loss", ICCV 2017.
@@ -201,13 +185,10 @@ _COSINE_LOSS = (
 
 
 class MultiSimilarityEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {
-        "alpha": 2.0,
-        "beta": 50.0,
-        "base": 0.5,
-        "epsilon": 0.1,
-        "samples_per_class": 4,
-    }
+    _loss_class = MultiSimilarityLoss
+    _loss_params: ClassVar[dict] = loss_params(
+        MultiSimilarityLoss, ("alpha", "beta", "base", "epsilon"), samples_per_class=4
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="neither")],
@@ -216,11 +197,6 @@ class MultiSimilarityEmbedder(_BaseEmbedder):
         "epsilon": [Interval(Real, 0, None, closed="left"), None],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return MultiSimilarityLoss(
-            alpha=self.alpha, beta=self.beta, base=self.base, epsilon=self.epsilon
-        )
 
 
 document(
@@ -252,15 +228,13 @@ document(
 
 
 class SupConEmbedder(_BaseEmbedder):
-    _loss_params: ClassVar[dict] = {"temperature": 0.1, "samples_per_class": 4}
+    _loss_class = SupConLoss
+    _loss_params: ClassVar[dict] = loss_params(SupConLoss, ("temperature",), samples_per_class=4)
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
-
-    def _build_loss(self, n_classes, n_components):
-        return SupConLoss(temperature=self.temperature)
 
 
 document(
