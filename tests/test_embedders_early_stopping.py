@@ -177,8 +177,14 @@ def test_auto_holdout_validates_on_samples_with_few_classes_and_both_scores_ever
     assert few.n_iter_ == 2  # validated (and stopped by it), not the short budget
     np.testing.assert_array_equal(np.unique(scored[0]), np.arange(5))  # samples of each class
     scored.clear()
-    fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y)  # 10 classes: classes
-    assert len(np.unique(scored[0])) == 2
+    fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y)  # 10: samples of each
+    np.testing.assert_array_equal(np.unique(scored[0]), np.arange(10))
+    scored.clear()
+    y20 = y + 10 * (np.arange(y.size) % 2)  # 20 classes: 4 held out whole
+    fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X, y20)
+    held = np.unique(scored[0])
+    assert len(held) == 4
+    assert all(np.sum(scored[0] == c) == np.sum(y20 == c) for c in held)
     scored.clear()
     both = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2, validation_holdout="both")
     assert both.fit(X, y).n_iter_ == 2

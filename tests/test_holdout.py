@@ -14,7 +14,10 @@ def labels(n_classes, per_class):
 @pytest.mark.parametrize(
     ("n_classes", "per_class", "early_stopping", "holdout", "plan"),
     [
-        (10, 20, "auto", "auto", "classes"),
+        (20, 20, "auto", "auto", "classes"),  # 4 classes held out
+        (18, 20, "auto", "auto", "classes"),  # 20% of 18 rounds to 4 ...
+        (17, 20, "auto", "auto", "samples"),  # ... of 17 to 3: too few for "auto"
+        (10, 20, "auto", "auto", "samples"),  # 2 held-out classes: a noisy guide
         (10, 20, "auto", "both", "mixed"),
         (5, 20, "auto", "both", "samples"),
         (10, 20, "auto", "classes", "classes"),
