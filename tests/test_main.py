@@ -58,7 +58,7 @@ def test_demo_prints_a_closed_and_an_open_set_table_and_saves_the_plot(tmp_path,
     out = capsys.readouterr().out
     closed, open_set = _tables(out)
     names = ["raw features, as given", "raw features, standardised", "NCA (scikit-learn)"]
-    assert [row[0] for row in closed] == [*names, "TripletEmbedder (mlp, samples holdout)"]
+    assert [row[0] for row in closed] == [*names, "TripletEmbedder (mlp)"]
     assert [row[0] for row in open_set] == [*names, "TripletEmbedder (mlp)"]
     assert len(closed[0]) == 5 and len(open_set[0]) == 4  # 5-NN accuracy on the closed set
     for row in closed + open_set:
