@@ -25,7 +25,6 @@ import datetime
 import platform
 import warnings
 
-import numpy as np
 import torch
 from bench_quality import cell
 from sklearn.datasets import make_classification
@@ -106,5 +105,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -56,7 +56,11 @@ __all__ = [
 ]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-SCHEDULES = (None, "cosine", "step")
+#: The named learning-rate schedules and the torch classes behind them.
+SCHEDULES = {
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "step": torch.optim.lr_scheduler.MultiStepLR,
+}
 PRECISIONS = ("32", "bf16", "fp16")
 
 # Rows per forward pass in ``embed``. Every chunk is padded to this many rows so that each
@@ -169,18 +173,18 @@ def init_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """Per-epoch schedule: cosine decay to 0 over ``n_epochs``, /10 at 50% and 75% of them,
     or a scheduler class built with ``options`` (which also override the named ones')."""
-    options = options or {}
     if name is None:
         return None
+    defaults = {}
     if name == "cosine":
-        name, defaults = torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": max(n_epochs, 1)}
+        defaults = {"T_max": max(n_epochs, 1)}
     elif name == "step":
-        milestones = [max(1, n_epochs // 2), max(2, (3 * n_epochs) // 4)]
-        name, defaults = torch.optim.lr_scheduler.MultiStepLR, {"milestones": milestones}
-        defaults["gamma"] = 0.1
-    else:
-        defaults = {}
-    return _build(name, optimizer, {**defaults, **options})
+        defaults = {
+            "milestones": [max(1, n_epochs // 2), max(2, (3 * n_epochs) // 4)],
+            "gamma": 0.1,
+        }
+    cls = SCHEDULES[name] if isinstance(name, str) else name
+    return _build(cls, optimizer, {**defaults, **(options or {})})
 
 
 def step_scheduler(t: Training, monitored: float) -> None:

@@ -116,12 +116,25 @@ def test_grid_search_over_a_routed_argument(digits):
         ),
         (
             {"callbacks": [object()]},
-            "TripletEmbedder: `callbacks[0]` (<object object at",
+            "TripletEmbedder: `callbacks[0]` (<object object at 0x...>) has none of the "
+            "methods on_train_begin, on_epoch_end, on_train_end.",
         ),
         (
             {"max_grad_norm": 0.0},
             "The 'max_grad_norm' parameter of TripletEmbedder must be None or a float in the "
             "range (0.0, inf). Got 0.0 instead.",
+        ),
+        (  # torch rejects the construction: the message shows the call
+            {"optimizer": "sgd", "optimizer__momentum": 0.0},
+            "TripletEmbedder: torch.optim.sgd.SGD(lr=0.0001, weight_decay=0.0, momentum=0.0, "
+            "nesterov=True) could not be built: Nesterov momentum requires a momentum and zero "
+            "dampening. Check `optimizer` and its `optimizer__*` arguments.",
+        ),
+        (
+            {"lr_schedule": torch.optim.lr_scheduler.StepLR},
+            "TripletEmbedder: torch.optim.lr_scheduler.StepLR() could not be built: "
+            "StepLR.__init__() missing 1 required positional argument: 'step_size'. Check "
+            "`lr_schedule` and its `lr_schedule__*` arguments.",
         ),
     ],
 )
@@ -130,29 +143,8 @@ def test_bad_seams_are_errors_before_training(digits, params, message):
     model = fast(TripletEmbedder, **params)
     with pytest.raises(ValueError) as info:
         model.fit(X, y)
-    assert str(info.value).startswith(message)
+    assert re.sub(r"0x[0-9a-f]+", "0x...", str(info.value)) == message  # object addresses vary
     assert not hasattr(model, "module_")
-
-
-def test_an_optimizer_that_rejects_its_arguments_is_named(digits):
-    X, y = digits
-    model = fast(TripletEmbedder, optimizer="sgd", optimizer__momentum=0.0)
-    with pytest.raises(ValueError) as info:
-        model.fit(X, y)
-    assert str(info.value) == (
-        "TripletEmbedder: torch.optim.sgd.SGD(lr=0.0001, weight_decay=0.0, momentum=0.0, "
-        "nesterov=True) could not be built: Nesterov momentum requires a momentum and zero "
-        "dampening. Check `optimizer` and its `optimizer__*` arguments."
-    )
-    assert not hasattr(model, "module_")
-    schedule = fast(TripletEmbedder, lr_schedule=torch.optim.lr_scheduler.StepLR)
-    with pytest.raises(ValueError) as info:
-        schedule.fit(X, y)
-    assert str(info.value) == (
-        "TripletEmbedder: torch.optim.lr_scheduler.StepLR() could not be built: "
-        "StepLR.__init__() missing 1 required positional argument: 'step_size'. Check "
-        "`lr_schedule` and its `lr_schedule__*` arguments."
-    )
 
 
 def test_an_unknown_keyword_names_the_class():

@@ -105,7 +105,7 @@ class _BaseEmbedder(
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "lr_schedule": [None, StrOptions(set(SCHEDULES) - {None}), type],
+        "lr_schedule": [None, StrOptions(set(SCHEDULES)), type],
         "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "callbacks": [None, list, tuple],
         "early_stopping": ["boolean", StrOptions({"auto"})],
@@ -159,7 +159,7 @@ class _BaseEmbedder(
 
     def _check_loss_params(self):
         """Constraints between parameters, checked before any data is touched."""
-        check_seams(self, OPTIMIZERS, _NAMED_SCHEDULES)
+        check_seams(self)
         if self._batching == "balanced" and self.batch_size < 2 * self.samples_per_class:
             raise ValueError(
                 f"`batch_size` ({self.batch_size}) must be at least 2 x `samples_per_class` "
@@ -692,12 +692,6 @@ _ARCHITECTURE = (
 #: Loss parameters that shape the training only, which ``warm_start`` may change.
 _TRAINING_ONLY = ("samples_per_class", "proxy_lr_multiplier")
 #: Private state a fit sets besides the attributes ending in ``_``.
-#: The torch classes behind the named schedules (for the checks of routed arguments).
-_NAMED_SCHEDULES = {
-    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
-    "step": torch.optim.lr_scheduler.MultiStepLR,
-}
-
 _FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
 #: ``n_components`` above this and 16 times the input's size gets a warning.
 WIDE_EMBEDDING = 1024

@@ -15,6 +15,7 @@ import inspect
 
 import torch
 
+from .._training import OPTIMIZERS, SCHEDULES
 from .._validation import did_you_mean
 from ._params import ROUTED_PREFIXES
 
@@ -56,15 +57,12 @@ def _target(estimator, prefix: str, named: dict):
     return named.get(value, value) if isinstance(value, str) else value
 
 
-def check_seams(estimator, optimizers: dict, schedules: dict) -> None:
-    """Check the optimiser and schedule classes, their routed arguments and the callbacks.
-
-    ``optimizers`` and ``schedules`` map the accepted names to their torch classes.
-    """
+def check_seams(estimator) -> None:
+    """Check the optimiser and schedule classes, their routed arguments and the callbacks."""
     name = type(estimator).__name__
     kinds = {
-        "optimizer__": ("optimizer", torch.optim.Optimizer, optimizers),
-        "lr_schedule__": ("lr_schedule", torch.optim.lr_scheduler.LRScheduler, schedules),
+        "optimizer__": ("optimizer", torch.optim.Optimizer, OPTIMIZERS),
+        "lr_schedule__": ("lr_schedule", torch.optim.lr_scheduler.LRScheduler, SCHEDULES),
     }
     for prefix, (param, base, named) in kinds.items():
         target = _target(estimator, prefix, named)
