@@ -8,8 +8,10 @@ import re
 
 import pytest
 from numpydoc.docscrape import ClassDoc
+from sklearn.base import clone
 
 from sk_deepmetric import embedders
+from sk_deepmetric.embedders._params import COMMON_PARAMS, shared_docs
 from sk_deepmetric.neighbors import EmbeddingKNeighborsClassifier
 
 ESTIMATORS = [getattr(embedders, name) for name in embedders.__all__]
@@ -64,3 +66,76 @@ def test_loss_defaults_have_one_source(cls):
         assert re.search(rf"(?<![\d.]){re.escape(shown)}(?![\d])", documented[name]), (
             f"{name}: the docstring does not give the loss's default {shown}"
         )
+
+
+EMBEDDERS = [cls for cls in ESTIMATORS if issubclass(cls, embedders._base._BaseEmbedder)]
+
+
+@pytest.mark.parametrize("cls", EMBEDDERS, ids=lambda cls: cls.__name__)
+def test_signature_follows_the_tables(cls):
+    """The written-out ``__init__`` takes the loss's parameters, then the shared ones in the
+    shared order, with the defaults of ``COMMON_PARAMS`` (or the class's overrides) and of
+    the loss (``_loss_params``)."""
+    signature = inspect.signature(cls).parameters
+    common = [name for name in signature if name in COMMON_PARAMS]
+    own = [name for name in signature if name not in COMMON_PARAMS]
+    assert list(signature) == own + common
+    assert common == [name for name in COMMON_PARAMS if name in signature]
+    expected = {**COMMON_PARAMS, **cls._default_overrides, **cls._loss_params}
+    if cls._loss_params:
+        assert own == list(cls._loss_params)
+    for name in common + list(cls._loss_params):
+        assert signature[name].default == expected[name], name
+        assert signature[name].kind == inspect.Parameter.KEYWORD_ONLY, name
+
+
+@pytest.mark.parametrize("cls", EMBEDDERS, ids=lambda cls: cls.__name__)
+def test_shared_parameters_are_documented_alike(cls):
+    """Each shared parameter's entry is the shared text (``_params._COMMON_DOC``) with the
+    class's defaults; a class may replace the entries it lists in ``_own_docs``, and follows
+    ``normalize``'s first sentence with why its default is what it is."""
+    documented = {p.name: p for p in ClassDoc(cls)["Parameters"]}
+    for name, (type_line, text) in shared_docs(cls).items():
+        if name not in documented or name in getattr(cls, "_own_docs", ()):
+            continue
+        entry = documented[name]
+        assert entry.type == type_line, name
+        description = " ".join(" ".join(entry.desc).split())
+        if name == "normalize":
+            assert description.startswith(text) and len(description) > len(text), description
+        else:
+            assert description == text, f"{cls.__name__}.{name}: {description!r}"
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_editors_see_signature_and_docstring(cls):
+    """What an editor shows comes from the source, not from run time: Jedi (the engine of
+    several editors' completion) completes every keyword and shows the whole docstring."""
+    jedi = pytest.importorskip("jedi")
+    module = "sk_deepmetric"
+    code = f"from {module} import {cls.__name__}\n{cls.__name__}("
+    script = jedi.Script(code)
+    line, column = 2, len(cls.__name__) + 1
+    completed = {c.name.rstrip("=") for c in script.complete(line, column) if c.type == "param"}
+    assert set(inspect.signature(cls).parameters) <= completed
+    (name,) = script.infer(2, 1)
+    assert name.docstring(raw=True).strip() == inspect.getdoc(cls).strip()
+
+
+def test_subclass_forwarding_kwargs_keeps_the_inherited_parameters():
+    """A user's subclass that adds a parameter and forwards the rest keeps them all."""
+
+    class Extended(embedders.TripletEmbedder):
+        def __init__(self, extra=1, **kwargs):
+            super().__init__(**kwargs)
+            self.extra = extra
+
+    model = Extended(extra=3, margin=0.5, optimizer__momentum=0.8)
+    params = clone(model).get_params()
+    assert params["extra"] == 3 and params["margin"] == 0.5
+    assert params["optimizer__momentum"] == 0.8
+    assert list(inspect.signature(Extended).parameters)[:2] == ["extra", "margin"]
+    with pytest.raises(
+        TypeError, match=r"Extended\(\) got an unexpected keyword argument 'margn'"
+    ):
+        Extended(margn=0.5)

@@ -60,9 +60,8 @@ from ._inputs import _InputMixin
 from ._params import (
     AUTO_LEARNING_RATE,
     AUTO_MAX_ITER,
-    COMMON_PARAMS,
     DEFAULT_CONV_CHANNELS,
-    make_init,
+    public_signature,
 )
 from ._seams import RoutedParamsMixin, check_seams, routed, run_callbacks
 
@@ -124,9 +123,7 @@ class _BaseEmbedder(
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            common = {k: cls._default_overrides.get(k, v) for k, v in COMMON_PARAMS.items()}
-            cls.__init__ = make_init({**cls._loss_params, **common})
+        public_signature(cls)
 
     # ----------------------------------------------------------------- scikit-learn API
     def __sklearn_tags__(self):

@@ -16,7 +16,6 @@ validation score (ROC AUC of the held-out pairs instead of MAP@R).
 from __future__ import annotations
 
 import dataclasses
-import re
 from numbers import Real
 from typing import ClassVar
 
@@ -44,7 +43,7 @@ from ..distances import DISTANCES, paired_distances
 from ..losses._pair import _mean_nonzero
 from ..metrics import select_threshold
 from ._base import _BaseEmbedder
-from ._params import AUTO_MAX_ITER, COMMON_PARAMS, document, make_init
+from ._params import AUTO_MAX_ITER, COMMON_PARAMS, store_routed
 
 __all__ = ["ContrastivePairsEmbedder"]
 
@@ -85,14 +84,220 @@ class _GivenPairsContrastiveLoss(nn.Module):
         )
 
 
-_LOSS_PARAMS = {"pos_margin": 0.0, "neg_margin": 1.0, "distance": "euclidean", "target_far": None}
 # a pair's two samples are what is held out, not classes or samples of classes
 _PARAMS = {k: v for k, v in COMMON_PARAMS.items() if k != "validation_holdout"}
 
 
 class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
-    __init__ = make_init({**_LOSS_PARAMS, **_PARAMS})
+    """Embedding learned from pairs labelled similar or dissimilar, with a pair classifier.
+
+    For weak supervision, when there are no class labels, only pairs known to be alike or
+    not (metric-learn's pairs convention): ``X`` holds the two samples of each pair,
+    ``(n_pairs, 2, n_features)``, and ``y`` is 1 for a similar pair, 0 or -1 for a
+    dissimilar one. The network embeds single samples, and is trained on both samples of
+    each pair with the contrastive loss of the pair's distance ``d``: ``relu(d -
+    pos_margin)`` for a similar pair, ``relu(neg_margin - d)`` for a dissimilar one, each
+    averaged over the pairs of a batch with a non-zero term (as
+    :class:`~sk_deepmetric.losses.ContrastiveLoss` over all pairs of a labelled batch).
+
+    ``fit`` holds out the pairs of ``validation_fraction`` of the groups of samples that the
+    similar pairs link (the identities, as far as the pairs know them), stops early on their
+    ROC AUC and then calibrates ``threshold_``, a distance, on them.
+    ``predict`` says whether pairs are similar, ``decision_function`` is ``threshold_``
+    minus their distance, ``score`` is the accuracy of ``predict``; ``transform`` embeds
+    single samples ``(n_samples, n_features)``.
+
+    Parameters
+    ----------
+    pos_margin : float, default=0.0
+        Distance below which a similar pair costs nothing, in the units of ``distance``.
+    neg_margin : float, default=1.0
+        Distance beyond which a dissimilar pair costs nothing (unit vectors are at most 2
+        apart in Euclidean distance).
+    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
+        Distance between the two embeddings of a pair, in training and in ``predict``.
+    target_far : float, default=None
+        How ``threshold_`` is calibrated. ``None``: the distance of best accuracy on the
+        held-out pairs. A rate in ``(0, 1)``: the largest distance at which at most that
+        fraction of the held-out dissimilar pairs is accepted (a false-accept rate), so it
+        needs well over ``1 / target_far`` of them.
+    n_components : int, default=128
+        Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
+        connection, the untrained embedding keeps all the input's distances only when
+        ``n_components >= n_features``.
+    network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
+        ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
+        features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
+        CNN for images ``(n, H, W)`` or ``(n, C, H, W)``. ``"cnn1d"``:
+        :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
+        ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
+        ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
+        must map a batch to ``(batch_size, n_components)``.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Width of each hidden layer of the MLP; ``()`` for a linear map.
+    conv_channels : tuple of int, default=None
+        Output channels of each residual stage of the built-in CNNs (its length is their
+        depth). None means (32, 64, 128).
+    activation : {"relu", "gelu", "tanh", "leaky_relu"}, default="relu"
+        Activation of the hidden layers of the built-in networks.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer (MLP) or before the last layer (CNNs).
+    batch_norm : bool, default=True
+        Batch normalisation in the MLP's hidden layers (the CNNs always use it).
+    skip_connection : bool, default=True
+        MLP only: the embedding is ``W x + mlp(x)``, with ``W`` (semi-)orthogonal and the
+        MLP's last layer at zero, so that training starts from a rotation of the input and
+        learns corrections to it.
+    input_shape : tuple of int, default=None
+        Shape of one sample as the network sees it, e.g. ``(1, 8, 8)`` for images or
+        ``(3, 500)`` for 3-channel signals: flat rows are reshaped to it, so a CNN works
+        after a scikit-learn transformer. ``None``: the shape of ``X``'s rows.
+    normalize : bool, default=True
+        L2-normalise the embedding (in training and in ``transform``). The margins are then on a
+        fixed scale.
+    augment : str, list of str, dict, callable or None, default=None
+        Random transforms of each training batch, drawn per sample on the training device
+        from ``random_state``; never applied in ``transform``, ``score`` or validation.
+        Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
+        "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
+        "scale", "jitter". A list applies several in order; a dict maps names to strengths
+        (see :mod:`sk_deepmetric.augment`); a callable is called as
+        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
+        same shape.
+    batch_size : int, default=128
+        Samples per training batch (capped at ``n_samples``).
+    max_iter : int or None, default=None
+        Maximum number of epochs (passes over the training pairs). None: 500 when early
+        stopping runs (a cap: the held-out pairs decide), 5 when it does not.
+    optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
+        Trains the network's parameters and the loss's own (class weights, centres); "sgd"
+        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
+        keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
+        for a string too): parameters like any other, for ``clone`` and grid search.
+    learning_rate_init : float or "auto", default="auto"
+        The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
+        from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
+        and a gentle correction keeps what it already separates, and a module you pass may
+        be pre-trained.
+    weight_decay : float, default=0.0
+        The optimiser's weight decay (L2 penalty; decoupled for "adamw").
+    lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
+        Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
+        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
+        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
+        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
+        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
+        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+    max_grad_norm : float, default=None
+        Clip the gradient of all trained parameters to this total L2 norm before each
+        update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
+        does not clip.
+    callbacks : list of objects, default=None
+        Called during ``fit`` and ``partial_fit``, each through whichever of these methods
+        it has: ``on_train_begin(estimator)`` once the network and loss are built,
+        ``on_epoch_end(estimator, record)`` after each epoch (``record`` is that epoch's
+        ``history_`` entry; returning True stops training, as a converged fit) and
+        ``on_train_end(estimator)`` when training ends without an error. Callbacks run
+        inside the fit: an exception from one ends it like any other fault.
+    early_stopping : "auto" or bool, default="auto"
+        Hold out whole groups of samples, compute the ROC AUC of the distances of the pairs
+        inside them before training and after each epoch, stop after ``n_iter_no_change``
+        epochs without an improvement by ``tol``, restore the best weights, and calibrate
+        ``threshold_`` on the same pairs. A group is a set of samples linked by similar
+        pairs (samples are told apart by their values): the identities, as far as the
+        pairs know them. ``validation_fraction`` of the groups are held out with the pairs
+        inside them, and the pairs between held-out and kept groups are not used, so that
+        the score is that of identities the network did not train on, as the other
+        embedders' class-disjoint early stopping. Pairs held out at random share their
+        samples with the training pairs and reward memorising them (the benchmarks page
+        measures the difference). "auto" validates when at least 2 groups fall on either
+        side (8 groups or more at the default fraction) with pairs of both kinds, and
+        otherwise trains for a short fixed budget (``max_iter``); True requires a split,
+        False trains on every pair for ``max_iter`` epochs. Without a split, ``threshold_``
+        is calibrated on the training pairs, which is optimistic.
+    validation_fraction : float, default=0.2
+        Fraction of the groups of linked samples held out for early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without an improvement by more than ``tol`` before training stops.
+    tol : float, default=1e-4
+        Smallest improvement of the monitored value (validation MAP@R, or the training
+        loss without early stopping) that counts.
+    warm_start : bool, default=False
+        ``fit`` continues from the current weights and optimiser state.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    precision : {"32", "bf16", "fp16"}, default="32"
+        Mixed precision for the network's forward pass during training (the loss stays in
+        float32). "fp16" (with gradient scaling) needs CUDA; "bf16" works on CPU too.
+        ``transform`` always runs in float32.
+    compile : bool, default=False
+        Train the network through :func:`torch.compile` (``transform`` does not use it).
+        Compiling takes seconds to minutes at the first epoch: worth it on long GPU runs.
+    n_threads : int, default=None
+        Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
+        None means 1, which suits small networks and a shared machine; -1 keeps torch's
+        setting (better for a CNN on a large dedicated CPU).
+    random_state : int, RandomState instance or None, default=None
+        Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
+        batches, validation split, augmentation and dropout; torch's global RNG is left
+        untouched. The same seed, data and thread count give bit-identical embeddings on
+        CPU.
+    verbose : int, default=0
+        1 shows a progress bar with the loss and validation score per epoch.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network.
+    loss_ : torch.nn.Module
+        The loss module, with its trained parameters (if any).
+    classes_ : ndarray of shape (2,)
+        The pair labels, ``[0, 1]``, ``[-1, 1]`` or ``[False, True]`` as in ``y``:
+        ``predict`` returns ``classes_[1]`` for the pairs it finds similar.
+    threshold_ : float
+        The largest distance at which ``predict`` finds a pair similar.
+    input_shape_ : tuple of int
+        Shape of one sample as fed to the network.
+    n_iter_ : int
+        Number of epochs run.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``loss`` (mean training loss), ``score`` (ROC AUC
+        of the held-out pairs, or None) and ``time`` (seconds).
+    n_features_in_ : int
+        Number of features of one sample (``X.shape[2]`` for flat samples).
+
+    Notes
+    -----
+    The measurements behind these defaults are in the benchmarks page of the user guide.
+
+    References
+    ----------
+    .. [1] R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning an
+       Invariant Mapping", CVPR 2006.
+    .. [2] W. de Vazelhes, C. J. Carey, Y. Tang, N. Vauquier, A. Bellet, "metric-learn:
+       Metric Learning Algorithms in Python", JMLR 21(138), 2020 (the pairs convention and
+       ``calibrate_threshold``).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_deepmetric.embedders import ContrastivePairsEmbedder
+    >>> from sk_deepmetric.metrics import make_pairs
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X[:300] / 16.0
+    >>> index, same = make_pairs(y[:300], n_pairs=600, random_state=0)
+    >>> pairs = X[index]  # (600, 2, 64): the two samples of each pair
+    >>> model = ContrastivePairsEmbedder(max_iter=3, random_state=0).fit(pairs, same)
+    >>> model.predict(pairs[:5]).shape, model.transform(X[:3]).shape
+    ((5,), (3, 128))
+    """
+
     _batching = "shuffled"
+    #: Shared parameters whose documentation here differs from the other embedders': epochs
+    #: and early stopping are over pairs.
+    _own_docs = ("max_iter", "early_stopping", "validation_fraction")
     # Read by _BaseEmbedder._train, which this class calls with its own split done (no plan):
     # not a parameter. (A base hook for the validation split would make it unnecessary.)
     validation_holdout = None
@@ -104,6 +309,81 @@ class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
         "distance": [StrOptions(set(DISTANCES))],
         "target_far": [Interval(Real, 0, 1, closed="neither"), None],
     }
+
+    def __init__(
+        self,
+        *,
+        pos_margin=0.0,
+        neg_margin=1.0,
+        distance="euclidean",
+        target_far=None,
+        n_components=128,
+        network="mlp",
+        hidden_layer_sizes=(256,),
+        conv_channels=None,
+        activation="relu",
+        dropout=0.0,
+        batch_norm=True,
+        skip_connection=True,
+        input_shape=None,
+        normalize=True,
+        augment=None,
+        batch_size=128,
+        max_iter=None,
+        optimizer="adam",
+        learning_rate_init="auto",
+        weight_decay=0.0,
+        lr_schedule=None,
+        max_grad_norm=None,
+        callbacks=None,
+        early_stopping="auto",
+        validation_fraction=0.2,
+        n_iter_no_change=20,
+        tol=1e-4,
+        warm_start=False,
+        device="auto",
+        precision="32",
+        compile=False,
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+        **routed,
+    ):
+        self.pos_margin = pos_margin
+        self.neg_margin = neg_margin
+        self.distance = distance
+        self.target_far = target_far
+        self.n_components = n_components
+        self.network = network
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_channels = conv_channels
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.skip_connection = skip_connection
+        self.input_shape = input_shape
+        self.normalize = normalize
+        self.augment = augment
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.optimizer = optimizer
+        self.learning_rate_init = learning_rate_init
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.max_grad_norm = max_grad_norm
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+        store_routed(self, routed)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -428,111 +708,3 @@ def _pair_groups(pairs: np.ndarray, same: np.ndarray) -> np.ndarray:
         (np.ones(len(linked)), (linked[:, 0], linked[:, 1])), shape=(n_samples, n_samples)
     )
     return connected_components(graph, directed=False)[1][ids]
-
-
-document(
-    ContrastivePairsEmbedder,
-    """Embedding learned from pairs labelled similar or dissimilar, with a pair classifier.
-
-    For weak supervision, when there are no class labels, only pairs known to be alike or
-    not (metric-learn's pairs convention): ``X`` holds the two samples of each pair,
-    ``(n_pairs, 2, n_features)``, and ``y`` is 1 for a similar pair, 0 or -1 for a
-    dissimilar one. The network embeds single samples, and is trained on both samples of
-    each pair with the contrastive loss of the pair's distance ``d``: ``relu(d -
-    pos_margin)`` for a similar pair, ``relu(neg_margin - d)`` for a dissimilar one, each
-    averaged over the pairs of a batch with a non-zero term (as
-    :class:`~sk_deepmetric.losses.ContrastiveLoss` over all pairs of a labelled batch).
-
-    ``fit`` holds out the pairs of ``validation_fraction`` of the groups of samples that the
-    similar pairs link (the identities, as far as the pairs know them), stops early on their
-    ROC AUC and then calibrates ``threshold_``, a distance, on them.
-    ``predict`` says whether pairs are similar, ``decision_function`` is ``threshold_``
-    minus their distance, ``score`` is the accuracy of ``predict``; ``transform`` embeds
-    single samples ``(n_samples, n_features)``.""",
-    """    pos_margin : float, default=0.0
-        Distance below which a similar pair costs nothing, in the units of ``distance``.
-    neg_margin : float, default=1.0
-        Distance beyond which a dissimilar pair costs nothing (unit vectors are at most 2
-        apart in Euclidean distance).
-    distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
-        Distance between the two embeddings of a pair, in training and in ``predict``.
-    target_far : float, default=None
-        How ``threshold_`` is calibrated. ``None``: the distance of best accuracy on the
-        held-out pairs. A rate in ``(0, 1)``: the largest distance at which at most that
-        fraction of the held-out dissimilar pairs is accepted (a false-accept rate), so it
-        needs well over ``1 / target_far`` of them.
-""",
-    """    .. [1] R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning an
-       Invariant Mapping", CVPR 2006.
-    .. [2] W. de Vazelhes, C. J. Carey, Y. Tang, N. Vauquier, A. Bellet, "metric-learn:
-       Metric Learning Algorithms in Python", JMLR 21(138), 2020 (the pairs convention and
-       ``calibrate_threshold``).
-""",
-    """    >>> from sklearn.datasets import load_digits
-    >>> from sk_deepmetric.embedders import ContrastivePairsEmbedder
-    >>> from sk_deepmetric.metrics import make_pairs
-    >>> X, y = load_digits(return_X_y=True)
-    >>> X = X[:300] / 16.0
-    >>> index, same = make_pairs(y[:300], n_pairs=600, random_state=0)
-    >>> pairs = X[index]  # (600, 2, 64): the two samples of each pair
-    >>> model = ContrastivePairsEmbedder(max_iter=3, random_state=0).fit(pairs, same)
-    >>> model.predict(pairs[:5]).shape, model.transform(X[:3]).shape
-    ((5,), (3, 128))
-""",
-    "The margins are then on a fixed scale.",
-)
-
-
-def _replace_entry(doc: str, name: str, text: str | None) -> str:
-    """Replace (or, with None, drop) the numpydoc entry ``name`` of the shared docstring."""
-    pattern = re.compile(rf"^    {name} : [^\n]*\n(?:        [^\n]*\n)*", re.MULTILINE)
-    if not pattern.search(doc):
-        raise RuntimeError(f"the shared embedder docstring has no entry {name!r}")
-    return pattern.sub(lambda _: text or "", doc, count=1)
-
-
-_PAIR_ENTRIES = {
-    "max_iter": """    max_iter : int or None, default=None
-        Maximum number of epochs (passes over the training pairs). None: 500 when early
-        stopping runs (a cap: the held-out pairs decide), 5 when it does not.
-""",
-    "early_stopping": """    early_stopping : "auto" or bool, default="auto"
-        Hold out whole groups of samples, compute the ROC AUC of the distances of the pairs
-        inside them before training and after each epoch, stop after ``n_iter_no_change``
-        epochs without an improvement by ``tol``, restore the best weights, and calibrate
-        ``threshold_`` on the same pairs. A group is a set of samples linked by similar
-        pairs (samples are told apart by their values): the identities, as far as the
-        pairs know them. ``validation_fraction`` of the groups are held out with the pairs
-        inside them, and the pairs between held-out and kept groups are not used, so that
-        the score is that of identities the network did not train on, as the other
-        embedders' class-disjoint early stopping. Pairs held out at random share their
-        samples with the training pairs and reward memorising them (the benchmarks page
-        measures the difference). "auto" validates when at least 2 groups fall on either
-        side (8 groups or more at the default fraction) with pairs of both kinds, and
-        otherwise trains for a short fixed budget (``max_iter``); True requires a split,
-        False trains on every pair for ``max_iter`` epochs. Without a split, ``threshold_``
-        is calibrated on the training pairs, which is optimistic.
-""",
-    "validation_fraction": """    validation_fraction : float, default=0.2
-        Fraction of the groups of linked samples held out for early stopping.
-""",
-    "validation_holdout": None,
-    "classes_": """    classes_ : ndarray of shape (2,)
-        The pair labels, ``[0, 1]``, ``[-1, 1]`` or ``[False, True]`` as in ``y``:
-        ``predict`` returns ``classes_[1]`` for the pairs it finds similar.
-    threshold_ : float
-        The largest distance at which ``predict`` finds a pair similar.
-""",
-    "history_": """    history_ : list of dict
-        One record per epoch: ``epoch``, ``loss`` (mean training loss), ``score`` (ROC AUC
-        of the held-out pairs, or None) and ``time`` (seconds).
-""",
-    "n_features_in_": """    n_features_in_ : int
-        Number of features of one sample (``X.shape[2]`` for flat samples).
-""",
-    "feature_names_in_": None,
-}
-_doc = ContrastivePairsEmbedder.__doc__
-for _name, _text in _PAIR_ENTRIES.items():
-    _doc = _replace_entry(_doc, _name, _text)
-ContrastivePairsEmbedder.__doc__ = _doc

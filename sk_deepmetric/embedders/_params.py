@@ -1,15 +1,16 @@
-"""The parameters every embedder shares: defaults, the generated ``__init__``, the docstring.
+"""The parameters every embedder shares: their defaults and their documentation.
 
-Each estimator's signature is its loss's parameters followed by :data:`COMMON_PARAMS`, and its
-``__init__`` is generated from that table with an explicit signature (:func:`make_init`): it
-only stores its keyword arguments, as scikit-learn requires, without repeating 27 parameters
-in 11 classes. :func:`document` assembles each class's numpydoc docstring from its own
-sections and the shared ones here, with the defaults filled in from the same tables.
+Each estimator's signature is its loss's parameters (defaults from the loss class, see
+:func:`loss_params`) followed by :data:`COMMON_PARAMS`. Every public estimator writes its
+``__init__`` and its docstring out in full, as scikit-learn's own estimators do, so that
+editors and other static tools see them; ``tests/test_docstrings.py`` checks each signature
+against these tables and each shared parameter's description against :func:`shared_docs`.
 """
 
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 from .._validation import did_you_mean
 
@@ -77,35 +78,45 @@ def loss_params(loss_class: type, names: tuple, *, tuned: dict | None = None, **
 ROUTED_PREFIXES = ("optimizer__", "lr_schedule__")
 
 
-def make_init(params: dict) -> callable:
-    """An ``__init__`` with keyword-only ``params`` (name -> default) that only stores them.
+def store_routed(estimator, routed: dict) -> None:
+    """Store the keyword arguments an ``__init__`` took beyond its named parameters.
 
-    It also takes and stores keyword arguments routed to the optimiser and the schedule
-    (:data:`ROUTED_PREFIXES`); any other unknown keyword is a ``TypeError`` naming the class.
+    Those routed to the optimiser and the schedule (:data:`ROUTED_PREFIXES`) are stored
+    under their names, as parameters; any other is a ``TypeError`` naming the class, with a
+    suggestion when it looks like a misspelt parameter.
     """
-    signature = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-            for name, default in params.items()
-        ]
-    )  # the routed keywords are not in it: scikit-learn's checks expect named parameters
-
-    def __init__(self, **kwargs):
-        routed = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith(ROUTED_PREFIXES)}
-        unknown = [k for k in kwargs if k not in params]
-        if unknown:
+    for name, value in routed.items():
+        if not name.startswith(ROUTED_PREFIXES):
+            params = inspect.signature(type(estimator)).parameters
             raise TypeError(
-                f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}."
-                f"{did_you_mean(unknown[0], params)}"
+                f"{type(estimator).__name__}() got an unexpected keyword argument {name!r}."
+                f"{did_you_mean(name, params)}"
             )
-        for name, default in params.items():
-            setattr(self, name, kwargs.get(name, default))
-        for name, value in routed.items():
-            setattr(self, name, value)
+        setattr(estimator, name, value)
 
-    __init__.__signature__ = signature
-    return __init__
+
+def public_signature(cls: type) -> None:
+    """Set the signature scikit-learn reads the parameters of ``cls`` from, if it defines an
+    ``__init__``: its named parameters without ``**kwargs``, since scikit-learn's checks pass
+    every name in it to ``set_params``. An ``__init__`` that forwards ``**kwargs`` to an
+    embedder's (``def __init__(self, extra=1, **kwargs)`` in a user's subclass) also gets the
+    parameters it forwards, so that ``get_params`` and ``clone`` keep them.
+    """
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return
+    signature = inspect.signature(init)
+    parameters = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    forwards = len(parameters) < len(signature.parameters)
+    parent = next(c.__dict__["__init__"] for c in cls.__mro__[1:] if "__init__" in c.__dict__)
+    if forwards and "__signature__" in getattr(parent, "__dict__", {}):
+        named = {p.name for p in parameters}
+        parameters += [
+            p.replace(kind=p.KEYWORD_ONLY)
+            for p in parent.__signature__.parameters.values()
+            if p.name not in named and p.name != "self"
+        ]
+    init.__signature__ = signature.replace(parameters=parameters)
 
 
 _COMMON_DOC = """    n_components : int, default=128
@@ -271,41 +282,21 @@ _BALANCED_DOC = """samples_per_class : int, default={k}
     """
 
 
-def document(
-    cls: type, summary: str, loss_doc: str, references: str, example: str, normalize_why: str
-) -> type:
-    """Set ``cls.__doc__``: summary, the loss's parameters, the shared ones, references, example.
+def shared_docs(cls: type) -> dict:
+    """name -> description (whitespace collapsed) of the parameters every embedder documents
+    alike, with ``cls``'s defaults filled in; ``normalize``'s is its first sentence, which
+    each class follows with why its default is what it is."""
+    from numpydoc.docscrape import NumpyDocString  # a test dependency: only the tests call this
 
-    The defaults shown are the class's own (``_loss_params``, ``_default_overrides``).
-    """
     defaults = {**COMMON_PARAMS, **cls._default_overrides, **cls._loss_params}
-    batching_doc = (
-        "    " + _BALANCED_DOC.format(k=defaults["samples_per_class"]).rstrip(" ")
-        if "samples_per_class" in defaults
-        else ""
-    )
-    common = _COMMON_DOC.format(
+    text = _COMMON_DOC.format(
         normalize=defaults["normalize"],
-        normalize_why=normalize_why,
+        normalize_why="",
         conv_channels=DEFAULT_CONV_CHANNELS,
         auto_budget=AUTO_MAX_ITER[True],
         short_budget=AUTO_MAX_ITER[False],
     )
-    cls.__doc__ = (
-        f"{summary}\n\n    Parameters\n    ----------\n{loss_doc}{batching_doc}{common}\n"
-        f"    References\n    ----------\n{references}\n    Examples\n    --------\n{example}"
-    )
-    return cls
-
-
-def doctest_example(name: str, params: str = "") -> str:
-    """A doctest that fits ``name`` (with ``params``) in a pipeline on 300 digits."""
-    return f"""    >>> from sklearn.datasets import load_digits
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import StandardScaler
-    >>> from sk_deepmetric.embedders import {name}
-    >>> X, y = load_digits(return_X_y=True)
-    >>> model = make_pipeline(StandardScaler(), {name}({params}max_iter=2, random_state=0))
-    >>> model.fit_transform(X[:300], y[:300]).shape
-    (300, 128)
-"""
+    if "samples_per_class" in defaults:
+        text = "    " + _BALANCED_DOC.format(k=defaults["samples_per_class"]).rstrip(" ") + text
+    doc = NumpyDocString(textwrap.dedent("Parameters\n----------\n" + text))
+    return {p.name: (p.type, " ".join(" ".join(p.desc).split())) for p in doc["Parameters"]}
