@@ -68,22 +68,7 @@ from sk_deepmetric import embedders as E
 from sk_deepmetric.datasets import load_moved_digits, make_arcs
 from sk_deepmetric.metrics import make_retrieval_scorer, retrieval_report
 
-EMBEDDERS = [
-    E.TripletEmbedder,
-    E.ContrastiveEmbedder,
-    E.NPairsEmbedder,
-    E.AngularEmbedder,
-    E.SoftmaxEmbedder,
-    E.CenterLossEmbedder,
-    E.LargeMarginSoftmaxEmbedder,
-    E.SphereFaceEmbedder,
-    E.CosFaceEmbedder,
-    E.ArcFaceEmbedder,
-    E.MultiSimilarityEmbedder,
-    E.SupConEmbedder,
-    E.ProxyAnchorEmbedder,
-    E.SubCenterArcFaceEmbedder,
-]
+EMBEDDERS = list(E.EMBEDDERS_BY_LOSS.values())
 
 #: The main loss parameter of each embedder and the values GridSearchCV tries.
 GRIDS = {
@@ -180,6 +165,17 @@ def pml_triplet(seed: int, **params) -> E.MetricEmbedder:
     )
 
 
+def grid_for(cls) -> dict:
+    """The grid of ``cls`` in :data:`GRIDS`; for an embedder not listed there, its first
+    numeric loss parameter at half, once and twice its default."""
+    if cls.__name__ in GRIDS:
+        return GRIDS[cls.__name__]
+    for name, default in cls._loss_params.items():
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0:
+            return {name: [default / 2, default, default * 2]}
+    return {"learning_rate_init": [1e-4, 3e-4, 1e-3]}
+
+
 def rows(seed: int, shape, quick: bool, closed: bool = False, overrides=None) -> dict:
     """name -> unfitted model (``None`` where the row does not apply to the task).
 
@@ -211,7 +207,7 @@ def rows(seed: int, shape, quick: bool, closed: bool = False, overrides=None) ->
         name = cls.__name__
         out[name] = make_pipeline(StandardScaler(), cls(**params(cls)))
         out[f"{name} (as given)"] = cls(**params(cls))
-        grid = {f"{name.lower()}__{k}": v for k, v in GRIDS[name].items()}
+        grid = {f"{name.lower()}__{k}": v for k, v in grid_for(cls).items()}
         out[f"{name} tuned"] = ("tuned", GridSearchCV(out[name], grid, scoring=scorer, cv=cv))
         holdout = "samples" if closed else "classes"
         out[f"{name} ({holdout} holdout)"] = make_pipeline(

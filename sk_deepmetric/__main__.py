@@ -25,22 +25,7 @@ from . import embedders
 from .metrics import retrieval_report
 
 #: ``--loss`` name -> estimator class name in :mod:`sk_deepmetric.embedders`.
-LOSSES = {
-    "triplet": "TripletEmbedder",
-    "contrastive": "ContrastiveEmbedder",
-    "npairs": "NPairsEmbedder",
-    "angular": "AngularEmbedder",
-    "softmax": "SoftmaxEmbedder",
-    "center": "CenterLossEmbedder",
-    "lsoftmax": "LargeMarginSoftmaxEmbedder",
-    "sphereface": "SphereFaceEmbedder",
-    "cosface": "CosFaceEmbedder",
-    "arcface": "ArcFaceEmbedder",
-    "multisimilarity": "MultiSimilarityEmbedder",
-    "supcon": "SupConEmbedder",
-    "proxyanchor": "ProxyAnchorEmbedder",
-    "subcenterarcface": "SubCenterArcFaceEmbedder",
-}
+LOSSES = {name: cls.__name__ for name, cls in embedders.EMBEDDERS_BY_LOSS.items()}
 NETWORKS = ("mlp", "cnn", "cnn1d")
 
 

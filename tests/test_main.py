@@ -30,11 +30,13 @@ def small_tasks(monkeypatch):
 
 
 def test_every_loss_option_names_an_embedder():
-    # every embedder with a loss of its own has one --loss option; MetricEmbedder takes any
-    # loss and ContrastivePairsEmbedder learns from pairs, not from the demo's labels
+    # the options are the one list of losses, EMBEDDERS_BY_LOSS, which holds every embedder
+    # with a loss of its own: MetricEmbedder takes any loss and ContrastivePairsEmbedder
+    # learns from pairs, not from the demo's labels
     own_loss = set(embedders.__all__) - {"MetricEmbedder", "ContrastivePairsEmbedder"}
     assert sorted(LOSSES.values()) == sorted(own_loss)
-    for class_name in LOSSES.values():
+    for name, class_name in LOSSES.items():
+        assert embedders.EMBEDDERS_BY_LOSS[name] is getattr(embedders, class_name)
         assert issubclass(getattr(embedders, class_name), _BaseEmbedder)
 
 

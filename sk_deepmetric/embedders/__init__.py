@@ -34,7 +34,27 @@ from ._tuple import (
     TripletEmbedder,
 )
 
-__all__ = [
+#: The embedder of each built-in loss, by the loss's short name (the command line's
+#: ``--loss``). The one list of losses: the command line, the benchmarks and the tests read it
+#: from here, so a new loss is registered by one line.
+EMBEDDERS_BY_LOSS = {
+    "triplet": TripletEmbedder,
+    "contrastive": ContrastiveEmbedder,
+    "npairs": NPairsEmbedder,
+    "angular": AngularEmbedder,
+    "softmax": SoftmaxEmbedder,
+    "center": CenterLossEmbedder,
+    "lsoftmax": LargeMarginSoftmaxEmbedder,
+    "sphereface": SphereFaceEmbedder,
+    "cosface": CosFaceEmbedder,
+    "arcface": ArcFaceEmbedder,
+    "multisimilarity": MultiSimilarityEmbedder,
+    "supcon": SupConEmbedder,
+    "proxyanchor": ProxyAnchorEmbedder,
+    "subcenterarcface": SubCenterArcFaceEmbedder,
+}
+
+__all__ = [  # the estimators (EMBEDDERS_BY_LOSS is public too, but not an estimator)
     "AngularEmbedder",
     "ArcFaceEmbedder",
     "CenterLossEmbedder",
