@@ -5,24 +5,8 @@ metric-learning loss; :mod:`sk_deepmetric.losses`, :mod:`sk_deepmetric.miners` a
 :mod:`sk_deepmetric.distances` are usable alone in a hand-written torch loop.
 """
 
-from .embedders import (
-    AngularEmbedder,
-    ArcFaceEmbedder,
-    CenterLossEmbedder,
-    ContrastiveEmbedder,
-    ContrastivePairsEmbedder,
-    CosFaceEmbedder,
-    LargeMarginSoftmaxEmbedder,
-    MetricEmbedder,
-    MultiSimilarityEmbedder,
-    NPairsEmbedder,
-    ProxyAnchorEmbedder,
-    SoftmaxEmbedder,
-    SphereFaceEmbedder,
-    SubCenterArcFaceEmbedder,
-    SupConEmbedder,
-    TripletEmbedder,
-)
+from . import embedders
+from .embedders import *  # noqa: F403 (the estimators: embedders.__all__)
 from .metrics import (
     equal_error_rate,
     make_pairs,
@@ -46,23 +30,8 @@ from .neighbors import EmbeddingKNeighborsClassifier
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "AngularEmbedder",
-    "ArcFaceEmbedder",
-    "CenterLossEmbedder",
-    "ContrastiveEmbedder",
-    "ContrastivePairsEmbedder",
-    "CosFaceEmbedder",
+    *embedders.__all__,
     "EmbeddingKNeighborsClassifier",
-    "LargeMarginSoftmaxEmbedder",
-    "MetricEmbedder",
-    "MultiSimilarityEmbedder",
-    "NPairsEmbedder",
-    "ProxyAnchorEmbedder",
-    "SoftmaxEmbedder",
-    "SphereFaceEmbedder",
-    "SubCenterArcFaceEmbedder",
-    "SupConEmbedder",
-    "TripletEmbedder",
     "__version__",
     "equal_error_rate",
     "make_pairs",

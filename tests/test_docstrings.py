@@ -139,3 +139,14 @@ def test_subclass_forwarding_kwargs_keeps_the_inherited_parameters():
         TypeError, match=r"Extended\(\) got an unexpected keyword argument 'margn'"
     ):
         Extended(margn=0.5)
+
+
+def test_api_page_lists_every_estimator_and_loss():
+    """Adding a loss or an estimator without its line on the API page fails here."""
+    from pathlib import Path
+
+    from sk_deepmetric import losses
+
+    page = (Path(__file__).parents[1] / "docs" / "api.rst").read_text()
+    listed = set(re.findall(r"^   (\w+)$", page, flags=re.MULTILINE))
+    assert set(embedders.__all__) | set(losses.__all__) <= listed
