@@ -351,3 +351,90 @@ def test_snapshots_restore_what_they_saved():
     snapshot.restore()
     assert all(torch.equal(saved[k], v) for k, v in module.state_dict().items())
     assert not torch.equal(saved["0.weight"], start["0.weight"])
+
+
+# ----------------------------------------------------------------- parameter groups
+def test_param_groups_give_the_loss_its_own_learning_rate(digits):
+    X, y = digits
+    model = fast(
+        ArcFaceEmbedder,
+        learning_rate_init=1e-3,
+        optimizer__param_groups=[("loss_.*", {"lr_multiplier": 10})],
+    ).fit(X, y)
+    groups = model._optimizer_state["param_groups"]
+    n_loss, n_network = len(list(model.loss_.parameters())), len(list(model.module_.parameters()))
+    assert [len(g["params"]) for g in groups] == [n_loss, n_network]
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-2), pytest.approx(1e-3)]
+
+
+def test_param_groups_can_freeze_the_network(digits):
+    """A group at learning rate 0 leaves its parameters where they started: with the whole
+    network there, only the class weights train."""
+
+    class Start:
+        def on_train_begin(self, estimator):
+            self.network = {k: v.clone() for k, v in estimator.module_.state_dict().items()}
+            self.weights = estimator.loss_.weight.detach().clone()
+
+    X, y = digits
+    start = Start()
+    model = fast(
+        ArcFaceEmbedder,
+        early_stopping=False,
+        callbacks=[start],
+        optimizer__param_groups=[("module_.*", {"lr": 0.0})],
+    ).fit(X, y)
+    assert model.n_iter_ == FAST["max_iter"]
+    for name, value in model.module_.state_dict().items():
+        if "running" not in name and "num_batches" not in name:  # batch norm's statistics
+            torch.testing.assert_close(value, start.network[name], rtol=0, atol=0)
+    assert not torch.equal(model.loss_.weight.detach(), start.weights)
+
+
+def test_param_groups_are_parameters():
+    specs = [("module_.0.*", {"lr_multiplier": 0.1})]
+    model = TripletEmbedder(optimizer__param_groups=specs)
+    assert clone(model).get_params()["optimizer__param_groups"] == specs
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        (
+            "loss_.*",
+            "TripletEmbedder: `optimizer__param_groups` must be a list of (pattern, options) "
+            "pairs, got str.",
+        ),
+        (
+            [("loss_.*", 10)],
+            "TripletEmbedder: `optimizer__param_groups`[0] must be a (pattern, options) pair: "
+            "a glob pattern over the parameter names (e.g. 'loss_.*', 'module_.0.*') and a "
+            "dict of options (e.g. {'lr_multiplier': 10}), got ('loss_.*', 10).",
+        ),
+        (
+            [("module_.*", {"lr_multiplier": -1})],
+            "TripletEmbedder: `optimizer__param_groups`[0]: 'lr_multiplier' must be a "
+            "positive number, got -1.",
+        ),
+        (
+            [("backbone.*", {"lr_multiplier": 0.1})],
+            "TripletEmbedder: `optimizer__param_groups[0]`'s pattern 'backbone.*' matches no "
+            "parameter not already taken; the parameters are named module_.",
+        ),
+    ],
+)
+def test_bad_param_groups(digits, specs, message):
+    X, y = digits
+    model = fast(TripletEmbedder, optimizer__param_groups=specs)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value).startswith(message)
+    assert not hasattr(model, "module_")  # no half-built model is left behind
+
+
+def test_changed_param_groups_under_warm_start(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, warm_start=True, max_iter=1).fit(X, y)
+    model.set_params(optimizer__param_groups=[("module_.skip.*", {"lr_multiplier": 0.1})])
+    with pytest.raises(ValueError, match="parameter groups differ from this fit's"):
+        model.fit(X, y)

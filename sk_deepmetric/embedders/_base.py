@@ -63,7 +63,14 @@ from ._params import (
     DEFAULT_CONV_CHANNELS,
     public_signature,
 )
-from ._seams import RoutedParamsMixin, check_seams, routed, run_callbacks
+from ._seams import (
+    PARAM_GROUPS,
+    RoutedParamsMixin,
+    check_seams,
+    parameter_groups,
+    routed,
+    run_callbacks,
+)
 
 
 class _BaseEmbedder(
@@ -591,9 +598,19 @@ class _BaseEmbedder(
         """Set the new loss's parameters from the data and the initial network (default: keep)."""
 
     def _parameter_groups(self, learning_rate: float) -> list[dict]:
-        """The optimiser's parameter groups: the network's and the loss's parameters (class
-        weights, centres) together, at ``learning_rate``; a loss whose parameters train at
-        their own rate gives them a group of their own (``ProxyAnchorEmbedder``)."""
+        """The optimiser's parameter groups: those of ``optimizer__param_groups`` if given,
+        and the rest in the default groups (:meth:`_default_parameter_groups`)."""
+        named = [
+            *((f"module_.{n}", p) for n, p in self.module_.named_parameters()),
+            *((f"loss_.{n}", p) for n, p in self.loss_.named_parameters()),
+        ]
+        default = self._default_parameter_groups(learning_rate)
+        return parameter_groups(self, named, default, learning_rate)
+
+    def _default_parameter_groups(self, learning_rate: float) -> list[dict]:
+        """The network's and the loss's parameters (class weights, centres) together, at
+        ``learning_rate``; a loss whose parameters train at their own rate gives them a
+        group of their own (``ProxyAnchorEmbedder``)."""
         parameters = [*self.module_.parameters(), *self.loss_.parameters()]
         return [{"params": parameters, "lr": learning_rate}]
 
@@ -605,7 +622,7 @@ class _BaseEmbedder(
                 groups,
                 self._learning_rate(),
                 self.weight_decay,
-                routed(self, "optimizer__"),
+                {k: v for k, v in routed(self, "optimizer__").items() if k != PARAM_GROUPS},
             )
         except ValueError as exc:
             raise ValueError(
@@ -613,7 +630,15 @@ class _BaseEmbedder(
                 "arguments."
             ) from exc.__cause__
         if self._optimizer_state is not None:
-            optimizer.load_state_dict(self._optimizer_state)
+            try:
+                optimizer.load_state_dict(self._optimizer_state)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{type(self).__name__}: warm_start continues from the optimiser state of "
+                    "the last fit, whose parameter groups differ from this fit's (did "
+                    "`optimizer` or `optimizer__param_groups` change?); set warm_start=False "
+                    "to start afresh."
+                ) from exc
             for group, fresh in zip(optimizer.param_groups, groups, strict=True):
                 group["lr"] = fresh["lr"]  # a schedule may have decayed it
         scheduler = None

@@ -185,6 +185,10 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -445,6 +449,10 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -727,6 +735,10 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1003,6 +1015,10 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1270,6 +1286,10 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1539,6 +1559,10 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1814,6 +1838,10 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -2107,6 +2135,10 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -2311,7 +2343,7 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
     def _class_weight(self):
         return self.loss_.proxies
 
-    def _parameter_groups(self, learning_rate):
+    def _default_parameter_groups(self, learning_rate):
         return [
             {"params": list(self.module_.parameters()), "lr": learning_rate},
             {

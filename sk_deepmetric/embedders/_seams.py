@@ -11,7 +11,9 @@ touched, so that a misspelt name is an error naming the estimator's parameter ra
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
+import numbers
 
 import torch
 
@@ -19,10 +21,21 @@ from .._training import OPTIMIZERS, SCHEDULES
 from .._validation import did_you_mean
 from ._params import ROUTED_PREFIXES
 
-__all__ = ["CALLBACK_HOOKS", "RoutedParamsMixin", "check_seams", "routed", "run_callbacks"]
+__all__ = [
+    "CALLBACK_HOOKS",
+    "RoutedParamsMixin",
+    "check_seams",
+    "parameter_groups",
+    "routed",
+    "run_callbacks",
+]
 
 #: The methods a callback may have; each is optional, but a callback has at least one.
 CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+#: The routed optimiser argument that splits the trained parameters into groups of their own
+#: (skorch's name and form): a list of ``(pattern, options)``.
+PARAM_GROUPS = "param_groups"
 
 # Arguments the estimator sets itself, with the parameter that sets them.
 _SET_BY_ESTIMATOR = {
@@ -77,6 +90,8 @@ def check_seams(estimator) -> None:
                 f"{name}: `{prefix}{next(iter(arguments))}` is routed to the learning-rate "
                 "schedule, but `lr_schedule` is None; set `lr_schedule` too."
             )
+        if prefix == "optimizer__" and PARAM_GROUPS in arguments:
+            _check_group_specs(name, arguments.pop(PARAM_GROUPS))
         if arguments:
             _check_arguments(name, prefix, target, arguments)
     callbacks = estimator.callbacks or []
@@ -106,6 +121,69 @@ def _check_arguments(name: str, prefix: str, target: type, arguments: dict) -> N
                 f"takes no argument {argument!r}; it takes {options}."
                 f"{did_you_mean(argument, options)}"
             )
+
+
+def _check_group_specs(name: str, specs) -> None:
+    where = f"{name}: `optimizer__{PARAM_GROUPS}`"
+    if not isinstance(specs, (list, tuple)):
+        raise ValueError(
+            f"{where} must be a list of (pattern, options) pairs, got {type(specs).__name__}."
+        )
+    for i, spec in enumerate(specs):
+        if not (
+            isinstance(spec, (list, tuple))
+            and len(spec) == 2
+            and isinstance(spec[0], str)
+            and isinstance(spec[1], dict)
+        ):
+            raise ValueError(
+                f"{where}[{i}] must be a (pattern, options) pair: a glob pattern over the "
+                "parameter names (e.g. 'loss_.*', 'module_.0.*') and a dict of options "
+                f"(e.g. {{'lr_multiplier': 10}}), got {spec!r}."
+            )
+        multiplier = spec[1].get("lr_multiplier", 1.0)
+        if not isinstance(multiplier, numbers.Real) or not multiplier > 0:
+            raise ValueError(
+                f"{where}[{i}]: 'lr_multiplier' must be a positive number, got {multiplier!r}."
+            )
+        if "params" in spec[1]:
+            raise ValueError(f"{where}[{i}]: the pattern chooses the parameters, not 'params'.")
+
+
+def parameter_groups(estimator, named: list, default_groups: list[dict], lr: float) -> list:
+    """The optimiser's parameter groups: ``default_groups`` unless the estimator has the routed
+    ``optimizer__param_groups``, whose ``(pattern, options)`` pairs (in order) each take the
+    parameters whose names match the glob pattern and that no earlier pair took; an
+    ``lr_multiplier`` option multiplies the group's learning rate (else ``lr``, or the
+    options' own ``lr``). The parameters no pattern takes keep their default groups.
+
+    ``named``: ``(name, parameter)`` of every trained parameter, names prefixed by the
+    attribute that holds them (``module_.`` for the network, ``loss_.`` for the loss).
+    """
+    specs = routed(estimator, "optimizer__").get(PARAM_GROUPS)
+    if not specs:
+        return default_groups
+    taken, groups = set(), []
+    for i, (pattern, options) in enumerate(specs):
+        chosen = [p for n, p in named if fnmatch.fnmatchcase(n, pattern) and id(p) not in taken]
+        if not chosen:
+            names = [n for n, _ in named]
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ValueError(
+                f"{type(estimator).__name__}: `optimizer__{PARAM_GROUPS}[{i}]`'s pattern "
+                f"{pattern!r} matches no parameter not already taken; the parameters are "
+                f"named {shown}."
+            )
+        taken.update(id(p) for p in chosen)
+        options = dict(options)
+        multiplier = options.pop("lr_multiplier", 1.0)
+        group_lr = options.pop("lr", lr) * multiplier
+        groups.append({"params": chosen, **options, "lr": group_lr})
+    for group in default_groups:
+        rest = [p for p in group["params"] if id(p) not in taken]
+        if rest:
+            groups.append({**group, "params": rest})
+    return groups
 
 
 def run_callbacks(estimator, hook: str, *args) -> bool:

@@ -115,6 +115,10 @@ class TripletEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -398,6 +402,10 @@ class ContrastiveEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -682,6 +690,10 @@ class NPairsEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -960,6 +972,10 @@ class AngularEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1241,6 +1257,10 @@ class MultiSimilarityEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1528,6 +1548,10 @@ class SupConEmbedder(_BaseEmbedder):
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
+        ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
+        names match a glob pattern (``"module_.*"``, the network's; ``"loss_.*"``, the
+        loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
+        backbone or ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
