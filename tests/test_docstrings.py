@@ -150,3 +150,22 @@ def test_api_page_lists_every_estimator_and_loss():
     page = (Path(__file__).parents[1] / "docs" / "api.rst").read_text()
     listed = set(re.findall(r"^   (\w+)$", page, flags=re.MULTILINE))
     assert set(embedders.__all__) | set(losses.__all__) <= listed
+
+
+def test_examples_import_public_paths_only():
+    """Doctests, examples and the user guide teach the public import paths, never a private
+    module (``sk_deepmetric.losses._pair``)."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    files = [*root.glob("sk_deepmetric/**/*.py"), *root.glob("examples/*.py")]
+    files += [*root.glob("docs/**/*.rst"), root / "README.md"]
+    private = re.compile(r"(?:>>> )?(?:from|import) sk_deepmetric(?:\.\w+)*\._\w+")
+    offenders = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            taught = stripped.startswith(">>>") or path.suffix != ".py" or "examples" in path.parts
+            if taught and private.search(stripped):
+                offenders.append(f"{path.relative_to(root)}: {stripped}")
+    assert not offenders, offenders

@@ -206,7 +206,7 @@ class MetricEmbedder(_BaseEmbedder):
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import StandardScaler
     >>> from sk_deepmetric.embedders import MetricEmbedder
-    >>> from sk_deepmetric.losses._pair import TripletMarginLoss
+    >>> from sk_deepmetric.losses import TripletMarginLoss
     >>> X, y = load_digits(return_X_y=True)
     >>> model = make_pipeline(
     ...     StandardScaler(), MetricEmbedder(loss=TripletMarginLoss(), max_iter=2, random_state=0)

@@ -53,7 +53,7 @@ class CenterLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._center import CenterLoss
+    >>> from sk_deepmetric.losses import CenterLoss
     >>> loss = CenterLoss(n_classes=3, n_components=4, center_weight=0.1)
     >>> loss.reset_parameters(torch.Generator().manual_seed(0))
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))

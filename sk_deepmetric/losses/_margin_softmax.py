@@ -207,7 +207,7 @@ class SoftmaxLoss(_MarginSoftmaxLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._margin_softmax import SoftmaxLoss
+    >>> from sk_deepmetric.losses import SoftmaxLoss
     >>> loss = SoftmaxLoss(n_classes=3, n_components=4)
     >>> loss.reset_parameters(torch.Generator().manual_seed(0))
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
@@ -268,7 +268,7 @@ class LargeMarginSoftmaxLoss(_MarginSoftmaxLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._margin_softmax import LargeMarginSoftmaxLoss
+    >>> from sk_deepmetric.losses import LargeMarginSoftmaxLoss
     >>> loss = LargeMarginSoftmaxLoss(n_classes=3, n_components=4, margin=2)
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     >>> y = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -337,7 +337,7 @@ class SphereFaceLoss(LargeMarginSoftmaxLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._margin_softmax import SphereFaceLoss
+    >>> from sk_deepmetric.losses import SphereFaceLoss
     >>> loss = SphereFaceLoss(n_classes=3, n_components=4)
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     >>> loss(x, torch.tensor([0, 0, 1, 1, 2, 2])).ndim
@@ -397,7 +397,7 @@ class CosFaceLoss(_MarginSoftmaxLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._margin_softmax import CosFaceLoss
+    >>> from sk_deepmetric.losses import CosFaceLoss
     >>> loss = CosFaceLoss(n_classes=3, n_components=4, margin=0.35, scale=64)
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     >>> loss.logits(x).abs().max() <= 64
@@ -471,7 +471,7 @@ class ArcFaceLoss(_MarginSoftmaxLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._margin_softmax import ArcFaceLoss
+    >>> from sk_deepmetric.losses import ArcFaceLoss
     >>> loss = ArcFaceLoss(n_classes=3, n_components=4, margin=0.5, scale=64)
     >>> x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     >>> loss.logits(x).argmax(dim=1).shape

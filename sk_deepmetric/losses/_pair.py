@@ -181,7 +181,7 @@ class ContrastiveLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._pair import ContrastiveLoss
+    >>> from sk_deepmetric.losses import ContrastiveLoss
     >>> x = torch.tensor([[0.0, 0.0], [0.0, 0.5], [0.6, 0.0]])
     >>> ContrastiveLoss()(x, torch.tensor([0, 0, 1]))
     tensor(0.8095)
@@ -398,7 +398,7 @@ class TripletMarginLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._pair import TripletMarginLoss
+    >>> from sk_deepmetric.losses import TripletMarginLoss
     >>> x = torch.tensor([[0.0], [1.0], [1.1], [3.0]])
     >>> TripletMarginLoss(margin=0.2, miner="batch_hard")(x, torch.tensor([0, 0, 1, 1]))
     tensor(0.8250)
@@ -515,7 +515,7 @@ class NPairsLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._pair import NPairsLoss
+    >>> from sk_deepmetric.losses import NPairsLoss
     >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
     >>> NPairsLoss(l2_reg=0.0)(x, torch.tensor([0, 0, 1, 1]))
     tensor(0.4032)
@@ -586,7 +586,7 @@ class AngularLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_deepmetric.losses._pair import AngularLoss
+    >>> from sk_deepmetric.losses import AngularLoss
     >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
     >>> AngularLoss(alpha=45.0)(x, torch.tensor([0, 0, 1, 1]))
     tensor(0.1872)
