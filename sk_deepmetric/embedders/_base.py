@@ -600,8 +600,11 @@ class _BaseEmbedder(
     def _parameter_groups(self, learning_rate: float) -> list[dict]:
         """The optimiser's parameter groups: those of ``optimizer__param_groups`` if given,
         and the rest in the default groups (:meth:`_default_parameter_groups`)."""
+        network = self.module_
+        if isinstance(network, nn.Sequential) and isinstance(network[-1], L2Normalize):
+            network = network[0]  # a module you passed: its own names, not the wrapper's
         named = [
-            *((f"module_.{n}", p) for n, p in self.module_.named_parameters()),
+            *((f"module_.{n}", p) for n, p in network.named_parameters()),
             *((f"loss_.{n}", p) for n, p in self.loss_.named_parameters()),
         ]
         default = self._default_parameter_groups(learning_rate)
