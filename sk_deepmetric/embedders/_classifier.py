@@ -187,8 +187,9 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -451,8 +452,9 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -737,8 +739,9 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1017,8 +1020,9 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1288,8 +1292,9 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1561,8 +1566,9 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1840,8 +1846,9 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -2137,8 +2144,9 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry

@@ -178,8 +178,9 @@ class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry

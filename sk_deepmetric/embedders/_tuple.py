@@ -117,8 +117,9 @@ class TripletEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -404,8 +405,9 @@ class ContrastiveEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -692,8 +694,9 @@ class NPairsEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -974,8 +977,9 @@ class AngularEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1259,8 +1263,9 @@ class MultiSimilarityEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
@@ -1550,8 +1555,9 @@ class SupConEmbedder(_BaseEmbedder):
         for a string too): parameters like any other, for ``clone`` and grid search.
         ``optimizer__param_groups=[(pattern, options), ...]`` gives the parameters whose
         names match a glob pattern (``"module_.NAME"`` for the network's, named as the
-        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g. ``{"lr_multiplier": 0.1}`` for a pre-trained
-        backbone or ``{"lr_multiplier": 10}`` for class weights.
+        network names them; ``"loss_.NAME"`` for the loss's) options of their own, e.g.
+        ``{"lr_multiplier": 0.1}`` for a pre-trained backbone or
+        ``{"lr_multiplier": 10}`` for class weights.
     learning_rate_init : float or "auto", default="auto"
         The optimiser's step size. "auto" means 1e-3 for the built-in CNNs, which train
         from random weights, and 1e-4 otherwise: the MLP starts from the input's geometry
