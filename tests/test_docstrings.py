@@ -5,13 +5,16 @@ scikit-learn's ``test_docstring_parameters``)."""
 import ast
 import inspect
 import re
+import textwrap
 
+import jedi
 import pytest
-from numpydoc.docscrape import ClassDoc
+from numpydoc.docscrape import ClassDoc, NumpyDocString
 from sklearn.base import clone
 
 from sk_deepmetric import embedders
-from sk_deepmetric.embedders._params import COMMON_PARAMS, shared_docs
+from sk_deepmetric.embedders import _params
+from sk_deepmetric.embedders._params import COMMON_PARAMS
 from sk_deepmetric.neighbors import EmbeddingKNeighborsClassifier
 
 ESTIMATORS = [getattr(embedders, name) for name in embedders.__all__]
@@ -89,6 +92,26 @@ def test_signature_follows_the_tables(cls):
         assert signature[name].kind == inspect.Parameter.KEYWORD_ONLY, name
 
 
+def shared_docs(cls: type) -> dict:
+    """name -> (type line, description with whitespace collapsed) of the parameters every
+    embedder documents alike (``_params._COMMON_DOC``), with ``cls``'s defaults filled in;
+    ``normalize``'s is its first sentence, which each class follows with why its default is
+    what it is."""
+    defaults = {**COMMON_PARAMS, **cls._default_overrides, **cls._loss_params}
+    text = _params._COMMON_DOC.format(
+        normalize=defaults["normalize"],
+        normalize_why="",
+        conv_channels=_params.DEFAULT_CONV_CHANNELS,
+        auto_budget=_params.AUTO_MAX_ITER[True],
+        short_budget=_params.AUTO_MAX_ITER[False],
+    )
+    if "samples_per_class" in defaults:
+        balanced = _params._BALANCED_DOC.format(k=defaults["samples_per_class"])
+        text = "    " + balanced.rstrip(" ") + text
+    doc = NumpyDocString(textwrap.dedent("Parameters\n----------\n" + text))
+    return {p.name: (p.type, " ".join(" ".join(p.desc).split())) for p in doc["Parameters"]}
+
+
 @pytest.mark.parametrize("cls", EMBEDDERS, ids=lambda cls: cls.__name__)
 def test_shared_parameters_are_documented_alike(cls):
     """Each shared parameter's entry is the shared text (``_params._COMMON_DOC``) with the
@@ -111,9 +134,7 @@ def test_shared_parameters_are_documented_alike(cls):
 def test_editors_see_signature_and_docstring(cls):
     """What an editor shows comes from the source, not from run time: Jedi (the engine of
     several editors' completion) completes every keyword and shows the whole docstring."""
-    jedi = pytest.importorskip("jedi")
-    module = "sk_deepmetric"
-    code = f"from {module} import {cls.__name__}\n{cls.__name__}("
+    code = f"from sk_deepmetric import {cls.__name__}\n{cls.__name__}("
     script = jedi.Script(code)
     line, column = 2, len(cls.__name__) + 1
     completed = {c.name.rstrip("=") for c in script.complete(line, column) if c.type == "param"}

@@ -4,13 +4,12 @@ Each estimator's signature is its loss's parameters (defaults from the loss clas
 :func:`loss_params`) followed by :data:`COMMON_PARAMS`. Every public estimator writes its
 ``__init__`` and its docstring out in full, as scikit-learn's own estimators do, so that
 editors and other static tools see them; ``tests/test_docstrings.py`` checks each signature
-against these tables and each shared parameter's description against :func:`shared_docs`.
+against these tables and each shared parameter's description against the shared text below.
 """
 
 from __future__ import annotations
 
 import inspect
-import textwrap
 
 from .._validation import did_you_mean
 
@@ -285,23 +284,3 @@ _BALANCED_DOC = """samples_per_class : int, default={k}
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
     """
-
-
-def shared_docs(cls: type) -> dict:
-    """name -> description (whitespace collapsed) of the parameters every embedder documents
-    alike, with ``cls``'s defaults filled in; ``normalize``'s is its first sentence, which
-    each class follows with why its default is what it is."""
-    from numpydoc.docscrape import NumpyDocString  # a test dependency: only the tests call this
-
-    defaults = {**COMMON_PARAMS, **cls._default_overrides, **cls._loss_params}
-    text = _COMMON_DOC.format(
-        normalize=defaults["normalize"],
-        normalize_why="",
-        conv_channels=DEFAULT_CONV_CHANNELS,
-        auto_budget=AUTO_MAX_ITER[True],
-        short_budget=AUTO_MAX_ITER[False],
-    )
-    if "samples_per_class" in defaults:
-        text = "    " + _BALANCED_DOC.format(k=defaults["samples_per_class"]).rstrip(" ") + text
-    doc = NumpyDocString(textwrap.dedent("Parameters\n----------\n" + text))
-    return {p.name: (p.type, " ".join(" ".join(p.desc).split())) for p in doc["Parameters"]}
