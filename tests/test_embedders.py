@@ -164,14 +164,14 @@ def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
     monkeypatch.setattr(estimator, "_init_loss_from_data", spy)
     model = fast(estimator, normalize=normalize).fit(X, y)
     unit = estimator in (SphereFaceEmbedder, CosFaceEmbedder, ArcFaceEmbedder, ProxyAnchorEmbedder)
-    assert model._unit_class_weights is unit
+    assert model.loss_.normalizes_class_weights is unit
     Z = seen["Z"]
     class_means = np.stack([Z[y == c].mean(axis=0) for c in range(10)])
     means = class_means - Z.mean(axis=0)
     # the directions of the centred class means, with the random weights' mean norm, or on
     # unit-norm embeddings where the norm is the logit scale, IMPRINT_LOGIT_SCALE
     scale = np.linalg.norm(seen["before"].numpy(), axis=1).mean()
-    if normalize and not model._unit_class_weights:
+    if normalize and not model.loss_.normalizes_class_weights:
         scale = IMPRINT_LOGIT_SCALE
     expected = scale * means / np.linalg.norm(means, axis=1, keepdims=True)
     np.testing.assert_allclose(seen["after"].numpy(), expected, atol=1e-5)

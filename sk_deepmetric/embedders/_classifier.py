@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from .._devices import place_data
 from .._training import embed
@@ -56,37 +55,18 @@ class _ClassifierEmbedder(_BaseEmbedder):
     _default_overrides: ClassVar[dict] = {"normalize": False}
     _loss_class = SoftmaxLoss
 
-    @property
-    def _unit_class_weights(self) -> bool:
-        """Whether the loss scores classes by the weights' directions only (SphereFace,
-        CosFace, ArcFace); otherwise their norm scales the logits (CenterLoss wraps a
-        softmax, and has no such flag)."""
-        return getattr(self._loss_class, "_normalize_weights", False)
-
     def _build_loss(self, n_classes, n_components):
         return self._loss_class(n_classes, n_components, **self._loss_kwargs())
 
     def _init_loss_from_data(self, X, y, device):
-        with torch.no_grad():
-            self._imprint(*self._initial_class_means(X, y, device))
+        """Start the class weights at the centred class-mean directions of the initial
+        embedding, with the loss's public ``imprint_`` ("imprinting": random weights barely
+        move in a short budget); ``docs/benchmarks.md`` has the measurements."""
+        means, overall = self._initial_class_means(X, y, device)
+        self.loss_.imprint_(means, center=overall, norm=self._imprint_norm())
 
-    def _imprint(self, means: torch.Tensor, overall: torch.Tensor) -> None:
-        """Start class ``c``'s weight at the direction of its mean initial embedding, less the
-        mean of all (a ReLU network's raw class means are nearly collinear), with the norm of
-        :meth:`_imprint_norm` ("imprinting": random weights barely move in a short budget).
-
-        A class without samples yet (announced by ``partial_fit(classes=...)``) keeps its
-        random direction, at the same norm. ``docs/benchmarks.md`` has the measurements.
-        """
-        weight = self._class_weight()
-        norm = self._imprint_norm(weight)
-        present = torch.isfinite(means).all(dim=1)
-        direction = nn.functional.normalize(weight.detach().clone(), dim=1)
-        direction[present] = nn.functional.normalize(means[present] - overall, dim=1).to(weight)
-        weight.copy_(direction * norm)
-
-    def _imprint_norm(self, weight: nn.Parameter) -> float | torch.Tensor:
-        """Norm of the imprinted class weights.
+    def _imprint_norm(self) -> float | None:
+        """Norm of the imprinted class weights (None: the random initialisation's).
 
         On unit-norm embeddings, a loss that keeps the weights' norm (softmax, center loss,
         L-Softmax) takes it as its logit scale: the random initialisation's norm (about 0.6,
@@ -95,12 +75,9 @@ class _ClassifierEmbedder(_BaseEmbedder):
         :data:`IMPRINT_LOGIT_SCALE` instead. Otherwise (the norm is irrelevant, or the
         embedding's own norm scales the logits) the random initialisation's norm is kept.
         """
-        if self.normalize and not self._unit_class_weights:
+        if self.normalize and not self.loss_.normalizes_class_weights:
             return IMPRINT_LOGIT_SCALE
-        return weight.norm(dim=1, keepdim=True).mean()
-
-    def _class_weight(self) -> nn.Parameter:
-        return self.loss_.weight
+        return None
 
     def _initial_class_means(self, X, y, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean initial embedding of each class, (n_classes, d), and of all samples, (d,)."""
@@ -648,14 +625,6 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
-
-    def _class_weight(self):
-        return self.loss_.softmax.weight
-
-    def _imprint(self, means, overall):
-        super()._imprint(means, overall)
-        present = torch.isfinite(means).all(dim=1)  # a class without samples keeps its own
-        self.loss_.centers[present] = means[present].to(self.loss_.centers)
 
 
 class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
@@ -2049,18 +2018,6 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         self.verbose = verbose
         store_routed(self, routed)
 
-    def _imprint(self, means, overall):
-        """Imprint each class's first sub-centre; the others keep their random directions
-        (at the same norm), so that the samples the first one fits badly can gather there."""
-        weight = self.loss_.weight
-        sub_centers = weight.view(len(self.classes_), self.sub_centers, -1)
-        norm = self._imprint_norm(weight)
-        present = torch.isfinite(means).all(dim=1)
-        direction = nn.functional.normalize(sub_centers.detach().clone(), dim=2)
-        first = nn.functional.normalize(means[present] - overall, dim=1)
-        direction[present, 0] = first.to(weight)
-        weight.copy_((direction * norm).view_as(weight))
-
 
 class ProxyAnchorEmbedder(_ClassifierEmbedder):
     """Embedding trained with the Proxy-Anchor loss.
@@ -2265,7 +2222,6 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ProxyAnchorLoss, ("margin", "alpha"), proxy_lr_multiplier=100.0
     )
     _default_overrides: ClassVar[dict] = {"normalize": True}
-    _unit_class_weights = True  # the loss normalises its proxies
     _parameter_constraints: ClassVar[dict] = {
         **_BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, 1, closed="left")],
@@ -2347,9 +2303,6 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
-
-    def _class_weight(self):
-        return self.loss_.proxies
 
     def _default_parameter_groups(self, learning_rate):
         return [

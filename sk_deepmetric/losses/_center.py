@@ -62,6 +62,9 @@ class CenterLoss(nn.Module):
     True
     """
 
+    #: The softmax keeps its weights' norms (they scale the logits).
+    normalizes_class_weights = False
+
     def __init__(self, n_classes: int, n_components: int, center_weight: float = 0.003) -> None:
         super().__init__()
         self.softmax = SoftmaxLoss(n_classes, n_components)
@@ -82,6 +85,34 @@ class CenterLoss(nn.Module):
         self.softmax.reset_parameters(generator)
         # Xavier, as the centre filler of the authors' Caffe models
         nn.init.xavier_uniform_(self.centers, generator=generator)
+
+    @torch.no_grad()
+    def imprint_(
+        self, class_means: Tensor, center: Tensor | None = None, norm: float | None = None
+    ) -> CenterLoss:
+        """Start the classifier at the class means ("imprinting") and each centre at its
+        class's mean.
+
+        The classifier's weights are imprinted as :meth:`SoftmaxLoss.imprint_
+        <sk_deepmetric.losses.SoftmaxLoss.imprint_>` does (``center`` and ``norm`` apply
+        to them); the centres take the means themselves, not centred. A row of
+        ``class_means`` that is not finite (a class without samples yet) leaves that
+        class's weight direction and centre as they are.
+
+        Parameters
+        ----------
+        class_means : Tensor of shape (n_classes, n_components)
+        center : Tensor of shape (n_components,), default=None
+        norm : float, default=None
+
+        Returns
+        -------
+        self
+        """
+        self.softmax.imprint_(class_means, center, norm)
+        present = torch.isfinite(class_means).all(dim=1)
+        self.centers[present] = class_means[present].to(self.centers)
+        return self
 
     def logits(self, embeddings: Tensor) -> Tensor:
         """Class scores of the softmax classifier, shape ``(batch_size, n_classes)``."""

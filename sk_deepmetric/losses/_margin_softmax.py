@@ -71,6 +71,42 @@ def check_classifier_inputs(
     return embeddings, labels.long()
 
 
+def imprinted(
+    weight: Tensor,
+    n_classes: int,
+    class_means: Tensor,
+    center: Tensor | None,
+    norm: float | None,
+) -> Tensor:
+    """Class weights that start at the (centred) class means' directions: the one home of
+    ``imprint_``'s arithmetic, shared by every loss with class weights.
+
+    ``weight`` holds ``n_classes`` groups of rows in order (one row per class, or
+    ``sub_centers`` rows per class); each class's first row gets its mean's direction and
+    the others keep theirs, all at ``norm`` (None: the rows' mean norm). A class whose mean
+    is not finite (no samples yet) keeps its direction.
+    """
+    d = weight.shape[1]
+    if not isinstance(class_means, Tensor) or class_means.shape != (n_classes, d):
+        shape = tuple(class_means.shape) if isinstance(class_means, Tensor) else "not a tensor"
+        raise ValueError(
+            f"`class_means` must be a tensor of shape (n_classes, n_components) = "
+            f"({n_classes}, {d}), got {shape}."
+        )
+    if center is not None and (not isinstance(center, Tensor) or center.shape != (d,)):
+        shape = tuple(center.shape) if isinstance(center, Tensor) else "not a tensor"
+        raise ValueError(f"`center` must be a tensor of shape ({d},) or None, got {shape}.")
+    if norm is None:
+        norm = weight.norm(dim=1, keepdim=True).mean()
+    elif isinstance(norm, bool) or not isinstance(norm, (int, float)) or not 0 < norm < math.inf:
+        raise ValueError(f"`norm` must be a positive finite number or None, got {norm!r}.")
+    present = torch.isfinite(class_means).all(dim=1)
+    means = class_means[present] if center is None else class_means[present] - center
+    direction = F.normalize(weight.detach().clone().view(n_classes, -1, d), dim=2)
+    direction[present, 0] = F.normalize(means, dim=1).to(weight)
+    return (direction * norm).view_as(weight)
+
+
 def cos_multiple_angle(cosine: Tensor, m: int) -> Tensor:
     """``cos(m theta)`` as the Chebyshev polynomial ``T_m(cos theta)``.
 
@@ -93,7 +129,9 @@ class _MarginSoftmaxLoss(nn.Module):
     attribute ``scale``, the radius that replaces ``||x||``.
     """
 
-    _normalize_weights = False  # class weights W_j -> W_j / ||W_j||
+    #: Whether the class scores divide out the class weights' norms (``W_j / ||W_j||``),
+    #: so that only their directions count.
+    normalizes_class_weights = False
     _normalize_features = False  # embedding x -> scale * x / ||x||
     _has_bias = False
     _has_margin = True
@@ -123,6 +161,43 @@ class _MarginSoftmaxLoss(nn.Module):
         if self.bias is not None:
             bound = 1 / math.sqrt(self.n_components)
             nn.init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    @torch.no_grad()
+    def imprint_(
+        self,
+        class_means: Tensor,
+        center: Tensor | None = None,
+        norm: float | None = None,
+    ) -> _MarginSoftmaxLoss:
+        """Start each class's weight at the direction of its mean embedding ("imprinting").
+
+        Random class weights barely move in a short training budget; starting them at the
+        class means of the untrained network's embedding (Qi et al., "Low-Shot Learning with
+        Imprinted Weights", CVPR 2018) does. Every classifier-based estimator calls this
+        before its first epoch; call it yourself in a hand-written loop. With sub-centres
+        (:class:`SubCenterArcFaceLoss`) each class's first sub-centre is imprinted and the
+        others keep their directions, at the same norm.
+
+        Parameters
+        ----------
+        class_means : Tensor of shape (n_classes, n_components)
+            Mean embedding of each class. A row that is not finite (a class without
+            samples yet) keeps its current direction.
+        center : Tensor of shape (n_components,), default=None
+            Subtracted from every mean before its direction is taken, e.g. the mean of all
+            embeddings (a ReLU network's raw class means are nearly collinear). None
+            subtracts nothing.
+        norm : float, default=None
+            Norm of every class weight afterwards; where the loss keeps the weights' norm
+            (``normalizes_class_weights`` is False) it is the initial logit scale on unit
+            embeddings. None keeps the weights' current mean norm.
+
+        Returns
+        -------
+        self
+        """
+        self.weight.copy_(imprinted(self.weight, self.n_classes, class_means, center, norm))
+        return self
 
     def logits(self, embeddings: Tensor) -> Tensor:
         """Class scores without the margin, for prediction (argmax) or inspection.
@@ -162,7 +237,7 @@ class _MarginSoftmaxLoss(nn.Module):
         return F.cross_entropy(logits, labels)
 
     def _scores(self, embeddings: Tensor) -> Tensor:
-        weight = F.normalize(self.weight, dim=1) if self._normalize_weights else self.weight
+        weight = F.normalize(self.weight, dim=1) if self.normalizes_class_weights else self.weight
         if self._normalize_features:
             return self.scale * F.linear(F.normalize(embeddings, dim=1), weight)
         return F.linear(embeddings, weight, self.bias)
@@ -173,7 +248,7 @@ class _MarginSoftmaxLoss(nn.Module):
         radius = (
             self.scale if self._normalize_features else torch.linalg.vector_norm(embeddings, dim=1)
         )
-        if not self._normalize_weights:
+        if not self.normalizes_class_weights:
             radius = radius * torch.linalg.vector_norm(weight, dim=1)
         return radius * self._target_cosine(cosine)
 
@@ -344,7 +419,7 @@ class SphereFaceLoss(LargeMarginSoftmaxLoss):
     0
     """
 
-    _normalize_weights = True
+    normalizes_class_weights = True
 
     def __init__(
         self,
@@ -404,7 +479,7 @@ class CosFaceLoss(_MarginSoftmaxLoss):
     tensor(True)
     """
 
-    _normalize_weights = True
+    normalizes_class_weights = True
     _normalize_features = True
 
     _hyperparameter_names = ("margin", "scale")
@@ -478,7 +553,7 @@ class ArcFaceLoss(_MarginSoftmaxLoss):
     torch.Size([6])
     """
 
-    _normalize_weights = True
+    normalizes_class_weights = True
     _normalize_features = True
 
     _hyperparameter_names = ("margin", "scale")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validation import check_int, check_real
-from ._margin_softmax import check_classifier_inputs
+from ._margin_softmax import check_classifier_inputs, imprinted
 
 __all__ = ["ProxyAnchorLoss"]
 
@@ -82,6 +82,9 @@ class ProxyAnchorLoss(nn.Module):
     torch.Size([6, 3])
     """
 
+    #: The loss uses the proxies' directions only (cosine similarities).
+    normalizes_class_weights = True
+
     def __init__(
         self, n_classes: int, n_components: int, margin: float = 0.1, alpha: float = 32.0
     ) -> None:
@@ -105,6 +108,33 @@ class ProxyAnchorLoss(nn.Module):
             The only source of randomness used; ``None`` uses torch's global generator.
         """
         nn.init.kaiming_normal_(self.proxies, mode="fan_out", generator=generator)
+
+    @torch.no_grad()
+    def imprint_(
+        self, class_means: Tensor, center: Tensor | None = None, norm: float | None = None
+    ) -> ProxyAnchorLoss:
+        """Start each proxy at the direction of its class's mean embedding ("imprinting").
+
+        As :meth:`SoftmaxLoss.imprint_ <sk_deepmetric.losses.SoftmaxLoss.imprint_>` does
+        for class weights; the paper starts the proxies at random instead.
+
+        Parameters
+        ----------
+        class_means : Tensor of shape (n_classes, n_components)
+            Mean embedding of each class; a row that is not finite keeps its proxy's
+            direction.
+        center : Tensor of shape (n_components,), default=None
+            Subtracted from every mean before its direction is taken.
+        norm : float, default=None
+            Norm of every proxy afterwards (the loss divides it out; it sets how far an
+            optimiser step turns a proxy). None keeps their current mean norm.
+
+        Returns
+        -------
+        self
+        """
+        self.proxies.copy_(imprinted(self.proxies, self.n_classes, class_means, center, norm))
+        return self
 
     def logits(self, embeddings: Tensor) -> Tensor:
         """Cosine similarities of the embeddings to the proxies, for prediction or inspection.
