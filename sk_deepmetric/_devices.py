@@ -17,6 +17,8 @@ these is the single-process identity.
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import os
 from collections.abc import Callable, Iterator
 
@@ -73,6 +75,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
             local = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
             resolved = torch.device("cuda", local % count)
     return resolved
+
+
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` itself when its parameters and buffers are on ``device``, else a copy
+    moved there: inference (``transform``, ``predict``) never moves the caller's module."""
+    device = torch.device(device)
+
+    def there(t: Tensor) -> bool:
+        same_type = t.device.type == device.type
+        return same_type and (device.index is None or t.device.index == device.index)
+
+    if all(there(t) for t in itertools.chain(module.parameters(), module.buffers())):
+        return module
+    return copy.deepcopy(module).to(device)
 
 
 def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:

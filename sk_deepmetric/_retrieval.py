@@ -1,16 +1,16 @@
 """The machinery behind :mod:`sk_deepmetric.metrics`: input checks and one chunked scan.
 
-:func:`_prepare` checks the arguments all the metrics share and resolves both modes
+:func:`prepare` checks the arguments all the metrics share and resolves both modes
 (leave-one-out, or queries against a reference set) to one :class:`_Retrieval`: tensors on
-one device, integer codes for labels of any type, and each query's ``R``. :func:`_scan`
+one device, integer codes for labels of any type, and each query's ``R``. :func:`scan`
 then computes every requested metric from a single search, reducing each chunk of queries
 to running sums so that memory stays bounded however many samples there are. The
 definitions (``R``, the ``R = 0`` rule, ties) are in the docstring of the public module.
 
-The verification metrics work on pair scores: :func:`_roc` checks ``(y_true, y_score)`` and
+The verification metrics work on pair scores: :func:`roc_points` checks ``(y_true, y_score)`` and
 returns scikit-learn's ROC curve, from which EER, TAR@FAR, minDCF and the thresholds are
-read; :func:`_sample_pairs` draws balanced pairs without listing all of them;
-:func:`_pair_similarities` scores pairs and :func:`_reid_scan` ranks a gallery, both in
+read; :func:`sample_pairs` draws balanced pairs without listing all of them;
+:func:`pair_similarities` scores pairs and :func:`reid_scan` ranks a gallery, both in
 chunks within the same memory bound.
 """
 
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sk_deepmetric._blocks import rows_per_chunk
 from sk_deepmetric._validation import check_int, check_option, check_real, external_stacklevel
 from sk_deepmetric.distances import (
     DISTANCES,
-    _rows_per_chunk,
     iter_topk_neighbors,
     paired_distances,
     pairwise_distances,
@@ -49,7 +49,7 @@ class _Retrieval(NamedTuple):
     chunk_size: int
 
 
-def _as_embeddings(x, name: str, device) -> Tensor:
+def as_embeddings(x, name: str, device) -> Tensor:
     if isinstance(x, Tensor):
         x = x.detach()
     else:
@@ -76,7 +76,7 @@ def _as_embeddings(x, name: str, device) -> Tensor:
     return x.to(device)
 
 
-def _as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
+def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
     if y is None:
         raise ValueError(f"`{name}` is required with `{embeddings_name}`.")
     y = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
@@ -88,15 +88,15 @@ def _as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray
     return y
 
 
-def _prepare(
+def prepare(
     embeddings,
     labels,
-    reference_embeddings,
-    reference_labels,
-    exclude_self,
-    distance,
-    chunk_size,
-    device,
+    reference_embeddings=None,
+    reference_labels=None,
+    exclude_self=None,
+    distance="cosine",
+    chunk_size=None,
+    device=None,
 ) -> _Retrieval:
     distance = check_option(distance, DISTANCES, "distance")
     if chunk_size is not None:
@@ -105,12 +105,12 @@ def _prepare(
         raise ValueError(f"`exclude_self` must be None, True or False, got {exclude_self!r}.")
     if device is None:
         device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
-    queries = _as_embeddings(embeddings, "embeddings", device)
-    query_labels = _as_labels(labels, "labels", queries.shape[0], "embeddings")
+    queries = as_embeddings(embeddings, "embeddings", device)
+    query_labels = as_labels(labels, "labels", queries.shape[0], "embeddings")
     queries, reference, ref_labels, exclude_self = _reference_set(
         queries, query_labels, reference_embeddings, reference_labels, exclude_self, device
     )
-    n_relevant, query_codes, reference_codes = _encode(query_labels, ref_labels, device)
+    n_relevant, query_codes, reference_codes = encode(query_labels, ref_labels, device)
     n_relevant -= int(exclude_self)
     if not (n_relevant > 0).any():
         raise ValueError(
@@ -119,7 +119,7 @@ def _prepare(
             "needs at least two samples in leave-one-out mode."
         )
     if chunk_size is None:
-        chunk_size = _rows_per_chunk(reference.shape[0], 8)  # float64 reductions
+        chunk_size = rows_per_chunk(reference.shape[0], 8)  # float64 reductions
     limit = reference.shape[0] - int(exclude_self)
     return _Retrieval(
         queries,
@@ -147,7 +147,7 @@ def _reference_set(
                 "retrieve itself; pass reference_embeddings=embeddings to do that on purpose."
             )
         return queries, queries, query_labels, True
-    queries, reference, ref_labels = _searched_set(
+    queries, reference, ref_labels = searched_set(
         queries, reference_embeddings, reference_labels, device
     )
     if exclude_self:
@@ -155,13 +155,13 @@ def _reference_set(
     return queries, reference, ref_labels, bool(exclude_self)
 
 
-def _searched_set(queries, embeddings, labels, device, names=("reference", "embeddings")):
+def searched_set(queries, embeddings, labels, device, names=("reference", "embeddings")):
     """``(queries, reference, reference_labels)``: the set searched, checked against the
     queries and brought to their dtype. ``names``: the prefix of the reference arguments
     (``"{prefix}_embeddings"``, ``"{prefix}_labels"``) and the name of the queries."""
     prefix, query_name = names
-    reference = _as_embeddings(embeddings, f"{prefix}_embeddings", device)
-    ref_labels = _as_labels(labels, f"{prefix}_labels", reference.shape[0], f"{prefix}_embeddings")
+    reference = as_embeddings(embeddings, f"{prefix}_embeddings", device)
+    ref_labels = as_labels(labels, f"{prefix}_labels", reference.shape[0], f"{prefix}_embeddings")
     if reference.shape[1] != queries.shape[1]:
         raise ValueError(
             f"`{prefix}_embeddings` must have as many columns as `{query_name}` "
@@ -171,7 +171,27 @@ def _searched_set(queries, embeddings, labels, device, names=("reference", "embe
     return queries.to(dtype), reference.to(dtype), ref_labels
 
 
-def _encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):
+def map_at_r(*args, **kwargs) -> float:
+    """MAP@R, with :func:`prepare`'s arguments: the computation behind
+    ``metrics.mean_average_precision_at_r`` and the estimators' ``score`` and validation,
+    which sit below the metrics module."""
+    return scan(prepare(*args, **kwargs), at_r=True)["map_at_r"]
+
+
+def pair_threshold(y_true, y_score, target_far) -> float:
+    """The threshold of ``metrics.select_threshold``: the most accurate one, or the one for
+    ``target_far`` (None: the most accurate); also that of the pairs estimator's fit."""
+    if target_far is not None:
+        target_far = check_rate(target_far, "target_far")
+    roc = roc_points(y_true, y_score)
+    if target_far is None:
+        return best_accuracy_threshold(roc)[1]
+    y = check_pair_labels(y_true)
+    scores = check_scores(y_score, y.size)
+    return far_threshold(scores[~y], target_far)
+
+
+def encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):
     """``(R including self, query codes, reference codes)`` from labels of any hashable type."""
     codes = np.unique(np.concatenate([query_labels, ref_labels]), return_inverse=True)[1]
     codes = torch.from_numpy(codes.reshape(-1).astype(np.int64)).to(device)
@@ -193,7 +213,7 @@ def _check_same_rows(queries, query_labels, reference, ref_labels) -> None:
         )
 
 
-def _check_ks(
+def check_ks(
     ks: Iterable[int], name: str, limit: int, exclude_self: bool, what: str = "reference samples"
 ) -> list[int]:
     ks = [ks] if isinstance(ks, int) or not isinstance(ks, Iterable) else list(ks)
@@ -211,7 +231,7 @@ def _check_ks(
     return sorted(set(checked))
 
 
-def _scan(run: _Retrieval, precision_k=(), recall_k=(), at_r: bool = False) -> dict:
+def scan(run: _Retrieval, precision_k=(), recall_k=(), at_r: bool = False) -> dict:
     """Every requested metric from one chunked pass over the neighbours."""
     valid_all = run.n_relevant > 0
     top = max([*precision_k, *recall_k, 1])
@@ -267,13 +287,13 @@ class _ROC(NamedTuple):
     n_negative: int
 
 
-def _as_array(x) -> np.ndarray:
+def as_array(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
-def _check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
+def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
     """Same-identity flags from labels in {0, 1}, {-1, 1} or booleans; both kinds present."""
-    y = _as_array(y_true)
+    y = as_array(y_true)
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array, got shape {y.shape}.")
     if y.dtype != bool:
@@ -296,8 +316,8 @@ def _check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
     return y
 
 
-def _check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
-    s = _as_array(y_score)
+def check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
+    s = as_array(y_score)
     if s.dtype.kind not in "iuf":
         raise ValueError(f"`{name}` must be real-valued, got dtype {s.dtype}.")
     if s.ndim != 1 or s.shape[0] != n:
@@ -312,22 +332,22 @@ def _check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true
     return s
 
 
-def _roc(y_true, y_score) -> _ROC:
+def roc_points(y_true, y_score) -> _ROC:
     """Checked inputs -> the ROC curve (``score >= threshold`` accepts a pair)."""
     from sklearn.metrics import roc_curve
 
-    y = _check_pair_labels(y_true)
-    s = _check_scores(y_score, y.size)
+    y = check_pair_labels(y_true)
+    s = check_scores(y_score, y.size)
     fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
     n_positive = int(y.sum())
     return _ROC(fpr, tpr, thresholds, n_positive, y.size - n_positive)
 
 
-def _check_rate(value, name: str) -> float:
+def check_rate(value, name: str) -> float:
     return check_real(value, name, min_value=0.0, max_value=1.0, closed="neither")
 
 
-def _eer(roc: _ROC) -> tuple[float, float]:
+def roc_eer(roc: _ROC) -> tuple[float, float]:
     """(EER, threshold): where the ROC segment crosses FNR = FPR, linearly interpolated.
 
     The threshold is that of the ROC point nearer the crossing (never the +inf sentinel).
@@ -341,7 +361,7 @@ def _eer(roc: _ROC) -> tuple[float, float]:
     return float(eer), float(roc.thresholds[nearest])
 
 
-def _tar_at_far(roc: _ROC, far: float) -> float:
+def roc_tar_at_far(roc: _ROC, far: float) -> float:
     """TPR on the ROC curve (linear between points) at FPR = ``far``, taking the highest TPR
     of the points at exactly that FPR."""
     i = int(np.searchsorted(roc.fpr, far, side="right")) - 1
@@ -352,7 +372,7 @@ def _tar_at_far(roc: _ROC, far: float) -> float:
     return float(roc.tpr[i] + (far - roc.fpr[i]) * slope)
 
 
-def _min_dcf(roc: _ROC, p_target: float, c_miss: float, c_fa: float) -> tuple[float, float]:
+def roc_min_dcf(roc: _ROC, p_target: float, c_miss: float, c_fa: float) -> tuple[float, float]:
     cost = c_miss * (1.0 - roc.tpr) * p_target + c_fa * roc.fpr * (1.0 - p_target)
     best = int(np.argmin(cost))
     norm = min(c_miss * p_target, c_fa * (1.0 - p_target))
@@ -365,7 +385,7 @@ def _between(high: float, low: float) -> float:
     return mid if low < mid <= high else float(high)
 
 
-def _best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
+def best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
     """(accuracy, threshold) of the most accurate decision ``score >= threshold``.
 
     Of equally accurate decisions the strictest wins; the threshold lies halfway between the
@@ -382,7 +402,7 @@ def _best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
     return float(accuracy[k]), _between(t[k], t[k + 1])
 
 
-def _far_threshold(
+def far_threshold(
     negative_scores: np.ndarray, far: float, what: str = "different-identity pairs"
 ) -> float:
     """The lowest threshold with at most ``far`` of ``negative_scores`` at or above it.
@@ -414,7 +434,7 @@ def _far_threshold(
     return _between(values[g - 1], values[g])
 
 
-def _all_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def all_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = codes.size
     if n * (n - 1) // 2 > MAX_ALL_PAIRS:
         raise ValueError(
@@ -425,7 +445,7 @@ def _all_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([first, second], axis=1), (codes[first] == codes[second]).astype(np.int64)
 
 
-def _sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
+def sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
     """``n_pairs // 2`` same-class and the rest different-class pairs, uniform without
     replacement among all such unordered pairs, without listing them.
 
@@ -460,8 +480,8 @@ def _sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
     return pairs[keep], same[keep]
 
 
-def _pair_indices(pairs, n_samples: int) -> np.ndarray:
-    p = _as_array(pairs)
+def pair_indices(pairs, n_samples: int) -> np.ndarray:
+    p = as_array(pairs)
     if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] == 0:
         raise ValueError(
             f"`pairs` must be an integer array of shape (n_pairs, 2), got shape {p.shape}."
@@ -476,9 +496,9 @@ def _pair_indices(pairs, n_samples: int) -> np.ndarray:
     return p.astype(np.int64)
 
 
-def _pair_similarities(first: Tensor, second: Tensor, distance: str, chunk_size) -> np.ndarray:
+def pair_similarities(first: Tensor, second: Tensor, distance: str, chunk_size) -> np.ndarray:
     """Similarity of row i of ``first`` with row i of ``second``, in chunks of rows."""
-    rows = chunk_size or _rows_per_chunk(first.shape[1], first.element_size(), 3)
+    rows = chunk_size or rows_per_chunk(first.shape[1], first.element_size(), 3)
     out = []
     with torch.no_grad():
         for start in range(0, first.shape[0], rows):
@@ -490,7 +510,7 @@ def _pair_similarities(first: Tensor, second: Tensor, distance: str, chunk_size)
 
 
 # ------------------------------------------------------------------ re-identification
-def _reid_scan(
+def reid_scan(
     queries: Tensor,
     query_codes: Tensor,
     query_groups: Tensor | None,
@@ -507,7 +527,7 @@ def _reid_scan(
     left without a match are skipped (a ValueError when none is left).
     """
     n_gallery = gallery.shape[0]
-    rows = chunk_size or _rows_per_chunk(n_gallery, 8, 6)
+    rows = chunk_size or rows_per_chunk(n_gallery, 8, 6)
     cmc = torch.zeros(len(ranks), dtype=torch.float64)
     ap_sum, n_valid = 0.0, 0
     rank_limits = torch.tensor(ranks, device=gallery.device)

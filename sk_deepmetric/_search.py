@@ -38,7 +38,7 @@ def _import_faiss(algorithm: str):
     return faiss
 
 
-def _faiss_installed() -> bool:
+def faiss_installed() -> bool:
     try:
         _import_faiss("auto")
     except ImportError:

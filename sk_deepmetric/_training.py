@@ -34,6 +34,7 @@ from ._devices import (
     broadcast_weights,
     gather_batch,
     is_distributed,
+    on_device,
     sum_over_ranks,
 )
 from ._validation import external_stacklevel
@@ -286,7 +287,9 @@ def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]
 
 
 def embed(module: nn.Module, X: Tensor, device: torch.device) -> np.ndarray:
-    """Embeddings of ``X`` as float32 NumPy, in eval mode, in fixed-size padded chunks."""
+    """Embeddings of ``X`` as float32 NumPy, in eval mode, in fixed-size padded chunks, on
+    ``device`` (a module elsewhere is copied there, not moved)."""
+    module = on_device(module, device)
     was_training = module.training
     module.eval()
     out = []

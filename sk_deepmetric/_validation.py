@@ -12,8 +12,9 @@ import sys
 from collections.abc import Iterable
 
 import torch
-from sklearn.base import _fit_context
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.base import _fit_context as fit_context
+from sklearn.utils import _safe_indexing as safe_indexing
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -40,8 +41,6 @@ __all__ = [
     "InvalidParameterError",
     "Options",
     "StrOptions",
-    "_fit_context",
-    "_safe_indexing",
     "check_array",
     "check_class_labels",
     "check_classification_targets",
@@ -55,6 +54,8 @@ __all__ = [
     "column_or_1d",
     "did_you_mean",
     "external_stacklevel",
+    "fit_context",
+    "safe_indexing",
     "type_of_target",
     "validate_data",
 ]

@@ -43,28 +43,28 @@ import torch
 from torch import Tensor
 
 from sk_deepmetric._retrieval import (
-    _all_pairs,
-    _as_array,
-    _as_embeddings,
-    _as_labels,
-    _best_accuracy_threshold,
-    _check_ks,
-    _check_pair_labels,
-    _check_rate,
-    _check_scores,
-    _eer,
-    _encode,
-    _far_threshold,
-    _min_dcf,
-    _pair_indices,
-    _pair_similarities,
-    _prepare,
-    _reid_scan,
-    _roc,
-    _sample_pairs,
-    _scan,
-    _searched_set,
-    _tar_at_far,
+    all_pairs,
+    as_array,
+    as_embeddings,
+    as_labels,
+    check_ks,
+    check_pair_labels,
+    check_rate,
+    check_scores,
+    encode,
+    map_at_r,
+    pair_indices,
+    pair_similarities,
+    pair_threshold,
+    prepare,
+    reid_scan,
+    roc_eer,
+    roc_min_dcf,
+    roc_points,
+    roc_tar_at_far,
+    sample_pairs,
+    scan,
+    searched_set,
 )
 from sk_deepmetric._validation import (
     check_int,
@@ -174,7 +174,7 @@ def precision_at_k(
     >>> round(precision_at_k(x, ["a", "a", "a", "b"], distance="euclidean"), 4)
     0.6667
     """
-    run = _prepare(
+    run = prepare(
         embeddings,
         labels,
         reference_embeddings,
@@ -184,8 +184,8 @@ def precision_at_k(
         chunk_size,
         device,
     )
-    (k,) = _check_ks([k], "k", run.limit, run.exclude_self)
-    return _scan(run, precision_k=[k])[f"precision_at_{k}"]
+    (k,) = check_ks([k], "k", run.limit, run.exclude_self)
+    return scan(run, precision_k=[k])[f"precision_at_{k}"]
 
 
 @_fill_doc
@@ -229,7 +229,7 @@ def recall_at_k(
     >>> recall_at_k(x, [0, 1, 0, 1, 1], k=2, distance="euclidean")
     0.6
     """
-    run = _prepare(
+    run = prepare(
         embeddings,
         labels,
         reference_embeddings,
@@ -239,8 +239,8 @@ def recall_at_k(
         chunk_size,
         device,
     )
-    (k,) = _check_ks([k], "k", run.limit, run.exclude_self)
-    return _scan(run, recall_k=[k])[f"recall_at_{k}"]
+    (k,) = check_ks([k], "k", run.limit, run.exclude_self)
+    return scan(run, recall_k=[k])[f"recall_at_{k}"]
 
 
 @_fill_doc
@@ -279,7 +279,7 @@ def r_precision(
     >>> r_precision(x, [0, 1, 0, 1], distance="euclidean")
     0.0
     """
-    run = _prepare(
+    run = prepare(
         embeddings,
         labels,
         reference_embeddings,
@@ -289,7 +289,7 @@ def r_precision(
         chunk_size,
         device,
     )
-    return _scan(run, at_r=True)["r_precision"]
+    return scan(run, at_r=True)["r_precision"]
 
 
 @_fill_doc
@@ -340,7 +340,7 @@ def mean_average_precision_at_r(
     >>> mean_average_precision_at_r(x, [0, 0, 1, 1, 0, 1], distance="euclidean")
     0.375
     """
-    run = _prepare(
+    return map_at_r(
         embeddings,
         labels,
         reference_embeddings,
@@ -350,7 +350,6 @@ def mean_average_precision_at_r(
         chunk_size,
         device,
     )
-    return _scan(run, at_r=True)["map_at_r"]
 
 
 @_fill_doc
@@ -402,7 +401,7 @@ def retrieval_report(
     >>> report["recall_at_2"], report["map_at_r"]
     (0.8333333333333334, 0.375)
     """
-    run = _prepare(
+    run = prepare(
         embeddings,
         labels,
         reference_embeddings,
@@ -412,9 +411,9 @@ def retrieval_report(
         chunk_size,
         device,
     )
-    precision_k = _check_ks(precision_k, "precision_k", run.limit, run.exclude_self)
-    recall_k = _check_ks(recall_k, "recall_k", run.limit, run.exclude_self)
-    return _scan(run, precision_k, recall_k, at_r=True)
+    precision_k = check_ks(precision_k, "precision_k", run.limit, run.exclude_self)
+    recall_k = check_ks(recall_k, "recall_k", run.limit, run.exclude_self)
+    return scan(run, precision_k, recall_k, at_r=True)
 
 
 #: Metric names accepted by :func:`make_retrieval_scorer`.
@@ -594,7 +593,7 @@ def equal_error_rate(y_true, y_score, *, return_threshold: bool = False):
     >>> equal_error_rate([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
     0.3333333333333333
     """
-    eer, threshold = _eer(_roc(y_true, y_score))
+    eer, threshold = roc_eer(roc_points(y_true, y_score))
     return (eer, threshold) if return_threshold else eer
 
 
@@ -630,8 +629,8 @@ def tar_at_far(y_true, y_score, *, far: float = 1e-3) -> float:
     >>> tar_at_far([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], far=0.5)
     1.0
     """
-    far = _check_rate(far, "far")
-    return _tar_at_far(_roc(y_true, y_score), far)
+    far = check_rate(far, "far")
+    return roc_tar_at_far(roc_points(y_true, y_score), far)
 
 
 @_fill_verification_doc
@@ -684,10 +683,10 @@ def min_dcf(
     >>> round(min_dcf([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], p_target=0.5), 4)
     0.3333
     """
-    p_target = _check_rate(p_target, "p_target")
+    p_target = check_rate(p_target, "p_target")
     c_miss = check_real(c_miss, "c_miss", min_value=0.0, closed="neither")
     c_fa = check_real(c_fa, "c_fa", min_value=0.0, closed="neither")
-    value, threshold = _min_dcf(_roc(y_true, y_score), p_target, c_miss, c_fa)
+    value, threshold = roc_min_dcf(roc_points(y_true, y_score), p_target, c_miss, c_fa)
     return (value, threshold) if return_threshold else value
 
 
@@ -736,18 +735,18 @@ def verification_report(
     fars = [far] if isinstance(far, numbers.Real) else list(far)
     if not fars:
         raise ValueError("`far` must hold at least one rate, got an empty iterable.")
-    fars = [_check_rate(f, "far") for f in fars]
-    p_target = _check_rate(p_target, "p_target")
+    fars = [check_rate(f, "far") for f in fars]
+    p_target = check_rate(p_target, "p_target")
     c_miss = check_real(c_miss, "c_miss", min_value=0.0, closed="neither")
     c_fa = check_real(c_fa, "c_fa", min_value=0.0, closed="neither")
-    roc = _roc(y_true, y_score)
-    eer, eer_threshold = _eer(roc)
-    dcf, dcf_threshold = _min_dcf(roc, p_target, c_miss, c_fa)
+    roc = roc_points(y_true, y_score)
+    eer, eer_threshold = roc_eer(roc)
+    dcf, dcf_threshold = roc_min_dcf(roc, p_target, c_miss, c_fa)
     from sklearn.metrics import auc
 
     report = {"roc_auc": float(auc(roc.fpr, roc.tpr))}
     report |= {"equal_error_rate": eer, "eer_threshold": eer_threshold}
-    report |= {_far_key(f): _tar_at_far(roc, f) for f in fars}
+    report |= {_far_key(f): roc_tar_at_far(roc, f) for f in fars}
     report |= {"min_dcf": dcf, "min_dcf_threshold": dcf_threshold}
     report |= {"n_same": roc.n_positive, "n_different": roc.n_negative}
     return report
@@ -789,14 +788,7 @@ def select_threshold(y_true, y_score, *, target_far: float | None = None) -> flo
     >>> select_threshold(y, s), select_threshold(y, s, target_far=0.34)
     (0.75, 0.5)
     """
-    if target_far is not None:
-        target_far = _check_rate(target_far, "target_far")
-    roc = _roc(y_true, y_score)
-    if target_far is None:
-        return _best_accuracy_threshold(roc)[1]
-    y = _check_pair_labels(y_true)
-    scores = _check_scores(y_score, y.size)
-    return _far_threshold(scores[~y], target_far)
+    return pair_threshold(y_true, y_score, target_far)
 
 
 def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple[float, float]:
@@ -849,8 +841,8 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
     """
     from sklearn.model_selection import PredefinedSplit, StratifiedKFold
 
-    y = _check_pair_labels(y_true)
-    scores = _check_scores(y_score, y.size)
+    y = check_pair_labels(y_true)
+    scores = check_scores(y_score, y.size)
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         cv = check_int(cv, "cv", min_value=2)
         if cv > min(y.sum(), (~y).sum()):
@@ -860,7 +852,7 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
             )
         splits = StratifiedKFold(cv, shuffle=True, random_state=random_state).split(scores, y)
     else:
-        folds = _as_array(cv)
+        folds = as_array(cv)
         if folds.shape != y.shape:
             raise ValueError(
                 f"`cv` must be an int or one fold label per pair ({y.size}), got shape "
@@ -917,15 +909,15 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
     >>> pairs.tolist(), same.tolist()
     ([[0, 1], [0, 2], [1, 2]], [0, 1, 0])
     """
-    y = _as_array(labels)
+    y = as_array(labels)
     if y.ndim != 1 or y.shape[0] < 2:
         raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
     codes = np.unique(y, return_inverse=True)[1].ravel()
     if n_pairs is None:
-        return _all_pairs(codes)
+        return all_pairs(codes)
     n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
-    return _sample_pairs(codes, n_pairs, np.random.default_rng(seed))
+    return sample_pairs(codes, n_pairs, np.random.default_rng(seed))
 
 
 def pair_scores(
@@ -978,13 +970,13 @@ paired_distances`), a chunk of pairs at a time within ~32 MiB.
                 "Without `pairs`, `embeddings` must have shape (n_pairs, 2, n_components), "
                 f"got shape {tuple(x.shape)}."
             )
-        first = _as_embeddings(x[:, 0], "embeddings", device)
-        second = _as_embeddings(x[:, 1], "embeddings", device)
+        first = as_embeddings(x[:, 0], "embeddings", device)
+        second = as_embeddings(x[:, 1], "embeddings", device)
     else:
-        x = _as_embeddings(embeddings, "embeddings", device)
-        index = torch.from_numpy(_pair_indices(pairs, x.shape[0])).to(x.device)
+        x = as_embeddings(embeddings, "embeddings", device)
+        index = torch.from_numpy(pair_indices(pairs, x.shape[0])).to(x.device)
         first, second = x[index[:, 0]], x[index[:, 1]]
-    return _pair_similarities(first, second, distance, chunk_size)
+    return pair_similarities(first, second, distance, chunk_size)
 
 
 def reidentification_report(
@@ -1062,23 +1054,23 @@ default=None
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
     if device is None:
         device = query_embeddings.device if isinstance(query_embeddings, Tensor) else "cpu"
-    queries = _as_embeddings(query_embeddings, "query_embeddings", device)
-    q_labels = _as_labels(query_labels, "query_labels", queries.shape[0], "query_embeddings")
-    queries, gallery, g_labels = _searched_set(
+    queries = as_embeddings(query_embeddings, "query_embeddings", device)
+    q_labels = as_labels(query_labels, "query_labels", queries.shape[0], "query_embeddings")
+    queries, gallery, g_labels = searched_set(
         queries, gallery_embeddings, gallery_labels, device, ("gallery", "query_embeddings")
     )
-    _, q_codes, g_codes = _encode(q_labels, g_labels, queries.device)
+    _, q_codes, g_codes = encode(q_labels, g_labels, queries.device)
     if (query_groups is None) != (gallery_groups is None):
         raise ValueError("`query_groups` and `gallery_groups` go together: pass both or neither.")
     q_groups = g_groups = None
     if query_groups is not None:
-        q_groups = _as_labels(query_groups, "query_groups", queries.shape[0], "query_embeddings")
-        g_groups = _as_labels(
+        q_groups = as_labels(query_groups, "query_groups", queries.shape[0], "query_embeddings")
+        g_groups = as_labels(
             gallery_groups, "gallery_groups", gallery.shape[0], "gallery_embeddings"
         )
-        _, q_groups, g_groups = _encode(q_groups, g_groups, queries.device)
-    ranks = _check_ks(ranks, "ranks", gallery.shape[0], False, what="gallery items")
-    return _reid_scan(
+        _, q_groups, g_groups = encode(q_groups, g_groups, queries.device)
+    ranks = check_ks(ranks, "ranks", gallery.shape[0], False, what="gallery items")
+    return reid_scan(
         queries, q_codes, q_groups, gallery, g_codes, g_groups, ranks, distance, chunk_size
     )
 
@@ -1101,7 +1093,7 @@ class _VerificationScorer:
     def __call__(self, estimator, X, y=None) -> float:
         if y is None:
             raise ValueError(f"The {self.metric!r} verification scorer needs the labels `y`.")
-        y = _as_array(y)
+        y = as_array(y)
         seen = getattr(estimator, "classes_", None)
         if seen is not None and np.isin(y, seen).any():
             warnings.warn(
@@ -1178,8 +1170,8 @@ def make_verification_scorer(
     -0.5
     """
     metric = check_option(metric, VERIFICATION_SCORER_METRICS, "metric")
-    far = _check_rate(far, "far")
-    p_target = _check_rate(p_target, "p_target")
+    far = check_rate(far, "far")
+    p_target = check_rate(p_target, "p_target")
     distance = check_option(distance, DISTANCES, "distance")
     if n_pairs is not None:
         n_pairs = check_int(n_pairs, "n_pairs", min_value=2)

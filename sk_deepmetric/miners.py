@@ -14,14 +14,21 @@ gives three (four) empty int64 tensors.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ._blocks import PairwiseBlocks, block_input, rows_per_block, rows_per_chunk
+from ._mining import (
+    Classes,
+    batch_classes,
+    batch_hard_block,
+    block_label_masks,
+    multi_similarity_pairs,
+    positive_columns,
+    semihard_block,
+)
 from ._validation import check_embeddings_and_labels, check_option, check_real
-from .distances import DISTANCES, _block_input, _PairwiseBlocks, _rows_per_block, _rows_per_chunk
+from .distances import DISTANCES
 
 __all__ = [
     "TRIPLET_TYPES",
@@ -53,96 +60,10 @@ def _empty_triplets(device: torch.device, n_indices: int = 3) -> tuple[Tensor, .
     return (empty, *(empty.clone() for _ in range(n_indices - 1)))
 
 
-def _block_label_masks(labels: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
-    """Rows ``start:stop`` of :func:`label_masks`: ``(stop - start, n)`` positive and negative."""
-    same = labels[start:stop, None] == labels[None, :]
-    negative = ~same
-    same.diagonal(start).fill_(False)
-    return same, negative
-
-
-def _multi_similarity_pairs(
-    s: Tensor, positive: Tensor, negative: Tensor, epsilon: float
-) -> tuple[Tensor, Tensor]:
-    """The pairs of a block of anchors that multi-similarity mining keeps (Wang et al., 2019).
-
-    ``s``: the anchors' similarities (rows) to the batch; ``positive``, ``negative``: their
-    pair masks. A negative is kept when it is more similar than the anchor's least similar
-    positive less ``epsilon``, a positive when it is less similar than the most similar
-    negative plus ``epsilon``; an anchor without a positive (or a negative) keeps nothing.
-    """
-    least_positive = torch.where(positive, s, torch.inf).amin(dim=1, keepdim=True)
-    most_negative = torch.where(negative, s, -torch.inf).amax(dim=1, keepdim=True)
-    return positive & (s < most_negative + epsilon), negative & (s > least_positive - epsilon)
-
-
-class _Classes(NamedTuple):
-    """The classes of a batch, from which each block of anchors finds its positives.
-
-    ``members`` (n_classes, max_class_size): each class's sample indices in increasing order,
-    padded with -1; ``klass``: each sample's class number; ``rank``: its place in its class's
-    row of ``members``; ``has_negative``: whether the batch has a sample of another class.
-    """
-
-    members: Tensor
-    klass: Tensor
-    rank: Tensor
-    has_negative: Tensor
-
-
-def _batch_classes(labels: Tensor) -> _Classes:
-    n = labels.shape[0]
-    _, klass, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    order = torch.argsort(klass, stable=True)
-    starts = counts.cumsum(0) - counts
-    rank = torch.empty_like(klass)
-    rank[order] = torch.arange(n, device=labels.device) - starts[klass[order]]
-    members = torch.full(
-        (counts.shape[0], int(counts.max())), -1, dtype=torch.long, device=labels.device
-    )
-    members[klass, rank] = torch.arange(n, device=labels.device)
-    return _Classes(members, klass, rank, counts[klass] < n)
-
-
-def _positive_columns(classes: _Classes, start: int, stop: int) -> tuple[Tensor, Tensor]:
-    """The positives of anchors ``start:stop``, ``(rows, max_class_size - 1)`` columns.
-
-    Each row lists the other members of the anchor's class in increasing order; rows of
-    smaller classes are padded with the anchor itself, and ``valid`` says which are real.
-    """
-    rows = torch.arange(start, stop, device=classes.klass.device)
-    slot = torch.arange(classes.members.shape[1] - 1, device=rows.device)
-    slot = slot + (slot >= classes.rank[start:stop, None])  # skip the anchor's own slot
-    cols = classes.members[classes.klass[start:stop, None], slot]
-    valid = cols >= 0
-    return torch.where(valid, cols, rows[:, None]), valid
-
-
-def _fill_own_class(d: Tensor, start: int, cols: Tensor, value: float) -> Tensor:
-    """Set, in place, each anchor's entries of its own class (``cols`` and itself)."""
-    d.scatter_(1, cols, value)
-    d.diagonal(start).fill_(value)
-    return d
-
-
-class _MinedBlock(NamedTuple):
-    """The triplets that a miner picks for a block of anchors, one per (row, slot).
-
-    ``positive``, ``negative``: columns, ``(rows, slots)``; ``d_ap``, ``d_an``: their
-    distances; ``valid``: which slots hold a triplet (the others hold anything).
-    """
-
-    positive: Tensor
-    negative: Tensor
-    d_ap: Tensor
-    d_an: Tensor
-    valid: Tensor
-
-
 def _listed(mine):
     """A miner's block function, returning index tensors (anchor, positive, negative)."""
 
-    def listed(d: Tensor, start: int, classes: _Classes) -> tuple[Tensor, Tensor, Tensor]:
+    def listed(d: Tensor, start: int, classes: Classes) -> tuple[Tensor, Tensor, Tensor]:
         mined = mine(d, start, classes)
         a, j = torch.nonzero(mined.valid, as_tuple=True)
         return a + start, mined.positive[a, j], mined.negative[a, j]
@@ -156,7 +77,7 @@ def _mine_blocks(mine, rows, n: int, rows_per_block: int, labels: Tensor, *args)
     ``rows(start, stop)`` gives rows ``start:stop`` of the distance matrix, which ``mine`` may
     overwrite. Each output is a tuple of equal-length tensors; they are concatenated in order.
     """
-    classes = _batch_classes(labels)
+    classes = batch_classes(labels)
     out = [
         mine(rows(start, min(n, start + rows_per_block)), start, classes, *args)
         for start in range(0, n, rows_per_block)
@@ -188,134 +109,8 @@ def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, T
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)
-    rows = _rows_per_block(n, dist.element_size(), dist.device)
-    return tuple(_mine_blocks(_listed(_batch_hard_block), _rows_of(dist), n, rows, labels))
-
-
-def _batch_hard_block(d: Tensor, start: int, classes: _Classes) -> _MinedBlock:
-    """:func:`batch_hard_triplets` for the anchors of block ``d`` (rows ``start:``), one slot.
-
-    Overwrites ``d``.
-    """
-    cols, valid = _positive_columns(classes, start, start + d.shape[0])
-    if cols.shape[1] == 0:  # every class a single sample
-        cols, valid = cols.new_zeros((d.shape[0], 1)), valid.new_zeros((d.shape[0], 1))
-    d_ap, far = d.gather(1, cols).masked_fill_(~valid, -torch.inf).max(dim=1, keepdim=True)
-    d_an, near = _fill_own_class(d, start, cols, torch.inf).min(dim=1, keepdim=True)
-    keep = valid[:, :1] & classes.has_negative[start : start + d.shape[0], None]
-    return _MinedBlock(cols.gather(1, far), near, d_ap, d_an, keep)
-
-
-# below this many positives per anchor, counting by comparisons beats searching
-_MAX_COMPARED = 32
-# _nearest_above: up to this many positives per anchor, a masked minimum per positive beats bins
-_MAX_MASKED = 6
-# _count_below's grid: cells per sorted value (a few values per cell at most, mostly one or none)
-_CELLS_PER_VALUE = 4
-# _count_below_by_grid searches blocks of about this many queries at a time
-_SEARCH_ROWS = 2**16
-
-
-def _count_below(sorted_values: Tensor, queries: Tensor, strict: bool) -> Tensor:
-    """Per row, how many ``sorted_values`` are ``<`` (``strict``) or ``<=`` each query.
-
-    ``sorted_values`` may hold ``-inf`` and ``inf``; ``queries`` may hold ``inf`` but not
-    ``-inf``. With few sorted values each is compared with the queries; with many, see
-    :func:`_count_below_by_grid`.
-    """
-    if sorted_values.shape[1] > _MAX_COMPARED:
-        return _count_below_by_grid(sorted_values, queries, strict)
-    count = torch.zeros(queries.shape, dtype=torch.long, device=queries.device)
-    compare = torch.lt if strict else torch.le
-    hit = torch.empty_like(count)
-    for j in range(sorted_values.shape[1]):
-        count += compare(sorted_values[:, j : j + 1], queries, out=hit)
-    return count
-
-
-def _count_below_by_grid(sorted_values: Tensor, queries: Tensor, strict: bool) -> Tensor:
-    """:func:`_count_below` through a grid of equal cells over each row's finite range.
-
-    A query's cell, computed by the same monotone arithmetic as the sorted values' cells, says
-    how many sorted values lie in earlier cells (all below the query); a binary search among
-    the few values of its own cell does the rest. The search is as deep as the fullest cell
-    (a plain binary search over the row when cells do not help), and every step is one gather
-    and one comparison over all queries: several times faster than ``torch.searchsorted``,
-    which searches each query alone, with the same answers.
-    """
-    rows, k = sorted_values.shape
-    finite = torch.isfinite(sorted_values)
-    lo = torch.where(finite, sorted_values, torch.inf).amin(dim=1, keepdim=True)
-    hi = torch.where(finite, sorted_values, -torch.inf).amax(dim=1, keepdim=True)
-    lo, hi = torch.where(lo <= hi, lo, 0.0), torch.where(lo <= hi, hi, 0.0)  # no finite value
-    n_cells = _CELLS_PER_VALUE * k
-    scale = torch.where(hi > lo, n_cells / (hi - lo), 1.0)
-    offset = 1.0 - lo * scale
-
-    def cell(x: Tensor) -> Tensor:  # 1 .. n_cells + 1; only -inf goes to cell 0 (below)
-        return torch.addcmul(offset, x, scale).clamp_(1, n_cells + 1).long()
-
-    sorted_cells = cell(sorted_values).masked_fill_(sorted_values == -torch.inf, 0)
-    per_cell = torch.zeros((rows, n_cells + 2), dtype=torch.long, device=queries.device)
-    per_cell.scatter_add_(1, sorted_cells, torch.ones_like(sorted_cells))
-    before = per_cell.cumsum(dim=1).sub_(per_cell)
-    depth = int(per_cell[:, 1:].max()).bit_length()
-    if depth >= k.bit_length():  # cells too full: search the whole row
-        before.zero_()
-        depth = k.bit_length()
-    padded = F.pad(sorted_values, (0, 1 << depth), value=torch.inf)
-    count = before.gather(1, cell(queries))
-    compare = torch.lt if strict else torch.le
-    step = max(1, _SEARCH_ROWS // max(1, queries.shape[1]))
-    value = queries.new_empty((min(step, rows), queries.shape[1]))
-    hit = torch.empty_like(count[:step])
-    for start in range(0, rows, step):  # a few rows at a time: the search stays in the cache
-        c, q = count[start : start + step], queries[start : start + step]
-        v, h = value[: c.shape[0]], hit[: c.shape[0]]
-        for level in range(depth - 1, -1, -1):
-            # the sorted values (1 << level) - 1 places on from each current count
-            torch.gather(padded[start : start + step, (1 << level) - 1 :], 1, c, out=v)
-            c.add_(compare(v, q, out=h), alpha=1 << level)
-    return count.clamp_max_(k)  # queries at inf count the padding
-
-
-def _suffix_argmin(values: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-    """For each position ``i`` of each row, the minimum of ``values[:, i:]`` and its ``index``."""
-    flipped, at = torch.cummin(values.flip(1), dim=1)
-    at = values.shape[1] - 1 - at.flip(1)
-    return flipped.flip(1), index.gather(1, at)
-
-
-def _nearest_above(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]:
-    """For each entry of ``pos_d``, the smallest entry of its row of ``neg_d`` that is larger.
-
-    Returns its value and its column, the lowest among equal values (inf and any column where
-    there is none).
-    With few columns in ``pos_d`` each takes a masked minimum of the row; with more, the row's
-    entries are placed among the sorted ``pos_d`` (:func:`_count_below`), which splits them into
-    bins, and a per-bin minimum followed by a suffix minimum answers every column at once.
-    """
-    if pos_d.shape[1] == 0:
-        return pos_d.clone(), torch.zeros(pos_d.shape, dtype=torch.long, device=pos_d.device)
-    if pos_d.shape[1] <= _MAX_MASKED:
-        nearest = [
-            torch.where(neg_d > pos_d[:, j : j + 1], neg_d, torch.inf).min(dim=1)
-            for j in range(pos_d.shape[1])
-        ]
-        return torch.stack([v for v, _ in nearest], 1), torch.stack([i for _, i in nearest], 1)
-    sorted_d, order = pos_d.sort(dim=1)
-    # bin r: entries larger than exactly r of the sorted values, the candidates of ranks < r
-    bins = _count_below(sorted_d, neg_d, strict=True)
-    bin_min = neg_d.new_full((neg_d.shape[0], pos_d.shape[1] + 1), torch.inf)
-    bin_min.scatter_reduce_(1, bins, neg_d, "amin")
-    n = neg_d.shape[1]
-    columns = torch.arange(n, device=neg_d.device)
-    candidate = torch.where(neg_d == bin_min.gather(1, bins), columns, n)
-    bin_arg = torch.full_like(bin_min, n, dtype=torch.long)
-    bin_arg.scatter_reduce_(1, bins, candidate, "amin")
-    near_d, near = _suffix_argmin(bin_min[:, 1:], bin_arg[:, 1:])
-    near = near.clamp_max_(n - 1)  # none there: any column
-    return near_d.scatter(1, order, near_d), near.scatter(1, order, near)
+    rows = rows_per_block(n, dist.element_size(), dist.device)
+    return tuple(_mine_blocks(_listed(batch_hard_block), _rows_of(dist), n, rows, labels))
 
 
 @torch.no_grad()
@@ -348,30 +143,8 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)
-    rows = _rows_per_block(n, dist.element_size(), dist.device)
-    return tuple(_mine_blocks(_listed(_semihard_block), _rows_of(dist), n, rows, labels))
-
-
-def _semihard_block(d: Tensor, start: int, classes: _Classes) -> _MinedBlock:
-    """:func:`semihard_triplets` for the anchors of block ``d`` (rows ``start:``).
-
-    One slot per positive, in increasing column order. Overwrites ``d``.
-    """
-    stop = start + d.shape[0]
-    cols, valid = _positive_columns(classes, start, stop)
-    valid &= classes.has_negative[start:stop, None]
-    d_ap = d.gather(1, cols)
-    d_an, neg = _nearest_above(_fill_own_class(d, start, cols, torch.inf), d_ap)
-    fallback = (d_an == torch.inf) & valid
-    rows = torch.nonzero(fallback.any(dim=1)).squeeze(1)
-    if rows.numel():  # the farthest negative, only where some positive has none farther
-        own = d[rows].scatter_(1, cols[rows], -torch.inf)
-        own[torch.arange(rows.numel(), device=d.device), rows + start] = -torch.inf
-        far_d, far = own.max(dim=1, keepdim=True)
-        at = fallback[rows]
-        d_an[rows] = torch.where(at, far_d, d_an[rows])
-        neg[rows] = torch.where(at, far, neg[rows])
-    return _MinedBlock(cols, neg, d_ap, d_an, valid)
+    rows = rows_per_block(n, dist.element_size(), dist.device)
+    return tuple(_mine_blocks(_listed(semihard_block), _rows_of(dist), n, rows, labels))
 
 
 def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplets: str) -> Tensor:
@@ -412,16 +185,16 @@ def margin_triplets(
 
 def _mine_margin(rows, n: int, labels: Tensor, margin: float, type_of_triplets: str) -> list:
     width = max(1, int(torch.unique(labels, return_counts=True)[1].max()) - 1)
-    block = _rows_per_chunk(n * width, 1, 4)  # boolean (rows, positives, n) masks
+    block = rows_per_chunk(n * width, 1, 4)  # boolean (rows, positives, n) masks
     return _mine_blocks(_margin_block, rows, n, block, labels, margin, type_of_triplets)
 
 
 def _margin_block(
-    d: Tensor, start: int, classes: _Classes, margin: float, type_of_triplets: str
+    d: Tensor, start: int, classes: Classes, margin: float, type_of_triplets: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`margin_triplets` for the anchors of block ``d`` (rows ``start:``)."""
     stop = start + d.shape[0]
-    cols, valid = _positive_columns(classes, start, stop)
+    cols, valid = positive_columns(classes, start, stop)
     negative = classes.klass[start:stop, None] != classes.klass
     pos_d = d.gather(1, cols)
     mask = triplet_type_mask(pos_d[:, :, None], d[:, None, :], margin, type_of_triplets)
@@ -430,7 +203,7 @@ def _margin_block(
     return a + start, cols[a, j], neg
 
 
-def _check_computable(blocks: _PairwiseBlocks, embeddings: Tensor) -> None:
+def _check_computable(blocks: PairwiseBlocks, embeddings: Tensor) -> None:
     """A miner cannot rank NaN or overflowing distances: a clear error instead."""
     if blocks.computable():
         return
@@ -455,8 +228,8 @@ class _Miner:
     def __call__(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, ...]:
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         with torch.no_grad():
-            u = _block_input(embeddings.detach(), self.distance)
-            blocks = _PairwiseBlocks(u, self.distance)
+            u = block_input(embeddings.detach(), self.distance)
+            blocks = PairwiseBlocks(u, self.distance)
             _check_computable(blocks, embeddings)
             if embeddings.shape[0] == 0:
                 return _empty_triplets(embeddings.device, self._n_indices)
@@ -495,9 +268,9 @@ class BatchHardMiner(_Miner):
     def __init__(self, distance: str = "euclidean") -> None:
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+    def _mine(self, blocks: PairwiseBlocks, labels: Tensor) -> list[Tensor]:
         rows = blocks.rows_per_block()
-        return _mine_blocks(_listed(_batch_hard_block), blocks.rows, blocks.n, rows, labels)
+        return _mine_blocks(_listed(batch_hard_block), blocks.rows, blocks.n, rows, labels)
 
 
 class SemiHardMiner(_Miner):
@@ -538,9 +311,9 @@ class SemiHardMiner(_Miner):
         self.margin = check_real(margin, "margin", min_value=0.0)
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+    def _mine(self, blocks: PairwiseBlocks, labels: Tensor) -> list[Tensor]:
         rows = blocks.rows_per_block()
-        return _mine_blocks(_listed(_semihard_block), blocks.rows, blocks.n, rows, labels)
+        return _mine_blocks(_listed(semihard_block), blocks.rows, blocks.n, rows, labels)
 
 
 class TripletMarginMiner(_Miner):
@@ -589,7 +362,7 @@ class TripletMarginMiner(_Miner):
         self.type_of_triplets = check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+    def _mine(self, blocks: PairwiseBlocks, labels: Tensor) -> list[Tensor]:
         return _mine_margin(blocks.rows, blocks.n, labels, self.margin, self.type_of_triplets)
 
 
@@ -640,14 +413,14 @@ class MultiSimilarityMiner(_Miner):
     def __init__(self, epsilon: float = 0.1) -> None:
         self.epsilon = check_real(epsilon, "epsilon", min_value=0.0)
 
-    def _mine(self, blocks: _PairwiseBlocks, labels: Tensor) -> list[Tensor]:
-        rows = _rows_per_chunk(blocks.n, blocks.u.element_size(), 4)
+    def _mine(self, blocks: PairwiseBlocks, labels: Tensor) -> list[Tensor]:
+        rows = rows_per_chunk(blocks.n, blocks.u.element_size(), 4)
         found = []
         for start in range(0, blocks.n, rows):
             stop = min(blocks.n, start + rows)
             s = blocks.u[start:stop] @ blocks.u.T
-            positive, negative = _block_label_masks(labels, start, stop)
-            positive, negative = _multi_similarity_pairs(s, positive, negative, self.epsilon)
+            positive, negative = block_label_masks(labels, start, stop)
+            positive, negative = multi_similarity_pairs(s, positive, negative, self.epsilon)
             a1, p = torch.nonzero(positive, as_tuple=True)
             a2, n = torch.nonzero(negative, as_tuple=True)
             found.append((a1 + start, p, a2 + start, n))

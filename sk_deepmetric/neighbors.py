@@ -22,13 +22,12 @@ from sklearn.utils import get_tags
 
 # The backends lived in this module before _search: pickles of a fitted classifier from then
 # name sk_deepmetric.neighbors._BruteSearch (or a faiss class), found here by this import.
-from ._retrieval import _far_threshold
-from ._search import _BruteSearch, _faiss_installed, _FaissFlatSearch, _FaissIVFSearch
+from ._retrieval import far_threshold
+from ._search import _BruteSearch, _FaissFlatSearch, _FaissIVFSearch, faiss_installed
 from ._validation import (
     HasMethods,
     Interval,
     StrOptions,
-    _safe_indexing,
     check_array,
     check_classification_targets,
     check_consistent_length,
@@ -37,6 +36,8 @@ from ._validation import (
     check_option,
     check_random_state,
     column_or_1d,
+    fit_context,
+    safe_indexing,
     validate_data,
 )
 
@@ -288,13 +289,13 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             tags.input_tags.allow_nan = False
         return tags
 
-    def _validate_hyperparameters(self) -> None:
-        # names first, with a suggestion for a typo; then types and ranges, sklearn's way
+    def _validate_params(self) -> None:
+        """scikit-learn's checks, after the option names (with a "Did you mean ...?")."""
         check_option(self.algorithm, ALGORITHMS, "algorithm")
         check_option(self.metric, METRICS, "metric")
         check_option(self.weights, WEIGHTS, "weights")
         check_option(self.calibration, CALIBRATIONS, "calibration")
-        self._validate_params()
+        super()._validate_params()
 
     def _make_embedder(self):
         if self.embedder is not None:
@@ -304,6 +305,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         # a closed set, by construction
         return TripletEmbedder(validation_holdout="samples", random_state=self.random_state)
 
+    # the embedder is the user's object: its own fit validates it (no nested skip)
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit the embedder and index the training set in the learned space.
 
@@ -319,7 +322,6 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self : EmbeddingKNeighborsClassifier
             The fitted classifier.
         """
-        self._validate_hyperparameters()
         validate_data(self, X, y, skip_check_array=True)  # n_features_in_, feature names
         y = column_or_1d(y, warn=True)
         # NaN or infinity first: check_classification_targets would cast them to integers
@@ -364,7 +366,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "calibration_distances_")
         self.set_params(target_far=target_far)
         self._validate_params()
-        self.threshold_ = -_far_threshold(
+        self.threshold_ = -far_threshold(
             -self.calibration_distances_.astype(np.float64), self.target_far, "training samples"
         )
         return self
@@ -402,7 +404,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             held_out = np.isin(self._y, fold)
             rows = np.flatnonzero(~held_out)
             try:
-                embedder = self._make_embedder().fit(_safe_indexing(X, rows), y[rows])
+                embedder = self._make_embedder().fit(safe_indexing(X, rows), y[rows])
             except ValueError as exc:
                 raise ValueError(
                     f"Calibrating `target_far` fits the embedder on the classes outside each "
@@ -461,7 +463,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         if self.algorithm != "auto":
             return self.algorithm
         on_cpu = self._search_device().type == "cpu"
-        if on_cpu and n_samples >= AUTO_FAISS_MIN_SAMPLES and _faiss_installed():
+        if on_cpu and n_samples >= AUTO_FAISS_MIN_SAMPLES and faiss_installed():
             return "faiss"
         return "brute"
 

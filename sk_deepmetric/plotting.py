@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._retrieval import _check_pair_labels, _check_scores
+from ._retrieval import check_pair_labels, check_scores
 from ._validation import check_int, check_is_fitted, check_option, check_real
 from .distances import topk_neighbors
 from .metrics import equal_error_rate
@@ -261,8 +261,8 @@ def plot_retrieval(
 # ------------------------------------------------------------------ verification
 def _pairs(y_true, y_score, threshold):
     """Checked ``(same, scores, threshold)`` and the EER with its threshold."""
-    same = _check_pair_labels(y_true)
-    scores = _check_scores(y_score, same.size)
+    same = check_pair_labels(y_true)
+    scores = check_scores(y_score, same.size)
     if threshold is not None:
         threshold = check_real(threshold, "threshold")
     eer, eer_threshold = equal_error_rate(same, scores, return_threshold=True)

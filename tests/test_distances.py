@@ -4,6 +4,7 @@ import pytest
 import torch
 from _rounding import cosine_distance_error
 
+from sk_deepmetric import _blocks
 from sk_deepmetric.distances import (
     cosine_similarity,
     euclidean_distances,
@@ -132,7 +133,7 @@ def test_tiling_the_reference_set_gives_the_same_neighbours(monkeypatch, exclude
     want = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
     # 16 queries x 64 reference samples (8 bytes each) per tile: five tiles per chunk
     monkeypatch.setattr(distances, "_TILE_QUERIES", 16)
-    monkeypatch.setattr(distances, "_CHUNK_BYTES", 16 * 64 * 8)
+    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 64 * 8)
     assert distances._tile_shape(queries.shape[0], 300, 6, 8, None) == (16, 64)
     got = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
     torch.testing.assert_close(got[0], want[0])

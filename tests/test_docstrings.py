@@ -71,7 +71,7 @@ def test_loss_defaults_have_one_source(cls):
         )
 
 
-EMBEDDERS = [cls for cls in ESTIMATORS if issubclass(cls, embedders._base._BaseEmbedder)]
+EMBEDDERS = [cls for cls in ESTIMATORS if issubclass(cls, embedders._base.BaseEmbedder)]
 
 
 @pytest.mark.parametrize("cls", EMBEDDERS, ids=lambda cls: cls.__name__)

@@ -79,7 +79,7 @@ def test_convergence_warning_says_whether_the_score_still_improved(
 ):
     X, y = digits
     scripted = iter(scores)  # the first is the untrained network's
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", lambda *a, **k: next(scripted))
+    monkeypatch.setattr(base_module, "map_at_r", lambda *a, **k: next(scripted))
     with pytest.warns(ConvergenceWarning, match=f"^{re.escape(expected)}$") as record:
         fast(TripletEmbedder, max_iter=4, n_iter_no_change=patience, early_stopping=True).fit(X, y)
     assert record[0].filename == __file__  # points at the caller of fit
@@ -106,7 +106,7 @@ def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
         seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
         return next(scripted)
 
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
     model = fast(
         TripletEmbedder, early_stopping=True, n_iter_no_change=3, max_iter=20,
         validation_holdout="classes",
@@ -129,7 +129,7 @@ def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digit
         seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
         return next(scripted)
 
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
     model = fast(TripletEmbedder, n_iter_no_change=4, max_iter=20, validation_holdout="classes")
     model.fit(X, y)
     assert [h["score"] for h in model.history_] == [0.5, 0.6, 0.7, 0.8]
@@ -152,7 +152,7 @@ def test_early_stopping_auto_needs_two_held_out_classes(digits, monkeypatch):
         held_out.append(np.unique(labels))
         return 0.5  # never better than before training
 
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
     many = fast(TripletEmbedder, max_iter=None, n_iter_no_change=4, **classes).fit(X, y)
     assert many.n_iter_ == 4  # stopped by validation, long before the cap (AUTO_MAX_ITER[True])
     assert len(held_out) == 5 and all(np.array_equal(h, held_out[0]) for h in held_out)
@@ -172,7 +172,7 @@ def test_auto_holdout_validates_on_samples_with_few_classes_and_both_scores_ever
         scored.append(np.asarray(labels).copy())
         return 0.5
 
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
     few = fast(TripletEmbedder, max_iter=None, n_iter_no_change=2).fit(X[y < 5], y[y < 5])
     assert few.n_iter_ == 2  # validated (and stopped by it), not the short budget
     np.testing.assert_array_equal(np.unique(scored[0]), np.arange(5))  # samples of each class
@@ -203,7 +203,7 @@ def test_validation_holdout_samples_holds_out_part_of_every_class(digits, monkey
         held_out.append(np.asarray(labels).copy())
         return 0.5
 
-    monkeypatch.setattr(base_module, "mean_average_precision_at_r", fake_map_at_r)
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
     model = fast(TripletEmbedder, validation_holdout="samples", n_iter_no_change=2)
     model.fit(X, y)  # "auto": every class has 4+ samples
     labels = held_out[0]

@@ -125,3 +125,25 @@ def test_compile_on_cuda(digits):
     model = TripletEmbedder(**FAST, device="cuda", compile=True, random_state=0).fit(X, y)
     reference = TripletEmbedder(**FAST, device="cuda", random_state=0).fit(X, y)
     np.testing.assert_allclose(model.transform(X), reference.transform(X), atol=1e-4)
+
+
+def test_on_device_copies_a_module_that_lives_elsewhere():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    assert devices.on_device(net, torch.device("cpu")) is net
+    moved = devices.on_device(net, torch.device("meta"))  # a device without data: no copy
+    assert moved is not net
+    assert {t.device.type for t in [*moved.parameters(), *moved.buffers()]} == {"meta"}
+    assert {t.device.type for t in [*net.parameters(), *net.buffers()]} == {"cpu"}
+
+
+@cuda
+@pytest.mark.gpu
+def test_transform_on_the_cpu_keeps_a_cuda_model_on_cuda(digits):
+    X, y = digits
+    model = TripletEmbedder(device="cuda", random_state=0, **FAST).fit(X, y)
+    on_cuda = model.transform(X)
+    assert model.set_params(device="cpu").transform(X).shape == on_cuda.shape
+    assert next(model.module_.parameters()).device.type == "cuda"
+    np.testing.assert_array_equal(model.set_params(device="cuda").transform(X), on_cuda)
+    model.set_params(device="cuda", warm_start=True, max_iter=1).fit(X, y)  # fits on cuda
+    assert next(model.module_.parameters()).device.type == "cuda"

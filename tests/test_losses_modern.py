@@ -18,7 +18,7 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from torch.func import functional_call
 
-from sk_deepmetric import distances
+from sk_deepmetric import _blocks
 from sk_deepmetric.losses import (
     ArcFaceLoss,
     MultiSimilarityLoss,
@@ -189,7 +189,7 @@ def test_multi_similarity_float32_is_within_rounding_of_float64():
     assert abs(loss(x.float(), labels).item() - exact) <= bound
 
 
-@pytest.mark.parametrize(("module", "setting"), [(distances, "_BLOCK_BYTES")])
+@pytest.mark.parametrize(("module", "setting"), [(_blocks, "BLOCK_BYTES")])
 def test_multi_similarity_blocks_agree(monkeypatch, module, setting):
     x, labels = make_batch("negative_noncontiguous", seed=4)
     loss = MultiSimilarityLoss()
@@ -253,7 +253,7 @@ def test_multi_similarity_miner_matches_reference_and_pml(layout, epsilon):
 def test_multi_similarity_miner_blocks_agree(monkeypatch):
     x, labels = make_batch("2_large", seed=6)
     whole = MultiSimilarityMiner()(x, labels)
-    monkeypatch.setattr(distances, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 1)
     for a, b in zip(whole, MultiSimilarityMiner()(x, labels), strict=True):
         assert torch.equal(a, b)
 
@@ -333,7 +333,7 @@ def test_supcon_float32_is_within_rounding_of_float64():
 def test_supcon_blocks_agree(monkeypatch):
     x, labels = make_batch("negative_noncontiguous", seed=11)
     whole = value_and_grad(SupConLoss(), x, labels)
-    monkeypatch.setattr(distances, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 1)
     blocked = value_and_grad(SupConLoss(), x, labels)
     torch.testing.assert_close(blocked, whole, rtol=8 * U64, atol=8 * cosine_error(U64) / 0.1)
 

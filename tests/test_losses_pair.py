@@ -10,7 +10,7 @@ from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 
-from sk_deepmetric import distances, miners
+from sk_deepmetric import _blocks, _mining
 from sk_deepmetric.losses._pair import AngularLoss, ContrastiveLoss, NPairsLoss, TripletMarginLoss
 
 LAYOUTS = ["4_per_class", "2_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
@@ -216,16 +216,16 @@ def test_angular_matches_reference(layout, alpha):
 # masked minima or bins for semi-hard; a grid of one cell per value; gradients from dense blocks
 # only or from gathered entries only
 BLOCK_SETTINGS = [
-    (distances, "_BLOCK_BYTES", 1),
-    (distances, "_CHUNK_BYTES", 1),
-    (miners, "_MAX_COMPARED", 0),
-    (miners, "_MAX_COMPARED", 100),
-    (miners, "_MAX_MASKED", 0),
-    (miners, "_MAX_MASKED", 100),
-    (miners, "_CELLS_PER_VALUE", 1),
-    (miners, "_SEARCH_ROWS", 1),
-    (distances, "_DENSE_COLUMNS", 0),
-    (distances, "_DENSE_COLUMNS", 10**9),
+    (_blocks, "BLOCK_BYTES", 1),
+    (_blocks, "CHUNK_BYTES", 1),
+    (_mining, "MAX_COMPARED", 0),
+    (_mining, "MAX_COMPARED", 100),
+    (_mining, "MAX_MASKED", 0),
+    (_mining, "MAX_MASKED", 100),
+    (_mining, "CELLS_PER_VALUE", 1),
+    (_mining, "SEARCH_ROWS", 1),
+    (_blocks, "DENSE_COLUMNS", 0),
+    (_blocks, "DENSE_COLUMNS", 10**9),
 ]
 
 

@@ -6,7 +6,7 @@ import pytest
 from sk_deepmetric import __main__ as demo_module
 from sk_deepmetric import embedders
 from sk_deepmetric.__main__ import LOSSES, build_parser, main, reading
-from sk_deepmetric.embedders._base import _BaseEmbedder
+from sk_deepmetric.embedders._base import BaseEmbedder
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def test_every_loss_option_names_an_embedder():
     assert sorted(LOSSES.values()) == sorted(own_loss)
     for name, class_name in LOSSES.items():
         assert embedders.EMBEDDERS_BY_LOSS[name] is getattr(embedders, class_name)
-        assert issubclass(getattr(embedders, class_name), _BaseEmbedder)
+        assert issubclass(getattr(embedders, class_name), BaseEmbedder)
 
 
 def _tables(out):

@@ -7,7 +7,7 @@ import torch
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import miners as pml_miners
 
-from sk_deepmetric import distances, miners
+from sk_deepmetric import _blocks, _mining
 from sk_deepmetric.miners import (
     BatchHardMiner,
     SemiHardMiner,
@@ -164,14 +164,14 @@ def test_batch_hard_matches_pml(layout):
 # one anchor per block (and per search block); every negative placed by search or by comparisons;
 # masked minima or bins for semi-hard; a grid of one cell per value (fuller cells)
 BLOCK_AND_SEARCH_SETTINGS = [
-    (distances, "_BLOCK_BYTES", 1),
-    (distances, "_CHUNK_BYTES", 1),
-    (miners, "_MAX_COMPARED", 0),
-    (miners, "_MAX_COMPARED", 100),
-    (miners, "_MAX_MASKED", 0),
-    (miners, "_MAX_MASKED", 100),
-    (miners, "_CELLS_PER_VALUE", 1),
-    (miners, "_SEARCH_ROWS", 1),
+    (_blocks, "BLOCK_BYTES", 1),
+    (_blocks, "CHUNK_BYTES", 1),
+    (_mining, "MAX_COMPARED", 0),
+    (_mining, "MAX_COMPARED", 100),
+    (_mining, "MAX_MASKED", 0),
+    (_mining, "MAX_MASKED", 100),
+    (_mining, "CELLS_PER_VALUE", 1),
+    (_mining, "SEARCH_ROWS", 1),
 ]
 
 
@@ -241,7 +241,7 @@ def test_grid_count_matches_searchsorted(strict, kind):
     if kind == "ties":
         queries = torch.randint(-1, 6, queries.shape, generator=gen).double()
     want = torch.searchsorted(values, queries, right=not strict)
-    assert torch.equal(miners._count_below_by_grid(values, queries, strict), want)
+    assert torch.equal(_mining.count_below_by_grid(values, queries, strict), want)
 
 
 def test_semihard_falls_back_to_farthest_negative():

@@ -1,8 +1,8 @@
 """The base class of every ``*Embedder``: parameters, network, batching, training, transform.
 
 Each public estimator (:mod:`._tuple`, :mod:`._classifier`, :mod:`._custom`) adds its loss's
-parameters, their constraints, its docstring and :meth:`_BaseEmbedder._build_loss`. The checks
-of ``X`` and ``y`` come from :class:`._inputs._InputMixin`.
+parameters, their constraints, its docstring and :meth:`BaseEmbedder._build_loss`. The checks
+of ``X`` and ``y`` come from :class:`._inputs.InputMixin`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
+from .._retrieval import map_at_r
 from .._training import (
     OPTIMIZERS,
     SCHEDULES,
@@ -37,14 +38,13 @@ from .._validation import (
     InvalidParameterError,
     Options,
     StrOptions,
-    _fit_context,
     check_is_fitted,
     check_random_state,
     did_you_mean,
     external_stacklevel,
+    fit_context,
 )
 from ..augment import make_augmentation
-from ..metrics import mean_average_precision_at_r
 from ..networks import (
     ACTIVATIONS,
     MLP,
@@ -56,7 +56,7 @@ from ..networks import (
 )
 from ..samplers import ClassBalancedBatchSampler, ShuffledBatchSampler
 from ._holdout import holdout_plan, holdout_split
-from ._inputs import _InputMixin
+from ._inputs import InputMixin
 from ._params import (
     AUTO_LEARNING_RATE,
     AUTO_MAX_ITER,
@@ -73,9 +73,9 @@ from ._seams import (
 )
 
 
-class _BaseEmbedder(
+class BaseEmbedder(
     RoutedParamsMixin,
-    _InputMixin,
+    InputMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     BaseEstimator,
@@ -197,7 +197,7 @@ class _BaseEmbedder(
                 "unstable); use precision='bf16' or '32' on CPU."
             )
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Train the network on ``X`` with class labels ``y``.
 
@@ -218,6 +218,7 @@ class _BaseEmbedder(
         continuing = self.warm_start and hasattr(self, "module_")
         return self._fit(X, y, continuing=continuing, max_iter=self.max_iter, partial=False)
 
+    @fit_context(prefer_skip_nested_validation=True)  # validates the first call only
     def partial_fit(self, X, y, classes=None):
         """Train for one epoch on ``X``, ``y``, continuing from the current weights.
 
@@ -240,8 +241,6 @@ class _BaseEmbedder(
         self : object
         """
         continuing = hasattr(self, "module_")
-        if not continuing:
-            self._validate_params()
         return self._fit(
             X, y, continuing=continuing, max_iter=1, partial=True,
             classes=None if continuing else classes,
@@ -265,7 +264,6 @@ class _BaseEmbedder(
         X = self._validate_X(X, reset=False)
         device = resolve_device(self.device)
         with torch_threads(self._threads(device)):
-            self.module_.to(device)
             return embed(self.module_, torch.from_numpy(X), device)
 
     def score(self, X, y):
@@ -288,9 +286,7 @@ class _BaseEmbedder(
         """
         embedding = self.transform(X)
         labels = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
-        return float(
-            mean_average_precision_at_r(embedding, labels, distance="cosine", device="cpu")
-        )
+        return float(map_at_r(embedding, labels, distance="cosine", device="cpu"))
 
     # ----------------------------------------------------------------- pickling
     def __getstate__(self):
@@ -424,6 +420,9 @@ class _BaseEmbedder(
             self.module_ = self._init_module(X, torch_gen).to(device)
             self.loss_ = self._init_loss(torch_gen).to(device)
             self._init_loss_from_data(X, y, device)
+        else:  # warm start or partial_fit, perhaps after set_params(device=...)
+            self.module_.to(device)
+            self.loss_.to(device)
         train, validation = holdout_split(
             y, validation_plan, self.validation_holdout, self.validation_fraction, self._rng
         )
@@ -527,7 +526,7 @@ class _BaseEmbedder(
             val_embedding = embed(self.module_, X_val, device)
             if not np.isfinite(val_embedding).all():
                 raise _NonFiniteLoss(float("nan"), kind="validation")
-            return mean_average_precision_at_r(val_embedding, y_val, distance="cosine")
+            return map_at_r(val_embedding, y_val, distance="cosine")
 
         X_t, y_t = X_t[torch.from_numpy(train).to(X_t.device)], y_t[torch.from_numpy(train)]
         return X_t, y_t, validation_score

@@ -18,17 +18,17 @@ import torch
 from .._devices import place_data
 from .._training import embed
 from .._validation import Interval
-from ..losses._center import CenterLoss
-from ..losses._margin_softmax import (
+from ..losses import (
     ArcFaceLoss,
+    CenterLoss,
     CosFaceLoss,
     LargeMarginSoftmaxLoss,
+    ProxyAnchorLoss,
     SoftmaxLoss,
     SphereFaceLoss,
+    SubCenterArcFaceLoss,
 )
-from ..losses._proxy_anchor import ProxyAnchorLoss
-from ..losses._sub_center import SubCenterArcFaceLoss
-from ._base import _BaseEmbedder
+from ._base import BaseEmbedder
 from ._params import loss_params, store_routed
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
 IMPRINT_LOGIT_SCALE = 4.0
 
 
-class _ClassifierEmbedder(_BaseEmbedder):
+class _ClassifierEmbedder(BaseEmbedder):
     """Losses with one learnable weight vector per class: shuffled batches, labels 0..C-1."""
 
     _batching = "shuffled"
@@ -551,7 +551,7 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         CenterLoss, ("center_weight",), tuned=_tuned_defaults
     )
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "center_weight": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -832,7 +832,7 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         LargeMarginSoftmaxLoss, ("margin", "softmax_weight"), tuned=_tuned_defaults
     )
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "margin": [Interval(Integral, 1, None, closed="left")],
         "softmax_weight": [Interval(Real, 0, None, closed="left")],
     }
@@ -1381,7 +1381,7 @@ class CosFaceEmbedder(_ClassifierEmbedder):
     _loss_params: ClassVar[dict] = loss_params(CosFaceLoss, ("margin", "scale"))
     _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, 1, closed="left")],
         "scale": [Interval(Real, 0, None, closed="neither")],
     }
@@ -1655,7 +1655,7 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
     _loss_params: ClassVar[dict] = loss_params(ArcFaceLoss, ("margin", "scale"))
     _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, np.pi / 2, closed="left")],
         "scale": [Interval(Real, 0, None, closed="neither")],
     }
@@ -2223,7 +2223,7 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
     )
     _default_overrides: ClassVar[dict] = {"normalize": True}
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, 1, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "proxy_lr_multiplier": [Interval(Real, 0, None, closed="neither")],

@@ -9,13 +9,13 @@ from typing import ClassVar
 from torch import nn
 
 from .._validation import Interval, StrOptions
-from ._base import _BaseEmbedder
+from ._base import BaseEmbedder
 from ._params import store_routed
 
 __all__ = ["MetricEmbedder"]
 
 
-class MetricEmbedder(_BaseEmbedder):
+class MetricEmbedder(BaseEmbedder):
     """Embedding trained with any loss module called as ``loss(embeddings, labels)``.
 
     The loss (one of :mod:`sk_deepmetric.losses`, one from pytorch-metric-learning, or your
@@ -219,7 +219,7 @@ class MetricEmbedder(_BaseEmbedder):
     _loss_params: ClassVar[dict] = {"loss": None, "batching": "balanced", "samples_per_class": 4}
     _default_overrides: ClassVar[dict] = {"normalize": False}
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "loss": [None, nn.Module],
         "batching": [StrOptions({"balanced", "shuffled"})],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],

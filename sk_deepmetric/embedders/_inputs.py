@@ -1,6 +1,6 @@
 """What the embedders do with ``X`` and ``y`` before the network sees them.
 
-:class:`_InputMixin` checks ``X`` and ``y``, encodes the labels to ``0 .. n_classes - 1`` for
+:class:`InputMixin` checks ``X`` and ``y``, encodes the labels to ``0 .. n_classes - 1`` for
 the loss and reshapes ``X`` to the shape the network takes. On the first fit it sets the
 fitted attributes that describe the input: ``classes_``, ``input_shape_``, and through
 scikit-learn's ``validate_data`` ``n_features_in_`` (and ``feature_names_in_`` for a
@@ -21,7 +21,7 @@ from .._validation import external_stacklevel, type_of_target, validate_data
 _CONV_INPUTS = {"cnn": (2, "images", "height, width"), "cnn1d": (1, "signals", "length")}
 
 
-class _InputMixin:
+class InputMixin:
     """Check and encode ``X`` and ``y``; record (at fit) or check (later) their shape.
 
     The host class provides the parameters ``input_shape`` and ``network``, and

@@ -27,7 +27,7 @@ from sklearn.base import ClassifierMixin
 from torch import Tensor, nn
 
 from .._devices import broadcast_object, resolve_device, torch_threads
-from .._retrieval import _check_pair_labels
+from .._retrieval import check_pair_labels, pair_threshold
 from .._training import embed
 from .._validation import (
     Interval,
@@ -40,9 +40,8 @@ from .._validation import (
     validate_data,
 )
 from ..distances import DISTANCES, paired_distances
-from ..losses._pair import _mean_nonzero
-from ..metrics import select_threshold
-from ._base import _BaseEmbedder
+from ..losses._blockwise import mean_nonzero
+from ._base import BaseEmbedder
 from ._params import AUTO_MAX_ITER, COMMON_PARAMS, store_routed
 
 __all__ = ["ContrastivePairsEmbedder"]
@@ -79,7 +78,7 @@ class _GivenPairsContrastiveLoss(nn.Module):
             )
         d = paired_distances(embeddings[:, 0], embeddings[:, 1], self.distance)
         same = same.bool()
-        return _mean_nonzero(F.relu(d - self.pos_margin), same) + _mean_nonzero(
+        return mean_nonzero(F.relu(d - self.pos_margin), same) + mean_nonzero(
             F.relu(self.neg_margin - d), ~same
         )
 
@@ -88,7 +87,7 @@ class _GivenPairsContrastiveLoss(nn.Module):
 _PARAMS = {k: v for k, v in COMMON_PARAMS.items() if k != "validation_holdout"}
 
 
-class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
+class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
     """Embedding learned from pairs labelled similar or dissimilar, with a pair classifier.
 
     For weak supervision, when there are no class labels, only pairs known to be alike or
@@ -303,12 +302,12 @@ class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
     #: Shared parameters whose documentation here differs from the other embedders': epochs
     #: and early stopping are over pairs.
     _own_docs = ("max_iter", "early_stopping", "validation_fraction")
-    # Read by _BaseEmbedder._train, which this class calls with its own split done (no plan):
+    # Read by BaseEmbedder._train, which this class calls with its own split done (no plan):
     # not a parameter. (A base hook for the validation split would make it unnecessary.)
     validation_holdout = None
 
     _parameter_constraints: ClassVar[dict] = {
-        **{k: v for k, v in _BaseEmbedder._parameter_constraints.items() if k in _PARAMS},
+        **{k: v for k, v in BaseEmbedder._parameter_constraints.items() if k in _PARAMS},
         "pos_margin": [Interval(Real, 0, None, closed="left")],
         "neg_margin": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(DISTANCES))],
@@ -571,7 +570,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
             )
         y = column_or_1d(y, warn=True)
         check_consistent_length(np.empty(n_pairs), y)
-        same = _check_pair_labels(y, "y")
+        same = check_pair_labels(y, "y")
         if reset:
             if y.dtype == bool:
                 self.classes_ = np.array([False, True])
@@ -678,14 +677,13 @@ class ContrastivePairsEmbedder(ClassifierMixin, _BaseEmbedder):
 
     def _calibrate(self, pairs, same):
         distances = self._distances(pairs)
-        self.threshold_ = -select_threshold(same, -distances, target_far=self.target_far)
+        self.threshold_ = -pair_threshold(same, -distances, self.target_far)
 
     def _distances(self, pairs, device=None):
         """Distances of checked pairs ``(n_pairs, 2, ...)``, float64."""
         device = resolve_device(self.device) if device is None else device
         samples = torch.from_numpy(np.ascontiguousarray(pairs.reshape(-1, *self.input_shape_)))
         with torch_threads(self._threads(device)):
-            self.module_.to(device)
             embedding = torch.from_numpy(embed(self.module_, samples, device))
         d = paired_distances(embedding[0::2], embedding[1::2], self.distance)
         return d.double().numpy()

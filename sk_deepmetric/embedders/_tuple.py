@@ -12,17 +12,16 @@ from typing import ClassVar
 
 from .._validation import Interval, StrOptions
 from ..distances import DISTANCES
-from ..losses._multi_similarity import MultiSimilarityLoss
-from ..losses._pair import (
-    NPAIRS_DISTANCES,
-    TRIPLET_MINERS,
+from ..losses import (
     AngularLoss,
     ContrastiveLoss,
+    MultiSimilarityLoss,
     NPairsLoss,
+    SupConLoss,
     TripletMarginLoss,
 )
-from ..losses._supcon import SupConLoss
-from ._base import _BaseEmbedder
+from ..losses._pair import NPAIRS_DISTANCES, TRIPLET_MINERS
+from ._base import BaseEmbedder
 from ._params import loss_params, store_routed
 
 __all__ = [
@@ -35,7 +34,7 @@ __all__ = [
 ]
 
 
-class TripletEmbedder(_BaseEmbedder):
+class TripletEmbedder(BaseEmbedder):
     """Embedding trained with the triplet margin loss.
 
     For mined triplets (anchor, positive of its class, negative of another class) the loss is
@@ -240,7 +239,7 @@ class TripletEmbedder(_BaseEmbedder):
         TripletMarginLoss, ("margin", "miner", "distance"), samples_per_class=4
     )
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="left")],
         "miner": [StrOptions({m for m in TRIPLET_MINERS if m}), None, callable],
         "distance": [StrOptions(set(DISTANCES))],
@@ -325,7 +324,7 @@ class TripletEmbedder(_BaseEmbedder):
         store_routed(self, routed)
 
 
-class ContrastiveEmbedder(_BaseEmbedder):
+class ContrastiveEmbedder(BaseEmbedder):
     """Embedding trained with the contrastive (pair) loss.
 
     Pulls pairs of one class closer than ``pos_margin`` and pushes pairs of different classes
@@ -526,7 +525,7 @@ class ContrastiveEmbedder(_BaseEmbedder):
         ContrastiveLoss, ("pos_margin", "neg_margin", "distance"), samples_per_class=4
     )
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "pos_margin": [Interval(Real, 0, None, closed="left")],
         "neg_margin": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(DISTANCES))],
@@ -611,7 +610,7 @@ class ContrastiveEmbedder(_BaseEmbedder):
         store_routed(self, routed)
 
 
-class NPairsEmbedder(_BaseEmbedder):
+class NPairsEmbedder(BaseEmbedder):
     """Embedding trained with the multi-class N-pair loss.
 
     Each class in a batch contributes one (anchor, positive) pair; every anchor is classified
@@ -817,7 +816,7 @@ class NPairsEmbedder(_BaseEmbedder):
     )
     _default_overrides: ClassVar[dict] = {"normalize": False}
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "l2_reg": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(NPAIRS_DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
@@ -899,7 +898,7 @@ class NPairsEmbedder(_BaseEmbedder):
         store_routed(self, routed)
 
 
-class AngularEmbedder(_BaseEmbedder):
+class AngularEmbedder(BaseEmbedder):
     """Embedding trained with the angular loss.
 
     Bounds the angle at the negative of each (anchor, positive, negative) triangle by
@@ -1096,7 +1095,7 @@ class AngularEmbedder(_BaseEmbedder):
     _loss_class = AngularLoss
     _loss_params: ClassVar[dict] = loss_params(AngularLoss, ("alpha",), samples_per_class=4)
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "alpha": [Interval(Real, 0, 90, closed="neither")],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }
@@ -1175,7 +1174,7 @@ class AngularEmbedder(_BaseEmbedder):
         store_routed(self, routed)
 
 
-class MultiSimilarityEmbedder(_BaseEmbedder):
+class MultiSimilarityEmbedder(BaseEmbedder):
     """Embedding trained with the multi-similarity loss and its pair mining.
 
     Every anchor keeps the positive and negative pairs that break, or come within
@@ -1386,7 +1385,7 @@ class MultiSimilarityEmbedder(_BaseEmbedder):
         MultiSimilarityLoss, ("alpha", "beta", "base", "epsilon"), samples_per_class=4
     )
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="neither")],
         "base": [Interval(Real, -1, 1, closed="both")],
@@ -1474,7 +1473,7 @@ class MultiSimilarityEmbedder(_BaseEmbedder):
         store_routed(self, routed)
 
 
-class SupConEmbedder(_BaseEmbedder):
+class SupConEmbedder(BaseEmbedder):
     """Embedding trained with the supervised contrastive (SupCon) loss.
 
     Each sample is classified among all the others of its batch by a softmax over cosine
@@ -1673,7 +1672,7 @@ class SupConEmbedder(_BaseEmbedder):
     _loss_class = SupConLoss
     _loss_params: ClassVar[dict] = loss_params(SupConLoss, ("temperature",), samples_per_class=4)
     _parameter_constraints: ClassVar[dict] = {
-        **_BaseEmbedder._parameter_constraints,
+        **BaseEmbedder._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
     }

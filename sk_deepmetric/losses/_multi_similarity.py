@@ -2,7 +2,7 @@
 
 The loss is a sum over anchors of two log-sum-exps over the anchor's row of the cosine
 similarity matrix, so it is reduced block by block of anchor rows, like the tuple losses
-(:func:`~sk_deepmetric.losses._pair._blockwise_loss`): each block is mined, turned into its
+(:func:`~sk_deepmetric.losses._blockwise.blockwise_loss`): each block is mined, turned into its
 share of the value and of the gradient wrt the similarities, which goes back as weights
 through the normalised embeddings. The ``(n, n)`` matrix is never held.
 """
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._blocks import PairwiseBlocks, PairwiseGradient
+from .._mining import block_label_masks, multi_similarity_pairs
 from .._validation import check_embeddings_and_labels, check_real
-from ..distances import _PairwiseBlocks, _PairwiseGradient
-from ..miners import _block_label_masks, _multi_similarity_pairs
-from ._pair import _blocks_of, _blockwise_loss
+from ._blockwise import blocks_of, blockwise_loss
 
 __all__ = ["MultiSimilarityLoss"]
 
@@ -35,7 +35,7 @@ def _log_one_plus_sum_exp(logits: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]
 
 
 def _multi_similarity(
-    blocks: _PairwiseBlocks,
+    blocks: PairwiseBlocks,
     need_grad: bool,
     labels: Tensor,
     alpha: float,
@@ -44,13 +44,13 @@ def _multi_similarity(
     epsilon: float | None,
 ) -> tuple[Tensor, Tensor | None]:
     """:class:`MultiSimilarityLoss` over the cosine blocks (``blocks.u`` is unit-norm)."""
-    grad = _PairwiseGradient(blocks) if need_grad else None
+    grad = PairwiseGradient(blocks) if need_grad else None
     total = torch.zeros((), dtype=torch.float64, device=blocks.u.device)
-    for start, stop in _blocks_of(blocks):
+    for start, stop in blocks_of(blocks):
         s = blocks.u[start:stop] @ blocks.u.T
-        positive, negative = _block_label_masks(labels, start, stop)
+        positive, negative = block_label_masks(labels, start, stop)
         if epsilon is not None:
-            positive, negative = _multi_similarity_pairs(s, positive, negative, epsilon)
+            positive, negative = multi_similarity_pairs(s, positive, negative, epsilon)
         pos_value, pos_w = _log_one_plus_sum_exp(-alpha * (s - base), positive)
         neg_value, neg_w = _log_one_plus_sum_exp(beta * (s - base), negative)
         total += (pos_value / alpha + neg_value / beta).sum(dtype=torch.float64)
@@ -137,7 +137,7 @@ class MultiSimilarityLoss(nn.Module):
             base=self.base,
             epsilon=self.epsilon,
         )
-        return _blockwise_loss(embeddings, "cosine", reduce)
+        return blockwise_loss(embeddings, "cosine", reduce)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, base={self.base}, epsilon={self.epsilon}"

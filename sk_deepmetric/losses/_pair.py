@@ -4,7 +4,7 @@ Each is an ``nn.Module`` called as ``loss(embeddings, labels) -> scalar tensor``
 contrastive and triplet losses reduce the distance matrix block by block of anchors (rows):
 each block is mined and turned into its share of the value and of the gradient, which is
 passed on as weights on the block's distances and accumulated at once as a matrix product
-(:class:`_BlockwiseLoss`). Neither the ``(n, n)`` matrix nor any triplet list is held, and the
+(:class:`BlockwiseLoss`). Neither the ``(n, n)`` matrix nor any triplet list is held, and the
 backward pass only scales the gradient computed alongside the value. Where a loss sums over
 every (anchor, positive, negative) triplet or every (positive pair, negative) of a batch, the
 value is counted with sorted distances (hinge) or accumulated (smooth), never listed.
@@ -21,29 +21,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .._blocks import PairwiseBlocks, PairwiseGradient, rows_per_chunk
+from .._mining import (
+    batch_classes,
+    batch_hard_block,
+    count_below,
+    fill_own_class,
+    positive_columns,
+    semihard_block,
+)
 from .._validation import (
     check_embeddings_and_labels,
     check_option,
     check_real,
     did_you_mean,
 )
-from ..distances import (
-    DISTANCES,
-    _block_input,
-    _PairwiseBlocks,
-    _PairwiseGradient,
-    _rows_per_chunk,
-    pairwise_distances,
-)
-from ..miners import (
-    _batch_classes,
-    _batch_hard_block,
-    _count_below,
-    _fill_own_class,
-    _positive_columns,
-    _semihard_block,
-    label_masks,
-    triplet_type_mask,
+from ..distances import DISTANCES, pairwise_distances
+from ..miners import label_masks, triplet_type_mask
+from ._blockwise import (
+    blocks_of,
+    blockwise_loss,
+    mean_nonzero,
+    nan_loss,
+    no_loss,
+    zero_like_loss,
 )
 
 __all__ = ["AngularLoss", "ContrastiveLoss", "NPairsLoss", "TripletMarginLoss"]
@@ -71,78 +72,6 @@ class _LinearizedValue(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (weights,) = ctx.saved_tensors
         return grad_output * weights, None, None
-
-
-def _zero_like_loss(x: Tensor) -> Tensor:
-    """A zero loss still connected to the graph, so ``backward`` gives zero gradients."""
-    return x.sum() * 0.0
-
-
-def _nan_loss(x: Tensor) -> Tensor:
-    """A NaN loss still connected to the graph (NaN or inf embeddings): NaN gradients too."""
-    return x.sum() * math.nan
-
-
-class _BlockwiseLoss(torch.autograd.Function):
-    """A loss reduced block by block over the distances of ``u``, its gradient computed alongside.
-
-    ``reduce(blocks, need_grad) -> (value, gradient wrt u or None)``, with ``blocks`` a
-    :class:`~sk_deepmetric.distances._PairwiseBlocks` of ``u``. The gradient comes from the same
-    passes over the distances as the value: backward only scales it. First-order gradients are
-    exact; there is no double backward.
-    """
-
-    @staticmethod
-    def forward(ctx, u: Tensor, distance: str, reduce: Callable) -> Tensor:
-        value, grad = _reduce(u.detach(), distance, reduce, need_grad=True)
-        ctx.save_for_backward(grad)
-        return value
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
-
-
-def _blockwise_loss(embeddings: Tensor, distance: str, reduce: Callable) -> Tensor:
-    """``reduce`` over the distance blocks of ``embeddings``, differentiable when it needs be.
-
-    Embeddings with NaN or inf (or norms so large that distances overflow) give a NaN loss
-    with NaN gradients, from one check of their norms: no pass over the distances.
-    """
-    u = _block_input(embeddings, distance)
-    if torch.is_grad_enabled() and u.requires_grad:
-        return _BlockwiseLoss.apply(u, distance, reduce)
-    return _reduce(u, distance, reduce, need_grad=False)[0]
-
-
-def _reduce(u: Tensor, distance: str, reduce: Callable, need_grad: bool):
-    blocks = _PairwiseBlocks(u, distance)
-    if not blocks.computable():
-        return u.new_full((), math.nan), torch.full_like(u, math.nan) if need_grad else None
-    if blocks.n == 0:
-        return u.new_zeros(()), torch.zeros_like(u) if need_grad else None
-    return reduce(blocks, need_grad)
-
-
-def _no_loss(blocks: _PairwiseBlocks, need_grad: bool) -> tuple[Tensor, Tensor | None]:
-    return blocks.u.new_zeros(()), torch.zeros_like(blocks.u) if need_grad else None
-
-
-def _blocks_of(blocks: _PairwiseBlocks):
-    """``(start, stop)`` of each block of anchors."""
-    rows = blocks.rows_per_block()
-    return [(start, min(blocks.n, start + rows)) for start in range(0, blocks.n, rows)]
-
-
-def _mean_nonzero(losses: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``losses`` over the entries of ``mask`` where it is positive (pml's reducer)."""
-    active = mask & (losses > 0)
-    n_active = int(active.sum())
-    if n_active == 0:
-        return _zero_like_loss(losses)
-    return torch.where(active, losses, 0.0).sum() / n_active
 
 
 def _check_margin(value: object, name: str) -> float:
@@ -201,7 +130,7 @@ class ContrastiveLoss(nn.Module):
         reduce = partial(
             _contrastive, labels=labels, pos_margin=self.pos_margin, neg_margin=self.neg_margin
         )
-        return _blockwise_loss(embeddings, self.distance, reduce)
+        return blockwise_loss(embeddings, self.distance, reduce)
 
     def extra_repr(self) -> str:
         return (
@@ -211,21 +140,21 @@ class ContrastiveLoss(nn.Module):
 
 
 def _contrastive(
-    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, pos_margin: float, neg_margin: float
+    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, pos_margin: float, neg_margin: float
 ) -> tuple[Tensor, Tensor | None]:
     """:class:`ContrastiveLoss`, block by block: the two means have their own gradients."""
-    classes = _batch_classes(labels)
+    classes = batch_classes(labels)
     pos_losses, neg_total, n_neg = [], 0.0, 0
     if need_grad:
-        pos_grad, neg_grad = _PairwiseGradient(blocks), _PairwiseGradient(blocks)
-    for start, stop in _blocks_of(blocks):
+        pos_grad, neg_grad = PairwiseGradient(blocks), PairwiseGradient(blocks)
+    for start, stop in blocks_of(blocks):
         d = blocks.rows(start, stop)
-        cols, valid = _positive_columns(classes, start, stop)
+        cols, valid = positive_columns(classes, start, stop)
         pos_d = d.gather(1, cols)
         pos_loss = F.relu(pos_d - pos_margin).masked_fill_(~valid, 0.0)
         pos_losses.append(pos_loss[valid])
         # the anchor's own class at inf: no negative term
-        neg_loss = F.relu(neg_margin - _fill_own_class(d, start, cols, torch.inf))
+        neg_loss = F.relu(neg_margin - fill_own_class(d, start, cols, torch.inf))
         active = neg_loss > 0
         n_neg += int(active.sum())
         neg_total += float(neg_loss.sum(dtype=torch.float64))
@@ -242,7 +171,7 @@ def _contrastive(
 
 
 def _mined_triplets(
-    blocks: _PairwiseBlocks,
+    blocks: PairwiseBlocks,
     need_grad: bool,
     labels: Tensor,
     mine: Callable,
@@ -252,13 +181,13 @@ def _mined_triplets(
     """Mean over the triplets that ``mine`` picks, block by block, with a positive loss.
 
     ``mine(block, start, classes)`` is a miner's block function
-    (:func:`~sk_deepmetric.miners._semihard_block`, ...): a
-    :class:`~sk_deepmetric.miners._MinedBlock` of its anchors' triplets and their distances.
+    (:func:`~sk_deepmetric.miners.semihard_block`, ...): a
+    :class:`~sk_deepmetric.miners.MinedBlock` of its anchors' triplets and their distances.
     """
-    classes = _batch_classes(labels)
-    grad = _PairwiseGradient(blocks) if need_grad else None
+    classes = batch_classes(labels)
+    grad = PairwiseGradient(blocks) if need_grad else None
     losses = []
-    for start, stop in _blocks_of(blocks):
+    for start, stop in blocks_of(blocks):
         mined = mine(blocks.rows(start, stop), start, classes)
         violation = mined.d_ap - mined.d_an + margin
         loss = F.softplus(violation) if smooth else F.relu(violation)
@@ -277,27 +206,27 @@ def _mined_triplets(
 
 
 def _batch_all_hinge(
-    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, shift: float
+    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, shift: float
 ) -> tuple[Tensor, Tensor | None]:
     """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
 
     No triplet is listed. Each anchor's ``k`` positive distances are sorted and each negative
-    placed among them (:func:`~sk_deepmetric.miners._count_below`): the rank ``r`` says that the
+    placed among them (:func:`~sk_deepmetric.miners.count_below`): the rank ``r`` says that the
     negative is active with the ``k - r`` farthest positives, and a histogram of the ranks says,
     per positive, how many negatives are active with it. These counts are the gradient weights
     of the distances, and the value is ``sum(weights * dist) / count + margin``.
     ``O(n^2 log k)`` time.
     """
-    classes = _batch_classes(labels)
-    grad = _PairwiseGradient(blocks) if need_grad else None
+    classes = batch_classes(labels)
+    grad = PairwiseGradient(blocks) if need_grad else None
     total, count = 0.0, 0
-    for start, stop in _blocks_of(blocks):
+    for start, stop in blocks_of(blocks):
         d = blocks.rows(start, stop)
-        cols, valid = _positive_columns(classes, start, stop)
+        cols, valid = positive_columns(classes, start, stop)
         k = cols.shape[1]
         sorted_d, order = d.gather(1, cols).masked_fill_(~valid, -torch.inf).sort(dim=1)
         # active iff d_ap > d_an - shift: with the k - rank positives the rank does not reach
-        rank = _fill_own_class(_count_below(sorted_d + shift, d, strict=False), start, cols, k)
+        rank = fill_own_class(count_below(sorted_d + shift, d, strict=False), start, cols, k)
         w = (rank - k).to(d.dtype)
         count -= int(w.sum(dtype=torch.float64))
         hist = d.new_zeros((d.shape[0], k + 1))
@@ -311,20 +240,20 @@ def _batch_all_hinge(
 
 
 def _batch_all_smooth(
-    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, rule: str | None
+    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, rule: str | None
 ) -> tuple[Tensor, Tensor | None]:
     """Mean of ``softplus(d_ap - d_an + margin)`` over the triplets selected by ``rule``.
 
     Each block of anchors takes its positives one at a time against all its negatives, adding
     the value, the count and the gradient weights (``sigmoid`` of the violation).
     """
-    classes = _batch_classes(labels)
-    grad = _PairwiseGradient(blocks) if need_grad else None
+    classes = batch_classes(labels)
+    grad = PairwiseGradient(blocks) if need_grad else None
     total = torch.zeros((), dtype=torch.float64, device=blocks.u.device)
     count = 0
-    for start, stop in _blocks_of(blocks):
+    for start, stop in blocks_of(blocks):
         d = blocks.rows(start, stop)
-        cols, valid = _positive_columns(classes, start, stop)
+        cols, valid = positive_columns(classes, start, stop)
         negative = classes.klass[start:stop, None] != classes.klass
         pos_d = d.gather(1, cols)
         weights = torch.zeros_like(d)
@@ -433,28 +362,28 @@ class TripletMarginLoss(nn.Module):
             return self._loss_of_given_triplets(embeddings, labels)
         margin, miner = self.margin, self.miner
         if miner in ("semihard", "batch_hard"):
-            mine = _semihard_block if miner == "semihard" else _batch_hard_block
+            mine = semihard_block if miner == "semihard" else batch_hard_block
             reduce = partial(
                 _mined_triplets, labels=labels, mine=mine, margin=margin, smooth=self.smooth
             )
         elif self.smooth:
             reduce = partial(_batch_all_smooth, labels=labels, margin=margin, rule=miner)
         elif miner == "easy":  # the hinge is zero on easy triplets
-            reduce = _no_loss
+            reduce = no_loss
         else:
             shift = 0.0 if miner == "hard" else margin
             reduce = partial(_batch_all_hinge, labels=labels, margin=margin, shift=shift)
-        return _blockwise_loss(embeddings, self.distance, reduce)
+        return blockwise_loss(embeddings, self.distance, reduce)
 
     def _loss_of_given_triplets(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The loss over the triplets of a callable miner, on the whole distance matrix."""
         if not torch.isfinite(embeddings).all():
-            return _nan_loss(embeddings)
+            return nan_loss(embeddings)
         anchor, positive, negative = self.miner(embeddings, labels)
         dist = pairwise_distances(embeddings, distance=self.distance)
         violation = dist[anchor, positive] - dist[anchor, negative] + self.margin
         losses = F.softplus(violation) if self.smooth else F.relu(violation)
-        return _mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
+        return mean_nonzero(losses, torch.ones_like(losses, dtype=torch.bool))
 
     def extra_repr(self) -> str:
         return (
@@ -530,11 +459,11 @@ class NPairsLoss(nn.Module):
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         if not torch.isfinite(embeddings).all():  # also rows that are in no pair
-            return _nan_loss(embeddings)
+            return nan_loss(embeddings)
         anchor_idx, positive_idx = _pairs_per_class(labels)
         pair_labels = labels[anchor_idx]
         if pair_labels.unique().numel() < 2:  # no negative: nothing to learn, not the penalty
-            return _zero_like_loss(embeddings)
+            return zero_like_loss(embeddings)
         anchors, positives = embeddings[anchor_idx], embeddings[positive_idx]
         if self.distance == "dot":
             logits = anchors @ positives.T
@@ -600,10 +529,10 @@ class AngularLoss(nn.Module):
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         if not torch.isfinite(embeddings).all():
-            return _nan_loss(embeddings)
+            return nan_loss(embeddings)
         positive, negative = label_masks(labels)
         if not positive.any() or not negative.any():
-            return _zero_like_loss(embeddings)
+            return zero_like_loss(embeddings)
         normed = F.normalize(embeddings, dim=1)
         cosines = normed @ normed.T
         value, weights = self._value_and_weights(cosines.detach(), positive, negative)
@@ -616,7 +545,7 @@ class AngularLoss(nn.Module):
         a_idx, p_idx = torch.nonzero(positive, as_tuple=True)
         weights = torch.zeros_like(cosines)
         total = torch.zeros((), dtype=torch.float64, device=cosines.device)
-        rows = _rows_per_chunk(cosines.shape[0], 8, 6)
+        rows = rows_per_chunk(cosines.shape[0], 8, 6)
         for start in range(0, a_idx.shape[0], rows):
             a, p = a_idx[start : start + rows], p_idx[start : start + rows]
             f = 4 * tan_sq * (cosines[a] + cosines[p])

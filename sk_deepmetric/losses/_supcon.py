@@ -2,7 +2,7 @@
 
 Each anchor's term is a log-sum-exp over its row of the cosine similarity matrix, so the loss
 is reduced block by block of anchor rows, like the tuple losses
-(:func:`~sk_deepmetric.losses._pair._blockwise_loss`): value and gradient wrt the similarities
+(:func:`~sk_deepmetric.losses._blockwise.blockwise_loss`): value and gradient wrt the similarities
 come from one pass over each block, and the ``(n, n)`` matrix is never held.
 """
 
@@ -13,26 +13,26 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from .._blocks import PairwiseBlocks, PairwiseGradient
+from .._mining import block_label_masks
 from .._validation import check_embeddings_and_labels, check_real
-from ..distances import _PairwiseBlocks, _PairwiseGradient
-from ..miners import _block_label_masks
-from ._pair import _blocks_of, _blockwise_loss, _no_loss
+from ._blockwise import blocks_of, blockwise_loss, no_loss
 
 __all__ = ["SupConLoss"]
 
 
 def _supcon(
-    blocks: _PairwiseBlocks, need_grad: bool, labels: Tensor, temperature: float
+    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, temperature: float
 ) -> tuple[Tensor, Tensor | None]:
     """:class:`SupConLoss` over the cosine blocks (``blocks.u`` is unit-norm)."""
     if torch.unique(labels).numel() < 2:  # no negative: nothing to contrast
-        return _no_loss(blocks, need_grad)
-    grad = _PairwiseGradient(blocks) if need_grad else None
+        return no_loss(blocks, need_grad)
+    grad = PairwiseGradient(blocks) if need_grad else None
     total = torch.zeros((), dtype=torch.float64, device=blocks.u.device)
     count = 0
-    for start, stop in _blocks_of(blocks):
+    for start, stop in blocks_of(blocks):
         z = (blocks.u[start:stop] @ blocks.u.T) / temperature
-        positive, negative = _block_label_masks(labels, start, stop)
+        positive, negative = block_label_masks(labels, start, stop)
         n_positive = positive.sum(dim=1)
         anchor = n_positive > 0
         lse = torch.logsumexp(z.masked_fill(~(positive | negative), -torch.inf), dim=1)
@@ -45,7 +45,7 @@ def _supcon(
             w = (per_positive - w).masked_fill_(~anchor.unsqueeze(1), 0.0)
             grad.add_block(start, w.div_(temperature), z)
     if count == 0:
-        return _no_loss(blocks, need_grad)
+        return no_loss(blocks, need_grad)
     value = (total / count).to(blocks.u.dtype)
     return value, grad.result(1.0 / count) if need_grad else None
 
@@ -99,7 +99,7 @@ class SupConLoss(nn.Module):
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
         reduce = partial(_supcon, labels=labels, temperature=self.temperature)
-        return _blockwise_loss(embeddings, "cosine", reduce)
+        return blockwise_loss(embeddings, "cosine", reduce)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

@@ -1,0 +1,156 @@
+"""Blockwise pairwise distances: the memory bound and the building blocks that losses,
+miners, the retrieval metrics and the search share.
+
+A loss or a miner reduces a batch's ``(n, n)`` distance matrix one block of rows at a time
+(:class:`PairwiseBlocks`) and passes its gradient back the same way
+(:class:`PairwiseGradient`), so that no ``(n, n)`` matrix is held. This is the one home of
+those helpers; the public distance functions are in :mod:`sk_deepmetric.distances`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Chunk size bound (bytes) for temporaries: see STYLE.md, "hot paths are memory-bounded".
+CHUNK_BYTES = 32 * 2**20
+# Bytes of distances per block that losses and miners reduce at once, on a CPU (rows_per_block)
+BLOCK_BYTES = 2**20
+# PairwiseGradient.add_columns: above one weight per this many columns, a dense block is cheaper
+DENSE_COLUMNS = 64
+
+
+def squared_euclidean_rows(x: Tensor, sq_norms: Tensor, start: int, stop: int) -> Tensor:
+    """Rows ``start:stop`` of ``squared_euclidean_distances(x)``, from ``sq_norms = |x|^2``."""
+    sq = torch.addmm(
+        sq_norms[start:stop, None] + sq_norms, x[start:stop], x.T, beta=1.0, alpha=-2.0
+    ).clamp_min_(0.0)
+    sq.diagonal(start).zero_()  # in place: clamp_min_'s backward needs only its output mask
+    return sq
+
+
+def rows_per_chunk(n_columns: int, element_size: int = 4, n_temporaries: int = 1) -> int:
+    """Rows such that ``n_temporaries`` arrays of ``(rows, n_columns)`` fit the 32 MiB bound.
+
+    The one memory bound of every chunked computation (search, metrics, mining, losses).
+    """
+    return max(1, CHUNK_BYTES // (element_size * n_temporaries * max(1, n_columns)))
+
+
+def rows_per_block(n_columns: int, element_size: int, device: torch.device) -> int:
+    """Rows of the blocks of a distance matrix that losses and miners reduce one at a time.
+
+    On a CPU a block holds ~1 MiB of distances, so that the several passes a miner or a loss
+    makes over it read the cache rather than memory. An accelerator pays a kernel launch per
+    block instead, and takes blocks up to the 32 MiB bound.
+    """
+    if device.type == "cpu":
+        return max(1, BLOCK_BYTES // (element_size * max(1, n_columns)))
+    return rows_per_chunk(n_columns, element_size, 4)
+
+
+def block_input(x: Tensor, distance: str) -> Tensor:
+    """The vectors whose distances :class:`PairwiseBlocks` takes: ``x``, or unit-norm ``x``."""
+    return F.normalize(x, dim=1) if distance == "cosine" else x
+
+
+class PairwiseBlocks:
+    """Row blocks of ``pairwise_distances(u, distance=distance)``, computed one at a time.
+
+    ``u`` holds the vectors whose distances are taken: the embeddings, or for ``"cosine"`` the
+    L2-normalised embeddings (``d_ij = 1 - u_i.u_j``, see :func:`block_input`).
+    """
+
+    def __init__(self, u: Tensor, distance: str) -> None:
+        self.u, self.distance, self.n = u, distance, u.shape[0]
+        self.sq_norms = (u * u).sum(dim=1)
+
+    def computable(self) -> bool:
+        """Whether every distance is finite: no NaN or inf in ``u``, no overflowing norm.
+
+        ``|u_i|^2 + |u_j|^2 - 2 u_i.u_j`` cannot overflow when every squared norm is below a
+        quarter of the dtype's largest value; NaN and inf anywhere make a norm non-finite.
+        """
+        return bool((self.sq_norms <= torch.finfo(self.u.dtype).max / 4).all())  # NaN: False
+
+    def rows_per_block(self) -> int:
+        return rows_per_block(self.n, self.u.element_size(), self.u.device)
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of the distance matrix, as :func:`pairwise_distances` gives them."""
+        if self.distance == "cosine":
+            return 1.0 - self.u[start:stop] @ self.u.T
+        sq = squared_euclidean_rows(self.u, self.sq_norms, start, stop)
+        return sq.sqrt_() if self.distance == "euclidean" else sq
+
+
+class PairwiseGradient:
+    """The gradient wrt ``blocks.u`` of ``sum_ij W_ij d_ij``, given ``W`` block by block.
+
+    A loss that reduces the distance matrix block by block passes on its gradient as the
+    weights ``W_ij = dL/dd_ij`` of each block (:meth:`add_block`, :meth:`add_columns`); the
+    gradient is accumulated at once, one matrix product each way per block, so no ``(n, n)``
+    matrix is held and the distances are not computed a second time for the backward pass.
+    """
+
+    def __init__(self, blocks: PairwiseBlocks) -> None:
+        self.u, self.distance, self.n = blocks.u, blocks.distance, blocks.n
+        self.grad = torch.zeros_like(self.u)
+        # the Euclidean kinds' gradient has a u_i * (row sum of weights) part, summed here
+        euclidean = self.distance != "cosine"
+        self._row_weights = self.u.new_zeros(self.n) if euclidean else None
+
+    def _product_weights(self, w: Tensor, d: Tensor) -> Tensor:
+        """Weights on the products ``u_i.u_j`` (up to sign) from weights ``w`` on distances ``d``.
+
+        ``d(sqrt(s))/ds = 1 / (2d)`` and ``ds/du_i = 2 (u_i - u_j)``: the Euclidean weight is
+        ``w / d``, zero where ``d`` is zero (as the distance's own gradient); in place on ``w``.
+        """
+        if self.distance == "euclidean":
+            return w.div_(d).nan_to_num_(0.0, 0.0, 0.0)
+        return w.mul_(2.0) if self.distance == "squared_euclidean" else w
+
+    def add_block(self, start: int, w: Tensor, d: Tensor) -> None:
+        """Add the gradient of ``sum(w * d)``, ``d`` rows ``start:`` of the distances.
+
+        ``w`` is overwritten.
+        """
+        self._add_products(start, self._product_weights(w, d))
+
+    def _add_products(self, start: int, c: Tensor) -> None:
+        stop = start + c.shape[0]
+        # d_ij depends on u_i and u_j: grad_i -= c_ij u_j (rows), grad_j -= c_ij u_i (columns)
+        self.grad[start:stop].addmm_(c, self.u, alpha=-1.0)
+        self.grad.addmm_(c.T, self.u[start:stop], alpha=-1.0)
+        if self._row_weights is not None:
+            self._row_weights[start:stop] += c.sum(dim=1)
+            self._row_weights += c.sum(dim=0)
+
+    def add_columns(self, start: int, cols: Tensor, w: Tensor, d: Tensor) -> None:
+        """Add the gradient of ``sum_rs w[r, s] d[start + r, cols[r, s]]``.
+
+        ``d`` holds those distances, shaped as ``cols``. A few columns per row are gathered
+        and scattered; many go into a block of rows and :meth:`add_block`'s matrix products.
+        """
+        c = self._product_weights(w.clone(), d)
+        if cols.shape[1] * DENSE_COLUMNS > self.n:
+            block = c.new_zeros((cols.shape[0], self.n)).scatter_add_(1, cols, c)
+            self._add_products(start, block)
+            return
+        r, s = torch.nonzero(c, as_tuple=True)
+        i, j, c = r + start, cols[r, s], c[r, s].unsqueeze(1)
+        if self.distance == "cosine":
+            self.grad.index_add_(0, i, self.u[j] * c, alpha=-1.0)
+            self.grad.index_add_(0, j, self.u[i] * c, alpha=-1.0)
+            return
+        diff = (self.u[i] - self.u[j]).mul_(c)
+        self.grad.index_add_(0, i, diff)
+        self.grad.index_add_(0, j, diff, alpha=-1.0)
+
+    def result(self, scale: float = 1.0) -> Tensor:
+        """``scale`` times the gradient of everything added so far."""
+        grad = self.grad
+        if self._row_weights is not None:
+            grad = torch.addcmul(grad, self._row_weights.unsqueeze(1), self.u)
+        return grad * scale
