@@ -59,11 +59,14 @@ class PairwiseBlocks:
     """Row blocks of ``pairwise_distances(u, distance=distance)``, computed one at a time.
 
     ``u`` holds the vectors whose distances are taken: the embeddings, or for ``"cosine"`` the
-    L2-normalised embeddings (``d_ij = 1 - u_i.u_j``, see :func:`block_input`).
+    L2-normalised embeddings (``d_ij = 1 - u_i.u_j``, see :func:`block_input`). The first
+    ``n_anchors`` rows (default: all) are the anchors whose rows a loss reduces; the others
+    are references only (a cross-batch memory), met as positives and negatives.
     """
 
-    def __init__(self, u: Tensor, distance: str) -> None:
+    def __init__(self, u: Tensor, distance: str, n_anchors: int | None = None) -> None:
         self.u, self.distance, self.n = u, distance, u.shape[0]
+        self.n_anchors = self.n if n_anchors is None else n_anchors
         self.sq_norms = (u * u).sum(dim=1)
 
     def computable(self) -> bool:

@@ -148,32 +148,36 @@ def _check_bounds(value, name, low, high, closed):
     raise ValueError(f"`{name}` must be in the range {lb}{lo}, {hi}{rb}, got {value!r}.")
 
 
-def check_embeddings_and_labels(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+def check_embeddings_and_labels(
+    embeddings: Tensor, labels: Tensor, names: tuple[str, str] = ("embeddings", "labels")
+) -> tuple[Tensor, Tensor]:
     """Check the ``loss(embeddings, labels)`` / ``miner(embeddings, labels)`` arguments.
 
     Half-precision embeddings (float16, bfloat16) are returned in float32, in which losses and
-    miners compute; autograd takes the gradient back to their own dtype.
+    miners compute; autograd takes the gradient back to their own dtype. ``names`` are the
+    arguments' names in the messages (``ref_embeddings``, ``ref_labels`` for references).
     """
+    e_name, l_name = names
     if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
         shape = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings)
         raise ValueError(
-            f"`embeddings` must be a 2-D tensor of shape (batch_size, n_components), got {shape}."
+            f"`{e_name}` must be a 2-D tensor of shape (batch_size, n_components), got {shape}."
         )
-    _check_dense(embeddings, "embeddings")
+    _check_dense(embeddings, e_name)
     if not embeddings.is_floating_point():
-        raise ValueError(f"`embeddings` must be a floating-point tensor, got {embeddings.dtype}.")
+        raise ValueError(f"`{e_name}` must be a floating-point tensor, got {embeddings.dtype}.")
     if embeddings.element_size() < 4:
         embeddings = embeddings.float()
     if not isinstance(labels, Tensor):
         labels = torch.as_tensor(labels, device=embeddings.device)
-    _check_dense(labels, "labels")
+    _check_dense(labels, l_name)
     if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
         raise ValueError(
-            f"`labels` must be a 1-D tensor with one label per embedding "
+            f"`{l_name}` must be a 1-D tensor with one label per embedding "
             f"({embeddings.shape[0]}), got shape {tuple(labels.shape)}."
         )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"`labels` must be an integer tensor, got {labels.dtype}.")
+        raise ValueError(f"`{l_name}` must be an integer tensor, got {labels.dtype}.")
     return embeddings, labels.to(embeddings.device)
 
 

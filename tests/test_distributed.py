@@ -135,6 +135,8 @@ RUNS = {
     "TripletEmbedder": {"early_stopping": True, "n_iter_no_change": 3, "random_state": 0},
     # random_state=None: the ranks must still agree on one seed (rank 0's)
     "ArcFaceEmbedder": {"random_state": None},
+    # a cross-batch memory: every rank queues the batches of both, so the queues agree
+    "ContrastiveEmbedder": {"memory_size": 512, "random_state": 0},
 }
 
 
@@ -165,6 +167,7 @@ def _fit_on_each_rank(rank, out):
             "history": model.history_,
             "embedding": embedding,
             "score": score,
+            "warmup": getattr(model.loss_, "warmup", None),
         }
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
 
@@ -179,6 +182,10 @@ def test_two_process_fit_gives_one_working_model(tmp_path):
             for k in first[key]:
                 assert torch.equal(first[key][k], second[key][k]), (name, k)
         np.testing.assert_array_equal(first["embedding"], second["embedding"])
+        if "memory_size" in RUNS[name]:  # more than one rank's 64 per step reached the queue
+            state = first["loss_state"]
+            used = int(state["n_steps"]) - ranks[0][name]["warmup"]
+            assert used > 0 and int(state["n_enqueued"]) > 64 * used, (name, state["n_enqueued"])
         agreed = [
             [(h["epoch"], h["loss"], h["score"]) for h in r["history"]] for r in (first, second)
         ]

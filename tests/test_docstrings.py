@@ -108,6 +108,8 @@ def shared_docs(cls: type) -> dict:
     if "samples_per_class" in defaults:
         balanced = _params._BALANCED_DOC.format(k=defaults["samples_per_class"])
         text = "    " + balanced.rstrip(" ") + text
+    if "memory_size" in defaults:
+        text = "    " + _params._MEMORY_DOC.rstrip(" ") + text
     doc = NumpyDocString(textwrap.dedent("Parameters\n----------\n" + text))
     return {p.name: (p.type, " ".join(" ".join(p.desc).split())) for p in doc["Parameters"]}
 

@@ -518,3 +518,38 @@ def test_partial_fit_with_classes_fits_a_classifier_loss_batch_by_batch(digits):
         fast(ArcFaceEmbedder).partial_fit(X[first], y[first]).partial_fit(X[second], y[second])
     with pytest.raises(ValueError, match=re.escape("were not in `classes` given to the first")):
         fast(ArcFaceEmbedder).partial_fit(X, y, classes=np.arange(5))
+
+
+# --------------------------------------------------------------------- cross-batch memory
+MEMORY = [TripletEmbedder, ContrastiveEmbedder, MultiSimilarityEmbedder, SupConEmbedder]
+
+
+@pytest.mark.parametrize("cls", MEMORY)
+def test_memory_size_wraps_the_loss_in_a_cross_batch_memory(cls, digits):
+    from sk_deepmetric.losses import CrossBatchMemory
+
+    X, y = digits
+    assert not isinstance(fast(cls).fit(X, y).loss_, CrossBatchMemory)  # 0: off
+    model = fast(cls, memory_size=100).fit(X, y)
+    memory = model.loss_
+    assert isinstance(memory, CrossBatchMemory) and memory.memory_size == 100
+    assert isinstance(memory.loss, cls._loss_class)
+    assert memory.warmup == -(-len(y) // 32)  # about one epoch of 32-sample batches
+    steps = int(memory.n_steps)
+    assert steps > memory.warmup
+    # after the warm-up every step queued its 32 samples
+    assert int(memory.n_enqueued) == 32 * (steps - memory.warmup)
+    assert model.transform(X).shape == (len(X), 8)
+    clone_ = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone_.transform(X), model.transform(X))
+    with pytest.raises(ValueError, match=r"`memory_size` changed from 100 to 50"):
+        model.set_params(warm_start=True, memory_size=50).fit(X, y)
+
+
+def test_memory_size_is_validated():
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'memory_size' parameter of "
+        r"TripletEmbedder must be an int in the range \[0, inf\)",
+    ):
+        TripletEmbedder(memory_size=-1).fit(np.zeros((8, 2)), [0, 0, 1, 1, 2, 2, 3, 3])

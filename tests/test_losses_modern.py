@@ -99,14 +99,16 @@ def ref_ms_pairs(s, labels, i, epsilon):
     )
 
 
-def ref_multi_similarity(x, labels, alpha, beta, base, epsilon):
+def ref_multi_similarity(x, labels, alpha, beta, base, epsilon, n_anchors=None):
+    """The anchors are the first ``n_anchors`` rows (default: all); the rest are references."""
     s = cosines(x)
+    n_anchors = len(s) if n_anchors is None else n_anchors
     total = 0.0
-    for i in range(len(s)):
+    for i in range(n_anchors):
         pos, neg = ref_ms_pairs(s, labels, i, epsilon)
         total += log1p_sum_exp([-alpha * (s[i][j] - base) for j in pos]) / alpha
         total += log1p_sum_exp([beta * (s[i][j] - base) for j in neg]) / beta
-    return total / len(s)
+    return total / n_anchors
 
 
 def assert_ms_mining_is_certain(x, labels, epsilon, u):
@@ -271,12 +273,12 @@ def test_multi_similarity_miner_edge_cases():
 # ---------------------------------------------------------------- SupCon
 
 
-def ref_supcon(x, labels, temperature):
+def ref_supcon(x, labels, temperature, n_anchors=None):
     s = cosines(x)
     if len(set(labels.tolist())) < 2:
         return 0.0
     losses = []
-    for i in range(len(s)):
+    for i in range(len(s) if n_anchors is None else n_anchors):
         pos, neg = pairs_of(labels, i)
         if not pos:
             continue

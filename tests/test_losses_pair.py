@@ -67,10 +67,11 @@ def mean_nonzero(values):
     return sum(values) / len(values) if values else 0.0
 
 
-def ref_contrastive(x, labels, pos_margin, neg_margin, distance):
+def ref_contrastive(x, labels, pos_margin, neg_margin, distance, n_anchors=None):
+    """The anchors are the first ``n_anchors`` rows (default: all); the rest are references."""
     d = ref_matrix(x, distance)
     pos, neg = [], []
-    for i in range(len(d)):
+    for i in range(len(d) if n_anchors is None else n_anchors):
         for j in range(len(d)):
             if i != j and labels[i] == labels[j]:
                 pos.append(max(0.0, d[i][j] - pos_margin))
@@ -79,9 +80,9 @@ def ref_contrastive(x, labels, pos_margin, neg_margin, distance):
     return mean_nonzero(pos) + mean_nonzero(neg)
 
 
-def ref_triplets(d, labels, miner, margin):
+def ref_triplets(d, labels, miner, margin, n_anchors=None):
     out = []
-    for a in range(len(d)):
+    for a in range(len(d) if n_anchors is None else n_anchors):
         pos, neg = pos_neg(labels, a)
         if miner == "batch_hard":
             if pos and neg:
@@ -113,10 +114,10 @@ def softplus(v):
     return v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
 
 
-def ref_triplet_loss(x, labels, margin, miner, distance, smooth):
+def ref_triplet_loss(x, labels, margin, miner, distance, smooth, n_anchors=None):
     d = ref_matrix(x, distance)
     losses = []
-    for a, p, n in ref_triplets(d, labels, miner, margin):
+    for a, p, n in ref_triplets(d, labels, miner, margin, n_anchors):
         v = d[a][p] - d[a][n] + margin
         losses.append(softplus(v) if smooth else max(0.0, v))
     return mean_nonzero(losses)

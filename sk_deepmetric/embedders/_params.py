@@ -284,3 +284,12 @@ _BALANCED_DOC = """samples_per_class : int, default={k}
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
     """
+
+_MEMORY_DOC = """memory_size : int, default=0
+        Cross-batch memory (XBM): the number of recent training embeddings that every
+        anchor also meets as positives and negatives, so that small batches mine like large
+        ones; 0 turns it off. Used after a warm-up of about one epoch; costs
+        ``memory_size x n_components`` floats and distance blocks of
+        ``batch_size x (batch_size + memory_size)``. See
+        :class:`~sk_deepmetric.losses.CrossBatchMemory`.
+    """

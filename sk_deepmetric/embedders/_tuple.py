@@ -7,6 +7,7 @@ contrastive: each loss compares embeddings of the same batch, so every batch hol
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -15,6 +16,7 @@ from ..distances import DISTANCES
 from ..losses import (
     AngularLoss,
     ContrastiveLoss,
+    CrossBatchMemory,
     MultiSimilarityLoss,
     NPairsLoss,
     SupConLoss,
@@ -34,7 +36,23 @@ __all__ = [
 ]
 
 
-class TripletEmbedder(BaseEmbedder):
+class _MemoryEmbedder(BaseEmbedder):
+    """Tuple-loss embedders with a cross-batch memory (``memory_size > 0``)."""
+
+    def _build_loss(self, n_classes, n_components):
+        loss = super()._build_loss(n_classes, n_components)
+        if not self.memory_size:
+            return loss
+        return CrossBatchMemory(loss, n_components, self.memory_size)
+
+    def _init_loss_from_data(self, X, y, device):
+        """A warm-up of about one epoch (every sample, the held-out ones included, once):
+        the paper's 1,000 iterations were about one epoch of its largest dataset."""
+        if self.memory_size:
+            self.loss_.warmup = math.ceil(len(y) / self.batch_size)
+
+
+class TripletEmbedder(_MemoryEmbedder):
     """Embedding trained with the triplet margin loss.
 
     For mined triplets (anchor, positive of its class, negative of another class) the loss is
@@ -55,6 +73,13 @@ class TripletEmbedder(BaseEmbedder):
         ``K`` samples each. With fewer than ``P`` classes, every batch holds all classes
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
+    memory_size : int, default=0
+        Cross-batch memory (XBM): the number of recent training embeddings that every
+        anchor also meets as positives and negatives, so that small batches mine like large
+        ones; 0 turns it off. Used after a warm-up of about one epoch; costs
+        ``memory_size x n_components`` floats and distance blocks of
+        ``batch_size x (batch_size + memory_size)``. See
+        :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
         connection, the untrained embedding keeps all the input's distances only when
@@ -236,7 +261,7 @@ class TripletEmbedder(BaseEmbedder):
 
     _loss_class = TripletMarginLoss
     _loss_params: ClassVar[dict] = loss_params(
-        TripletMarginLoss, ("margin", "miner", "distance"), samples_per_class=4
+        TripletMarginLoss, ("margin", "miner", "distance"), samples_per_class=4, memory_size=0
     )
     _parameter_constraints: ClassVar[dict] = {
         **BaseEmbedder._parameter_constraints,
@@ -244,6 +269,7 @@ class TripletEmbedder(BaseEmbedder):
         "miner": [StrOptions({m for m in TRIPLET_MINERS if m}), None, callable],
         "distance": [StrOptions(set(DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+        "memory_size": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -253,6 +279,7 @@ class TripletEmbedder(BaseEmbedder):
         miner="semihard",
         distance="euclidean",
         samples_per_class=4,
+        memory_size=0,
         n_components=128,
         network="mlp",
         hidden_layer_sizes=(256,),
@@ -290,6 +317,7 @@ class TripletEmbedder(BaseEmbedder):
         self.miner = miner
         self.distance = distance
         self.samples_per_class = samples_per_class
+        self.memory_size = memory_size
         self.n_components = n_components
         self.network = network
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -324,7 +352,7 @@ class TripletEmbedder(BaseEmbedder):
         store_routed(self, routed)
 
 
-class ContrastiveEmbedder(BaseEmbedder):
+class ContrastiveEmbedder(_MemoryEmbedder):
     """Embedding trained with the contrastive (pair) loss.
 
     Pulls pairs of one class closer than ``pos_margin`` and pushes pairs of different classes
@@ -343,6 +371,13 @@ class ContrastiveEmbedder(BaseEmbedder):
         ``K`` samples each. With fewer than ``P`` classes, every batch holds all classes
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
+    memory_size : int, default=0
+        Cross-batch memory (XBM): the number of recent training embeddings that every
+        anchor also meets as positives and negatives, so that small batches mine like large
+        ones; 0 turns it off. Used after a warm-up of about one epoch; costs
+        ``memory_size x n_components`` floats and distance blocks of
+        ``batch_size x (batch_size + memory_size)``. See
+        :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
         connection, the untrained embedding keeps all the input's distances only when
@@ -522,7 +557,10 @@ class ContrastiveEmbedder(BaseEmbedder):
 
     _loss_class = ContrastiveLoss
     _loss_params: ClassVar[dict] = loss_params(
-        ContrastiveLoss, ("pos_margin", "neg_margin", "distance"), samples_per_class=4
+        ContrastiveLoss,
+        ("pos_margin", "neg_margin", "distance"),
+        samples_per_class=4,
+        memory_size=0,
     )
     _parameter_constraints: ClassVar[dict] = {
         **BaseEmbedder._parameter_constraints,
@@ -530,6 +568,7 @@ class ContrastiveEmbedder(BaseEmbedder):
         "neg_margin": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(DISTANCES))],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+        "memory_size": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -539,6 +578,7 @@ class ContrastiveEmbedder(BaseEmbedder):
         neg_margin=1.0,
         distance="euclidean",
         samples_per_class=4,
+        memory_size=0,
         n_components=128,
         network="mlp",
         hidden_layer_sizes=(256,),
@@ -576,6 +616,7 @@ class ContrastiveEmbedder(BaseEmbedder):
         self.neg_margin = neg_margin
         self.distance = distance
         self.samples_per_class = samples_per_class
+        self.memory_size = memory_size
         self.n_components = n_components
         self.network = network
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -1174,7 +1215,7 @@ class AngularEmbedder(BaseEmbedder):
         store_routed(self, routed)
 
 
-class MultiSimilarityEmbedder(BaseEmbedder):
+class MultiSimilarityEmbedder(_MemoryEmbedder):
     """Embedding trained with the multi-similarity loss and its pair mining.
 
     Every anchor keeps the positive and negative pairs that break, or come within
@@ -1200,6 +1241,13 @@ class MultiSimilarityEmbedder(BaseEmbedder):
         ``K`` samples each. With fewer than ``P`` classes, every batch holds all classes
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
+    memory_size : int, default=0
+        Cross-batch memory (XBM): the number of recent training embeddings that every
+        anchor also meets as positives and negatives, so that small batches mine like large
+        ones; 0 turns it off. Used after a warm-up of about one epoch; costs
+        ``memory_size x n_components`` floats and distance blocks of
+        ``batch_size x (batch_size + memory_size)``. See
+        :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
         connection, the untrained embedding keeps all the input's distances only when
@@ -1382,7 +1430,10 @@ class MultiSimilarityEmbedder(BaseEmbedder):
 
     _loss_class = MultiSimilarityLoss
     _loss_params: ClassVar[dict] = loss_params(
-        MultiSimilarityLoss, ("alpha", "beta", "base", "epsilon"), samples_per_class=4
+        MultiSimilarityLoss,
+        ("alpha", "beta", "base", "epsilon"),
+        samples_per_class=4,
+        memory_size=0,
     )
     _parameter_constraints: ClassVar[dict] = {
         **BaseEmbedder._parameter_constraints,
@@ -1391,6 +1442,7 @@ class MultiSimilarityEmbedder(BaseEmbedder):
         "base": [Interval(Real, -1, 1, closed="both")],
         "epsilon": [Interval(Real, 0, None, closed="left"), None],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+        "memory_size": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -1401,6 +1453,7 @@ class MultiSimilarityEmbedder(BaseEmbedder):
         base=0.5,
         epsilon=0.1,
         samples_per_class=4,
+        memory_size=0,
         n_components=128,
         network="mlp",
         hidden_layer_sizes=(256,),
@@ -1439,6 +1492,7 @@ class MultiSimilarityEmbedder(BaseEmbedder):
         self.base = base
         self.epsilon = epsilon
         self.samples_per_class = samples_per_class
+        self.memory_size = memory_size
         self.n_components = n_components
         self.network = network
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -1473,7 +1527,7 @@ class MultiSimilarityEmbedder(BaseEmbedder):
         store_routed(self, routed)
 
 
-class SupConEmbedder(BaseEmbedder):
+class SupConEmbedder(_MemoryEmbedder):
     """Embedding trained with the supervised contrastive (SupCon) loss.
 
     Each sample is classified among all the others of its batch by a softmax over cosine
@@ -1492,6 +1546,13 @@ class SupConEmbedder(BaseEmbedder):
         ``K`` samples each. With fewer than ``P`` classes, every batch holds all classes
         with ``batch_size // n_classes`` samples each; classes with a single sample serve
         only as negatives (a warning says how many).
+    memory_size : int, default=0
+        Cross-batch memory (XBM): the number of recent training embeddings that every
+        anchor also meets as positives and negatives, so that small batches mine like large
+        ones; 0 turns it off. Used after a warm-up of about one epoch; costs
+        ``memory_size x n_components`` floats and distance blocks of
+        ``batch_size x (batch_size + memory_size)``. See
+        :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
         connection, the untrained embedding keeps all the input's distances only when
@@ -1670,11 +1731,14 @@ class SupConEmbedder(BaseEmbedder):
     """
 
     _loss_class = SupConLoss
-    _loss_params: ClassVar[dict] = loss_params(SupConLoss, ("temperature",), samples_per_class=4)
+    _loss_params: ClassVar[dict] = loss_params(
+        SupConLoss, ("temperature",), samples_per_class=4, memory_size=0
+    )
     _parameter_constraints: ClassVar[dict] = {
         **BaseEmbedder._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+        "memory_size": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -1682,6 +1746,7 @@ class SupConEmbedder(BaseEmbedder):
         *,
         temperature=0.1,
         samples_per_class=4,
+        memory_size=0,
         n_components=128,
         network="mlp",
         hidden_layer_sizes=(256,),
@@ -1717,6 +1782,7 @@ class SupConEmbedder(BaseEmbedder):
     ):
         self.temperature = temperature
         self.samples_per_class = samples_per_class
+        self.memory_size = memory_size
         self.n_components = n_components
         self.network = network
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -16,6 +16,7 @@ Sparse tensors are an error.
 """
 
 from ._center import CenterLoss
+from ._cross_batch_memory import CrossBatchMemory
 from ._margin_softmax import (
     ArcFaceLoss,
     CosFaceLoss,
@@ -35,6 +36,7 @@ __all__ = [
     "CenterLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "CrossBatchMemory",
     "LargeMarginSoftmaxLoss",
     "MultiSimilarityLoss",
     "NPairsLoss",

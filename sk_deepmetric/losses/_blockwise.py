@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._blocks import PairwiseBlocks, block_input
+from .._validation import check_embeddings_and_labels
 
 
 def zero_like_loss(x: Tensor) -> Tensor:
@@ -34,41 +35,48 @@ class BlockwiseLoss(torch.autograd.Function):
     """A loss reduced block by block over the distances of ``u``, its gradient computed alongside.
 
     ``reduce(blocks, need_grad) -> (value, gradient wrt u or None)``, with ``blocks`` a
-    :class:`~sk_deepmetric._blocks.PairwiseBlocks` of ``u``. The gradient comes from the same
-    passes over the distances as the value: backward only scales it. First-order gradients are
-    exact; there is no double backward.
+    :class:`~sk_deepmetric._blocks.PairwiseBlocks` of ``u`` whose first ``n_anchors`` rows are
+    the anchors. The gradient comes from the same passes over the distances as the value:
+    backward only scales it. First-order gradients are exact; there is no double backward.
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, distance: str, reduce: Callable) -> Tensor:
-        value, grad = _reduce(u.detach(), distance, reduce, need_grad=True)
+    def forward(ctx, u: Tensor, distance: str, reduce: Callable, n_anchors: int) -> Tensor:
+        value, grad = _reduce(u.detach(), distance, reduce, True, n_anchors)
         ctx.save_for_backward(grad)
         return value
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
         (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
+        return grad_output * grad, None, None, None
 
 
-def blockwise_loss(embeddings: Tensor, distance: str, reduce: Callable) -> Tensor:
+def blockwise_loss(
+    embeddings: Tensor, distance: str, reduce: Callable, reference: Tensor | None = None
+) -> Tensor:
     """``reduce`` over the distance blocks of ``embeddings``, differentiable when it needs be.
 
+    With ``reference`` (checked by :func:`check_references`), its rows follow the
+    embeddings' as references only: never anchors, and constants (no gradient reaches them).
     Embeddings with NaN or inf (or norms so large that distances overflow) give a NaN loss
     with NaN gradients, from one check of their norms: no pass over the distances.
     """
     u = block_input(embeddings, distance)
+    n_anchors = u.shape[0]
+    if reference is not None:
+        u = torch.cat([u, block_input(reference.detach(), distance)])
     if torch.is_grad_enabled() and u.requires_grad:
-        return BlockwiseLoss.apply(u, distance, reduce)
-    return _reduce(u, distance, reduce, need_grad=False)[0]
+        return BlockwiseLoss.apply(u, distance, reduce, n_anchors)
+    return _reduce(u, distance, reduce, False, n_anchors)[0]
 
 
-def _reduce(u: Tensor, distance: str, reduce: Callable, need_grad: bool):
-    blocks = PairwiseBlocks(u, distance)
+def _reduce(u: Tensor, distance: str, reduce: Callable, need_grad: bool, n_anchors: int):
+    blocks = PairwiseBlocks(u, distance, n_anchors)
     if not blocks.computable():
         return u.new_full((), math.nan), torch.full_like(u, math.nan) if need_grad else None
-    if blocks.n == 0:
+    if n_anchors == 0:
         return u.new_zeros(()), torch.zeros_like(u) if need_grad else None
     return reduce(blocks, need_grad)
 
@@ -79,8 +87,38 @@ def no_loss(blocks: PairwiseBlocks, need_grad: bool) -> tuple[Tensor, Tensor | N
 
 def blocks_of(blocks: PairwiseBlocks):
     """``(start, stop)`` of each block of anchors."""
-    rows = blocks.rows_per_block()
-    return [(start, min(blocks.n, start + rows)) for start in range(0, blocks.n, rows)]
+    rows, n = blocks.rows_per_block(), blocks.n_anchors
+    return [(start, min(n, start + rows)) for start in range(0, n, rows)]
+
+
+def check_references(
+    embeddings: Tensor, labels: Tensor, ref_embeddings: Tensor | None, ref_labels: Tensor | None
+) -> tuple[Tensor | None, Tensor]:
+    """Checked references of a tuple loss and the labels of anchors and references together.
+
+    ``ref_embeddings`` and ``ref_labels`` are given together or not at all; they must match
+    the embeddings' columns and device, and are cast to their dtype.
+    """
+    if ref_embeddings is None and ref_labels is None:
+        return None, labels
+    if ref_embeddings is None or ref_labels is None:
+        given = "ref_labels" if ref_embeddings is None else "ref_embeddings"
+        raise ValueError(f"`ref_embeddings` and `ref_labels` go together: got `{given}` alone.")
+    ref_embeddings, ref_labels = check_embeddings_and_labels(
+        ref_embeddings, ref_labels, names=("ref_embeddings", "ref_labels")
+    )
+    if ref_embeddings.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"`ref_embeddings` must have as many columns as `embeddings` "
+            f"({embeddings.shape[1]}), got {ref_embeddings.shape[1]}."
+        )
+    if ref_embeddings.device != embeddings.device:
+        raise ValueError(
+            f"`ref_embeddings` must be on the embeddings' device ({embeddings.device}), got "
+            f"{ref_embeddings.device}."
+        )
+    labels = torch.cat([labels, ref_labels.to(labels.dtype)])
+    return ref_embeddings.to(embeddings.dtype), labels
 
 
 def mean_nonzero(losses: Tensor, mask: Tensor) -> Tensor:

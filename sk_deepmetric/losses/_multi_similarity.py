@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .._blocks import PairwiseBlocks, PairwiseGradient
 from .._mining import block_label_masks, multi_similarity_pairs
 from .._validation import check_embeddings_and_labels, check_real
-from ._blockwise import blocks_of, blockwise_loss
+from ._blockwise import blocks_of, blockwise_loss, check_references
 
 __all__ = ["MultiSimilarityLoss"]
 
@@ -56,8 +56,8 @@ def _multi_similarity(
         total += (pos_value / alpha + neg_value / beta).sum(dtype=torch.float64)
         if need_grad:  # dL/ds = neg_w - pos_w, and the cosine distance is 1 - s
             grad.add_block(start, pos_w.sub_(neg_w), s)
-    value = (total / blocks.n).to(blocks.u.dtype)
-    return value, grad.result(1.0 / blocks.n) if need_grad else None
+    value = (total / blocks.n_anchors).to(blocks.u.dtype)
+    return value, grad.result(1.0 / blocks.n_anchors) if need_grad else None
 
 
 class MultiSimilarityLoss(nn.Module):
@@ -126,9 +126,33 @@ class MultiSimilarityLoss(nn.Module):
             epsilon = check_real(epsilon, "epsilon", min_value=0.0)
         self.epsilon = epsilon
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
+        """Loss of a batch, its anchors meeting the batch and, if given, the references.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (n_samples, n_components)
+        labels : Tensor of shape (n_samples,)
+            Integer class labels.
+        ref_embeddings : Tensor of shape (n_references, n_components), default=None
+            Extra samples that every anchor of the batch also meets as a positive or a
+            negative, e.g. a :class:`CrossBatchMemory`'s queue. They are never anchors and
+            get no gradient. None: the batch alone.
+        ref_labels : Tensor of shape (n_references,), default=None
+            Their labels; given with ``ref_embeddings``.
+
+        Returns
+        -------
+        Tensor of shape ()
+        """
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        reference, labels = check_references(embeddings, labels, ref_embeddings, ref_labels)
         reduce = partial(
             _multi_similarity,
             labels=labels,
@@ -137,7 +161,7 @@ class MultiSimilarityLoss(nn.Module):
             base=self.base,
             epsilon=self.epsilon,
         )
-        return blockwise_loss(embeddings, "cosine", reduce)
+        return blockwise_loss(embeddings, "cosine", reduce, reference)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, base={self.base}, epsilon={self.epsilon}"

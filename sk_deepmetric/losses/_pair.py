@@ -41,6 +41,7 @@ from ..miners import label_masks, triplet_type_mask
 from ._blockwise import (
     blocks_of,
     blockwise_loss,
+    check_references,
     mean_nonzero,
     nan_loss,
     no_loss,
@@ -124,13 +125,37 @@ class ContrastiveLoss(nn.Module):
         self.neg_margin = _check_margin(neg_margin, "neg_margin")
         self.distance = check_option(distance, DISTANCES, "distance")
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
+        """Loss of a batch, its anchors meeting the batch and, if given, the references.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (n_samples, n_components)
+        labels : Tensor of shape (n_samples,)
+            Integer class labels.
+        ref_embeddings : Tensor of shape (n_references, n_components), default=None
+            Extra samples that every anchor of the batch also meets as a positive or a
+            negative, e.g. a :class:`CrossBatchMemory`'s queue. They are never anchors and
+            get no gradient. None: the batch alone.
+        ref_labels : Tensor of shape (n_references,), default=None
+            Their labels; given with ``ref_embeddings``.
+
+        Returns
+        -------
+        Tensor of shape ()
+        """
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        reference, labels = check_references(embeddings, labels, ref_embeddings, ref_labels)
         reduce = partial(
             _contrastive, labels=labels, pos_margin=self.pos_margin, neg_margin=self.neg_margin
         )
-        return blockwise_loss(embeddings, self.distance, reduce)
+        return blockwise_loss(embeddings, self.distance, reduce, reference)
 
     def extra_repr(self) -> str:
         return (
@@ -355,10 +380,41 @@ class TripletMarginLoss(nn.Module):
             raise ValueError(f"`smooth` must be a bool, got {smooth!r}.")
         self.smooth = smooth
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
+        """Loss of a batch, its anchors meeting the batch and, if given, the references.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (n_samples, n_components)
+        labels : Tensor of shape (n_samples,)
+            Integer class labels.
+        ref_embeddings : Tensor of shape (n_references, n_components), default=None
+            Extra samples that every anchor of the batch also meets as a positive or a
+            negative, e.g. a :class:`CrossBatchMemory`'s queue (not with a callable miner,
+            which mines the batch alone). They are never anchors and
+            get no gradient. None: the batch alone.
+        ref_labels : Tensor of shape (n_references,), default=None
+            Their labels; given with ``ref_embeddings``.
+
+        Returns
+        -------
+        Tensor of shape ()
+        """
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        reference, labels = check_references(embeddings, labels, ref_embeddings, ref_labels)
         if callable(self.miner):
+            if reference is not None:
+                raise ValueError(
+                    "`ref_embeddings` need one of the built-in miners "
+                    f"{[m for m in TRIPLET_MINERS if m]} or None: a callable `miner` mines "
+                    "within the batch."
+                )
             return self._loss_of_given_triplets(embeddings, labels)
         margin, miner = self.margin, self.miner
         if miner in ("semihard", "batch_hard"):
@@ -373,7 +429,7 @@ class TripletMarginLoss(nn.Module):
         else:
             shift = 0.0 if miner == "hard" else margin
             reduce = partial(_batch_all_hinge, labels=labels, margin=margin, shift=shift)
-        return blockwise_loss(embeddings, self.distance, reduce)
+        return blockwise_loss(embeddings, self.distance, reduce, reference)
 
     def _loss_of_given_triplets(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The loss over the triplets of a callable miner, on the whole distance matrix."""

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .._blocks import PairwiseBlocks, PairwiseGradient
 from .._mining import block_label_masks
 from .._validation import check_embeddings_and_labels, check_real
-from ._blockwise import blocks_of, blockwise_loss, no_loss
+from ._blockwise import blocks_of, blockwise_loss, check_references, no_loss
 
 __all__ = ["SupConLoss"]
 
@@ -95,11 +95,35 @@ class SupConLoss(nn.Module):
         super().__init__()
         self.temperature = check_real(temperature, "temperature", min_value=0.0, closed="neither")
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
+        """Loss of a batch, its anchors meeting the batch and, if given, the references.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (n_samples, n_components)
+        labels : Tensor of shape (n_samples,)
+            Integer class labels.
+        ref_embeddings : Tensor of shape (n_references, n_components), default=None
+            Extra samples that every anchor of the batch also meets as a positive or a
+            negative, e.g. a :class:`CrossBatchMemory`'s queue. They are never anchors and
+            get no gradient. None: the batch alone.
+        ref_labels : Tensor of shape (n_references,), default=None
+            Their labels; given with ``ref_embeddings``.
+
+        Returns
+        -------
+        Tensor of shape ()
+        """
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
+        reference, labels = check_references(embeddings, labels, ref_embeddings, ref_labels)
         reduce = partial(_supcon, labels=labels, temperature=self.temperature)
-        return blockwise_loss(embeddings, "cosine", reduce)
+        return blockwise_loss(embeddings, "cosine", reduce, reference)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
