@@ -113,8 +113,25 @@ class SubCenterArcFaceLoss(ArcFaceLoss):
     def _scores(self, embeddings: Tensor) -> Tensor:
         return self.scale * self._sub_center_cosines(embeddings).amax(dim=2)
 
-    def _target_logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        weight = F.normalize(self.weight, dim=1).view(self.n_classes, self.sub_centers, -1)
-        unit = F.normalize(embeddings, dim=1).unsqueeze(1)
-        cosine = (unit * weight[labels]).sum(dim=2).amax(dim=1)
-        return self.scale * self._target_cosine(cosine)
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """Mean cross-entropy over the batch, with the margin on each target class.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (batch_size, n_components)
+        labels : Tensor of shape (batch_size,)
+            Integer class indices in ``0 .. n_classes - 1``.
+
+        Returns
+        -------
+        Tensor of shape ()
+            Zero (still attached to the graph) for an empty batch.
+        """
+        embeddings, labels = check_classifier_inputs(self, embeddings, labels)
+        # one (batch, classes, sub-centres) product: the target's cosine is its class's best
+        best = self._sub_center_cosines(embeddings).amax(dim=2)
+        if labels.numel() == 0:
+            return best.sum() * 0.0
+        target = self._target_cosine(best.gather(1, labels[:, None]).squeeze(1))
+        logits = self.scale * best.scatter(1, labels[:, None], target[:, None])
+        return F.cross_entropy(logits, labels)
