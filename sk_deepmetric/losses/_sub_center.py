@@ -128,8 +128,9 @@ class SubCenterArcFaceLoss(ArcFaceLoss):
             Zero (still attached to the graph) for an empty batch.
         """
         embeddings, labels = check_classifier_inputs(self, embeddings, labels)
-        # one (batch, classes, sub-centres) product: the target's cosine is its class's best
-        best = self._sub_center_cosines(embeddings).amax(dim=2)
+        # one (batch, classes, sub-centres) product: the target's cosine is its class's best;
+        # max's backward scatters through the indices, amax's builds a mask of the whole
+        best = self._sub_center_cosines(embeddings).max(dim=2).values
         if labels.numel() == 0:
             return best.sum() * 0.0
         target = self._target_cosine(best.gather(1, labels[:, None]).squeeze(1))
