@@ -99,10 +99,11 @@ class CrossBatchMemory(nn.Module):
 
     def memory(self) -> tuple[Tensor, Tensor]:
         """The queue's filled rows, ``(embeddings, labels)``, oldest first."""
-        filled = int(min(int(self.n_enqueued), self.memory_size))
-        order = torch.arange(filled, device=self.memory_labels.device)
-        if int(self.n_enqueued) > self.memory_size:
-            order = (order + int(self.n_enqueued)) % self.memory_size
+        n_enqueued = int(self.n_enqueued)  # one device sync per step
+        order = torch.arange(min(n_enqueued, self.memory_size), device=self.memory_labels.device)
+        if n_enqueued > self.memory_size:
+            order = (order + n_enqueued) % self.memory_size
+        # copies (advanced indexing): the queue changes in place after the step
         return self.memory_embeddings[order], self.memory_labels[order]
 
     def reset_memory(self) -> None:
