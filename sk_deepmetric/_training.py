@@ -19,7 +19,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from ._devices import (
     on_device,
     sum_over_ranks,
 )
+from ._streaming import RowSource, Stream, chunks
 from ._validation import external_stacklevel
 from .networks import forked_rng
 
@@ -49,9 +50,12 @@ __all__ = [
     "compute_loss",
     "embed",
     "fit_loop",
+    "indexed_batches",
+    "inference_chunks",
     "init_optimizer",
     "init_scheduler",
     "step_scheduler",
+    "streamed_batches",
     "train_epoch",
     "train_step",
 ]
@@ -261,22 +265,19 @@ def _check_finite_weights(t: Training) -> None:
             raise NonFiniteLoss(float("nan"), kind="weights")
 
 
-def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]) -> float:
-    """One pass over ``batches`` (index arrays into ``X``, ``y``); returns the mean loss.
+def train_epoch(t: Training, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
+    """One pass over ``batches`` (``(x, labels)`` on ``t.device``); returns the mean loss.
 
-    ``X`` may live on the host (data too large for the device) or on ``t.device``; ``y``
-    lives on ``t.device``. In a process group the mean is over every rank's samples.
+    In a process group the mean is over every rank's samples.
     """
     t.module.train()
     t.loss.train()
     total = torch.zeros((), device=t.device)
     count = 0
-    for i, batch in enumerate(batches):
-        index = torch.as_tensor(batch, device=y.device)
-        xb = X[index] if X.device == y.device else batch_to_device(X, batch, t.device)
-        value = train_step(t, xb, y[index])
-        total += value * len(batch)
-        count += len(batch)
+    for i, (xb, yb) in enumerate(batches):
+        value = train_step(t, xb, yb)
+        total += value * len(yb)
+        count += len(yb)
         if (i + 1) % 32 == 0 and not torch.isfinite(total):  # sync with the device rarely
             break
     total, count = sum_over_ranks(total, count)
@@ -286,27 +287,78 @@ def train_epoch(t: Training, X: Tensor, y: Tensor, batches: Iterable[np.ndarray]
     return mean
 
 
-def embed(module: nn.Module, X: Tensor, device: torch.device) -> np.ndarray:
+def indexed_batches(
+    X: Tensor, y: Tensor, batches: Iterable[np.ndarray], device: torch.device
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(X[batch], y[batch])`` on ``device`` for each index array of ``batches``.
+
+    ``X`` may live on the host (data too large for the device) or on ``device``; ``y``
+    lives on ``device``.
+    """
+    for batch in batches:
+        index = torch.as_tensor(batch, device=y.device)
+        xb = X[index] if X.device == y.device else batch_to_device(X, batch, device)
+        yield xb, y[index]
+
+
+def streamed_batches(stream: Stream, y: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch of ``stream`` (rows read from an array on disk or a Dataset as they are
+    needed), with the labels of each batch from ``y`` on the device."""
+    for xb, index in stream:
+        yield xb, y[index.to(y.device)]
+
+
+def embed(
+    module: nn.Module,
+    X: Tensor | RowSource | Stream,
+    device: torch.device,
+    *,
+    out: np.ndarray | None = None,
+    num_workers: int = 0,
+) -> np.ndarray:
     """Embeddings of ``X`` as float32 NumPy, in eval mode, in fixed-size padded chunks, on
-    ``device`` (a module elsewhere is copied there, not moved)."""
+    ``device`` (a module elsewhere is copied there, not moved).
+
+    ``X`` is a tensor, a :class:`~sk_deepmetric._streaming.RowSource` (read chunk by
+    chunk, by ``num_workers`` background processes when > 0), or a ``Stream`` of one, built
+    with :func:`inference_chunks` to be embedded every epoch. The embeddings are written to
+    ``out`` when given (shape ``(n_samples, width)``, float32), else to a new array.
+    """
     module = on_device(module, device)
     was_training = module.training
     module.eval()
-    out = []
+    if isinstance(X, RowSource):
+        X = Stream(X, inference_chunks(len(X)), device, num_workers)
+    if isinstance(X, Stream):
+        n = len(X.source)
+        parts = (rows for rows, _ in X)
+    else:
+        n = len(X)
+        parts = (X[start : start + INFERENCE_ROWS] for start in range(0, n, INFERENCE_ROWS))
+    start = 0
     try:
         with torch.inference_mode():
-            for start in range(0, X.shape[0], INFERENCE_ROWS):
-                chunk = X[start : start + INFERENCE_ROWS].to(device, non_blocking=True)
-                n = chunk.shape[0]
-                if n < INFERENCE_ROWS:
-                    pad = chunk.new_zeros((INFERENCE_ROWS - n, *chunk.shape[1:]))
+            for chunk in parts:
+                chunk = chunk.to(device, non_blocking=True)
+                size = chunk.shape[0]
+                if size < INFERENCE_ROWS:
+                    pad = chunk.new_zeros((INFERENCE_ROWS - size, *chunk.shape[1:]))
                     chunk = torch.cat([chunk, pad])
-                out.append(module(chunk)[:n].float().cpu())
+                values = module(chunk)[:size].float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n, values.shape[1]), dtype=np.float32)
+                out[start : start + size] = values
+                start += size
     finally:
         module.train(was_training)
-    if not out:
+    if out is None:
         return np.empty((0, 0), dtype=np.float32)
-    return torch.cat(out).numpy()
+    return out
+
+
+def inference_chunks(n_samples: int) -> list[np.ndarray]:
+    """The index arrays in which :func:`embed` reads a source of ``n_samples`` rows."""
+    return chunks(n_samples, INFERENCE_ROWS)
 
 
 class _Snapshot:
@@ -384,9 +436,7 @@ class LoopResult:
 
 def fit_loop(
     t: Training,
-    X: Tensor,
-    y: Tensor,
-    batches: Callable[[], Iterable[np.ndarray]],
+    batches: Callable[[], Iterable[tuple[Tensor, Tensor]]],
     *,
     max_iter: int,
     history: list[dict],
@@ -438,7 +488,7 @@ def fit_loop(
         for epoch in epochs:
             start, n_recorded = time.perf_counter(), len(history)
             try:
-                loss_value = train_epoch(t, X, y, batches())
+                loss_value = train_epoch(t, batches())
                 _check_finite_weights(t)
                 score = agreed_score(validation_score)
                 _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)

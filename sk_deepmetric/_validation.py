@@ -23,6 +23,8 @@ from sklearn.utils._param_validation import (
     StrOptions,
 )
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_feature_names as check_feature_names
+from sklearn.utils.validation import _check_n_features as check_n_features
 from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
@@ -46,8 +48,10 @@ __all__ = [
     "check_classification_targets",
     "check_consistent_length",
     "check_embeddings_and_labels",
+    "check_feature_names",
     "check_int",
     "check_is_fitted",
+    "check_n_features",
     "check_option",
     "check_random_state",
     "check_real",

@@ -25,6 +25,7 @@ LAYERS = {
     "networks": 0,
     "samplers": 0,
     "distances": 1,
+    "_streaming": 1,
     "augment": 1,
     "datasets": 1,
     "miners": 2,

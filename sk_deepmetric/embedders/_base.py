@@ -23,14 +23,18 @@ from torch import nn
 
 from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
 from .._retrieval import map_at_r
+from .._streaming import BadSample, RowSource, Stream, is_streamed, make_source
 from .._training import (
     OPTIMIZERS,
     SCHEDULES,
     Training,
     embed,
     fit_loop,
+    indexed_batches,
+    inference_chunks,
     init_optimizer,
     init_scheduler,
+    streamed_batches,
 )
 from .._training import NonFiniteLoss as _NonFiniteLoss
 from .._validation import (
@@ -124,6 +128,7 @@ class BaseEmbedder(
         "precision": [StrOptions({"32", "bf16", "fp16"})],
         "compile": ["boolean"],
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -198,17 +203,21 @@ class BaseEmbedder(
             )
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train the network on ``X`` with class labels ``y``.
 
         Starts from fresh weights unless ``warm_start=True`` and the estimator is fitted.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Training data; images may be ``(n, H, W)`` or ``(n, C, H, W)``.
-        y : array-like of shape (n_samples,)
-            Class labels (integers, strings, ...); at least 2 classes.
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
+                numpy.memmap or torch.utils.data.Dataset
+            Training data; images may be ``(n, H, W)`` or ``(n, C, H, W)``. An array on disk
+            (a ``numpy.memmap``, an h5py or zarr array) or a torch ``Dataset`` is read batch
+            by batch, never loaded whole; see the user guide's "Data larger than memory".
+        y : array-like of shape (n_samples,), default=None
+            Class labels (integers, strings, ...); at least 2 classes. None only when ``X``
+            is a ``Dataset`` whose items are ``(x, label)`` pairs.
 
         Returns
         -------
@@ -219,7 +228,7 @@ class BaseEmbedder(
         return self._fit(X, y, continuing=continuing, max_iter=self.max_iter, partial=False)
 
     @fit_context(prefer_skip_nested_validation=True)  # validates the first call only
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y=None, classes=None):
         """Train for one epoch on ``X``, ``y``, continuing from the current weights.
 
         The first call initialises the estimator. Early stopping and the learning-rate
@@ -227,8 +236,11 @@ class BaseEmbedder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-        y : array-like of shape (n_samples,)
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
+                numpy.memmap or torch.utils.data.Dataset
+            As in :meth:`fit`: arrays on disk and Datasets are read batch by batch.
+        y : array-like of shape (n_samples,), default=None
+            Class labels; None only for a ``Dataset`` of ``(x, label)`` pairs.
         classes : array-like of shape (n_classes,), default=None
             Every class the calls will see, as in scikit-learn's incremental estimators:
             needed on the first call by the losses with one weight per class (softmax,
@@ -246,7 +258,7 @@ class BaseEmbedder(
             classes=None if continuing else classes,
         )  # fmt: skip
 
-    def transform(self, X):
+    def transform(self, X, out=None):
         """Embed ``X``.
 
         Runs in eval mode without gradients, in fixed-size chunks on ``device``: each row's
@@ -254,39 +266,85 @@ class BaseEmbedder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
+                numpy.memmap or torch.utils.data.Dataset
+            An array on disk or a ``Dataset`` (its items samples, or ``(x, label)`` pairs
+            whose labels are ignored) is read in chunks of 256 samples.
+        out : ndarray of shape (n_samples, n_components), dtype float32, default=None
+            Where to write the embedding, e.g. a writeable ``numpy.memmap`` when it is too
+            large for memory; None allocates a new array.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components), dtype float32
+            ``out`` when given.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        if out is not None:
+            out = self._check_out(out, len(X))
         device = resolve_device(self.device)
         with torch_threads(self._threads(device)):
-            return embed(self.module_, torch.from_numpy(X), device)
+            return self._embed_input(X, device, out=out)
 
-    def score(self, X, y):
+    def score(self, X, y=None):
         """MAP@R of the embedding of ``X``, leave-one-out, with cosine similarity.
 
         Each sample queries all the others; see
         :func:`sk_deepmetric.metrics.mean_average_precision_at_r`. Higher is better, so
-        ``GridSearchCV`` can use it without ``scoring=``.
+        ``GridSearchCV`` can use it without ``scoring=``. The embedding is computed in
+        chunks (arrays on disk and Datasets are streamed) and held in memory,
+        ``n_samples x n_components`` floats; the search is chunked.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-        y : array-like of shape (n_samples,)
-            Class labels.
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
+                numpy.memmap or torch.utils.data.Dataset
+        y : array-like of shape (n_samples,), default=None
+            Class labels; None only for a ``Dataset`` of ``(x, label)`` pairs.
 
         Returns
         -------
         score : float
             In ``[0, 1]``.
         """
+        if is_streamed(X):
+            X, y = make_source(X, y)
+            if y is None:
+                raise ValueError(
+                    f"{type(self).__name__}.score needs class labels: pass y, or a torch "
+                    "Dataset of (x, label) pairs."
+                )
         embedding = self.transform(X)
         labels = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
         return float(map_at_r(embedding, labels, distance="cosine", device="cpu"))
+
+    def _check_out(self, out, n_samples):
+        expected = (n_samples, self.n_components)
+        if (
+            not isinstance(out, np.ndarray)
+            or out.shape != expected
+            or out.dtype != np.float32
+            or not out.flags.writeable
+        ):
+            given = (
+                f"{type(out).__name__} of shape {out.shape}, dtype {out.dtype}"
+                + ("" if out.flags.writeable else ", read-only")
+                if isinstance(out, np.ndarray)
+                else type(out).__name__
+            )
+            raise ValueError(
+                f"`out` must be a writeable float32 NumPy array of shape {expected} "
+                f"(n_samples, n_components), got a {given}."
+            )
+        return out
+
+    def _embed_input(self, X, device, out=None):
+        """The current network's embedding of checked ``X`` (network-shaped rows, or a
+        :class:`RowSource` streamed in chunks)."""
+        if not isinstance(X, RowSource):
+            X = place_data(X, device)
+        return embed(self.module_, X, device, out=out, num_workers=self.num_workers)
 
     # ----------------------------------------------------------------- pickling
     def __getstate__(self):
@@ -312,10 +370,13 @@ class BaseEmbedder(
     def _fit(self, X, y, *, continuing, max_iter, partial, classes=None):
         try:
             return self._fit_steps(X, y, continuing, max_iter, partial, classes)
-        except BaseException:
+        except BaseException as exc:
             # a fresh fit that fails (bad data, a non-finite loss, Ctrl-C) before finishing
-            # an epoch leaves no half-built model behind: the estimator stays unfitted
-            if not continuing and not getattr(self, "history_", None):
+            # an epoch leaves no half-built model behind: the estimator stays unfitted; so
+            # does one that meets a bad sample later, in data read batch by batch (a fit on
+            # them in memory would have been refused before training)
+            bad_data = isinstance(exc, BadSample)
+            if not continuing and (bad_data or not getattr(self, "history_", None)):
                 self._discard_fit()
             raise
 
@@ -430,10 +491,22 @@ class BaseEmbedder(
         if max_iter is None:
             max_iter = AUTO_MAX_ITER[validation is not None]
         training = self._init_training(device, max_iter, schedule=not partial)
-        X_t = place_data(self._as_network_input(X), device)  # on the device if it fits
+        X_t = self._as_network_input(X)
+        if not isinstance(X_t, RowSource):
+            X_t = place_data(X_t, device)  # on the device if it fits; a source is streamed
         y_t = torch.from_numpy(y).to(device)
         sampler = self._sampler(y[train], held_out=0 if validation is None else validation.size)
         X_t, y_t, validation_score = self._hold_out(X_t, y_t, y, train, validation, device)
+        if isinstance(X_t, RowSource):
+            stream = Stream(X_t, sampler, device, self.num_workers)  # workers kept per fit
+
+            def batches():
+                return streamed_batches(stream, y_t)
+        else:
+
+            def batches():
+                return indexed_batches(X_t, y_t, sampler, device)
+
         run_callbacks(self, "on_train_begin")
 
         def on_epoch_end(record):
@@ -443,9 +516,7 @@ class BaseEmbedder(
         try:
             result = fit_loop(
                 training,
-                X_t,
-                y_t,
-                lambda: iter(sampler),
+                batches,
                 max_iter=max_iter,
                 history=self.history_,
                 seed=int(self._rng.integers(2**62)),
@@ -495,7 +566,8 @@ class BaseEmbedder(
             "validation": f"{type(self).__name__}'s embedding of the held-out samples became "
             "non-finite",
         }[getattr(exc, "kind", "loss")]
-        scale = float(np.abs(X).max()) if X.size else 0.0
+        # on data read batch by batch the scale is unknown without a pass over them
+        scale = 0.0 if isinstance(X, RowSource) or not X.size else float(np.abs(X).max())
         if scale > LARGE_INPUT:
             advice = (
                 f"X has values up to {scale:.3g}: standardise it first (e.g. "
@@ -520,15 +592,27 @@ class BaseEmbedder(
         """
         if validation is None:
             return X_t, y_t, None
-        X_val, y_val = X_t[torch.from_numpy(validation).to(X_t.device)], y[validation]
+        scored = validation
+        if validation.size > MAX_SCORED_SAMPLES:  # a fixed subsample: bounded cost per epoch
+            chosen = self._rng.choice(validation.size, MAX_SCORED_SAMPLES, replace=False)
+            scored = validation[np.sort(chosen)]
+        y_val = y[scored]
+        if isinstance(X_t, RowSource):
+            X_val = X_t.subset(scored)
+            X_val = Stream(X_val, inference_chunks(len(X_val)), device, self.num_workers)
+            X_t, y_t = X_t.subset(train), y_t[torch.from_numpy(train).to(y_t.device)]
+        else:
+            X_val = X_t[torch.from_numpy(scored).to(X_t.device)]
 
         def validation_score():
-            val_embedding = embed(self.module_, X_val, device)
+            val_embedding = embed(self.module_, X_val, device, num_workers=self.num_workers)
             if not np.isfinite(val_embedding).all():
                 raise _NonFiniteLoss(float("nan"), kind="validation")
             return map_at_r(val_embedding, y_val, distance="cosine")
 
-        X_t, y_t = X_t[torch.from_numpy(train).to(X_t.device)], y_t[torch.from_numpy(train)]
+        if not isinstance(X_t, RowSource):
+            X_t = X_t[torch.from_numpy(train).to(X_t.device)]
+            y_t = y_t[torch.from_numpy(train).to(y_t.device)]
         return X_t, y_t, validation_score
 
     def _init_module(self, X, generator: torch.Generator) -> nn.Module:
@@ -566,7 +650,8 @@ class BaseEmbedder(
         return reset_parameters(module, generator)
 
     def _check_output_width(self, module, X):
-        sample = torch.from_numpy(self._as_network_input(X[:2]))
+        X = self._as_network_input(X)
+        sample = torch.from_numpy(X.read(np.arange(2)) if isinstance(X, RowSource) else X[:2])
         was_training = module.training
         module.eval()
         with torch.no_grad():
@@ -721,6 +806,9 @@ _FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
 WIDE_EMBEDDING = 1024
 #: Input values above this make a non-finite loss the input's fault, not the learning rate's.
 LARGE_INPUT = 1e6
+#: Early stopping scores MAP@R on at most this many held-out samples (a fixed random
+#: subsample of larger hold-outs), so that an epoch's validation costs the same at any size.
+MAX_SCORED_SAMPLES = 10_000
 
 
 def _same(a, b) -> bool:

@@ -15,8 +15,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .._devices import place_data
-from .._training import embed
 from .._validation import Interval
 from ..losses import (
     ArcFaceLoss,
@@ -81,9 +79,7 @@ class _ClassifierEmbedder(BaseEmbedder):
 
     def _initial_class_means(self, X, y, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean initial embedding of each class, (n_classes, d), and of all samples, (d,)."""
-        Z = torch.from_numpy(
-            embed(self.module_, place_data(self._as_network_input(X), device), device)
-        )
+        Z = torch.from_numpy(self._embed_input(self._as_network_input(X), device))
         labels = torch.from_numpy(y).long()
         sums = torch.zeros(len(self.classes_), Z.shape[1]).index_add_(0, labels, Z)
         counts = torch.bincount(labels, minlength=len(self.classes_))[:, None]
@@ -231,6 +227,12 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -315,6 +317,7 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -348,6 +351,7 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -496,6 +500,12 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -588,6 +598,7 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -622,6 +633,7 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -775,6 +787,12 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -871,6 +889,7 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -906,6 +925,7 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1056,6 +1076,12 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1146,6 +1172,7 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1181,6 +1208,7 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1328,6 +1356,12 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1420,6 +1454,7 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1455,6 +1490,7 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1602,6 +1638,12 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1694,6 +1736,7 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1729,6 +1772,7 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1882,6 +1926,12 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1978,6 +2028,7 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -2014,6 +2065,7 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -2168,6 +2220,12 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -2264,6 +2322,7 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -2300,6 +2359,7 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)

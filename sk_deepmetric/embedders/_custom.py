@@ -164,6 +164,12 @@ class MetricEmbedder(BaseEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -260,6 +266,7 @@ class MetricEmbedder(BaseEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -296,6 +303,7 @@ class MetricEmbedder(BaseEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)

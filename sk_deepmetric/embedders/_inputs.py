@@ -15,7 +15,14 @@ import warnings
 
 import numpy as np
 
-from .._validation import external_stacklevel, type_of_target, validate_data
+from .._streaming import RowSource, is_streamed, make_source
+from .._validation import (
+    check_feature_names,
+    check_n_features,
+    external_stacklevel,
+    type_of_target,
+    validate_data,
+)
 
 #: network -> (spatial dimensions, what it takes, their names), for the shape checks.
 _CONV_INPUTS = {"cnn": (2, "images", "height, width"), "cnn1d": (1, "signals", "length")}
@@ -29,18 +36,21 @@ class InputMixin:
     """
 
     def _validate_data_and_target(self, X, y, reset, classes=None):
-        if y is None:
-            validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            dtype=np.float32,
-            allow_nd=True,
-            ensure_min_samples=2,
-            ensure_min_features=1,
-        )
+        if is_streamed(X):
+            X, y = self._validate_source(X, y, reset)
+        else:
+            if y is None:
+                validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=reset,
+                dtype=np.float32,
+                allow_nd=True,
+                ensure_min_samples=2,
+                ensure_min_features=1,
+            )
         target = type_of_target(y, input_name="y", raise_unknown=True)
         if target not in ("binary", "multiclass"):
             raise ValueError(
@@ -136,10 +146,39 @@ class InputMixin:
         self._sample_shape = sample_shape
         self.input_shape_ = shape
 
+    def _validate_source(self, X, y, reset, labels_needed=True):
+        """An array on disk or a torch Dataset as a :class:`RowSource`, and its labels.
+
+        What scikit-learn checks on the whole array up front is checked here where it can be
+        without reading every sample (the shape, the number of samples and features, the
+        labels); finite values are checked as batches are read.
+        """
+        source, y = make_source(X, y)
+        if y is None and labels_needed:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None "
+                "(a torch Dataset of (x, label) pairs brings its own)."
+            )
+        n_values = int(np.prod(source.sample_shape))
+        if len(source) < 2 or n_values < 1:
+            raise ValueError(
+                f"Found array with {len(source)} sample(s) and {n_values} feature(s) "
+                f"(shape={source.shape}) while a minimum of 2 samples and 1 feature is "
+                f"required by {type(self).__name__}."
+            )
+        check_n_features(self, source, reset=reset)
+        check_feature_names(self, source, reset=reset)
+        return source, y
+
     def _validate_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+        if is_streamed(X):
+            X, _ = self._validate_source(X, None, reset, labels_needed=False)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
         self._set_shape(X, reset)
         return self._as_network_input(X)
 
     def _as_network_input(self, X):
+        if isinstance(X, RowSource):
+            return X.reshaped(self.input_shape_)  # a view: rows come in this shape
         return np.ascontiguousarray(X.reshape(X.shape[0], *self.input_shape_))

@@ -25,9 +25,11 @@ import torch.nn.functional as F
 from scipy import sparse
 from sklearn.base import ClassifierMixin
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from .._devices import broadcast_object, resolve_device, torch_threads
 from .._retrieval import check_pair_labels, pair_threshold
+from .._streaming import RowSource
 from .._training import embed
 from .._validation import (
     Interval,
@@ -243,6 +245,12 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -349,6 +357,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -385,6 +394,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -548,6 +558,11 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         against ``n_features_in_`` and ``input_shape_``, as single samples would be."""
         if sparse.issparse(X):
             raise TypeError(f"{type(self).__name__} takes dense pairs, got a sparse matrix.")
+        if isinstance(X, Dataset):
+            raise TypeError(
+                f"{type(self).__name__} takes pairs as an array of shape (n_pairs, 2, ...), "
+                "got a torch Dataset; transform takes one of samples."
+            )
         pairs = X if hasattr(X, "shape") and hasattr(X, "reshape") else np.asarray(X)
         if pairs.ndim < 3 or pairs.shape[1] != 2:
             raise ValueError(
@@ -583,6 +598,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         return pairs, self._validate_pair_target(y, len(pairs), reset)
 
     def _as_network_input(self, X):
+        if isinstance(X, RowSource):  # samples on disk (transform)
+            return super()._as_network_input(X)
         # single samples (transform) or pairs of them (training), told apart by their rank
         leading = X.shape[:2] if X.ndim == len(self._sample_shape) + 2 else X.shape[:1]
         return np.ascontiguousarray(X.reshape(*leading, *self.input_shape_))

@@ -208,6 +208,12 @@ class TripletEmbedder(_MemoryEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -309,6 +315,7 @@ class TripletEmbedder(_MemoryEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -347,6 +354,7 @@ class TripletEmbedder(_MemoryEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -506,6 +514,12 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -608,6 +622,7 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -646,6 +661,7 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -801,6 +817,12 @@ class NPairsEmbedder(BaseEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -898,6 +920,7 @@ class NPairsEmbedder(BaseEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -934,6 +957,7 @@ class NPairsEmbedder(BaseEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1084,6 +1108,12 @@ class AngularEmbedder(BaseEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1175,6 +1205,7 @@ class AngularEmbedder(BaseEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1210,6 +1241,7 @@ class AngularEmbedder(BaseEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1377,6 +1409,12 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1483,6 +1521,7 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1522,6 +1561,7 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
@@ -1682,6 +1722,12 @@ class SupConEmbedder(_MemoryEmbedder):
         Torch intra-op threads during ``fit`` and ``transform`` on CPU, restored afterwards.
         None means 1, which suits small networks and a shared machine; -1 keeps torch's
         setting (better for a CNN on a large dedicated CPU).
+    num_workers : int, default=0
+        Background processes that read the batches of an array on disk (``numpy.memmap``,
+        h5py, zarr) or a torch ``Dataset``, two batches ahead each (a ``DataLoader``'s
+        ``num_workers``); 0 reads them in the fitting process. Helps when reading or
+        decoding a batch (image files) takes as long as training on it; in-memory arrays do
+        not use it.
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` and ``numpy.random.Generator`` for the weights,
         batches, validation split, augmentation and dropout; torch's global RNG is left
@@ -1776,6 +1822,7 @@ class SupConEmbedder(_MemoryEmbedder):
         precision="32",
         compile=False,
         n_threads=None,
+        num_workers=0,
         random_state=None,
         verbose=0,
         **routed,
@@ -1812,6 +1859,7 @@ class SupConEmbedder(_MemoryEmbedder):
         self.precision = precision
         self.compile = compile
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
