@@ -20,6 +20,7 @@ samples.
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -165,6 +166,24 @@ class _ArraySource(RowSource):
         super().__init__(shape[0], shape[1:])
         self.X = X
         self._fancy = isinstance(X, np.ndarray) or _takes_index_arrays(X, shape[0])
+
+    def __getstate__(self) -> dict:
+        """A memmap of a whole file travels as its file name (a worker process started by
+        spawn reopens it read-only); pickled as an array, it would be read whole."""
+        state = self.__dict__.copy()
+        X = self.X
+        if isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap) and X.filename:
+            order = "C" if X.flags.c_contiguous else "F"
+            state["X"] = (X.filename, X.dtype, X.shape, X.offset, order)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["X"], tuple):
+            filename, dtype, shape, offset, order = state["X"]
+            state["X"] = np.memmap(
+                filename, dtype=dtype, mode="r", shape=shape, offset=offset, order=order
+            )
+        self.__dict__.update(state)
 
     def _read(self, index: np.ndarray) -> np.ndarray:
         if index.size == 0:

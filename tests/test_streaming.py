@@ -393,3 +393,18 @@ def test_a_source_passed_twice_is_read_the_same(digits):
         source.reshaped((1, 8, 8)).subset(np.array([2, 0])).read(np.array([1])),
         X[[0]].reshape(1, 1, 8, 8),
     )
+
+
+def test_a_memmap_pickles_as_its_file_name(tmp_path, digits):
+    """What a worker started by spawn (macOS, Windows) receives: the file's name, reopened
+    read-only, not the array's bytes."""
+    import pickle
+
+    X, y = digits
+    source, _ = make_source(_memmap(tmp_path / "x.dat", X), y)
+    view = source.reshaped((1, 8, 8)).subset(np.arange(100, 200))
+    payload = pickle.dumps(view)
+    assert len(payload) < X.nbytes / 10
+    again = pickle.loads(payload)
+    np.testing.assert_array_equal(again.read(np.array([3, 0])), X[[103, 100]].reshape(2, 1, 8, 8))
+    assert not again.parent.X.flags.writeable
