@@ -300,7 +300,7 @@ def _smallest_scores(
             local = torch.arange(q.shape[0], device=score.device)
             mine = (local + start >= col) & (local + start < col + score.shape[1])
             score[local[mine], local[mine] + start - col] = math.inf
-        vals, inds = _smallest_k_by_index(score, min(k, score.shape[1]))
+        vals, inds = _smallest_k_of_tile(score, min(k, score.shape[1]))
         tiles.append((vals, inds + col))
     if len(tiles) == 1:
         return tiles[0]
@@ -361,6 +361,34 @@ def _tile_shape(
     if whole >= rows or 8 * k > cols:
         return whole, n_ref
     return rows, cols
+
+
+def _smallest_k_of_tile(score: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`_smallest_k_by_index` of a distance tile, the same values in the same order,
+    with one cheap pass over the tile instead of a selection over every column.
+
+    The columns are cut into blocks of :data:`_BLOCK`; the k smallest entries of a row lie in
+    the k blocks with the smallest minima (ordered by minimum, then block index): each of
+    those blocks holds an entry that precedes, by value then index, any entry of a block left
+    out. So the selection runs over the block minima, then over the k kept blocks (and the
+    columns after the last whole block). Small tiles, or large ``k``, take the direct path.
+    """
+    n_rows, n_cols = score.shape
+    n_blocks = n_cols // _BLOCK
+    if n_blocks < 4 * (k + 1):  # the blocks would not discard most of the tile
+        return _smallest_k_by_index(score, k)
+    minima = score.unfold(1, _BLOCK, _BLOCK).amin(dim=2)
+    _, blocks = _smallest_k_by_index(minima, k)
+    offsets = torch.arange(_BLOCK, device=score.device)
+    cols = (blocks[:, :, None] * _BLOCK + offsets).reshape(n_rows, k * _BLOCK)
+    if n_blocks * _BLOCK < n_cols:
+        tail = torch.arange(n_blocks * _BLOCK, n_cols, device=score.device)
+        cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
+    return _smallest_k_by_index(score.gather(1, cols), cols, k)
+
+
+#: Columns per block of :func:`_smallest_k_of_tile` (measured: 64 left the least work).
+_BLOCK = 64
 
 
 def _smallest_k_by_index(

@@ -183,3 +183,24 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
         paired_distances(torch.zeros(3, 2), torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"`distance` must be one of"):
         paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")
+
+
+@pytest.mark.parametrize("values", ["ties", "integers", "normal"])
+def test_block_prefilter_of_a_tile_is_the_full_selection_bit_for_bit(values):
+    """The block-minima shortcut of the search keeps the same k entries, in the same order
+    (value, then column), as a selection over every column, ties included; with and without
+    columns after the last whole block."""
+    from sk_deepmetric.distances import _BLOCK, _smallest_k_by_index, _smallest_k_of_tile
+
+    g = torch.Generator().manual_seed(0)
+    for cols in (8 * _BLOCK * 4, 8 * _BLOCK * 4 + 37, 100 * _BLOCK + 1):
+        for k in (1, 5, 7):
+            shape = (33, cols)
+            if values == "ties":
+                score = torch.randint(0, 4, shape, generator=g).float()
+            elif values == "integers":
+                score = torch.randint(0, 1000, shape, generator=g).float()
+            else:
+                score = torch.randn(shape, generator=g)
+            fast, full = _smallest_k_of_tile(score, k), _smallest_k_by_index(score, k)
+            assert torch.equal(fast[0], full[0]) and torch.equal(fast[1], full[1])
