@@ -38,6 +38,7 @@ import time
 import warnings
 
 import numpy as np
+from torch.utils.data import Dataset
 
 N_FEATURES = 1024
 SAMPLES_PER_CLASS_IN_DATA = 100
@@ -76,7 +77,7 @@ def write_images(folder: pathlib.Path, n: int, seed: int = 0) -> np.ndarray:
     return labels[pick]
 
 
-class PNGFiles:
+class PNGFiles(Dataset):
     """A torch Dataset of ``(image, label)`` read lazily from the PNG files of a folder."""
 
     def __init__(self, folder: str, labels: np.ndarray) -> None:
@@ -103,12 +104,8 @@ def _peak_anon(stop: threading.Event, peak: list) -> None:
 
 def child(args: argparse.Namespace) -> None:
     import torch
-    from torch.utils.data import Dataset
 
     from sk_deepmetric import TripletEmbedder
-
-    class Files(PNGFiles, Dataset):
-        pass
 
     y = np.load(args.labels)
     stop, peak = threading.Event(), [0]
@@ -117,9 +114,9 @@ def child(args: argparse.Namespace) -> None:
     if args.child.startswith("images"):
         params["network"] = "cnn"
         if args.child == "images-memory":
-            X = np.stack([Files(args.path, y)[i][0] for i in range(len(y))])
+            X = np.stack([PNGFiles(args.path, y)[i][0] for i in range(len(y))])
         else:
-            X, y = Files(args.path, y), None
+            X, y = PNGFiles(args.path, y), None
     else:
         n = len(y)
         if args.child == "memory":

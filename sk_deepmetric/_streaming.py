@@ -29,7 +29,7 @@ from scipy import sparse
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ._validation import check_array, column_or_1d
+from ._validation import check_array, check_consistent_length, column_or_1d
 
 __all__ = [
     "BadSample",
@@ -39,9 +39,6 @@ __all__ = [
     "is_streamed",
     "make_source",
 ]
-
-#: Rows per read when a whole source is scanned in order (``transform``, ``score``).
-CHUNK_ROWS = 256
 
 
 class BadSample(ValueError):
@@ -55,9 +52,7 @@ class BadSample(ValueError):
 
 def is_streamed(X: object) -> bool:
     """Whether ``X`` is read batch by batch (see the module's docstring) rather than loaded."""
-    if isinstance(X, RowSource | np.memmap):
-        return True
-    if isinstance(X, Dataset):
+    if isinstance(X, RowSource | np.memmap | Dataset):
         return True
     if isinstance(X, np.ndarray | Tensor | list | tuple) or sparse.issparse(X):
         return False
@@ -66,8 +61,11 @@ def is_streamed(X: object) -> bool:
     return all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__", "__len__"))
 
 
-def make_source(X: object, y: object = None) -> tuple[RowSource, np.ndarray | None]:
-    """``X`` as a :class:`RowSource`, and the labels: ``y`` checked, or the Dataset's own.
+def make_source(
+    X: object, y: object = None, labels: bool = True
+) -> tuple[RowSource, np.ndarray | None]:
+    """``X`` as a :class:`RowSource`, and the labels: ``y`` checked, or the Dataset's own
+    (None with ``labels=False``: a Dataset without ``targets`` is then not read for them).
 
     Raises the errors of a bad ``X`` or ``y`` that can be found without reading every sample.
     """
@@ -78,13 +76,9 @@ def make_source(X: object, y: object = None) -> tuple[RowSource, np.ndarray | No
     else:
         source = _ArraySource(X)
     if y is None:
-        return source, source.labels()
+        return source, source.labels() if labels else None
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
-    if len(y) != len(source):
-        raise ValueError(
-            "Found input variables with inconsistent numbers of samples: "
-            f"[{len(source)}, {len(y)}] (X and y)."
-        )
+    check_consistent_length(source, y)
     return source, y
 
 
@@ -400,9 +394,11 @@ class Stream:
             if isinstance(item, _Failed):
                 raise BadSample(item.message)
             rows, index = item
-            yield rows.to(self.device, non_blocking=self.pin), index
+            # a copy in torch's (aligned) memory, as an in-memory batch X[index] is: BLAS
+            # kernels may round differently on differently aligned inputs
+            yield rows.to(self.device, non_blocking=self.pin, copy=True), index
 
 
-def chunks(n: int, size: int = CHUNK_ROWS) -> list[np.ndarray]:
+def chunks(n: int, size: int) -> list[np.ndarray]:
     """``range(n)`` in consecutive index arrays of ``size``: the reads of an ordered scan."""
     return [np.arange(start, min(start + size, n)) for start in range(0, n, size)]

@@ -339,7 +339,9 @@ def embed(
     try:
         with torch.inference_mode():
             for chunk in parts:
-                chunk = chunk.to(device, non_blocking=True)
+                # a copy in torch's (aligned) memory whatever the input's alignment: a row's
+                # embedding must not depend on where its chunk starts in the caller's array
+                chunk = chunk.to(device, non_blocking=True, copy=True)
                 size = chunk.shape[0]
                 if size < INFERENCE_ROWS:
                     pad = chunk.new_zeros((INFERENCE_ROWS - size, *chunk.shape[1:]))

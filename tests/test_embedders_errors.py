@@ -180,6 +180,12 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device",
         ),
         (
+            {"num_workers": -1},
+            InvalidParameterError,
+            r"The 'num_workers' parameter of TripletEmbedder must be an int in the range "
+            r"\[0, inf\)\. Got -1 instead\.",
+        ),
+        (
             {"skip_connection": "yes"},
             InvalidParameterError,
             r"The 'skip_connection' parameter of TripletEmbedder must be an instance of "

@@ -181,6 +181,16 @@ def test_targets_give_the_labels_without_reading_samples(digits):
     assert dataset.reads == 1 + len(X)
 
 
+def test_transform_reads_each_sample_once(digits):
+    """transform needs no labels: a Dataset of pairs without ``targets`` is not scanned for
+    them (the first item, for the shape, then each once)."""
+    X, y = digits
+    model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
+    dataset = PairDataset(X, y)
+    model.transform(dataset)
+    assert dataset.reads == 1 + len(X)
+
+
 def test_dataset_of_image_files(tmp_path):
     """Images read lazily from PNG files, as an ImageFolder with a transform would."""
     X, y = load_digits(return_X_y=True)

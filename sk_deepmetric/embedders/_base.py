@@ -321,23 +321,17 @@ class BaseEmbedder(
 
     def _check_out(self, out, n_samples):
         expected = (n_samples, self.n_components)
-        if (
-            not isinstance(out, np.ndarray)
-            or out.shape != expected
-            or out.dtype != np.float32
-            or not out.flags.writeable
-        ):
-            given = (
-                f"{type(out).__name__} of shape {out.shape}, dtype {out.dtype}"
-                + ("" if out.flags.writeable else ", read-only")
-                if isinstance(out, np.ndarray)
-                else type(out).__name__
-            )
-            raise ValueError(
-                f"`out` must be a writeable float32 NumPy array of shape {expected} "
-                f"(n_samples, n_components), got a {given}."
-            )
-        return out
+        if not isinstance(out, np.ndarray):
+            given = type(out).__name__
+        elif out.shape != expected or out.dtype != np.float32 or not out.flags.writeable:
+            given = f"{type(out).__name__} of shape {out.shape}, dtype {out.dtype}"
+            given += "" if out.flags.writeable else ", read-only"
+        else:
+            return out
+        raise ValueError(
+            f"`out` must be a writeable float32 NumPy array of shape {expected} "
+            f"(n_samples, n_components), got a {given}."
+        )
 
     def _embed_input(self, X, device, out=None):
         """The current network's embedding of checked ``X`` (network-shaped rows, or a

@@ -153,7 +153,7 @@ class InputMixin:
         without reading every sample (the shape, the number of samples and features, the
         labels); finite values are checked as batches are read.
         """
-        source, y = make_source(X, y)
+        source, y = make_source(X, y, labels=labels_needed)
         if y is None and labels_needed:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None "
