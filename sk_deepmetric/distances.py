@@ -287,26 +287,27 @@ def _smallest_scores(
     (``None`` for ``"cosine"``). ``q`` is rows ``start`` onwards of the queries: with
     ``exclude_self``, query ``start + i`` skips reference row ``start + i``.
     """
-    # -q: the product is then the negated cosine or dot product, smaller is closer
-    q_rank = -F.normalize(q, dim=1) if distance == "cosine" else -2.0 * q
-    tiles = []
+    # -q: the product is then the negated cosine or dot product, smaller is closer. For the
+    # euclidean scores |r|^2 rides in the product as one more column (q, 1) . (r, |r|^2):
+    # adding it to the product's output instead is a full extra pass over every tile.
+    if distance == "cosine":
+        q_rank = -F.normalize(q, dim=1)
+    else:
+        q_rank = torch.cat([-2.0 * q, q.new_ones((q.shape[0], 1))], dim=1)
+    best = None
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
         if distance == "cosine":
-            score = q_rank @ F.normalize(r, dim=1).T
+            r = F.normalize(r, dim=1)
         else:
-            score = torch.addmm(ref_sq[col : col + cols], q_rank, r.T)
+            r = torch.cat([r, ref_sq[col : col + cols, None]], dim=1)
+        score = q_rank @ r.T
         if exclude_self:
             local = torch.arange(q.shape[0], device=score.device)
             mine = (local + start >= col) & (local + start < col + score.shape[1])
             score[local[mine], local[mine] + start - col] = math.inf
-        vals, inds = _smallest_k_of_tile(score, min(k, score.shape[1]))
-        tiles.append((vals, inds + col))
-    if len(tiles) == 1:
-        return tiles[0]
-    # each tile's exact top k holds the global top k: merge by (value, index)
-    vals, inds = (torch.cat(parts, dim=1) for parts in zip(*tiles, strict=True))
-    return _smallest_k_by_index(vals, inds, k)
+        best = _merged_with_tile(best, score, col, k)
+    return best
 
 
 def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
@@ -363,32 +364,54 @@ def _tile_shape(
     return rows, cols
 
 
-def _smallest_k_of_tile(score: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """:func:`_smallest_k_by_index` of a distance tile, the same values in the same order,
-    with one cheap pass over the tile instead of a selection over every column.
+def _merged_with_tile(
+    best: tuple[Tensor, Tensor] | None, score: Tensor, col: int, k: int
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest ``(value, index)`` of ``best`` and of a tile ``score`` of columns
+    ``col`` onwards, equal values ordered by index, as :func:`_smallest_k_by_index` of both.
 
-    The columns are cut into blocks of :data:`_BLOCK`; the k smallest entries of a row lie in
-    the k blocks with the smallest minima (ordered by minimum, then block index): each of
-    those blocks holds an entry that precedes, by value then index, any entry of a block left
-    out. So the selection runs over the block minima, then over the k kept blocks (and the
-    columns after the last whole block). Small tiles, or large ``k``, take the direct path.
+    The columns are cut into blocks of :data:`_BLOCK`, and only the blocks that can hold one
+    of the ``k`` smallest entries are read past their minimum:
+
+    - with ``k`` entries kept from earlier tiles (lower indices), an entry of this tile
+      enters only if it is below the k-th kept value, so only blocks whose minimum is at most
+      that value are read; as the tiles go by, fewer and fewer do;
+    - on the first tile, the k-th smallest block minimum bounds the k-th smallest entry
+      (k blocks hold an entry at most that large), so only the blocks whose minimum is at
+      most that bound are read.
+
+    Each row reads as many blocks as the row that needs the most (its blocks of smallest
+    minima), so that the selection stays one rectangular ``topk``.
+
+    A tile too narrow for the blocks to discard most of it is selected whole.
     """
     n_rows, n_cols = score.shape
     n_blocks = n_cols // _BLOCK
-    if n_blocks < 4 * (k + 1):  # the blocks would not discard most of the tile
-        return _smallest_k_by_index(score, k)
-    minima = score.unfold(1, _BLOCK, _BLOCK).amin(dim=2)
-    _, blocks = _smallest_k_by_index(minima, k)
-    offsets = torch.arange(_BLOCK, device=score.device)
-    cols = (blocks[:, :, None] * _BLOCK + offsets).reshape(n_rows, k * _BLOCK)
-    if n_blocks * _BLOCK < n_cols:
-        tail = torch.arange(n_blocks * _BLOCK, n_cols, device=score.device)
-        cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
-    return _smallest_k_by_index(score.gather(1, cols), cols, k)
+    kept = best is not None and best[0].shape[1] == k
+    if n_blocks < (1 if kept else 4 * (k + 1)):
+        vals, inds = score, torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
+    else:
+        minima = score.unfold(1, _BLOCK, _BLOCK).amin(dim=2)
+        if kept:
+            bound = best[0][:, -1:]
+        else:
+            bound = torch.kthvalue(minima, k, dim=1, keepdim=True).values
+        # every block that may hold one of the k smallest; equal minima all read
+        n_read = int((minima <= bound).sum(dim=1).max())
+        blocks = torch.topk(minima, n_read, dim=1, largest=False, sorted=False).indices
+        offsets = torch.arange(_BLOCK, device=score.device)
+        cols = (blocks[:, :, None] * _BLOCK + offsets).reshape(n_rows, n_read * _BLOCK)
+        if n_blocks * _BLOCK < n_cols:
+            tail = torch.arange(n_blocks * _BLOCK, n_cols, device=score.device)
+            cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
+        vals, inds = score.gather(1, cols), cols + col
+    if best is not None:
+        vals, inds = torch.cat([best[0], vals], dim=1), torch.cat([best[1], inds], dim=1)
+    return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]))
 
 
-#: Columns per block of :func:`_smallest_k_of_tile` (measured: 64 left the least work).
-_BLOCK = 64
+#: Columns per block of :func:`_merged_with_tile`.
+_BLOCK = 32
 
 
 def _smallest_k_by_index(

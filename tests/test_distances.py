@@ -186,21 +186,25 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
 
 
 @pytest.mark.parametrize("values", ["ties", "integers", "normal"])
-def test_block_prefilter_of_a_tile_is_the_full_selection_bit_for_bit(values):
-    """The block-minima shortcut of the search keeps the same k entries, in the same order
-    (value, then column), as a selection over every column, ties included; with and without
-    columns after the last whole block."""
-    from sk_deepmetric.distances import _BLOCK, _smallest_k_by_index, _smallest_k_of_tile
+def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
+    """Merging the tiles of a score matrix one at a time (block minima on the first tile,
+    the kept k-th value as a threshold on the next ones, narrow tiles whole) keeps the same
+    k entries, in the same order (value, then column), as one selection over every column,
+    ties included; with and without columns after a tile's last whole block."""
+    from sk_deepmetric.distances import _BLOCK, _merged_with_tile, _smallest_k_by_index
 
     g = torch.Generator().manual_seed(0)
-    for cols in (8 * _BLOCK * 4, 8 * _BLOCK * 4 + 37, 100 * _BLOCK + 1):
-        for k in (1, 5, 7):
-            shape = (33, cols)
+    for tile in (8 * _BLOCK * 4, 8 * _BLOCK * 4 + 37, 100 * _BLOCK + 1, 3):
+        for k in (1, 5, 7, 40):
+            shape = (33, 5 * tile + 11)
             if values == "ties":
                 score = torch.randint(0, 4, shape, generator=g).float()
             elif values == "integers":
                 score = torch.randint(0, 1000, shape, generator=g).float()
             else:
                 score = torch.randn(shape, generator=g)
-            fast, full = _smallest_k_of_tile(score, k), _smallest_k_by_index(score, k)
-            assert torch.equal(fast[0], full[0]) and torch.equal(fast[1], full[1])
+            best = None
+            for col in range(0, shape[1], tile):
+                best = _merged_with_tile(best, score[:, col : col + tile].contiguous(), col, k)
+            full = _smallest_k_by_index(score, k)
+            assert torch.equal(best[0], full[0]) and torch.equal(best[1], full[1])
