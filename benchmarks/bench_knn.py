@@ -29,7 +29,15 @@ import sklearn
 import torch
 from threadpoolctl import threadpool_limits
 
-from sk_deepmetric._search import _BruteSearch, _FaissFlatSearch, _FaissIVFSearch, _import_faiss
+from sk_deepmetric._search import (
+    AUTO_FAISS_MIN_SPEEDUP,
+    _BruteSearch,
+    _FaissFlatSearch,
+    _FaissIVFSearch,
+    _import_faiss,
+    faiss_flat_speedup,
+    faster_exact_backend,
+)
 from sk_deepmetric.neighbors import AUTO_FAISS_MIN_SAMPLES
 
 # above this many reference vectors the exact CPU baselines take minutes per repeat: only
@@ -155,6 +163,7 @@ def run_size(args, n_reference, threads):
                 exact = found
             rows.append((name, t_build, t_query, recall_at_k(found, exact)))
         floor = matmul_floor(reference, queries, args.device, repeats)
+        speedup = faiss_flat_speedup(args.dim, "euclidean")
     baseline = rows[0]
     print(
         f"\n### {n_reference:,} x {args.dim} reference, {args.n_queries:,} queries, "
@@ -171,6 +180,11 @@ def run_size(args, n_reference, threads):
             f"| {name} | {t_build:.3f} | {t_query:.3f} | {total:.3f} | {recall:.3f} "
             f"| {base_total / total:.2f}x | {total / floor:.2f}x |"
         )
+    print(
+        f"\nalgorithm='auto' picks {faster_exact_backend(speedup)!r} here from "
+        f"{AUTO_FAISS_MIN_SAMPLES:,} samples (its calibration: faiss flat {speedup:.2f}x as fast "
+        f"as torch brute; faiss from {AUTO_FAISS_MIN_SPEEDUP}x)"
+    )
 
 
 def crossover(args, threads):
@@ -178,7 +192,8 @@ def crossover(args, threads):
     sizes = (10_000, 50_000, 100_000, 200_000, 400_000)
     print(
         f"\n### Exact search crossover: d={args.dim}, {args.n_queries:,} queries, k={args.k}, "
-        f"median of {args.repeats} (auto uses faiss from {AUTO_FAISS_MIN_SAMPLES:,})\n"
+        f"median of {args.repeats} (auto considers faiss from {AUTO_FAISS_MIN_SAMPLES:,} and "
+        f"picks it where its calibration finds it {AUTO_FAISS_MIN_SPEEDUP}x as fast)\n"
     )
     print("| n_reference | torch brute (s) | faiss flat (s) | brute / faiss |")
     print("|---:|---:|---:|---:|")

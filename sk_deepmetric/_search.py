@@ -11,9 +11,15 @@ torch backend's units (euclidean, or the cosine distance ``1 - cos``):
 
 faiss is optional: it is imported only when a faiss backend needs it, so that the brute
 backend works without it.
+
+``faiss_flat_speedup`` times both exact backends on this machine, once per process, for
+``algorithm="auto"``: which one is faster depends on the BLAS kernels each library runs on
+this CPU, not on a size rule.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -210,3 +216,57 @@ class _FaissIVFSearch(_FaissFlatSearch):
         state = super().__getstate__()
         state.pop("quantizer_", None)  # serialised inside the index
         return state
+
+
+#: ``algorithm="auto"`` picks faiss flat only where the calibration finds it at least this many
+#: times faster than torch brute force: closer than this, the run-to-run spread of a timing
+#: could pick either, and both return the same neighbours.
+AUTO_FAISS_MIN_SPEEDUP = 1.25
+
+# the calibration search: reference vectors, queries (x dimension, a constant cost) and k
+_CALIBRATION_REFERENCE = 20_000
+_CALIBRATION_WORK = 128_000  # queries x dimension
+_CALIBRATION_K = 10
+_CALIBRATION_REPEATS = 3
+
+# (dimension, metric, torch threads, faiss threads) -> brute time / faiss time
+_speedups: dict[tuple[int, str, int, int], float] = {}
+
+
+def calibration_data(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference and query vectors of the calibration search in ``dim`` dimensions.
+
+    The same arrays for the same ``dim`` on every call and machine (a fixed seed).
+    """
+    rng = np.random.default_rng(0)
+    n_queries = min(2_000, max(100, _CALIBRATION_WORK // dim))
+    reference = rng.standard_normal((_CALIBRATION_REFERENCE, dim), dtype=np.float32)
+    return reference, rng.standard_normal((n_queries, dim), dtype=np.float32)
+
+
+def faiss_flat_speedup(dim: int, metric: str) -> float:
+    """How many times faster faiss flat is than torch brute force here (below 1: slower).
+
+    Both exact searches run the same calibration search (:func:`calibration_data`, k = 10, on
+    the CPU with the thread counts in force), interleaved :data:`_CALIBRATION_REPEATS` times;
+    the ratio of their best times is cached per process for ``(dim, metric, threads)``. About
+    0.1-0.5 s on a CPU core, once. Needs faiss.
+    """
+    faiss = _import_faiss("auto")
+    key = (dim, metric, torch.get_num_threads(), faiss.omp_get_max_threads())
+    if key not in _speedups:
+        reference, queries = calibration_data(dim)
+        best = {"brute": np.inf, "faiss": np.inf}
+        backends = {"brute": _BruteSearch(metric), "faiss": _FaissFlatSearch(metric)}
+        for _ in range(_CALIBRATION_REPEATS):  # interleaved: a slower spell hits both
+            for name, backend in backends.items():
+                start = time.perf_counter()
+                backend.build(reference).search(queries, _CALIBRATION_K)
+                best[name] = min(best[name], time.perf_counter() - start)
+        _speedups[key] = best["brute"] / best["faiss"]
+    return _speedups[key]
+
+
+def faster_exact_backend(speedup: float) -> str:
+    """``"faiss"`` where a calibration ``speedup`` clears :data:`AUTO_FAISS_MIN_SPEEDUP`."""
+    return "faiss" if speedup >= AUTO_FAISS_MIN_SPEEDUP else "brute"

@@ -23,7 +23,14 @@ from sklearn.utils import get_tags
 # The backends lived in this module before _search: pickles of a fitted classifier from then
 # name sk_deepmetric.neighbors._BruteSearch (or a faiss class), found here by this import.
 from ._retrieval import far_threshold
-from ._search import _BruteSearch, _FaissFlatSearch, _FaissIVFSearch, faiss_installed
+from ._search import (
+    _BruteSearch,
+    _FaissFlatSearch,
+    _FaissIVFSearch,
+    faiss_flat_speedup,
+    faiss_installed,
+    faster_exact_backend,
+)
 from ._validation import (
     HasMethods,
     Interval,
@@ -48,15 +55,13 @@ METRICS = ("euclidean", "cosine")
 WEIGHTS = ("uniform", "distance")
 CALIBRATIONS = ("cross_fit", "leave_class_out")
 
-# algorithm="auto" switches from torch brute force to a faiss flat index (on CPU) from this many
-# reference samples on. Both are exact and return the same neighbours; which is faster depends
-# on the CPU's BLAS (d=128, 1,000 queries, k=10, 2 threads, brute and faiss interleaved). On a
-# 2-core Intel Xeon torch brute was as fast as faiss flat up to 100k, level at 200k and
-# 1.5-2.5x slower beyond. On a 2-core AMD EPYC (Zen 5), where torch's MKL runs its matrix
-# product at about half faiss's OpenBLAS speed, faiss flat was 2.2x faster at 50k, 1.6-1.75x
-# at 100k-400k (and 2.4x at 10k, where both take a few milliseconds per thousand queries).
-# From 50k, faiss costs nothing on the first and wins on the second.
-# Re-measure with `python benchmarks/bench_knn.py --crossover`.
+# algorithm="auto" considers faiss flat from this many reference samples on, and picks it only
+# where a calibration on this machine finds it faster (`_search.faiss_flat_speedup`). Both are
+# exact and return the same neighbours; which is faster depends on the BLAS kernels each
+# library runs on the CPU: faiss flat was 1.6-2.4x faster than torch brute force on a 2-core
+# AMD EPYC (Zen 5), and 2x slower on an AVX-512 Intel Xeon where faiss-cpu's bundled OpenBLAS
+# fell back to generic SSE3 kernels. Below this size a search takes well under a second
+# either way, less than the calibration would. Timings: docs/benchmarks.md.
 AUTO_FAISS_MIN_SAMPLES = 50_000
 
 
@@ -96,9 +101,13 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         - ``"faiss"``: exact, a faiss flat index (CPU). Same neighbours as ``"brute"``.
         - ``"faiss_ivf"``: approximate, a faiss inverted-file index with ``n_lists`` cells,
           ``n_probe`` of which are scanned per query. For reference sets of millions.
-        - ``"auto"``: ``"faiss"`` when faiss is installed, the search runs on the CPU and the
-          training set has at least ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples; else
-          ``"brute"``. Never the approximate ``"faiss_ivf"``.
+        - ``"auto"``: the faster of the two exact backends on this machine. ``"faiss"`` when
+          faiss is installed, the search runs on the CPU, the training set has at least
+          ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples and a short calibration finds faiss
+          at least 1.25x faster than ``"brute"`` (both searching the same synthetic 20,000
+          vectors of the embedding's dimension, with the thread counts in force; about
+          0.1-0.5 s, once per process, in ``fit``); else ``"brute"``. Never the
+          approximate ``"faiss_ivf"``. Results do not depend on the choice.
 
         The faiss backends need ``pip install sk_deepmetric[faiss]``.
     n_lists : int, default=None
@@ -336,7 +345,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self.embedder_ = self._make_embedder().fit(X, y)
         reference = self._embed(X)
         self.n_samples_fit_ = reference.shape[0]
-        self.algorithm_ = self._resolve_algorithm(self.n_samples_fit_)
+        self.algorithm_ = self._resolve_algorithm(reference)
         self._index = self._make_backend(self.algorithm_).build(reference)
         if self.target_far is not None:
             if self.calibration == "cross_fit":
@@ -459,12 +468,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(device)
 
-    def _resolve_algorithm(self, n_samples: int) -> str:
+    def _resolve_algorithm(self, reference: np.ndarray) -> str:
         if self.algorithm != "auto":
             return self.algorithm
         on_cpu = self._search_device().type == "cpu"
-        if on_cpu and n_samples >= AUTO_FAISS_MIN_SAMPLES and faiss_installed():
-            return "faiss"
+        if on_cpu and reference.shape[0] >= AUTO_FAISS_MIN_SAMPLES and faiss_installed():
+            return faster_exact_backend(faiss_flat_speedup(reference.shape[1], self.metric))
         return "brute"
 
     def _make_backend(self, algorithm: str):

@@ -363,15 +363,89 @@ def test_pickles_from_before_the_backends_moved_still_load(blobs, algorithm):
         np.testing.assert_array_equal(a, b)
 
 
-def test_auto_chooses_faiss_for_large_reference_sets(blobs, monkeypatch):
-    X, y, _ = blobs
+def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
+    X, y, X_query = blobs
+    calls = []
+
+    def speedup(dim, metric):
+        calls.append((dim, metric))
+        return measured
+
+    monkeypatch.setattr(neighbors, "faiss_flat_speedup", speedup)
+    measured = 10.0
     clf = EmbeddingKNeighborsClassifier(identity(), algorithm="auto")
-    assert clf.fit(X, y).algorithm_ == "brute"
+    assert clf.fit(X, y).algorithm_ == "brute" and not calls  # small: no calibration
     monkeypatch.setattr(neighbors, "AUTO_FAISS_MIN_SAMPLES", 200)
     assert clf.fit(X, y).algorithm_ == "faiss"
-    assert clf.set_params(device="cpu").fit(X, y).algorithm_ == "faiss"
+    assert calls == [(X.shape[1], "euclidean")]
+    faiss_result = clf.kneighbors(X_query)
+    measured = 1.1  # faster, but within the timing's spread
+    assert clf.set_params(metric="cosine").fit(X, y).algorithm_ == "brute"
+    assert calls[-1] == (X.shape[1], "cosine")
+    measured = 0.5
+    assert clf.set_params(metric="euclidean").fit(X, y).algorithm_ == "brute"
+    # the same neighbours whichever backend auto picks
+    brute_result = clf.kneighbors(X_query)
+    np.testing.assert_array_equal(faiss_result[1], brute_result[1])
+    np.testing.assert_allclose(faiss_result[0], brute_result[0], rtol=1e-5, atol=1e-5)
+    measured = 10.0
+    # never for a search on a GPU (resolved without fitting: this machine may have none)
+    assert clf.set_params(device="cuda:0")._resolve_algorithm(np.zeros((200, 2))) == "brute"
+    n_calls = len(calls)
+    clf.set_params(device="cpu").fit(X, y)
     monkeypatch.setitem(sys.modules, "faiss", None)  # as if not installed
     assert clf.fit(X, y).algorithm_ == "brute"
+    assert len(calls) == n_calls + 1
+
+
+def test_auto_calibration_is_cached_and_deterministic(monkeypatch):
+    """The calibration searches the same arrays every time, and runs once per process for a
+    dimension, metric and thread counts; its ratio decides by a fixed rule."""
+    from sk_deepmetric import _search
+
+    a, b = _search.calibration_data(16), _search.calibration_data(16)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert a[0].shape == (_search._CALIBRATION_REFERENCE, 16) and a[1].shape[1] == 16
+    searches = []
+    real = _search._BruteSearch.search
+
+    def counted(self, queries, k, exclude_self=False):
+        searches.append(queries.shape)
+        return real(self, queries, k, exclude_self)
+
+    monkeypatch.setattr(_search, "_speedups", {})
+    monkeypatch.setattr(_search, "_CALIBRATION_REFERENCE", 500)
+    monkeypatch.setattr(_search._BruteSearch, "search", counted)
+    first = _search.faiss_flat_speedup(16, "euclidean")
+    assert first > 0 and len(searches) == _search._CALIBRATION_REPEATS
+    assert _search.faiss_flat_speedup(16, "euclidean") == first  # cached: no new search
+    assert len(searches) == _search._CALIBRATION_REPEATS
+    _search.faiss_flat_speedup(16, "cosine")
+    assert len(searches) == 2 * _search._CALIBRATION_REPEATS
+    assert _search.faster_exact_backend(_search.AUTO_FAISS_MIN_SPEEDUP) == "faiss"
+    assert _search.faster_exact_backend(np.nextafter(_search.AUTO_FAISS_MIN_SPEEDUP, 0)) == (
+        "brute"
+    )
+
+
+def test_auto_calibration_never_runs_after_fit(blobs, monkeypatch):
+    """Predicting, searching and the embedder's own fit and transform never calibrate."""
+    from sk_deepmetric import _search
+
+    X, y, X_query = blobs
+    monkeypatch.setattr(neighbors, "AUTO_FAISS_MIN_SAMPLES", 200)
+    monkeypatch.setattr(_search, "_speedups", {})
+    calls = []
+    real = _search.calibration_data
+    monkeypatch.setattr(_search, "calibration_data", lambda dim: calls.append(dim) or real(dim))
+    clf = EmbeddingKNeighborsClassifier(
+        TripletEmbedder(n_components=2, max_iter=2, random_state=0), algorithm="auto"
+    ).fit(X, y)
+    assert calls == [2]
+    clf.embedder_.transform(X_query)
+    clf.predict(X_query), clf.kneighbors(X_query), clf.predict_proba(X_query)
+    TripletEmbedder(n_components=3, max_iter=2, random_state=0).fit(X, y).transform(X)
+    assert calls == [2]
 
 
 @pytest.mark.parametrize("algorithm", ["faiss", "faiss_ivf"])
