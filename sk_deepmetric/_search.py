@@ -249,8 +249,9 @@ def faiss_flat_speedup(dim: int, metric: str) -> float:
 
     Both exact searches run the same calibration search (:func:`calibration_data`, k = 10, on
     the CPU with the thread counts in force), interleaved :data:`_CALIBRATION_REPEATS` times;
-    the ratio of their best times is cached per process for ``(dim, metric, threads)``. About
-    0.1-0.5 s on a CPU core, once. Needs faiss.
+    the ratio of their best times is cached per process for ``(dim, metric, threads)``. It
+    took 0.4-0.8 s on one or two cores at 16 to 512 dimensions (docs/benchmarks.md), once.
+    Needs faiss.
     """
     faiss = _import_faiss("auto")
     key = (dim, metric, torch.get_num_threads(), faiss.omp_get_max_threads())

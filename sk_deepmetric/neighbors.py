@@ -106,7 +106,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
           ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples and a short calibration finds faiss
           at least 1.25x faster than ``"brute"`` (both searching the same synthetic 20,000
           vectors of the embedding's dimension, with the thread counts in force; about
-          0.1-0.5 s, once per process, in ``fit``); else ``"brute"``. Never the
+          0.4-0.8 s, once per process, in ``fit``); else ``"brute"``. Never the
           approximate ``"faiss_ivf"``. Results do not depend on the choice.
 
         The faiss backends need ``pip install sk_deepmetric[faiss]``.

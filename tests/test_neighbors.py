@@ -384,10 +384,13 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
     assert calls[-1] == (X.shape[1], "cosine")
     measured = 0.5
     assert clf.set_params(metric="euclidean").fit(X, y).algorithm_ == "brute"
-    # the same neighbours whichever backend auto picks
+    # the same neighbours whichever backend auto picks, up to the ranks float32 rounding
+    # can reorder (each backend checked against float64 within its own error bound)
     brute_result = clf.kneighbors(X_query)
-    np.testing.assert_array_equal(faiss_result[1], brute_result[1])
-    np.testing.assert_allclose(faiss_result[0], brute_result[0], rtol=1e-5, atol=1e-5)
+    certain = check_neighbors(*brute_result, X_query, X, "euclidean", "brute")
+    check_neighbors(*faiss_result, X_query, X, "euclidean", "faiss")
+    assert certain.mean() > 0.9
+    np.testing.assert_array_equal(brute_result[1][certain], faiss_result[1][certain])
     measured = 10.0
     # never for a search on a GPU (resolved without fitting: this machine may have none)
     assert clf.set_params(device="cuda:0")._resolve_algorithm(np.zeros((200, 2))) == "brute"
