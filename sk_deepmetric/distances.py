@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._blocks import rows_per_chunk, squared_euclidean_rows
+from ._blocks import rows_per_block, rows_per_chunk, squared_euclidean_rows
 
 __all__ = [
     "DISTANCES",
@@ -294,20 +294,29 @@ def _smallest_scores(
         q_rank = -F.normalize(q, dim=1)
     else:
         q_rank = torch.cat([-2.0 * q, q.new_ones((q.shape[0], 1))], dim=1)
+    # One buffer for every full tile, and one for its reference rows: a fresh 32 MiB tensor
+    # per tile is a fresh mapping of memory on a CPU, whose page faults cost as much as the
+    # product written into it.
+    width = min(cols, reference.shape[0])
+    tile = q.new_empty((q.shape[0], width))
+    rows = reference.new_empty((width, q_rank.shape[1]))
     best = None
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
+        full = r.shape[0] == width
         if distance == "cosine":
-            r = F.normalize(r, dim=1)
+            norms = torch.linalg.vector_norm(r, dim=1, keepdim=True).clamp_min_(1e-12)
+            r = torch.div(r, norms, out=rows) if full else r / norms
         else:
-            r = torch.cat([r, ref_sq[col : col + cols, None]], dim=1)
-        score = q_rank @ r.T
+            parts = [r, ref_sq[col : col + cols, None]]
+            r = torch.cat(parts, dim=1, out=rows) if full else torch.cat(parts, dim=1)
+        score = torch.mm(q_rank, r.T, out=tile) if full else q_rank @ r.T
         if exclude_self:
             local = torch.arange(q.shape[0], device=score.device)
             mine = (local + start >= col) & (local + start < col + score.shape[1])
             score[local[mine], local[mine] + start - col] = math.inf
         best = _merged_with_tile(best, score, col, k)
-    return best
+    return _sort_by_value_then_index(*best)
 
 
 def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
@@ -321,10 +330,12 @@ def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
 def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple[Tensor, Tensor]:
     """Distances of ``q``'s neighbours ``inds`` computed directly, reordered by them.
 
-    Equal distances stay ordered by index. In blocks of queries within the 32 MiB bound.
+    Equal distances stay ordered by index. In blocks of queries whose ``(rows, k, d)``
+    differences fit the cache on a CPU (see :func:`rows_per_block`): with k in the hundreds
+    they would otherwise be hundreds of MiB, written and read from memory three times.
     """
     k, d = inds.shape[1], q.shape[1]
-    block = rows_per_chunk(k * d, q.element_size())
+    block = rows_per_block(k * d, q.element_size(), q.device)
     dists = []
     for start in range(0, q.shape[0], block):
         qb, nb = q[start : start + block], reference[inds[start : start + block]]
@@ -368,54 +379,94 @@ def _merged_with_tile(
     best: tuple[Tensor, Tensor] | None, score: Tensor, col: int, k: int
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` smallest ``(value, index)`` of ``best`` and of a tile ``score`` of columns
-    ``col`` onwards, equal values ordered by index, as :func:`_smallest_k_by_index` of both.
+    ``col`` onwards, as a set: ties at the k-th value are kept by lowest index, but the k
+    are in no particular order (:func:`_sort_by_value_then_index` orders them once, after
+    the last tile).
 
-    The columns are cut into blocks of :data:`_BLOCK`, and only the blocks that can hold one
-    of the ``k`` smallest entries are read past their minimum:
+    The tile's columns are cut into blocks (see :func:`_block_size`), and only the blocks
+    that can hold one of the ``k`` smallest entries are read past their minimum:
 
     - with ``k`` entries kept from earlier tiles (lower indices), an entry of this tile
-      enters only if it is below the k-th kept value, so only blocks whose minimum is at most
-      that value are read; as the tiles go by, fewer and fewer do;
+      enters only if it is at most the k-th kept value, so only blocks whose minimum is at
+      most that value are read; as the tiles go by, fewer and fewer do;
     - on the first tile, the k-th smallest block minimum bounds the k-th smallest entry
       (k blocks hold an entry at most that large), so only the blocks whose minimum is at
       most that bound are read.
 
-    Each row reads as many blocks as the row that needs the most (its blocks of smallest
-    minima), so that the selection stays one rectangular ``topk``.
+    Block ``j`` holds columns ``j, j + n_blocks, j + 2 n_blocks, ...``: its minima are then
+    elementwise minima of a few contiguous slices of each row, one vectorised pass over the
+    tile. Each row reads as many blocks as the row that needs the most (its blocks of
+    smallest minima; the others pad with +inf), so that the selection stays one rectangular
+    ``topk``.
 
     A tile too narrow for the blocks to discard most of it is selected whole.
     """
     n_rows, n_cols = score.shape
-    n_blocks = n_cols // _BLOCK
+    block = _block_size(n_cols, k)
+    n_blocks = n_cols // block
     kept = best is not None and best[0].shape[1] == k
     if n_blocks < (1 if kept else 4 * (k + 1)):
         vals, inds = score, torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
     else:
-        minima = score.unfold(1, _BLOCK, _BLOCK).amin(dim=2)
+        blocked = score[:, : n_blocks * block].unflatten(1, (block, n_blocks))
+        minima = blocked.amin(dim=1)
         if kept:
-            bound = best[0][:, -1:]
+            bound = best[0].amax(dim=1, keepdim=True)
         else:
             bound = torch.kthvalue(minima, k, dim=1, keepdim=True).values
-        # every block that may hold one of the k smallest; equal minima all read
-        n_read = int((minima <= bound).sum(dim=1).max())
-        blocks = torch.topk(minima, n_read, dim=1, largest=False, sorted=False).indices
-        offsets = torch.arange(_BLOCK, device=score.device)
-        cols = (blocks[:, :, None] * _BLOCK + offsets).reshape(n_rows, n_read * _BLOCK)
-        if n_blocks * _BLOCK < n_cols:
-            tail = torch.arange(n_blocks * _BLOCK, n_cols, device=score.device)
-            cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
-        vals, inds = score.gather(1, cols), cols + col
+        # every block that may hold one of the k smallest (equal minima all read), as
+        # (rows, block, n_read): the columns of block j are j + n_blocks * (0, 1, ...)
+        blocks, padding = _padded_rows(minima <= bound)
+        blocks, padding = blocks[:, None, :], padding[:, None, :]
+        vals = blocked.gather(2, blocks.expand(-1, block, -1))
+        offsets = torch.arange(col, col + n_blocks * block, n_blocks, device=score.device)
+        inds = blocks + offsets[:, None]
+        # padding reads block 0 again: as +inf at an index after every real one it can only
+        # be kept if fewer than k entries are real, which the bounds above rule out
+        vals.masked_fill_(padding, math.inf)
+        inds.masked_fill_(padding, torch.iinfo(inds.dtype).max)
+        vals, inds = vals.reshape(n_rows, -1), inds.reshape(n_rows, -1)
+        if n_blocks * block < n_cols:
+            tail = torch.arange(n_blocks * block, n_cols, device=score.device)
+            vals = torch.cat([vals, score[:, n_blocks * block :]], dim=1)
+            inds = torch.cat([inds, (tail + col).expand(n_rows, -1)], dim=1)
     if best is not None:
         vals, inds = torch.cat([best[0], vals], dim=1), torch.cat([best[1], inds], dim=1)
-    return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]))
+    return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]), ordered=False)
 
 
-#: Columns per block of :func:`_merged_with_tile`.
-_BLOCK = 32
+def _padded_rows(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The columns of each row's true entries of ``mask``, padded to the longest row.
+
+    Returns ``(columns, padding)``, both ``(rows, longest)``: ``columns`` in increasing order
+    along each row, 0 past its true entries, and ``padding`` true there. One pass over the
+    mask and its few true entries, where a top-k over every column would rank them all.
+    """
+    counts = mask.sum(dim=1)
+    width = int(counts.max()) if counts.numel() else 0
+    row, column = torch.nonzero(mask, as_tuple=True)
+    rank = torch.arange(row.numel(), device=mask.device) - (counts.cumsum(0) - counts)[row]
+    columns = torch.zeros((mask.shape[0], width), dtype=torch.long, device=mask.device)
+    columns[row, rank] = column
+    padding = torch.ones((mask.shape[0], width), dtype=torch.bool, device=mask.device)
+    padding[row, rank] = False
+    return columns, padding
+
+
+def _block_size(n_cols: int, k: int) -> int:
+    """Columns per block of :func:`_merged_with_tile` for ``k`` neighbours in a tile of
+    ``n_cols``: about ``sqrt(n_cols / k)``, as a power of two from 4 to 32.
+
+    A tile costs one pass for its block minima (``n_cols / block`` of them to rank) plus
+    ``block`` columns read for each block that holds one of the ~k entries kept: the sum
+    is smallest at ``block = sqrt(n_cols / k)`` (32 for k = 10 and 8192 columns, 8 for
+    k = 100).
+    """
+    return int(min(32, max(4, 2 ** round(math.log2(math.sqrt(n_cols / k))))))
 
 
 def _smallest_k_by_index(
-    d: Tensor, index_or_k: Tensor | int, k: int | None = None
+    d: Tensor, index_or_k: Tensor | int, k: int | None = None, *, ordered: bool = True
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` smallest entries of each row of ``d``, equal values ordered by index.
 
@@ -425,13 +476,16 @@ def _smallest_k_by_index(
     ``torch.topk`` keeps an arbitrary subset of the values tied with the last one it returns,
     so one extra column is asked for: rows whose k-th and (k+1)-th values are equal may have
     lost a lower index to the tie, and only those rows are sorted in full, stably.
+    ``ordered=False`` returns the same k as a set, in no particular order (a merge before
+    the last one needs no more).
     """
     index = None if k is None else index_or_k
     k = index_or_k if k is None else k
     n_cols = d.shape[1]
     vals, cols = torch.topk(d, min(k + 1, n_cols), dim=1, largest=False, sorted=True)
     inds = cols if index is None else index.gather(1, cols)
-    vals, inds = _sort_by_value_then_index(vals, inds)
+    if ordered:
+        vals, inds = _sort_by_value_then_index(vals, inds)
     if k < n_cols:
         tied = torch.nonzero(vals[:, k - 1] == vals[:, k]).squeeze(1)
         if tied.numel():

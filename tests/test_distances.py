@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -185,17 +186,25 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
         paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")
 
 
-@pytest.mark.parametrize("values", ["ties", "integers", "normal"])
+@pytest.mark.parametrize("values", ["ties", "integers", "normal", "infinities"])
 def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
     """Merging the tiles of a score matrix one at a time (block minima on the first tile,
     the kept k-th value as a threshold on the next ones, narrow tiles whole) keeps the same
     k entries, in the same order (value, then column), as one selection over every column,
-    ties included; with and without columns after a tile's last whole block."""
-    from sk_deepmetric.distances import _BLOCK, _merged_with_tile, _smallest_k_by_index
+    ties included; with and without columns after a tile's last whole block, for block
+    sizes from 4 to 32 columns."""
+    from sk_deepmetric.distances import (
+        _block_size,
+        _merged_with_tile,
+        _smallest_k_by_index,
+        _sort_by_value_then_index,
+    )
 
     g = torch.Generator().manual_seed(0)
-    for tile in (8 * _BLOCK * 4, 8 * _BLOCK * 4 + 37, 100 * _BLOCK + 1, 3):
+    for tile in (1024, 1024 + 37, 3201, 3):
         for k in (1, 5, 7, 40):
+            if tile == 1024:  # the first tile is pruned by its block minima for every k
+                assert tile // _block_size(tile, k) >= 4 * (k + 1)
             shape = (33, 5 * tile + 11)
             if values == "ties":
                 score = torch.randint(0, 4, shape, generator=g).float()
@@ -203,8 +212,11 @@ def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
                 score = torch.randint(0, 1000, shape, generator=g).float()
             else:
                 score = torch.randn(shape, generator=g)
+            if values == "infinities":  # as left by exclude_self, and more: ties at +inf
+                score[torch.rand(shape, generator=g) < 0.9] = math.inf
             best = None
             for col in range(0, shape[1], tile):
                 best = _merged_with_tile(best, score[:, col : col + tile].contiguous(), col, k)
+            best = _sort_by_value_then_index(*best)
             full = _smallest_k_by_index(score, k)
             assert torch.equal(best[0], full[0]) and torch.equal(best[1], full[1])

@@ -304,9 +304,9 @@ def test_large_input_is_searched_in_bounded_chunks(monkeypatch):
     largest = []
     original = sk_deepmetric.distances._smallest_k_by_index
 
-    def recording(scores, *args):  # every tile of scores passes through here
+    def recording(scores, *args, **kwargs):  # every tile of scores passes through here
         largest.append(scores.numel())
-        return original(scores, *args)
+        return original(scores, *args, **kwargs)
 
     monkeypatch.setattr(sk_deepmetric.distances, "_smallest_k_by_index", recording)
     g = torch.Generator().manual_seed(0)
