@@ -305,8 +305,7 @@ def _smallest_scores(
         r = reference[col : col + cols]
         full = r.shape[0] == width
         if distance == "cosine":
-            norms = torch.linalg.vector_norm(r, dim=1, keepdim=True).clamp_min_(1e-12)
-            r = torch.div(r, norms, out=rows) if full else r / norms
+            r = F.normalize(r, dim=1, out=rows if full else None)
         else:
             parts = [r, ref_sq[col : col + cols, None]]
             r = torch.cat(parts, dim=1, out=rows) if full else torch.cat(parts, dim=1)
