@@ -186,13 +186,13 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
         paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")
 
 
-@pytest.mark.parametrize("values", ["ties", "integers", "normal", "infinities"])
+@pytest.mark.parametrize("values", ["ties", "integers", "normal", "infinities", "increasing"])
 def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
     """Merging the tiles of a score matrix one at a time (block minima on the first tile,
     the kept k-th value as a threshold on the next ones, narrow tiles whole) keeps the same
     k entries, in the same order (value, then column), as one selection over every column,
     ties included; with and without columns after a tile's last whole block, for block
-    sizes from 4 to 32 columns."""
+    sizes from 4 to 32 columns, and with tiles of which no entry is kept."""
     from sk_deepmetric.distances import (
         _block_size,
         _merged_with_tile,
@@ -210,6 +210,8 @@ def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
                 score = torch.randint(0, 4, shape, generator=g).float()
             elif values == "integers":
                 score = torch.randint(0, 1000, shape, generator=g).float()
+            elif values == "increasing":  # no entry of a later tile enters: none is read
+                score = torch.arange(shape[1]).float() + torch.rand(shape, generator=g)
             else:
                 score = torch.randn(shape, generator=g)
             if values == "infinities":  # as left by exclude_self, and more: ties at +inf
