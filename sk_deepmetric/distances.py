@@ -441,6 +441,8 @@ def _merged_with_tile(
         column = column[:, None] + torch.arange(0, n_blocks * block, n_blocks, device=row.device)
         vals = score[row[:, None], column]
         hit, step = torch.nonzero(vals <= bound[row], as_tuple=True)
+        # rows are padded with +inf at an index after every real one: padding is kept only
+        # where fewer than k entries are real, which the bounds above rule out
         vals, inds = _padded_rows(row[hit], n_rows, vals[hit, step], column[hit, step] + col)
         if n_blocks * block < n_cols:
             tail = torch.arange(n_blocks * block, n_cols, device=score.device)
