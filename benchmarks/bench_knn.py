@@ -12,6 +12,7 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --quick               # CI smoke run, seconds
     python benchmarks/bench_knn.py --n-reference 100000 1000000   # adds the 1M IVF path
     python benchmarks/bench_knn.py --crossover           # where faiss overtakes torch brute
+    python benchmarks/bench_knn.py --auto --k 5 10 30 100 300   # auto's pick per k vs the truth
     python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
@@ -176,7 +177,7 @@ def run_size(args, n_reference, threads):
                 exact = found
             rows.append((name, t_build, t_query, recall_at_k(found, exact)))
         floor = matmul_floor(reference, queries, args.device, repeats)
-        speedup = faiss_flat_speedup(args.dim, "euclidean")
+        speedup = faiss_flat_speedup(args.dim, "euclidean", args.k)
     baseline = rows[0]
     print(
         f"\n### {n_reference:,} x {args.dim} reference, {args.n_queries:,} queries, "
@@ -224,23 +225,66 @@ def crossover(args, threads):
         print(f"| {n:,} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f} |")
 
 
+def auto_picks(args, threads):
+    """``algorithm="auto"``'s calibration at each k against the real search at that k."""
+    from sk_deepmetric._search import calibration_k
+
+    n = args.n_reference[0]
+    print(
+        f"\n### algorithm='auto' per k: {n:,} x {args.dim} reference, {args.n_queries:,} "
+        f"queries, best of {args.repeats}, alternately (faiss = torch brute time / faiss flat "
+        f"time; auto picks faiss from {AUTO_FAISS_MIN_SPEEDUP}x in its calibration)\n"
+    )
+    print(
+        "| n_neighbors | calibrated at | calibration (s) | calibration: faiss | auto picks "
+        f"| {n:,} search: faiss |"
+    )
+    print("|---:|---:|---:|---:|---|---:|")
+    reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
+    with threadpool_limits(limits=threads):
+        backends = [
+            _BruteSearch("euclidean", args.device).build(reference),
+            _FaissFlatSearch("euclidean").build(reference),
+        ]
+        for k in args.k:
+            start = time.perf_counter()
+            speedup = faiss_flat_speedup(args.dim, "euclidean", k)
+            seconds = time.perf_counter() - start
+            best = [np.inf, np.inf]
+            for _ in range(args.repeats):  # interleaved: a slower spell hits both
+                for i, backend in enumerate(backends):
+                    start = time.perf_counter()
+                    backend.search(queries, k)
+                    best[i] = min(best[i], time.perf_counter() - start)
+            print(
+                f"| {k} | {calibration_k(k)} | {seconds:.2f} | {speedup:.2f}x "
+                f"| {faster_exact_backend(speedup)} | {best[0] / best[1]:.2f}x |"
+            )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a CI smoke run")
     parser.add_argument("--n-reference", type=int, nargs="+", default=None)
     parser.add_argument("--n-queries", type=int, default=None)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, nargs="+", default=[10], help="several with --auto")
     parser.add_argument("--n-clusters", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="default: torch's count")
     parser.add_argument("--device", default="cpu", help="torch device of the brute backend")
     parser.add_argument("--crossover", action="store_true", help="torch brute vs faiss flat")
+    parser.add_argument("--auto", action="store_true", help="auto's pick per k vs the truth")
     args = parser.parse_args(argv)
+    if len(args.k) > 1 and not args.auto:
+        parser.error("several --k values need --auto")
+    if not args.auto:
+        args.k = args.k[0]
     if args.n_reference is None:
         args.n_reference = [5_000] if args.quick else [100_000]
     if args.n_queries is None:
         args.n_queries = 500 if args.quick else (1_000 if args.crossover else 10_000)
+        args.n_queries = 2_048 if args.auto and not args.quick else args.n_queries
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
 
@@ -256,6 +300,9 @@ def main(argv=None):
     print(f"BLAS: {blas_kernels()}")
     if args.crossover:
         crossover(args, threads)
+        return
+    if args.auto:
+        auto_picks(args, threads)
         return
     for n_reference in args.n_reference:
         run_size(args, n_reference, threads)

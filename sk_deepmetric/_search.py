@@ -12,13 +12,14 @@ torch backend's units (euclidean, or the cosine distance ``1 - cos``):
 faiss is optional: it is imported only when a faiss backend needs it, so that the brute
 backend works without it.
 
-``faiss_flat_speedup`` times both exact backends on this machine, once per process, for
+``faiss_flat_speedup`` times both exact backends on this machine, once per process and k, for
 ``algorithm="auto"``: which one is faster depends on the BLAS kernels each library runs on
 this CPU, not on a size rule.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -223,14 +224,26 @@ class _FaissIVFSearch(_FaissFlatSearch):
 #: could pick either, and both return the same neighbours.
 AUTO_FAISS_MIN_SPEEDUP = 1.25
 
-# the calibration search: reference vectors, queries (x dimension, a constant cost) and k
+# the calibration search: reference vectors, queries (x dimension, a constant cost), the
+# largest k it runs at, and its repeats
 _CALIBRATION_REFERENCE = 20_000
 _CALIBRATION_WORK = 128_000  # queries x dimension
-_CALIBRATION_K = 10
+_CALIBRATION_MAX_K = 1024
 _CALIBRATION_REPEATS = 3
 
-# (dimension, metric, torch threads, faiss threads) -> brute time / faiss time
-_speedups: dict[tuple[int, str, int, int], float] = {}
+# (dimension, metric, calibration k, torch threads, faiss threads) -> brute time / faiss time
+_speedups: dict[tuple[int, str, int, int, int], float] = {}
+
+
+def calibration_k(k: int) -> int:
+    """The number of neighbours the calibration for searches of ``k`` runs at.
+
+    The power of two nearest to ``k`` in ratio (1, 2, 4, ..., at most 1,024), so that nearby
+    ``k`` share one calibration. It matters: faiss's lead over torch brute force grows with
+    ``k`` (docs/benchmarks.md), and one calibration at a fixed ``k`` picked the slower backend
+    for larger ones.
+    """
+    return min(_CALIBRATION_MAX_K, 1 << max(0, round(math.log2(max(1, k)))))
 
 
 def calibration_data(dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -244,17 +257,19 @@ def calibration_data(dim: int) -> tuple[np.ndarray, np.ndarray]:
     return reference, rng.standard_normal((n_queries, dim), dtype=np.float32)
 
 
-def faiss_flat_speedup(dim: int, metric: str) -> float:
-    """How many times faster faiss flat is than torch brute force here (below 1: slower).
+def faiss_flat_speedup(dim: int, metric: str, k: int) -> float:
+    """How many times faster faiss flat is than torch brute force here for ``k`` neighbours.
 
-    Both exact searches run the same calibration search (:func:`calibration_data`, k = 10, on
-    the CPU with the thread counts in force), interleaved :data:`_CALIBRATION_REPEATS` times;
-    the ratio of their best times is cached per process for ``(dim, metric, threads)``. It
-    took 0.4-0.8 s on one or two cores at 16 to 512 dimensions (docs/benchmarks.md), once.
-    Needs faiss.
+    Below 1: slower. Both exact searches run the same calibration search
+    (:func:`calibration_data`, :func:`calibration_k` neighbours, on the CPU with the thread
+    counts in force), interleaved :data:`_CALIBRATION_REPEATS` times; the ratio of their best
+    times is cached per process for ``(dim, metric, calibration_k(k), threads)``. It took
+    0.4-0.8 s on one or two cores at 16 to 512 dimensions and k = 10, 0.6-1.0 s at 128
+    dimensions and k = 256 (docs/benchmarks.md), once. Needs faiss.
     """
     faiss = _import_faiss("auto")
-    key = (dim, metric, torch.get_num_threads(), faiss.omp_get_max_threads())
+    k = calibration_k(k)
+    key = (dim, metric, k, torch.get_num_threads(), faiss.omp_get_max_threads())
     if key not in _speedups:
         reference, queries = calibration_data(dim)
         best = {"brute": np.inf, "faiss": np.inf}
@@ -262,7 +277,7 @@ def faiss_flat_speedup(dim: int, metric: str) -> float:
         for _ in range(_CALIBRATION_REPEATS):  # interleaved: a slower spell hits both
             for name, backend in backends.items():
                 start = time.perf_counter()
-                backend.build(reference).search(queries, _CALIBRATION_K)
+                backend.build(reference).search(queries, k)
                 best[name] = min(best[name], time.perf_counter() - start)
         _speedups[key] = best["brute"] / best["faiss"]
     return _speedups[key]

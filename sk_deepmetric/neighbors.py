@@ -105,9 +105,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
           faiss is installed, the search runs on the CPU, the training set has at least
           ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples and a short calibration finds faiss
           at least 1.25x faster than ``"brute"`` (both searching the same synthetic 20,000
-          vectors of the embedding's dimension, with the thread counts in force; about
-          0.4-0.8 s, once per process, in ``fit``); else ``"brute"``. Never the
-          approximate ``"faiss_ivf"``. Results do not depend on the choice.
+          vectors of the embedding's dimension for ``n_neighbors`` neighbours, rounded to a
+          power of two, with the thread counts in force; 0.3-1 s, once per process and
+          power of two, in ``fit``); else ``"brute"``. faiss's lead grows with the number
+          of neighbours, so the choice can differ between ``n_neighbors`` values;
+          ``kneighbors`` with another ``n_neighbors`` uses the backend chosen in ``fit``.
+          Never the approximate ``"faiss_ivf"``. Results do not depend on the choice.
 
         The faiss backends need ``pip install sk_deepmetric[faiss]``.
     n_lists : int, default=None
@@ -473,7 +476,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             return self.algorithm
         on_cpu = self._search_device().type == "cpu"
         if on_cpu and reference.shape[0] >= AUTO_FAISS_MIN_SAMPLES and faiss_installed():
-            return faster_exact_backend(faiss_flat_speedup(reference.shape[1], self.metric))
+            speedup = faiss_flat_speedup(reference.shape[1], self.metric, self.n_neighbors)
+            return faster_exact_backend(speedup)
         return "brute"
 
     def _make_backend(self, algorithm: str):

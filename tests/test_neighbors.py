@@ -367,8 +367,8 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
     X, y, X_query = blobs
     calls = []
 
-    def speedup(dim, metric):
-        calls.append((dim, metric))
+    def speedup(dim, metric, k):
+        calls.append((dim, metric, k))
         return measured
 
     monkeypatch.setattr(neighbors, "faiss_flat_speedup", speedup)
@@ -377,11 +377,11 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
     assert clf.fit(X, y).algorithm_ == "brute" and not calls  # small: no calibration
     monkeypatch.setattr(neighbors, "AUTO_FAISS_MIN_SAMPLES", 200)
     assert clf.fit(X, y).algorithm_ == "faiss"
-    assert calls == [(X.shape[1], "euclidean")]
+    assert calls == [(X.shape[1], "euclidean", clf.n_neighbors)]  # at the k it will search
     faiss_result = clf.kneighbors(X_query)
     measured = 1.1  # faster, but within the timing's spread
     assert clf.set_params(metric="cosine").fit(X, y).algorithm_ == "brute"
-    assert calls[-1] == (X.shape[1], "cosine")
+    assert calls[-1] == (X.shape[1], "cosine", clf.n_neighbors)
     measured = 0.5
     assert clf.set_params(metric="euclidean").fit(X, y).algorithm_ == "brute"
     # the same neighbours whichever backend auto picks, up to the ranks float32 rounding
@@ -403,7 +403,8 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
 
 def test_auto_calibration_is_cached_and_deterministic(monkeypatch):
     """The calibration searches the same arrays every time, and runs once per process for a
-    dimension, metric and thread counts; its ratio decides by a fixed rule."""
+    dimension, metric, k (to the nearest power of two) and thread counts; its ratio decides by
+    a fixed rule."""
     from sk_deepmetric import _search
 
     a, b = _search.calibration_data(16), _search.calibration_data(16)
@@ -413,18 +414,24 @@ def test_auto_calibration_is_cached_and_deterministic(monkeypatch):
     real = _search._BruteSearch.search
 
     def counted(self, queries, k, exclude_self=False):
-        searches.append(queries.shape)
+        searches.append(k)
         return real(self, queries, k, exclude_self)
 
     monkeypatch.setattr(_search, "_speedups", {})
     monkeypatch.setattr(_search, "_CALIBRATION_REFERENCE", 500)
     monkeypatch.setattr(_search._BruteSearch, "search", counted)
-    first = _search.faiss_flat_speedup(16, "euclidean")
-    assert first > 0 and len(searches) == _search._CALIBRATION_REPEATS
-    assert _search.faiss_flat_speedup(16, "euclidean") == first  # cached: no new search
+    first = _search.faiss_flat_speedup(16, "euclidean", 10)
+    assert first > 0 and searches == [8] * _search._CALIBRATION_REPEATS
+    # cached: no new search, also for a k with the same nearest power of two
+    assert _search.faiss_flat_speedup(16, "euclidean", 10) == first
+    assert _search.faiss_flat_speedup(16, "euclidean", 11) == first
     assert len(searches) == _search._CALIBRATION_REPEATS
-    _search.faiss_flat_speedup(16, "cosine")
-    assert len(searches) == 2 * _search._CALIBRATION_REPEATS
+    _search.faiss_flat_speedup(16, "cosine", 10)
+    _search.faiss_flat_speedup(16, "euclidean", 100)
+    repeats = _search._CALIBRATION_REPEATS
+    assert searches[repeats:] == [8] * repeats + [128] * repeats
+    want = {1: 1, 2: 2, 3: 4, 5: 4, 6: 8, 11: 8, 12: 16, 100: 128, 300: 256, 10**6: 1024}
+    assert {k: _search.calibration_k(k) for k in want} == want
     assert _search.faster_exact_backend(_search.AUTO_FAISS_MIN_SPEEDUP) == "faiss"
     assert _search.faster_exact_backend(np.nextafter(_search.AUTO_FAISS_MIN_SPEEDUP, 0)) == (
         "brute"
@@ -447,6 +454,7 @@ def test_auto_calibration_never_runs_after_fit(blobs, monkeypatch):
     assert calls == [2]
     clf.embedder_.transform(X_query)
     clf.predict(X_query), clf.kneighbors(X_query), clf.predict_proba(X_query)
+    clf.kneighbors(X_query, n_neighbors=64)  # another k: the backend chosen in fit
     TripletEmbedder(n_components=3, max_iter=2, random_state=0).fit(X, y).transform(X)
     assert calls == [2]
 
