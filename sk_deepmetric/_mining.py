@@ -119,7 +119,9 @@ MAX_COMPARED = 32
 
 
 # nearest_above: up to this many positives per anchor, a masked minimum per positive beats bins
-MAX_MASKED = 6
+# (semi-hard loss at B = 4,096, one thread: 19 positives 5.6x the floor against 6.1x with bins,
+# 23 even, 31 8.8x against 8.3x)
+MAX_MASKED = 20
 
 
 # count_below's grid: cells per sorted value (a few values per cell at most, mostly one or none)
@@ -200,6 +202,19 @@ def suffix_argmin(values: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     return flipped.flip(1), index.gather(1, at)
 
 
+def _masked_min_above(values: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.where(values > bound, values, inf).min(dim=1)``, the same values and indices.
+
+    Written as a comparison into floats, two in-place scalings and an ``fmax``: on a CPU these
+    are vectorised passes, where ``torch.where`` with a broadcast operand runs element by
+    element (0.43 ms against 0.88 ms for a 64 x 4,096 block with its minimum, one thread).
+    ``fmax`` ignores NaN, so an entry that is NaN counts as not larger, as in ``where``.
+    """
+    masked = torch.gt(values, bound, out=torch.empty_like(values))  # 1 where larger, else 0
+    masked.sub_(0.5).mul_(-torch.inf)  # -inf where larger, inf elsewhere
+    return torch.fmax(values, masked, out=masked).min(dim=1)
+
+
 def nearest_above(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]:
     """For each entry of ``pos_d``, the smallest entry of its row of ``neg_d`` that is larger.
 
@@ -212,10 +227,7 @@ def nearest_above(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]:
     if pos_d.shape[1] == 0:
         return pos_d.clone(), torch.zeros(pos_d.shape, dtype=torch.long, device=pos_d.device)
     if pos_d.shape[1] <= MAX_MASKED:
-        nearest = [
-            torch.where(neg_d > pos_d[:, j : j + 1], neg_d, torch.inf).min(dim=1)
-            for j in range(pos_d.shape[1])
-        ]
+        nearest = [_masked_min_above(neg_d, pos_d[:, j : j + 1]) for j in range(pos_d.shape[1])]
         return torch.stack([v for v, _ in nearest], 1), torch.stack([i for _, i in nearest], 1)
     sorted_d, order = pos_d.sort(dim=1)
     # bin r: entries larger than exactly r of the sorted values, the candidates of ranks < r

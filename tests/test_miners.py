@@ -244,6 +244,28 @@ def test_grid_count_matches_searchsorted(strict, kind):
     assert torch.equal(_mining.count_below_by_grid(values, queries, strict), want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_masked_minimum_above_matches_where(dtype):
+    """The vectorised masked minimum gives ``where(values > bound, values, inf).min(dim=1)``
+    bit for bit: ties (lowest index), bounds equal to entries, signed zeros, infinities, NaN
+    (never larger) and rows with nothing larger."""
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randint(0, 6, (7, 300), generator=gen).to(dtype)
+    values[0, :50] = torch.nan
+    values[1, ::7] = -0.0
+    values[2, 10:20] = torch.inf
+    values[3, :] = -torch.inf
+    values[4] = torch.randn(300, generator=gen, dtype=dtype)
+    values[5, :] = torch.nan
+    bound = torch.tensor([2.0, -1.0, 5.0, 0.0, 0.25, 1.0, torch.inf], dtype=dtype)[:, None]
+    bound[1] = -0.0
+    want = torch.where(values > bound, values, torch.inf).min(dim=1)
+    got = _mining._masked_min_above(values, bound)
+    assert torch.equal(got.indices, want.indices)
+    assert torch.equal(got.values, want.values)  # no NaN in either: NaN is never larger
+    assert torch.equal(got.values.signbit(), want.values.signbit())
+
+
 def test_semihard_falls_back_to_farthest_negative():
     # the positive is farther than every negative: the farthest negative is taken
     x = torch.tensor([[0.0], [5.0], [1.0], [2.0]])
