@@ -283,8 +283,8 @@ def main(argv=None):
     if args.n_reference is None:
         args.n_reference = [5_000] if args.quick else [100_000]
     if args.n_queries is None:
-        args.n_queries = 500 if args.quick else (1_000 if args.crossover else 10_000)
-        args.n_queries = 2_048 if args.auto and not args.quick else args.n_queries
+        full = 1_000 if args.crossover else (2_048 if args.auto else 10_000)
+        args.n_queries = 500 if args.quick else full
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
 

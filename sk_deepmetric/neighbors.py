@@ -106,7 +106,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
           ``AUTO_FAISS_MIN_SAMPLES`` (50,000) samples and a short calibration finds faiss
           at least 1.25x faster than ``"brute"`` (both searching the same synthetic 20,000
           vectors of the embedding's dimension for ``n_neighbors`` neighbours, rounded to a
-          power of two, with the thread counts in force; 0.3-1 s, once per process and
+          power of two, with the thread counts in force; 0.2-1 s, once per process and
           power of two, in ``fit``); else ``"brute"``. faiss's lead grows with the number
           of neighbours, so the choice can differ between ``n_neighbors`` values;
           ``kneighbors`` with another ``n_neighbors`` uses the backend chosen in ``fit``.
