@@ -123,10 +123,11 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     TensorFlow's ``triplet_semihard_loss`` does.
 
     With ``k`` positives per anchor, each positive is compared with the anchor's row when ``k``
-    is small; otherwise the positives are sorted and each negative placed among them (a binary
-    search), which splits the negatives into ``k`` bins, and a per-bin minimum followed by a
-    suffix minimum gives every positive its negative: ``O(n^2 log k)`` time, no ``n^3`` tensor
-    and no full-row sort. Anchors are taken in blocks of rows.
+    is small. Otherwise, on a CPU in float32, each anchor's row is sorted once and each
+    positive finds its negative by binary search; elsewhere the positives are sorted and each
+    negative placed among them, which splits the negatives into ``k`` bins, and a per-bin
+    minimum followed by a suffix minimum gives every positive its negative. ``O(n^2 log n)``
+    time at most, no ``n^3`` tensor. Anchors are taken in blocks of rows.
 
     Parameters
     ----------

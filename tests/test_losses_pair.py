@@ -225,6 +225,10 @@ BLOCK_SETTINGS = [
     (_mining, "MAX_MASKED", 100),
     (_mining, "CELLS_PER_VALUE", 1),
     (_mining, "SEARCH_ROWS", 1),
+    (_mining, "SORT_KEYS", False),
+    (_mining, "MAX_MASKED_PER_THREAD", 0),
+    (_mining, "MAX_COMPARED_PER_THREAD", 0),
+    (_mining, "SORT_BYTES", 1),
     (_blocks, "DENSE_COLUMNS", 0),
     (_blocks, "DENSE_COLUMNS", 10**9),
 ]
@@ -241,8 +245,9 @@ def values_and_grads(losses, x, labels):
 
 
 @pytest.mark.parametrize(("module", "setting", "value"), BLOCK_SETTINGS)
-def test_blocks_and_search_methods_agree(monkeypatch, module, setting, value):
-    x, labels = make_batch("2_large", seed=5)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_and_search_methods_agree(monkeypatch, module, setting, value, dtype):
+    x, labels = make_batch("2_large", seed=5, dtype=dtype)
     losses = [
         TripletMarginLoss(miner="all"),
         TripletMarginLoss(miner="hard"),
@@ -259,11 +264,11 @@ def test_blocks_and_search_methods_agree(monkeypatch, module, setting, value):
         torch.testing.assert_close(g1, g2)
 
 
-def integer_batch(seed=0, n=40):
+def integer_batch(seed=0, n=40, dtype=torch.float64):
     """Embeddings of small integers: squared distances, hinge values and gradients are exact
-    (integers, or one division by a count), whatever the order of the sums."""
+    (integers below 2**24, or one division by a count), whatever the order of the sums."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(-2, 3, (n, 3), generator=gen).to(torch.float64)
+    x = torch.randint(-2, 3, (n, 3), generator=gen).to(dtype)
     return x, torch.randint(0, 4, (n,), generator=gen)
 
 
@@ -277,9 +282,10 @@ EXACT_LOSSES = [
 
 
 @pytest.mark.parametrize(("module", "setting", "value"), BLOCK_SETTINGS)
-def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, setting, value):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, setting, value, dtype):
     # where the arithmetic is exact, the blocks, searches and gradient paths change nothing
-    x, labels = integer_batch()
+    x, labels = integer_batch(dtype=dtype)
     whole = values_and_grads(EXACT_LOSSES, x, labels)
     monkeypatch.setattr(module, setting, value)
     for (v1, g1), (v2, g2) in zip(whole, values_and_grads(EXACT_LOSSES, x, labels)):
@@ -287,11 +293,14 @@ def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, settin
 
 
 @pytest.mark.parametrize("miner", TRIPLET_MINERS)
-def test_triplet_with_tied_distances_matches_reference(miner):
-    x, labels = integer_batch(seed=1)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_triplet_with_tied_distances_matches_reference(miner, dtype):
+    x, labels = integer_batch(seed=1, dtype=dtype)
     loss = TripletMarginLoss(margin=1.0, miner=miner, distance="squared_euclidean")(x, labels)
-    expected = ref_triplet_loss(x, labels, 1.0, miner, "squared_euclidean", False)
-    assert loss.item() == pytest.approx(expected, abs=1e-12)
+    expected = ref_triplet_loss(x.double(), labels, 1.0, miner, "squared_euclidean", False)
+    # exact sums of integers and one division (float64 throughout for the counted losses),
+    # then one rounding to the embeddings' dtype
+    assert loss.item() == pytest.approx(expected, rel=U32 if dtype == torch.float32 else 1e-15)
 
 
 # ---------------------------------------------------------------- gradients

@@ -162,7 +162,8 @@ def test_batch_hard_matches_pml(layout):
 
 
 # one anchor per block (and per search block); every negative placed by search or by comparisons;
-# masked minima or bins for semi-hard; a grid of one cell per value (fuller cells)
+# masked minima or bins for semi-hard; a grid of one cell per value (fuller cells); float32 rows
+# never, always or one row at a time answered from sorted keys
 BLOCK_AND_SEARCH_SETTINGS = [
     (_blocks, "BLOCK_BYTES", 1),
     (_blocks, "CHUNK_BYTES", 1),
@@ -172,14 +173,21 @@ BLOCK_AND_SEARCH_SETTINGS = [
     (_mining, "MAX_MASKED", 100),
     (_mining, "CELLS_PER_VALUE", 1),
     (_mining, "SEARCH_ROWS", 1),
+    (_mining, "SORT_KEYS", False),
+    (_mining, "MAX_MASKED_PER_THREAD", 0),
+    (_mining, "MAX_COMPARED_PER_THREAD", 0),
+    (_mining, "SORT_BYTES", 1),
 ]
 
 
 @pytest.mark.parametrize(("module", "setting", "value"), BLOCK_AND_SEARCH_SETTINGS)
 @pytest.mark.parametrize("layout", ["2_large", "negative_noncontiguous"])
-def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, setting, value, layout):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_and_search_methods_agree_bit_for_bit(
+    monkeypatch, module, setting, value, layout, dtype
+):
     x, labels = make_batch(layout, seed=6)
-    dist = torch.cdist(x, x)
+    dist = torch.cdist(x, x).to(dtype)
     functions = (semihard_triplets, batch_hard_triplets, lambda d, y: margin_triplets(d, y, 0.5))
     whole = [f(dist, labels) for f in functions]
     monkeypatch.setattr(module, setting, value)
@@ -187,22 +195,23 @@ def test_blocks_and_search_methods_agree_bit_for_bit(monkeypatch, module, settin
         assert as_list(w) == as_list(f(dist, labels))
 
 
-def integer_batch(seed=0, n=40):
+def integer_batch(seed=0, n=40, dtype=torch.float64):
     """Embeddings of small integers: exact squared distances, and many ties among them."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(-2, 3, (n, 3), generator=gen).to(torch.float64)
+    x = torch.randint(-2, 3, (n, 3), generator=gen).to(dtype)
     return x, torch.randint(0, 4, (n,), generator=gen)
 
 
 @pytest.mark.parametrize(
     ("module", "setting", "value"), [(None, None, None), *BLOCK_AND_SEARCH_SETTINGS]
 )
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_ties_go_to_the_lowest_index_in_every_block_and_search(
-    monkeypatch, module, setting, value
+    monkeypatch, module, setting, value, dtype
 ):
     if module is not None:
         monkeypatch.setattr(module, setting, value)
-    x, labels = integer_batch()
+    x, labels = integer_batch(dtype=dtype)  # exact in float32 too
     d = reference_matrix(x, "squared_euclidean")
     got = BatchHardMiner(distance="squared_euclidean")(x, labels)
     assert as_list(got) == reference_batch_hard(d, labels)
@@ -264,6 +273,88 @@ def test_masked_minimum_above_matches_where(dtype):
     assert torch.equal(got.indices, want.indices)
     assert torch.equal(got.values, want.values)  # no NaN in either: NaN is never larger
     assert torch.equal(got.values.signbit(), want.values.signbit())
+
+
+def special_floats(gen, shape, dtype=torch.float32):
+    """Small integers (many ties) with signed zeros, infinities, NaN and subnormals mixed in."""
+    values = torch.randint(-3, 6, shape, generator=gen).to(dtype)
+    specials = torch.tensor(
+        [0.0, -0.0, torch.inf, -torch.inf, torch.nan, -torch.nan, 1e-45, -1e-45, 2.5],
+        dtype=dtype,
+    )
+    where = torch.rand(shape, generator=gen) < 0.2
+    values[where] = specials[torch.randint(0, len(specials), shape, generator=gen)][where]
+    return values
+
+
+def test_row_keys_order_as_the_values_then_the_low_word():
+    gen = torch.Generator().manual_seed(11)
+    values = special_floats(gen, (3, 400))
+    values[2] = values[2].abs()  # no negative value: the keys' shorter path
+    low = torch.randint(-(2**31), 2**31 - 1, (3, 400), generator=gen, dtype=torch.int32)
+    keys = _mining.row_keys(values, low)
+    for r in range(3):
+        v, lo, k = values[r].tolist(), (low[r].long() % 2**32).tolist(), keys[r].tolist()
+        for i in range(0, 400, 7):
+            for j in range(400):
+                if math.isnan(v[i]) or math.isnan(v[j]):
+                    continue
+                want = (v[i], lo[i]) < (v[j], lo[j])  # -0.0 == 0.0 in Python too
+                assert (k[i] < k[j]) == want, (v[i], lo[i], v[j], lo[j])
+    # NaN with its sign bit clear sorts above inf, with it set below -inf
+    nan_keys = _mining.row_keys(torch.tensor([[torch.nan, -torch.nan, torch.inf, -torch.inf]]), 0)
+    assert nan_keys[0, 0] > nan_keys[0, 2] and nan_keys[0, 1] < nan_keys[0, 3]
+
+
+def test_sorted_nearest_above_matches_where():
+    """From sorted keys: the smallest larger entry and its lowest column, as a masked minimum
+    per column; inf where nothing is larger (NaN entries are never larger, a NaN bound has
+    nothing larger)."""
+    gen = torch.Generator().manual_seed(12)
+    neg_d = special_floats(gen, (9, 300))
+    neg_d[8] = torch.inf  # nothing larger anywhere
+    pos_d = special_floats(gen, (9, 40))
+    got_d, got = _mining._nearest_above_sorted(neg_d, pos_d)
+    for j in range(pos_d.shape[1]):
+        masked = torch.where(neg_d > pos_d[:, j : j + 1], neg_d, torch.inf)
+        want_d, want = masked.min(dim=1)
+        assert torch.equal(got_d[:, j], want_d)
+        found = want_d < torch.inf
+        assert torch.equal(got[found, j], want[found])
+        assert torch.equal(neg_d.gather(1, got[:, j : j + 1])[found, 0], want_d[found])
+
+
+def reference_active_weights(d, start, labels, shift):
+    """Per entry, the triplets with d_an < d_ap + shift it takes part in: + as a positive,
+    - as a negative (loops over anchors, positives and negatives)."""
+    w = torch.zeros(d.shape, dtype=torch.float64)
+    for r in range(d.shape[0]):
+        a = start + r
+        pos, neg = positives_and_negatives(labels, a)
+        for p in pos:
+            for q in neg:
+                if d[r, q] < d[r, p] + shift:
+                    w[r, p] += 1
+                    w[r, q] -= 1
+    return w
+
+
+@pytest.mark.parametrize("sort", [False, True])
+@pytest.mark.parametrize("shift", [0.0, 0.5, 1.0])
+def test_active_triplet_weights_match_loops(monkeypatch, sort, shift):
+    gen = torch.Generator().manual_seed(13)
+    labels = torch.tensor([0] * 9 + [1] * 7 + [2] * 3 + [3]).repeat(2)
+    labels = labels[torch.randperm(labels.shape[0], generator=gen)]
+    x = torch.randint(-2, 3, (labels.shape[0], 3), generator=gen).float()
+    d = torch.cdist(x, x) ** 2  # integers: many ties
+    monkeypatch.setattr(_mining, "MAX_COMPARED_PER_THREAD", 0 if sort else 10**6)
+    monkeypatch.setattr(_mining, "SORT_BYTES", 1 if sort else _mining.SORT_BYTES)
+    classes = _mining.batch_classes(labels)
+    start, stop = 5, 27
+    cols, valid = _mining.positive_columns(classes, start, stop)
+    got = _mining.active_triplet_weights(d[start:stop].clone(), start, cols, valid, shift)
+    want = reference_active_weights(d[start:stop], start, labels, shift)
+    assert torch.equal(got.double(), want)
 
 
 def test_semihard_falls_back_to_farthest_negative():

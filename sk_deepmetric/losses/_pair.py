@@ -23,9 +23,9 @@ from torch.autograd.function import once_differentiable
 
 from .._blocks import PairwiseBlocks, PairwiseGradient, rows_per_chunk
 from .._mining import (
+    active_triplet_weights,
     batch_classes,
     batch_hard_block,
-    count_below,
     fill_own_class,
     positive_columns,
     semihard_block,
@@ -235,12 +235,10 @@ def _batch_all_hinge(
 ) -> tuple[Tensor, Tensor | None]:
     """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
 
-    No triplet is listed. Each anchor's ``k`` positive distances are sorted and each negative
-    placed among them (:func:`~sk_deepmetric.miners.count_below`): the rank ``r`` says that the
-    negative is active with the ``k - r`` farthest positives, and a histogram of the ranks says,
-    per positive, how many negatives are active with it. These counts are the gradient weights
-    of the distances, and the value is ``sum(weights * dist) / count + margin``.
-    ``O(n^2 log k)`` time.
+    No triplet is listed: per block of anchors, ``_mining.active_triplet_weights`` counts each
+    distance's active triplets (a positive's with a plus sign, a negative's with a
+    minus sign). These counts are the gradient weights of the distances, and the value is
+    ``sum(weights * dist) / count + margin``. ``O(n^2 log n)`` time.
     """
     classes = batch_classes(labels)
     grad = PairwiseGradient(blocks) if need_grad else None
@@ -248,15 +246,8 @@ def _batch_all_hinge(
     for start, stop in blocks_of(blocks):
         d = blocks.rows(start, stop)
         cols, valid = positive_columns(classes, start, stop)
-        k = cols.shape[1]
-        sorted_d, order = d.gather(1, cols).masked_fill_(~valid, -torch.inf).sort(dim=1)
-        # active iff d_ap > d_an - shift: with the k - rank positives the rank does not reach
-        rank = fill_own_class(count_below(sorted_d + shift, d, strict=False), start, cols, k)
-        w = (rank - k).to(d.dtype)
-        count -= int(w.sum(dtype=torch.float64))
-        hist = d.new_zeros((d.shape[0], k + 1))
-        hist.scatter_add_(1, rank, torch.ones((), dtype=d.dtype).expand(rank.shape))
-        w.scatter_add_(1, cols.gather(1, order), hist.cumsum(dim=1)[:, :k])
+        w = active_triplet_weights(d, start, cols, valid, shift)
+        count += int(w.gather(1, cols).sum(dtype=torch.float64))
         total += float((w * d).sum(dtype=torch.float64))
         if need_grad:
             grad.add_block(start, w, d)
@@ -325,7 +316,7 @@ class TripletMarginLoss(nn.Module):
 
     ``"all"``, ``"hard"``, ``"easy"`` and ``None`` never list triplets (a batch of 4096 in 10
     classes has 6.2e9): without ``smooth`` the loss is counted with sorted distances in
-    ``O(n^2 log k)``, ``k`` the largest class; with ``smooth`` the (positive pair, negative)
+    ``O(n^2 log n)`` time; with ``smooth`` the (positive pair, negative)
     grid is swept in chunks of ~32 MiB, ``O(n^3)`` time but ``O(n^2)`` memory.
 
     Parameters
