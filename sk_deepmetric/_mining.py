@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -138,8 +139,29 @@ MAX_MASKED_PER_THREAD = 3
 MAX_COMPARED_PER_THREAD = 4
 
 
+def numpy_sorts_with_simd() -> bool:
+    """Whether numpy sorts 64-bit integers with vectorised kernels on this CPU.
+
+    numpy uses x86-simd-sort: AVX-512 from numpy 1.25, AVX2 from numpy 2.0. Its scalar sort is
+    ~9x slower (a 64 x 4,096 block of keys: 9.7 ms against 1.1 ms with AVX-512 and 2.3 ms with
+    AVX2 here), too slow for the sorted paths to pay.
+    """
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    # numpy >= 2.4 names the enabled groups X86_V3 (AVX2) and X86_V4 (AVX-512)
+    avx512 = features.get("X86_V4", features.get("AVX512_SKX", False))
+    avx2 = features.get("X86_V3", features.get("AVX2", False))
+    major, minor = (int(part) for part in np.__version__.split(".")[:2])
+    return bool((avx512 and (major, minor) >= (1, 25)) or (avx2 and major >= 2))
+
+
 # whether float32 rows on a CPU may be answered from sorted row keys (sorts_rows) at all
-SORT_KEYS = True
+SORT_KEYS = numpy_sorts_with_simd()
 
 
 # the sorts of row keys take a few rows at a time, about this many bytes of keys: the passes

@@ -213,6 +213,13 @@ def test_angular_matches_reference(layout, alpha):
     assert loss.item() == pytest.approx(ref_angular(x, labels, alpha), abs=1e-6)
 
 
+@pytest.fixture(autouse=True)
+def sorted_paths_on_every_cpu(monkeypatch):
+    """The sorted-keys paths are tested whether or not numpy sorts with SIMD on this CPU (where
+    it does not, they are off by default, and ``SORT_KEYS=False`` tests the default)."""
+    monkeypatch.setattr(_mining, "SORT_KEYS", True)
+
+
 # one anchor per block (and per search block); every negative placed by search or by comparisons;
 # masked minima or bins for semi-hard; a grid of one cell per value; gradients from dense blocks
 # only or from gathered entries only

@@ -161,6 +161,13 @@ def test_batch_hard_matches_pml(layout):
     assert sorted(as_list(BatchHardMiner()(x, labels))) == sorted(as_list(pml(x, labels)))
 
 
+@pytest.fixture(autouse=True)
+def sorted_paths_on_every_cpu(monkeypatch):
+    """The sorted-keys paths are tested whether or not numpy sorts with SIMD on this CPU (where
+    it does not, they are off by default, and ``SORT_KEYS=False`` tests the default)."""
+    monkeypatch.setattr(_mining, "SORT_KEYS", True)
+
+
 # one anchor per block (and per search block); every negative placed by search or by comparisons;
 # masked minima or bins for semi-hard; a grid of one cell per value (fuller cells); float32 rows
 # never, always or one row at a time answered from sorted keys
