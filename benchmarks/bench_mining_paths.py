@@ -3,10 +3,10 @@
 On a CPU with float32 embeddings, anchors with enough positives are answered from one sort of
 each anchor's row of distances (64-bit value-and-column keys, numpy's vectorised sort); the
 other paths search the sorted positives with torch operations. This script times
-``loss(x, labels).backward()`` with the sorted paths off and on, alternately in one process,
-each call next to the floor (``x @ x.T`` forward and backward, as in ``bench_losses.py``), and
-prints the median ratio to the floor of each. Both paths give the same triplets, values and
-gradients (tested).
+``loss(x, labels).backward()`` with the sorted paths off and on, alternately in one process
+after one warm-up call of each, every call next to the floor (``x @ x.T`` forward and
+backward, as in ``bench_losses.py``), and prints the median ratio to the floor of each.
+Both paths give the same triplets, values and gradients (tested).
 
 Usage::
 
@@ -56,6 +56,10 @@ def main() -> None:
             n_classes = n // int(spec[1:]) if spec.startswith("p") else int(spec)
             labels = torch.arange(n) % n_classes
             ratios = {False: [], True: []}
+            for sort in (False, True):  # warm-up, not timed
+                _mining.SORT_KEYS = sort
+                loss(x, labels).backward()
+                floor()
             for _ in range(args.repeats):
                 for sort in (False, True):
                     _mining.SORT_KEYS = sort
