@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/bench_mining_paths.py --size 4096 --threads 1
     python benchmarks/bench_mining_paths.py --size 1024 --labels 10 p4 p8 p16 p64
+    python benchmarks/bench_mining_paths.py --quick      # CI smoke run: B = 512, 1 repeat
 
 Labels: ``10`` means 10 classes (B/10 per class), ``p8`` means 8 per class.
 """
@@ -34,7 +35,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--labels", nargs="+", default=["10", "p4", "p8", "p16", "p64"])
+    parser.add_argument("--quick", action="store_true", help="B = 512, 1 repeat (CI smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.repeats = 512, 1
     torch.set_num_threads(args.threads)
     n = args.size
     x = torch.randn(n, 128, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
