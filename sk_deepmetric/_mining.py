@@ -265,10 +265,23 @@ def row_keys(values: Tensor, low: Tensor | int) -> Tensor:
     words = torch.empty((*values.shape, 2), dtype=torch.int32, device=values.device)
     words[..., 0] = low  # little-endian: the low half of each int64 comes first
     torch.add(values, 0.0, out=words.view(torch.float32)[..., 1])  # -0.0 + 0.0 is 0.0
-    if not bool(values.min() >= 0):  # negative floats (or NaN): reverse their magnitude bits
+    # negative floats (or NaN): reverse their magnitude bits
+    if values.numel() and not bool(values.min() >= 0):
         high = words[..., 1]
         high ^= (high >> 31).bitwise_and_(0x7FFFFFFF)
     return words.view(torch.int64).squeeze(-1)
+
+
+def key_values(keys: Tensor) -> Tensor:
+    """The float32 values of :func:`row_keys` ``keys`` (``-0.0`` comes back as ``0.0``)."""
+    high = (keys >> 32).to(torch.int32)
+    high ^= (high >> 31).bitwise_and_(0x7FFFFFFF)
+    return high.view(torch.float32)
+
+
+def key_lows(keys: Tensor) -> Tensor:
+    """The low words of :func:`row_keys` ``keys``, as int64 (read as unsigned)."""
+    return keys & 0xFFFFFFFF
 
 
 def sort_keys_(keys: Tensor) -> Tensor:

@@ -186,18 +186,21 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
         paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")
 
 
+@pytest.mark.parametrize("keyed", [False, True])
 @pytest.mark.parametrize("values", ["ties", "integers", "normal", "infinities", "increasing"])
-def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
+def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values, keyed):
     """Merging the tiles of a score matrix one at a time (block minima on the first tile,
     the kept k-th value as a threshold on the next ones, narrow tiles whole) keeps the same
     k entries, in the same order (value, then column), as one selection over every column,
     ties included; with and without columns after a tile's last whole block, for block
-    sizes from 4 to 32 columns, and with tiles of which no entry is kept."""
+    sizes from 4 to 32 columns, and with tiles of which no entry is kept; with the entries
+    kept as (value, index) pairs and selected by ``torch.topk``, and as 64-bit keys selected
+    by numpy's partition (``keyed``)."""
     from sk_deepmetric.distances import (
         _block_size,
         _merged_with_tile,
+        _ordered,
         _smallest_k_by_index,
-        _sort_by_value_then_index,
     )
 
     g = torch.Generator().manual_seed(0)
@@ -218,7 +221,38 @@ def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values):
                 score[torch.rand(shape, generator=g) < 0.9] = math.inf
             best = None
             for col in range(0, shape[1], tile):
-                best = _merged_with_tile(best, score[:, col : col + tile].contiguous(), col, k)
-            best = _sort_by_value_then_index(*best)
+                tile_scores = score[:, col : col + tile].contiguous()
+                best = _merged_with_tile(best, tile_scores, col, k, keyed)
+            best = _ordered(best, keyed)
             full = _smallest_k_by_index(score, k)
             assert torch.equal(best[0], full[0]) and torch.equal(best[1], full[1])
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
+    monkeypatch, distance, exclude_self
+):
+    """float32 on a CPU selects with 64-bit keys and numpy's partition where numpy has SIMD
+    kernels (forced on and off here): the same neighbours, order and distances, with many
+    exact ties, whole-reference chunks and tiles on both sides."""
+    from sk_deepmetric import _mining, distances
+
+    g = torch.Generator().manual_seed(4)
+    ref = torch.randint(-2, 3, (300, 4), generator=g).float()  # many exact ties
+    queries = ref if exclude_self else torch.randint(-2, 3, (50, 4), generator=g).float()
+    for tiles in (False, True):
+        if tiles:  # 16 queries x 64 reference samples per tile
+            monkeypatch.setattr(distances, "_TILE_QUERIES", 16)
+            monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 64 * 4)
+        for k in (1, 3, 6):
+            got = []
+            for keyed in (False, True):
+                monkeypatch.setattr(_mining, "SORT_KEYS", keyed)
+                assert distances._selects_with_keys(queries, 300) == keyed
+                got.append(topk_neighbors(queries, ref, k, distance, exclude_self))
+            assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[0][1], got[1][1])
+            if not exclude_self and distance != "cosine":
+                # small integers: exact float32 scores, so the ties are float64's, by index
+                want = topk_neighbors(queries.double(), ref.double(), k, distance)[1]
+                assert torch.equal(got[1][1], want)
