@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -387,7 +388,10 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
             diff = nb.sub_(qb.unsqueeze(1))
             sq = diff.mul_(diff).sum(dim=2)
             dists.append(sq.sqrt_() if distance == "euclidean" else sq)
-    return _sort_by_value_then_index(torch.cat(dists), inds)
+    dists = torch.cat(dists)
+    if _selects_with_keys(dists, reference.shape[0]):
+        return _ordered(_mining.row_keys(dists, inds), keyed=True)
+    return _sort_by_value_then_index(dists, inds)
 
 
 def _sort_by_value_then_index(vals: Tensor, inds: Tensor) -> tuple[Tensor, Tensor]:
@@ -465,6 +469,10 @@ def _merged_with_tile(
             bound = _mining.key_values(best.amax(dim=1, keepdim=True))
         elif kept:
             bound = best[0].amax(dim=1, keepdim=True)
+        elif keyed:  # the k-th smallest minimum, by numpy's partition (4x as fast as topk)
+            kth = minima.numpy().copy()
+            kth.partition(k - 1, axis=1)
+            bound = torch.from_numpy(kth[:, k - 1 : k].copy())
         else:
             # the k-th smallest minimum (topk then max: 1.3x as fast as kthvalue here)
             bound = torch.topk(minima, k, dim=1, largest=False, sorted=False).values
@@ -473,13 +481,14 @@ def _merged_with_tile(
         # their entries those at most the bound: the columns of block j are
         # j + n_blocks * (0, 1, ...). Gathered as positions in the flat tile (index_select
         # of one index: 1.8x as fast as indexing with a row and a column index)
-        row, first = torch.nonzero(minima <= bound, as_tuple=True)
+        first = _flat_nonzero(minima <= bound)
+        row = torch.div(first, n_blocks, rounding_mode="floor")
         offsets = torch.arange(0, n_blocks * block, n_blocks, device=row.device)
-        at = ((row * n_cols + first)[:, None] + offsets).view(-1)
+        at = ((first + row * (n_cols - n_blocks))[:, None] + offsets).view(-1)
         vals = score.reshape(-1).index_select(0, at)
         # rows are padded with +inf at an index after every real one: padding is kept only
         # where fewer than k entries are real, which the bounds above rule out
-        hit = torch.nonzero((vals.view(-1, block) <= bound[row]).view(-1)).squeeze(1)
+        hit = _flat_nonzero(vals.view(-1, block) <= bound[row])
         row = row[hit // block]
         vals, inds = vals[hit], at[hit] - row * n_cols + col
         if keyed:
@@ -505,6 +514,16 @@ def _merged_with_tile(
     if best is not None:
         vals, inds = torch.cat([best[0], vals], dim=1), torch.cat([best[1], inds], dim=1)
     return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]), ordered=False)
+
+
+def _flat_nonzero(mask: Tensor) -> Tensor:
+    """The positions of the true entries of ``mask`` in its flattened order, ascending.
+
+    On a CPU by numpy (3.5x-5x as fast as ``torch.nonzero`` for the masks of a tile).
+    """
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy())).long()
+    return torch.nonzero(mask.reshape(-1)).squeeze(1)
 
 
 # pads rows of keys: above every key of a float32 value, NaN included
