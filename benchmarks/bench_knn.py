@@ -13,6 +13,7 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --n-reference 100000 1000000   # adds the 1M IVF path
     python benchmarks/bench_knn.py --crossover           # where faiss overtakes torch brute
     python benchmarks/bench_knn.py --auto --k 5 10 30 100 300   # auto's pick per k vs the truth
+    python benchmarks/bench_knn.py --selection --k 10 100 300   # numpy keys vs torch.topk
     python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
@@ -262,6 +263,39 @@ def auto_picks(args, threads):
             )
 
 
+def selections(args, threads):
+    """Torch brute force with each tile's candidates selected as 64-bit (value, index) keys by
+    numpy's partition (where numpy has SIMD kernels: the default there) against ``torch.topk``
+    and its tie check, alternately, each search next to the floor of its own products."""
+    from sk_deepmetric import _mining
+
+    n = args.n_reference[0]
+    reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
+    print(
+        f"\n### Selection of the k nearest: {n:,} x {args.dim} reference, {args.n_queries:,} "
+        f"queries, median of {args.repeats} ratios to the floor, alternately; numpy has SIMD "
+        f"kernels here: {_mining.numpy_sorts_with_simd()}\n"
+    )
+    print("| k | torch.topk / floor | numpy keys / floor | topk / keys |")
+    print("|---:|---:|---:|---:|")
+    default = _mining.SORT_KEYS
+    backend = _BruteSearch("euclidean", args.device).build(reference)
+    try:
+        for k in args.k:
+            ratios = {False: [], True: []}
+            for _ in range(args.repeats):
+                for keyed in (False, True):
+                    _mining.SORT_KEYS = keyed
+                    floor = matmul_floor(reference, queries, args.device, 1)
+                    start = time.perf_counter()
+                    backend.search(queries, k)
+                    ratios[keyed].append((time.perf_counter() - start) / floor)
+            off, on = (statistics.median(ratios[keyed]) for keyed in (False, True))
+            print(f"| {k} | {off:.2f}x | {on:.2f}x | {off / on:.2f}x |")
+    finally:
+        _mining.SORT_KEYS = default
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a CI smoke run")
@@ -275,15 +309,18 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="torch device of the brute backend")
     parser.add_argument("--crossover", action="store_true", help="torch brute vs faiss flat")
     parser.add_argument("--auto", action="store_true", help="auto's pick per k vs the truth")
+    parser.add_argument(
+        "--selection", action="store_true", help="numpy keys vs torch.topk in torch brute force"
+    )
     args = parser.parse_args(argv)
-    if len(args.k) > 1 and not args.auto:
-        parser.error("several --k values need --auto")
-    if not args.auto:
+    if len(args.k) > 1 and not (args.auto or args.selection):
+        parser.error("several --k values need --auto or --selection")
+    if not (args.auto or args.selection):
         args.k = args.k[0]
     if args.n_reference is None:
         args.n_reference = [5_000] if args.quick else [100_000]
     if args.n_queries is None:
-        full = 1_000 if args.crossover else (2_048 if args.auto else 10_000)
+        full = 1_000 if args.crossover else (2_048 if args.auto or args.selection else 10_000)
         args.n_queries = 500 if args.quick else full
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -303,6 +340,10 @@ def main(argv=None):
         return
     if args.auto:
         auto_picks(args, threads)
+        return
+    if args.selection:
+        with threadpool_limits(limits=threads):
+            selections(args, threads)
         return
     for n_reference in args.n_reference:
         run_size(args, n_reference, threads)

@@ -246,11 +246,26 @@ def sorts_rows(values: Tensor, n_positives: int, per_thread: int) -> bool:
     from their rows sorted as :func:`row_keys`: float32 on a CPU, more than ``per_thread``
     positives per thread."""
     return (
+        selects_with_keys(values, values.shape[-1])
+        and n_positives > per_thread * torch.get_num_threads()
+    )
+
+
+def selects_with_keys(values: Tensor, n_columns: int) -> bool:
+    """Whether rows of ``values`` over ``n_columns`` columns may be sorted or selected as
+    :func:`row_keys` with numpy: float32 on a CPU, where numpy has SIMD kernels
+    (:data:`SORT_KEYS`), columns that fit the keys' 32-bit low word.
+
+    A key orders like its value and, between equal values, like its column, so numpy's
+    vectorised sort or partition orders or selects exactly, ties by column, with no further
+    step (a partition of keys: 1.4x-3.5x as fast as ``torch.topk`` and its tie check for k
+    from 10 to 300).
+    """
+    return (
         SORT_KEYS
         and values.device.type == "cpu"
         and values.dtype == torch.float32
-        and values.shape[-1] < 2**31
-        and n_positives > per_thread * torch.get_num_threads()
+        and n_columns < 2**31
     )
 
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _mining
 from ._blocks import rows_per_block, rows_per_chunk, squared_euclidean_rows
+from ._mining import key_lows, key_values, row_keys, selects_with_keys, sort_keys_
 
 __all__ = [
     "DISTANCES",
@@ -260,34 +260,53 @@ def iter_topk_neighbors(
         )
     rows, cols = _tile_shape(queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size)
     ref_sq = None if distance == "cosine" else _squared_norms(reference)
-    for start in range(0, queries.shape[0], rows):
-        q = queries[start : start + rows]
-        k_chunk = int(k[start : start + rows].max()) if isinstance(k, Tensor) else k
-        vals, inds = _smallest_scores(
-            q, reference, ref_sq, k_chunk, distance, cols, exclude_self=exclude_self, start=start
+    # Several chunks of queries share each tile of reference rows, so that a tile is read
+    # (and joined to its norms) once per group rather than once per chunk: as many chunks as
+    # keep the group's query rows and kept neighbours within the 32 MiB bound.
+    group = rows * max(
+        1, rows_per_chunk(queries.shape[1] + 1 + 4 * int(k_max), queries.element_size()) // rows
+    )
+    for first in range(0, queries.shape[0], group):
+        stops = range(first, min(first + group, queries.shape[0]), rows)
+        ks = [int(k[s : s + rows].max()) if isinstance(k, Tensor) else k for s in stops]
+        found = _smallest_scores(
+            queries[first : first + group],
+            reference,
+            ref_sq,
+            ks,
+            distance,
+            rows,
+            cols,
+            exclude_self=exclude_self,
+            start=first,
         )
-        if refine:
-            yield start, *_refined(q, reference, inds, distance)
-            continue
-        yield start, _distances_from_scores(vals, q, distance), inds
+        for start, (vals, inds) in zip(stops, found):
+            q = queries[start : start + rows]
+            if refine:
+                yield start, *_refined(q, reference, inds, distance)
+            else:
+                yield start, _distances_from_scores(vals, q, distance), inds
 
 
 def _smallest_scores(
     q: Tensor,
     reference: Tensor,
     ref_sq: Tensor | None,
-    k: int,
+    ks: list[int],
     distance: str,
+    rows: int,
     cols: int,
     *,
     exclude_self: bool,
     start: int,
-) -> tuple[Tensor, Tensor]:
-    """Each query's ``k`` smallest ranking scores over ``reference``, and their row indices.
+) -> list[tuple[Tensor, Tensor]]:
+    """For each chunk of ``rows`` queries of ``q``, each query's ``ks[chunk]`` smallest ranking
+    scores over ``reference`` and their row indices.
 
-    ``reference`` is scanned in tiles of ``cols`` rows; ``ref_sq`` holds its squared norms
-    (``None`` for ``"cosine"``). ``q`` is rows ``start`` onwards of the queries: with
-    ``exclude_self``, query ``start + i`` skips reference row ``start + i``.
+    ``reference`` is scanned in tiles of ``cols`` rows, each tile once for all the chunks;
+    ``ref_sq`` holds its squared norms (``None`` for ``"cosine"``). ``q`` is rows ``start``
+    onwards of the queries: with ``exclude_self``, query ``start + i`` skips reference row
+    ``start + i``.
     """
     # -q: the product is then the negated cosine or dot product, smaller is closer. For the
     # euclidean scores |r|^2 rides in the product as one more column (q, 1) . (r, |r|^2):
@@ -300,48 +319,39 @@ def _smallest_scores(
     # per tile is a fresh mapping of memory on a CPU, whose page faults cost as much as the
     # product written into it.
     width = min(cols, reference.shape[0])
-    keyed = _selects_with_keys(q, reference.shape[0])
-    tile = q.new_empty((q.shape[0], width))
-    rows = reference.new_empty((width, q_rank.shape[1]))
-    best = None
+    keyed = selects_with_keys(q, reference.shape[0])
+    tile = q.new_empty((min(rows, q.shape[0]), width))
+    ref_rows = reference.new_empty((width, q_rank.shape[1]))
+    best = [None] * len(ks)
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
         full = r.shape[0] == width
         if distance == "cosine":
-            r = F.normalize(r, dim=1, out=rows if full else None)
+            r = F.normalize(r, dim=1, out=ref_rows if full else None)
         else:
             parts = [r, ref_sq[col : col + cols, None]]
-            r = torch.cat(parts, dim=1, out=rows) if full else torch.cat(parts, dim=1)
-        score = torch.mm(q_rank, r.T, out=tile) if full else q_rank @ r.T
-        if exclude_self:
-            local = torch.arange(q.shape[0], device=score.device)
-            mine = (local + start >= col) & (local + start < col + score.shape[1])
-            score[local[mine], local[mine] + start - col] = math.inf
-        best = _merged_with_tile(best, score, col, k, keyed)
-    return _ordered(best, keyed)
+            r = torch.cat(parts, dim=1, out=ref_rows) if full else torch.cat(parts, dim=1)
+        for chunk, k in enumerate(ks):
+            q_chunk = q_rank[chunk * rows : (chunk + 1) * rows]
+            n = q_chunk.shape[0]
+            # the first n rows of the buffer are contiguous: the last, shorter chunk uses them
+            score = torch.mm(q_chunk, r.T, out=tile[:n]) if full else q_chunk @ r.T
+            if exclude_self:
+                first = start + chunk * rows
+                local = torch.arange(n, device=score.device)
+                mine = (local + first >= col) & (local + first < col + score.shape[1])
+                score[local[mine], local[mine] + first - col] = math.inf
+            best[chunk] = _merged_with_tile(best[chunk], score, col, k, keyed)
+    return [_ordered(b, keyed) for b in best]
 
 
 def _ordered(best: tuple[Tensor, Tensor] | Tensor, keyed: bool) -> tuple[Tensor, Tensor]:
     """The values and indices of :func:`_merged_with_tile`'s ``best``, each row ascending,
     equal values by index."""
     if keyed:
-        best = _mining.sort_keys_(best.contiguous())
-        return _mining.key_values(best), _mining.key_lows(best)
+        best = sort_keys_(best.contiguous())
+        return key_values(best), key_lows(best)
     return _sort_by_value_then_index(*best)
-
-
-def _selects_with_keys(q: Tensor, n_ref: int) -> bool:
-    """Whether the k smallest of each row are selected as 64-bit (value, index) keys.
-
-    A key orders like its float32 score and, between equal scores, like its reference index
-    (see :func:`sk_deepmetric._mining.row_keys`), so numpy's vectorised partition selects
-    exactly the k smallest, ties by index, with no further step: 1.4x-3.5x as fast as
-    ``torch.topk`` and its tie check for k from 10 to 300. Only where numpy selects with
-    SIMD kernels (:data:`sk_deepmetric._mining.SORT_KEYS`), for float32 on a CPU.
-    """
-    return (
-        _mining.SORT_KEYS and q.device.type == "cpu" and q.dtype == torch.float32 and n_ref < 2**31
-    )
 
 
 def _squared_norms(x: Tensor) -> Tensor:
@@ -389,8 +399,8 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
             sq = diff.mul_(diff).sum(dim=2)
             dists.append(sq.sqrt_() if distance == "euclidean" else sq)
     dists = torch.cat(dists)
-    if _selects_with_keys(dists, reference.shape[0]):
-        return _ordered(_mining.row_keys(dists, inds), keyed=True)
+    if selects_with_keys(dists, reference.shape[0]):
+        return _ordered(row_keys(dists, inds), keyed=True)
     return _sort_by_value_then_index(dists, inds)
 
 
@@ -454,7 +464,7 @@ def _merged_with_tile(
 
     ``keyed=True``: ``best`` and the result are :func:`sk_deepmetric._mining.row_keys` keys
     (each row's k, unordered), selected with numpy's partition (see
-    :func:`_selects_with_keys`).
+    :func:`sk_deepmetric._mining.selects_with_keys`).
     """
     n_rows, n_cols = score.shape
     block = _block_size(n_cols, k)
@@ -466,7 +476,7 @@ def _merged_with_tile(
         blocked = score[:, : n_blocks * block].unflatten(1, (block, n_blocks))
         minima = blocked.amin(dim=1)
         if kept and keyed:
-            bound = _mining.key_values(best.amax(dim=1, keepdim=True))
+            bound = key_values(best.amax(dim=1, keepdim=True))
         elif kept:
             bound = best[0].amax(dim=1, keepdim=True)
         elif keyed:  # the k-th smallest minimum, by numpy's partition (4x as fast as topk)
@@ -492,7 +502,7 @@ def _merged_with_tile(
         row = row[hit // block]
         vals, inds = vals[hit], at[hit] - row * n_cols + col
         if keyed:
-            vals = _padded_rows(row, n_rows, _mining.row_keys(vals, inds), _LAST_KEY)
+            vals = _padded_rows(row, n_rows, row_keys(vals, inds), _LAST_KEY)
         else:
             vals = _padded_rows(row, n_rows, vals, math.inf)
             inds = _padded_rows(row, n_rows, inds, torch.iinfo(inds.dtype).max)
@@ -500,17 +510,18 @@ def _merged_with_tile(
             tail = score[:, n_blocks * block :]
             at = torch.arange(col + n_blocks * block, col + n_cols, device=score.device)
             if keyed:
-                vals = torch.cat([vals, _mining.row_keys(tail, at)], dim=1)
+                vals = torch.cat([vals, row_keys(tail, at)], dim=1)
             else:
                 vals = torch.cat([vals, tail], dim=1)
                 inds = torch.cat([inds, at.expand(n_rows, -1)], dim=1)
     if keyed:
-        keys = vals if vals.dtype == torch.int64 else _mining.row_keys(vals, inds)
+        keys = vals if vals.dtype == torch.int64 else row_keys(vals, inds)
         keys = keys if best is None else torch.cat([best, keys], dim=1)
         if keys.shape[1] > k:
             keys = keys.contiguous()
             keys.numpy().partition(k - 1, axis=1)
-        return keys[:, :k]
+            keys = keys[:, :k].clone()  # not the whole rectangle, held until the next tile
+        return keys
     if best is not None:
         vals, inds = torch.cat([best[0], vals], dim=1), torch.cat([best[1], inds], dim=1)
     return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]), ordered=False)

@@ -302,13 +302,13 @@ def test_agrees_with_pytorch_metric_learning(mode, distance):
 
 def test_large_input_is_searched_in_bounded_chunks(monkeypatch):
     largest = []
-    original = sk_deepmetric.distances._smallest_k_by_index
+    original = sk_deepmetric.distances._merged_with_tile
 
-    def recording(scores, *args, **kwargs):  # every tile of scores passes through here
+    def recording(best, scores, *args, **kwargs):  # every tile of scores passes through here
         largest.append(scores.numel())
-        return original(scores, *args, **kwargs)
+        return original(best, scores, *args, **kwargs)
 
-    monkeypatch.setattr(sk_deepmetric.distances, "_smallest_k_by_index", recording)
+    monkeypatch.setattr(sk_deepmetric.distances, "_merged_with_tile", recording)
     g = torch.Generator().manual_seed(0)
     n, chunk_size = 10_000, 300
     labels = torch.arange(n) % 1_000  # R = 9
