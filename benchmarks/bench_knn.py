@@ -263,7 +263,7 @@ def auto_picks(args, threads):
             )
 
 
-def selections(args, threads):
+def selections(args):
     """Torch brute force with each tile's candidates selected as 64-bit (value, index) keys by
     numpy's partition (where numpy has SIMD kernels: the default there) against ``torch.topk``
     and its tie check, alternately, each search next to the floor of its own products."""
@@ -343,7 +343,7 @@ def main(argv=None):
         return
     if args.selection:
         with threadpool_limits(limits=threads):
-            selections(args, threads)
+            selections(args)
         return
     for n_reference in args.n_reference:
         run_size(args, n_reference, threads)

@@ -234,8 +234,9 @@ def iter_topk_neighbors(
     """Yield ``(start, distances, indices)`` for consecutive chunks of queries.
 
     The same search as :func:`topk_neighbors`, one chunk at a time, so that a caller can reduce
-    each chunk (a retrieval metric, a vote) and never hold all neighbours at once. ``k`` may be
-    an int, or an int tensor of shape ``(n_queries,)``: each chunk then returns
+    each chunk (a retrieval metric, a vote) and never hold all neighbours at once (the search
+    runs a group of chunks at a time, within the 32 MiB bound, and yields them in order).
+    ``k`` may be an int, or an int tensor of shape ``(n_queries,)``: each chunk then returns
     ``k[start:stop].max()`` neighbours (MAP@R needs up to R neighbours, R varying per query).
 
     Neighbours are ranked by a score that orders each query's row like the distance but leaves
@@ -439,8 +440,7 @@ def _merged_with_tile(
 ) -> tuple[Tensor, Tensor] | Tensor:
     """The ``k`` smallest ``(value, index)`` of ``best`` and of a tile ``score`` of columns
     ``col`` onwards, as a set: ties at the k-th value are kept by lowest index, but the k
-    are in no particular order (:func:`_sort_by_value_then_index` orders them once, after
-    the last tile).
+    are in no particular order (:func:`_ordered` orders them once, after the last tile).
 
     The tile's columns are cut into blocks (see :func:`_block_size`), and only the blocks
     that can hold one of the ``k`` smallest entries are read past their minimum:
@@ -458,7 +458,7 @@ def _merged_with_tile(
     list over all rows: rows differ several-fold in how many blocks they read (3-7x between
     the mean and the largest row at 100k references), so padding every row to the largest
     before the selection would read and rank mostly padding. Only the few entries kept are
-    padded (+inf at the largest index) into the rectangle that ``topk`` ranks.
+    padded (+inf at the largest index) into the rectangle that the selection ranks.
 
     A tile too narrow for the blocks to discard most of it is selected whole.
 
