@@ -14,6 +14,7 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --crossover           # where faiss overtakes torch brute
     python benchmarks/bench_knn.py --auto --k 5 10 30 100 300   # auto's pick per k vs the truth
     python benchmarks/bench_knn.py --selection --k 10 100 300   # numpy keys vs torch.topk
+    python benchmarks/bench_knn.py --compare --k 10 100 300 --threads 1  # whole tiles vs blocks
     python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
@@ -269,31 +270,50 @@ def selections(args):
     and its tie check, alternately, each search next to the floor of its own products."""
     from sk_deepmetric import _mining
 
+    title = (
+        f"Selection of the k nearest, numpy has SIMD kernels here: "
+        f"{_mining.numpy_sorts_with_simd()}"
+    )
+    toggled(args, title, ("torch.topk", "numpy keys"), _mining, "SORT_KEYS")
+
+
+def comparisons(args):
+    """Torch brute force on one thread with its tiles after the first compared whole with the
+    k-th value kept (the default on one thread) against cut into blocks whose minima are
+    compared (as on more threads), alternately, each next to the floor of its own products."""
+    from sk_deepmetric import distances
+
+    title = "Tiles after the first: block minima against the whole tile compared"
+    toggled(args, title, ("block minima", "whole tile"), distances, "_COMPARE_TILES")
+
+
+def toggled(args, title, names, module, switch):
+    """Torch brute force with ``module.switch`` off and on, alternately, as ratios to the
+    floor of each search's own products (median of ``--repeats``), one row per k."""
     n = args.n_reference[0]
     reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
     print(
-        f"\n### Selection of the k nearest: {n:,} x {args.dim} reference, {args.n_queries:,} "
-        f"queries, median of {args.repeats} ratios to the floor, alternately; numpy has SIMD "
-        f"kernels here: {_mining.numpy_sorts_with_simd()}\n"
+        f"\n### {title}: {n:,} x {args.dim} reference, {args.n_queries:,} queries, median of "
+        f"{args.repeats} ratios to the floor, alternately\n"
     )
-    print("| k | torch.topk / floor | numpy keys / floor | topk / keys |")
+    print(f"| k | {names[0]} / floor | {names[1]} / floor | {names[0]} / {names[1]} |")
     print("|---:|---:|---:|---:|")
-    default = _mining.SORT_KEYS
+    default = getattr(module, switch)
     backend = _BruteSearch("euclidean", args.device).build(reference)
     try:
         for k in args.k:
             ratios = {False: [], True: []}
             for _ in range(args.repeats):
-                for keyed in (False, True):
-                    _mining.SORT_KEYS = keyed
+                for on in (False, True):
+                    setattr(module, switch, on)
                     floor = matmul_floor(reference, queries, args.device, 1)
                     start = time.perf_counter()
                     backend.search(queries, k)
-                    ratios[keyed].append((time.perf_counter() - start) / floor)
-            off, on = (statistics.median(ratios[keyed]) for keyed in (False, True))
+                    ratios[on].append((time.perf_counter() - start) / floor)
+            off, on = (statistics.median(ratios[on]) for on in (False, True))
             print(f"| {k} | {off:.2f}x | {on:.2f}x | {off / on:.2f}x |")
     finally:
-        _mining.SORT_KEYS = default
+        setattr(module, switch, default)
 
 
 def main(argv=None):
@@ -312,15 +332,19 @@ def main(argv=None):
     parser.add_argument(
         "--selection", action="store_true", help="numpy keys vs torch.topk in torch brute force"
     )
+    parser.add_argument(
+        "--compare", action="store_true", help="whole tiles vs block minima, one thread"
+    )
     args = parser.parse_args(argv)
-    if len(args.k) > 1 and not (args.auto or args.selection):
-        parser.error("several --k values need --auto or --selection")
-    if not (args.auto or args.selection):
+    toggles = args.auto or args.selection or args.compare
+    if len(args.k) > 1 and not toggles:
+        parser.error("several --k values need --auto, --selection or --compare")
+    if not toggles:
         args.k = args.k[0]
     if args.n_reference is None:
         args.n_reference = [5_000] if args.quick else [100_000]
     if args.n_queries is None:
-        full = 1_000 if args.crossover else (2_048 if args.auto or args.selection else 10_000)
+        full = 1_000 if args.crossover else (2_048 if toggles else 10_000)
         args.n_queries = 500 if args.quick else full
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -341,9 +365,9 @@ def main(argv=None):
     if args.auto:
         auto_picks(args, threads)
         return
-    if args.selection:
+    if args.selection or args.compare:
         with threadpool_limits(limits=threads):
-            selections(args)
+            (selections if args.selection else comparisons)(args)
         return
     for n_reference in args.n_reference:
         run_size(args, n_reference, threads)

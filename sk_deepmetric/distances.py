@@ -323,6 +323,9 @@ def _smallest_scores(
     keyed = selects_with_keys(q, reference.shape[0])
     tile = q.new_empty((min(rows, q.shape[0]), width))
     ref_rows = reference.new_empty((width, q_rank.shape[1]))
+    # on one thread, tiles after the first are compared whole (see _merged_by_compare)
+    compares = _COMPARE_TILES and keyed and torch.get_num_threads() == 1
+    mask = np.empty(tuple(tile.shape), dtype=bool) if compares else None
     best = [None] * len(ks)
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
@@ -342,7 +345,7 @@ def _smallest_scores(
                 local = torch.arange(n, device=score.device)
                 mine = (local + first >= col) & (local + first < col + score.shape[1])
                 score[local[mine], local[mine] + first - col] = math.inf
-            best[chunk] = _merged_with_tile(best[chunk], score, col, k, keyed)
+            best[chunk] = _merged_with_tile(best[chunk], score, col, k, keyed, mask)
     return [_ordered(b, keyed) for b in best]
 
 
@@ -437,6 +440,7 @@ def _merged_with_tile(
     col: int,
     k: int,
     keyed: bool = False,
+    mask: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor] | Tensor:
     """The ``k`` smallest ``(value, index)`` of ``best`` and of a tile ``score`` of columns
     ``col`` onwards, as a set: ties at the k-th value are kept by lowest index, but the k
@@ -464,12 +468,16 @@ def _merged_with_tile(
 
     ``keyed=True``: ``best`` and the result are :func:`sk_deepmetric._mining.row_keys` keys
     (each row's k, unordered), selected with numpy's partition (see
-    :func:`sk_deepmetric._mining.selects_with_keys`).
+    :func:`sk_deepmetric._mining.selects_with_keys`). With ``mask`` as well, a tile after
+    the first is not cut into blocks but compared whole with the bound into the boolean
+    buffer ``mask`` (:func:`_merged_by_compare`).
     """
     n_rows, n_cols = score.shape
     block = _block_size(n_cols, k)
     n_blocks = n_cols // block
     kept = best is not None and (best if keyed else best[0]).shape[1] == k
+    if kept and keyed and mask is not None:
+        return _merged_by_compare(best, score, col, k, mask)
     if n_blocks < (1 if kept else 4 * (k + 1)):
         vals, inds = score, torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
     else:
@@ -527,6 +535,31 @@ def _merged_with_tile(
     return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]), ordered=False)
 
 
+def _merged_by_compare(best: Tensor, score: Tensor, col: int, k: int, mask: np.ndarray) -> Tensor:
+    """:func:`_merged_with_tile` of keys, for a tile after the first: the entries of
+    ``score`` at most each row's k-th kept value, found by comparing the whole tile with it
+    (in numpy, into ``mask``, a boolean buffer at least the tile's shape).
+
+    On one thread, comparing the tile and listing the entries found costs a little more than
+    torch's block minima alone, and spares the gathers and index arithmetic of the blocks
+    read, which grow with ``k``. On more threads the block minima, which torch spreads over
+    them, are faster (numpy compares on one; sharing the rows out among Python threads was
+    slower still).
+    """
+    n_rows, n_cols = score.shape
+    bound = key_values(best.amax(dim=1, keepdim=True)).numpy()
+    mask = mask[:n_rows, :n_cols]
+    np.less_equal(score.numpy(), bound, out=mask)
+    at = torch.from_numpy(np.flatnonzero(mask))
+    row = torch.div(at, n_cols, rounding_mode="floor")
+    keys = row_keys(score.reshape(-1).index_select(0, at), at - row * n_cols + col)
+    keys = torch.cat([best, _padded_rows(row, n_rows, keys, _LAST_KEY)], dim=1)
+    if keys.shape[1] > k:
+        keys.numpy().partition(k - 1, axis=1)
+        keys = keys[:, :k].clone()  # not the whole rectangle, held until the next tile
+    return keys
+
+
 def _flat_nonzero(mask: Tensor) -> Tensor:
     """The positions of the true entries of ``mask`` in its flattened order, ascending.
 
@@ -536,6 +569,10 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
         return torch.from_numpy(np.flatnonzero(mask.numpy())).long()
     return torch.nonzero(mask.reshape(-1)).squeeze(1)
 
+
+# whether a search on one thread compares its tiles after the first whole (a switch for
+# benchmarks/bench_knn.py --compare; the same neighbours either way)
+_COMPARE_TILES = True
 
 # pads rows of keys: above every key of a float32 value, NaN included
 _LAST_KEY = torch.iinfo(torch.int64).max

@@ -1,11 +1,13 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from _rounding import cosine_distance_error
 
 from sk_deepmetric import _blocks
+from sk_deepmetric._devices import torch_threads
 from sk_deepmetric.distances import (
     cosine_similarity,
     euclidean_distances,
@@ -186,16 +188,17 @@ def test_paired_distances_of_duplicates_are_zero_with_zero_gradient():
         paired_distances(torch.zeros(3, 2), torch.zeros(3, 2), "manhattan")
 
 
-@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("selection", ["topk", "keys", "keys, tiles compared whole"])
 @pytest.mark.parametrize("values", ["ties", "integers", "normal", "infinities", "increasing"])
-def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values, keyed):
+def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values, selection):
     """Merging the tiles of a score matrix one at a time (block minima on the first tile,
     the kept k-th value as a threshold on the next ones, narrow tiles whole) keeps the same
     k entries, in the same order (value, then column), as one selection over every column,
     ties included; with and without columns after a tile's last whole block, for block
     sizes from 4 to 32 columns, and with tiles of which no entry is kept; with the entries
     kept as (value, index) pairs and selected by ``torch.topk``, and as 64-bit keys selected
-    by numpy's partition (``keyed``)."""
+    by numpy's partition, with the tiles after the first cut into blocks or compared whole
+    with the kept k-th value (as on one thread)."""
     from sk_deepmetric.distances import (
         _block_size,
         _merged_with_tile,
@@ -203,6 +206,7 @@ def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values, keyed)
         _smallest_k_by_index,
     )
 
+    keyed = selection != "topk"
     g = torch.Generator().manual_seed(0)
     for tile in (1024, 1024 + 37, 3201, 3):
         for k in (1, 5, 7, 40):
@@ -219,10 +223,12 @@ def test_tile_by_tile_selection_is_the_full_selection_bit_for_bit(values, keyed)
                 score = torch.randn(shape, generator=g)
             if values == "infinities":  # as left by exclude_self, and more: ties at +inf
                 score[torch.rand(shape, generator=g) < 0.9] = math.inf
+            # a buffer wider than the tiles, as the last, narrower tile of a search meets it
+            mask = np.empty((33, tile + 5), dtype=bool) if selection.endswith("whole") else None
             best = None
             for col in range(0, shape[1], tile):
                 tile_scores = score[:, col : col + tile].contiguous()
-                best = _merged_with_tile(best, tile_scores, col, k, keyed)
+                best = _merged_with_tile(best, tile_scores, col, k, keyed, mask)
             best = _ordered(best, keyed)
             full = _smallest_k_by_index(score, k)
             assert torch.equal(best[0], full[0]) and torch.equal(best[1], full[1])
@@ -235,7 +241,8 @@ def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
 ):
     """float32 on a CPU selects with 64-bit keys and numpy's partition where numpy has SIMD
     kernels (forced on and off here): the same neighbours, order and distances, with many
-    exact ties, whole-reference chunks and tiles on both sides."""
+    exact ties, whole-reference chunks and tiles on both sides, on one thread (tiles after
+    the first compared whole) and on two (cut into blocks)."""
     from sk_deepmetric import _mining, distances
 
     g = torch.Generator().manual_seed(4)
@@ -247,11 +254,13 @@ def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
             monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 64 * 4)
         for k in (1, 3, 6):
             got = []
-            for keyed in (False, True):
+            for keyed, threads in ((False, 2), (True, 1), (True, 2)):
                 monkeypatch.setattr(_mining, "SORT_KEYS", keyed)
                 assert _mining.selects_with_keys(queries, 300) == keyed
-                got.append(topk_neighbors(queries, ref, k, distance, exclude_self))
-            assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[0][1], got[1][1])
+                with torch_threads(threads):
+                    got.append(topk_neighbors(queries, ref, k, distance, exclude_self))
+            for other in got[1:]:
+                assert torch.equal(got[0][0], other[0]) and torch.equal(got[0][1], other[1])
             if not exclude_self and distance != "cosine":
                 # small integers: exact float32 scores, so the ties are float64's, by index
                 want = topk_neighbors(queries.double(), ref.double(), k, distance)[1]
