@@ -279,12 +279,21 @@ def selections(args):
 
 def comparisons(args):
     """Torch brute force on one thread with its tiles after the first compared whole with the
-    k-th value kept (the default on one thread) against cut into blocks whose minima are
-    compared (as on more threads), alternately, each next to the floor of its own products."""
+    k-th value kept (the default on one thread from k = 30) against cut into blocks whose
+    minima are compared (as on more threads), alternately, each next to the floor of its own
+    products."""
     from sk_deepmetric import distances
 
-    title = "Tiles after the first: block minima against the whole tile compared"
-    toggled(args, title, ("block minima", "whole tile"), distances, "_COMPARE_TILES")
+    title = (
+        "Tiles after the first: block minima against the whole tile compared (at every k "
+        f"here; by default from k = {distances._COMPARE_FROM_K})"
+    )
+    default = distances._COMPARE_FROM_K
+    distances._COMPARE_FROM_K = 1
+    try:
+        toggled(args, title, ("block minima", "whole tile"), distances, "_COMPARE_TILES")
+    finally:
+        distances._COMPARE_FROM_K = default
 
 
 def toggled(args, title, names, module, switch):

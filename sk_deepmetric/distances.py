@@ -325,6 +325,7 @@ def _smallest_scores(
     ref_rows = reference.new_empty((width, q_rank.shape[1]))
     # on one thread, tiles after the first are compared whole (see _merged_by_compare)
     compares = _COMPARE_TILES and keyed and torch.get_num_threads() == 1
+    compares = compares and max(ks) >= _COMPARE_FROM_K
     mask = np.empty(tuple(tile.shape), dtype=bool) if compares else None
     best = [None] * len(ks)
     for col in range(0, reference.shape[0], cols):
@@ -542,9 +543,10 @@ def _merged_by_compare(best: Tensor, score: Tensor, col: int, k: int, mask: np.n
 
     On one thread, comparing the tile and listing the entries found costs a little more than
     torch's block minima alone, and spares the gathers and index arithmetic of the blocks
-    read, which grow with ``k``. On more threads the block minima, which torch spreads over
-    them, are faster (numpy compares on one; sharing the rows out among Python threads was
-    slower still).
+    read, which grow with ``k``: 6%-10% faster from k = 100, even at k = 30, 2%-6% slower
+    at k = 10, so it is used from k = 30. On more threads the block minima, which torch
+    spreads over them, are faster (numpy compares on one; sharing the rows out among Python
+    threads was slower still).
     """
     n_rows, n_cols = score.shape
     bound = key_values(best.amax(dim=1, keepdim=True)).numpy()
@@ -570,9 +572,11 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
     return torch.nonzero(mask.reshape(-1)).squeeze(1)
 
 
-# whether a search on one thread compares its tiles after the first whole (a switch for
-# benchmarks/bench_knn.py --compare; the same neighbours either way)
+# whether a search on one thread for _COMPARE_FROM_K neighbours or more compares its tiles
+# after the first whole (a switch for benchmarks/bench_knn.py --compare; the same neighbours
+# either way)
 _COMPARE_TILES = True
+_COMPARE_FROM_K = 30
 
 # pads rows of keys: above every key of a float32 value, NaN included
 _LAST_KEY = torch.iinfo(torch.int64).max

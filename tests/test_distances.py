@@ -242,9 +242,10 @@ def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
     """float32 on a CPU selects with 64-bit keys and numpy's partition where numpy has SIMD
     kernels (forced on and off here): the same neighbours, order and distances, with many
     exact ties, whole-reference chunks and tiles on both sides, on one thread (tiles after
-    the first compared whole) and on two (cut into blocks)."""
+    the first compared whole, here from k = 1) and on two (cut into blocks)."""
     from sk_deepmetric import _mining, distances
 
+    monkeypatch.setattr(distances, "_COMPARE_FROM_K", 1)
     g = torch.Generator().manual_seed(4)
     ref = torch.randint(-2, 3, (300, 4), generator=g).float()  # many exact ties
     queries = ref if exclude_self else torch.randint(-2, 3, (50, 4), generator=g).float()
