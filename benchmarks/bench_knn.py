@@ -279,7 +279,7 @@ def selections(args):
 
 def comparisons(args):
     """Torch brute force on one thread with its tiles after the first compared whole with the
-    k-th value kept (the default on one thread from k = 30) against cut into blocks whose
+    k-th value kept (the default on one thread from k = 150) against cut into blocks whose
     minima are compared (as on more threads), alternately, each next to the floor of its own
     products."""
     from sk_deepmetric import distances

@@ -543,10 +543,10 @@ def _merged_by_compare(best: Tensor, score: Tensor, col: int, k: int, mask: np.n
 
     On one thread, comparing the tile and listing the entries found costs a little more than
     torch's block minima alone, and spares the gathers and index arithmetic of the blocks
-    read, which grow with ``k``: 6%-10% faster from k = 100, even at k = 30, 2%-6% slower
-    at k = 10, so it is used from k = 30. On more threads the block minima, which torch
-    spreads over them, are faster (numpy compares on one; sharing the rows out among Python
-    threads was slower still).
+    read, which grow with ``k``: 10%-15% faster at k = 300, even (0.97x-1.06x) at k = 30
+    and 100, 2%-6% slower at k = 10, so it is used from k = 150. On more threads the block
+    minima, which torch spreads over them, are faster (numpy compares on one; sharing the
+    rows out among Python threads was slower still).
     """
     n_rows, n_cols = score.shape
     bound = key_values(best.amax(dim=1, keepdim=True)).numpy()
@@ -576,7 +576,7 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
 # after the first whole (a switch for benchmarks/bench_knn.py --compare; the same neighbours
 # either way)
 _COMPARE_TILES = True
-_COMPARE_FROM_K = 30
+_COMPARE_FROM_K = 150
 
 # pads rows of keys: above every key of a float32 value, NaN included
 _LAST_KEY = torch.iinfo(torch.int64).max
