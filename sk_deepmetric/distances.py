@@ -323,9 +323,9 @@ def _smallest_scores(
     keyed = selects_with_keys(q, reference.shape[0])
     tile = q.new_empty((min(rows, q.shape[0]), width))
     ref_rows = reference.new_empty((width, q_rank.shape[1]))
-    # on one thread, tiles after the first are compared whole (see _merged_by_compare)
-    compares = _COMPARE_TILES and keyed and torch.get_num_threads() == 1
-    compares = compares and max(ks) >= _COMPARE_FROM_K
+    # on one thread, tiles after the first are compared whole (see _keys_compared_whole)
+    compares = keyed and _COMPARE_TILES and max(ks) >= _COMPARE_FROM_K
+    compares = compares and torch.get_num_threads() == 1
     mask = np.empty(tuple(tile.shape), dtype=bool) if compares else None
     best = [None] * len(ks)
     for col in range(0, reference.shape[0], cols):
@@ -471,15 +471,15 @@ def _merged_with_tile(
     (each row's k, unordered), selected with numpy's partition (see
     :func:`sk_deepmetric._mining.selects_with_keys`). With ``mask`` as well, a tile after
     the first is not cut into blocks but compared whole with the bound into the boolean
-    buffer ``mask`` (:func:`_merged_by_compare`).
+    buffer ``mask`` (:func:`_keys_compared_whole`).
     """
     n_rows, n_cols = score.shape
     block = _block_size(n_cols, k)
     n_blocks = n_cols // block
     kept = best is not None and (best if keyed else best[0]).shape[1] == k
     if kept and keyed and mask is not None:
-        return _merged_by_compare(best, score, col, k, mask)
-    if n_blocks < (1 if kept else 4 * (k + 1)):
+        vals = _keys_compared_whole(best, score, col, mask)
+    elif n_blocks < (1 if kept else 4 * (k + 1)):
         vals, inds = score, torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
     else:
         blocked = score[:, : n_blocks * block].unflatten(1, (block, n_blocks))
@@ -536,10 +536,11 @@ def _merged_with_tile(
     return _smallest_k_by_index(vals, inds, min(k, vals.shape[1]), ordered=False)
 
 
-def _merged_by_compare(best: Tensor, score: Tensor, col: int, k: int, mask: np.ndarray) -> Tensor:
-    """:func:`_merged_with_tile` of keys, for a tile after the first: the entries of
-    ``score`` at most each row's k-th kept value, found by comparing the whole tile with it
-    (in numpy, into ``mask``, a boolean buffer at least the tile's shape).
+def _keys_compared_whole(best: Tensor, score: Tensor, col: int, mask: np.ndarray) -> Tensor:
+    """For a tile after the first, the keys of the entries of ``score`` (columns ``col``
+    onwards) at most each row's k-th kept value, the largest of ``best``'s keys, found by
+    comparing the whole tile with it (in numpy, into ``mask``, a boolean buffer at least the
+    tile's shape); rows padded as :func:`_merged_with_tile` pads its candidates.
 
     On one thread, comparing the tile and listing the entries found costs a little more than
     torch's block minima alone, and spares the gathers and index arithmetic of the blocks
@@ -555,11 +556,7 @@ def _merged_by_compare(best: Tensor, score: Tensor, col: int, k: int, mask: np.n
     at = torch.from_numpy(np.flatnonzero(mask))
     row = torch.div(at, n_cols, rounding_mode="floor")
     keys = row_keys(score.reshape(-1).index_select(0, at), at - row * n_cols + col)
-    keys = torch.cat([best, _padded_rows(row, n_rows, keys, _LAST_KEY)], dim=1)
-    if keys.shape[1] > k:
-        keys.numpy().partition(k - 1, axis=1)
-        keys = keys[:, :k].clone()  # not the whole rectangle, held until the next tile
-    return keys
+    return _padded_rows(row, n_rows, keys, _LAST_KEY)
 
 
 def _flat_nonzero(mask: Tensor) -> Tensor:
