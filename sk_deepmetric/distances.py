@@ -390,20 +390,28 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
     """
     k, d = inds.shape[1], q.shape[1]
     block = rows_per_block(k * d, q.element_size(), q.device)
-    dists = []
+    # every block's neighbours are gathered into one buffer, and its distances written into
+    # the result: a fresh (rows, k, d) tensor per block is a fresh mapping of memory on a CPU,
+    # whose page faults made the whole refinement 1.13x-1.25x slower (k = 10-300)
+    gathered = reference.new_empty((min(block, q.shape[0]) * k, d))
+    dists = q.new_empty(inds.shape)
     for start in range(0, q.shape[0], block):
         qb, ib = q[start : start + block], inds[start : start + block]
+        out = dists[start : start + block]
         # index_select of whole rows, then arithmetic in place on that private copy:
         # indexing with a 2-d index and fresh temporaries cost 3.5x as much here
-        nb = reference.index_select(0, ib.reshape(-1)).view(*ib.shape, d)
+        nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
+        nb = nb.view(*ib.shape, d)
         if distance == "cosine":
-            cos = (F.normalize(nb, dim=2) @ F.normalize(qb, dim=1).unsqueeze(2)).squeeze(2)
-            dists.append(1.0 - cos)
+            nb = F.normalize(nb, dim=2, out=nb)
+            torch.bmm(nb, F.normalize(qb, dim=1).unsqueeze(2), out=out.unsqueeze(2))
         else:
             diff = nb.sub_(qb.unsqueeze(1))
-            sq = diff.mul_(diff).sum(dim=2)
-            dists.append(sq.sqrt_() if distance == "euclidean" else sq)
-    dists = torch.cat(dists)
+            torch.sum(diff.mul_(diff), dim=2, out=out)
+    if distance == "cosine":
+        dists.neg_().add_(1.0)
+    elif distance == "euclidean":
+        dists.sqrt_()
     if selects_with_keys(dists, reference.shape[0]):
         return _ordered(row_keys(dists, inds), keyed=True)
     return _sort_by_value_then_index(dists, inds)
