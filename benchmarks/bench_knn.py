@@ -331,7 +331,13 @@ def main(argv=None):
     parser.add_argument("--n-reference", type=int, nargs="+", default=None)
     parser.add_argument("--n-queries", type=int, default=None)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--k", type=int, nargs="+", default=[10], help="several with --auto")
+    parser.add_argument(
+        "--k",
+        type=int,
+        nargs="+",
+        default=[10],
+        help="several with --auto, --selection or --compare",
+    )
     parser.add_argument("--n-clusters", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="default: torch's count")

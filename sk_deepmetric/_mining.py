@@ -371,7 +371,7 @@ def _nearest_above_sorted(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]
     keys = sort_keys_(row_keys(neg_d, torch.arange(n, dtype=torch.int32, device=neg_d.device)))
     above = row_keys(pos_d, -1)  # the largest key of each positive's value
     at = torch.searchsorted(keys, above, right=True).clamp_max_(n - 1)
-    near = keys.gather(1, at).bitwise_and_(2**32 - 1)
+    near = key_lows(keys.gather(1, at))
     near_d = neg_d.gather(1, near)
     near_d.masked_fill_(~(near_d > pos_d), torch.inf)  # none larger (or a NaN): inf
     return near_d, near
