@@ -38,6 +38,9 @@ DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 
 # Queries per tile when a large reference set is tiled on both sides (see _tile_shape).
 _TILE_QUERIES = 1024
+# On a CPU with torch on at most this many threads, tiles hold half the 32 MiB bound (see
+# _tile_shape; a switch for benchmarks/bench_knn.py --tiles, the same neighbours either way)
+_HALF_TILE_THREADS = 1
 
 
 def squared_euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -259,7 +262,9 @@ def iter_topk_neighbors(
             "`exclude_self=True` needs queries and reference to be the same rows, got "
             f"{queries.shape[0]} queries and {n_ref} reference samples."
         )
-    rows, cols = _tile_shape(queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size)
+    rows, cols = _tile_shape(
+        queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size, reference.device
+    )
     ref_sq = None if distance == "cosine" else _squared_norms(reference)
     # Several chunks of queries share each tile of reference rows, so that a tile is read
     # (and joined to its norms) once per group rather than once per chunk: as many chunks as
@@ -425,22 +430,40 @@ def _sort_by_value_then_index(vals: Tensor, inds: Tensor) -> tuple[Tensor, Tenso
 
 
 def _tile_shape(
-    n_queries: int, n_ref: int, k: int, element_size: int, chunk_size: int | None
+    n_queries: int,
+    n_ref: int,
+    k: int,
+    element_size: int,
+    chunk_size: int | None,
+    device: torch.device | None = None,
 ) -> tuple[int, int]:
     """Queries x reference samples per distance tile, each tile within the 32 MiB bound.
 
     A few queries against the whole reference set make thin matrix products at 100k+
     reference samples (83 queries per 32 MiB at 100k), so large reference sets are tiled on
     both sides, as long as the k neighbours kept per tile stay small next to the tile.
+
+    On a CPU (``device`` ``None`` or a CPU) with torch on one thread, a tile holds half the
+    bound, ~16 MiB (1,024 queries x 4,096 float32 reference samples), widened up to the
+    bound for large ``k`` (8 k columns): on one thread of an Intel Xeon the same products
+    written into 32 MiB tiles ran 1.2x-1.3x slower, the pass over each tile after its product
+    no faster, and the search as a whole 1.10x-1.19x slower at k = 10-100 (the user guide's
+    benchmarks). Each thread writes its own part of a tile, so on two threads a 32 MiB
+    tile is 16 MiB per thread, and there the two sizes measured the same (0.96x-1.04x);
+    more threads, and an accelerator, take tiles up to the bound.
     """
     if chunk_size is not None:
         return chunk_size, n_ref
-    whole = rows_per_chunk(n_ref, element_size)
+    on_cpu = device is None or device.type == "cpu"
+    share = 2 if on_cpu and torch.get_num_threads() <= _HALF_TILE_THREADS else 1
     rows = min(n_queries, _TILE_QUERIES) or 1
-    cols = rows_per_chunk(rows, element_size)
-    if whole >= rows or 8 * k > cols:
+    whole = rows_per_chunk(n_ref, element_size, share)
+    if whole >= rows:
         return whole, n_ref
-    return rows, cols
+    bound = rows_per_chunk(rows, element_size)
+    if 8 * k > bound:
+        return rows_per_chunk(n_ref, element_size), n_ref
+    return rows, min(bound, max(rows_per_chunk(rows, element_size, share), 8 * k))
 
 
 def _merged_with_tile(

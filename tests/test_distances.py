@@ -133,16 +133,28 @@ def test_tiling_the_reference_set_gives_the_same_neighbours(monkeypatch, exclude
     g = torch.Generator().manual_seed(3)
     ref = torch.randint(0, 3, (300, 4), generator=g).double()  # many exact ties
     queries = ref if exclude_self else torch.randint(0, 3, (50, 4), generator=g).double()
-    want = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
-    # 16 queries x 64 reference samples (8 bytes each) per tile: five tiles per chunk
+    want = {k: topk_neighbors(queries, ref, k, "euclidean", exclude_self) for k in (6, 12)}
+    # a bound of 16 queries x 128 reference samples (8 bytes each); on one CPU thread a tile
+    # is half of it, 16 x 64 (five tiles per chunk), widened to 8 k columns for larger k
     monkeypatch.setattr(distances, "_TILE_QUERIES", 16)
-    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 64 * 8)
-    assert distances._tile_shape(queries.shape[0], 300, 6, 8, None) == (16, 64)
-    got = topk_neighbors(queries, ref, 6, "euclidean", exclude_self)
-    torch.testing.assert_close(got[0], want[0])
-    assert torch.equal(got[1], want[1])
-    # a k too large for the tile falls back to whole-reference chunks
-    assert distances._tile_shape(queries.shape[0], 300, 9, 8, None)[1] == 300
+    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 128 * 8)
+    n, cpu, cuda = queries.shape[0], torch.device("cpu"), torch.device("cuda")
+    for threads in (1, 2):
+        with torch_threads(threads):
+            half = threads == 1
+            assert distances._tile_shape(n, 300, 6, 8, None) == (16, 64 if half else 128)
+            assert distances._tile_shape(n, 300, 6, 8, None, cpu) == (16, 64 if half else 128)
+            assert distances._tile_shape(n, 300, 12, 8, None) == (16, 96 if half else 128)
+            assert distances._tile_shape(n, 300, 6, 8, None, cuda) == (16, 128)
+            for k in (6, 12):
+                got = topk_neighbors(queries, ref, k, "euclidean", exclude_self)
+                torch.testing.assert_close(got[0], want[k][0])
+                assert torch.equal(got[1], want[k][1])
+            # a k too large for the bound falls back to whole-reference chunks within the
+            # bound, and a reference set whose whole rows fit the tile is not tiled
+            assert distances._tile_shape(n, 300, 17, 8, None) == (16 * 128 // 300, 300)
+            whole = 16 * (64 if half else 128) // 60
+            assert distances._tile_shape(n, 60, 6, 8, None) == (whole, 60)
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
@@ -250,9 +262,9 @@ def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
     ref = torch.randint(-2, 3, (300, 4), generator=g).float()  # many exact ties
     queries = ref if exclude_self else torch.randint(-2, 3, (50, 4), generator=g).float()
     for tiles in (False, True):
-        if tiles:  # 16 queries x 64 reference samples per tile
+        if tiles:  # 16 x 64 per tile on one thread, 16 x 128 on two
             monkeypatch.setattr(distances, "_TILE_QUERIES", 16)
-            monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 64 * 4)
+            monkeypatch.setattr(_blocks, "CHUNK_BYTES", 16 * 128 * 4)
         for k in (1, 3, 6):
             got = []
             for keyed, threads in ((False, 2), (True, 1), (True, 2)):
