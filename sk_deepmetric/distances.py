@@ -444,13 +444,14 @@ def _tile_shape(
     both sides, as long as the k neighbours kept per tile stay small next to the tile.
 
     On a CPU (``device`` ``None`` or a CPU) with torch on one thread, a tile holds half the
-    bound, ~16 MiB (1,024 queries x 4,096 float32 reference samples), widened up to the
-    bound for large ``k`` (8 k columns): on one thread of an Intel Xeon the same products
-    written into 32 MiB tiles ran 1.2x-1.3x slower, the pass over each tile after its product
-    no faster, and the search as a whole 1.10x-1.19x slower at k = 10-100 (the user guide's
-    benchmarks). Each thread writes its own part of a tile, so on two threads a 32 MiB
-    tile is 16 MiB per thread, and there the two sizes measured the same (0.96x-1.04x);
-    more threads, and an accelerator, take tiles up to the bound.
+    bound, ~16 MiB (1,024 queries x 4,096 float32 reference samples): on one thread of an
+    Intel Xeon the same products written into 32 MiB tiles ran 1.2x-1.3x slower, the pass
+    over each tile after its product no faster, and the search as a whole 1.10x-1.22x
+    slower at k = 10-100 (the user guide's benchmarks); at k = 300 the two sizes measured
+    0.89x-1.07x, a wash. For large ``k`` the tile widens (8 k columns, up to the bound) so
+    that its blocks still discard most of it. Each thread writes its own part of a tile, so
+    on two threads a 32 MiB tile is 16 MiB per thread, and there the two sizes measured the
+    same (0.96x-1.04x); more threads, and an accelerator, take tiles up to the bound.
     """
     if chunk_size is not None:
         return chunk_size, n_ref
