@@ -577,7 +577,8 @@ def _keys_compared_whole(best: Tensor, score: Tensor, col: int, mask: np.ndarray
     On one thread, comparing the tile and listing the entries found costs a little more than
     torch's block minima alone, and spares the gathers and index arithmetic of the blocks
     read, which grow with ``k``: 10%-15% faster at k = 300, even (0.97x-1.06x) at k = 30
-    and 100, 2%-6% slower at k = 10, so it is used from k = 150. On more threads the block
+    and 100, 2%-6% slower at k = 10 (1.04x-1.05x faster at k = 30-300 with the 16 MiB tiles
+    of :func:`_tile_shape`), so it is used from k = 150. On more threads the block
     minima, which torch spreads over them, are faster (numpy compares on one; sharing the
     rows out among Python threads was slower still).
     """
