@@ -576,9 +576,9 @@ def _keys_compared_whole(best: Tensor, score: Tensor, col: int, mask: np.ndarray
 
     On one thread, comparing the tile and listing the entries found costs a little more than
     torch's block minima alone, and spares the gathers and index arithmetic of the blocks
-    read, which grow with ``k``: 10%-15% faster at k = 300, even (0.97x-1.06x) at k = 30
-    and 100, 2%-6% slower at k = 10 (1.04x-1.05x faster at k = 30-300 with the 16 MiB tiles
-    of :func:`_tile_shape`), so it is used from k = 150. On more threads the block
+    read, which grow with ``k``. With the 16 MiB tiles of :func:`_tile_shape` (three runs,
+    clustered and Gaussian data): 0.97x-1.00x at k = 20-30, 1.05x-1.10x faster at k = 50,
+    1.01x-1.04x at 100, 1.05x at 300, so it is used from k = 50. On more threads the block
     minima, which torch spreads over them, are faster (numpy compares on one; sharing the
     rows out among Python threads was slower still).
     """
@@ -606,7 +606,7 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
 # after the first whole (a switch for benchmarks/bench_knn.py --compare; the same neighbours
 # either way)
 _COMPARE_TILES = True
-_COMPARE_FROM_K = 150
+_COMPARE_FROM_K = 50
 
 # pads rows of keys: above every key of a float32 value, NaN included
 _LAST_KEY = torch.iinfo(torch.int64).max
