@@ -16,12 +16,14 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --selection --k 10 100 300   # numpy keys vs torch.topk
     python benchmarks/bench_knn.py --compare --k 10 100 300 --threads 1  # whole tiles vs blocks
     python benchmarks/bench_knn.py --tiles --k 10 100 300       # 32 MiB vs 16 MiB CPU tiles
+    python benchmarks/bench_knn.py --bfloat16 --k 5 10 20 30 --threads 1  # bfloat16 pre-filter
     python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import pathlib
 import platform
 import statistics
@@ -319,6 +321,32 @@ def tile_sizes(args):
     toggled(args, title, ("32 MiB", "16 MiB"), distances, "_HALF_TILE_THREADS", (0, 1 << 30))
 
 
+def bfloat16_filters(args):
+    """Torch brute force on a CPU with each query's candidates found from bfloat16 products
+    first (then measured in float32, the exact neighbours either way) against the float32
+    search, alternately, at every k and thread count given (by default only on one thread
+    for small k, where this CPU's bfloat16 products measure fast enough)."""
+    from sk_deepmetric import distances
+
+    title = (
+        f"bfloat16 pre-filter (bfloat16 products {distances.bfloat16_speedup():.2f}x as fast "
+        "as float32 here, forced on at every k; by default on one thread for k <= "
+        f"{distances._BFLOAT16_MAX_K} where that speed-up is >= "
+        f"{distances._BFLOAT16_MIN_SPEEDUP})"
+    )
+    names = "_BFLOAT16_MAX_K", "_BFLOAT16_MAX_THREADS", "_BFLOAT16_MIN_PAIRS"
+    defaults = [getattr(distances, name) for name in names]
+    for name, value in zip(names, (max(args.k), torch.get_num_threads(), 0)):
+        setattr(distances, name, value)
+    distances._BFLOAT16_SPEEDUPS[torch.get_num_threads()] = math.inf
+    try:
+        toggled(args, title, ("float32", "bfloat16 filter"), distances, "_BFLOAT16_FILTER")
+    finally:
+        for name, value in zip(names, defaults):
+            setattr(distances, name, value)
+        distances._BFLOAT16_SPEEDUPS.clear()
+
+
 def toggled(args, title, names, module, switch, values=(False, True)):
     """Torch brute force with ``module.switch`` set to each of ``values`` (off, on),
     alternately, as ratios to the floor (median of ``--repeats``), one row per k."""
@@ -359,7 +387,7 @@ def main(argv=None):
         type=int,
         nargs="+",
         default=[10],
-        help="several with --auto, --selection, --compare or --tiles",
+        help="several with --auto, --selection, --compare, --tiles or --bfloat16",
     )
     parser.add_argument("--n-clusters", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=None)
@@ -374,10 +402,15 @@ def main(argv=None):
         "--compare", action="store_true", help="whole tiles vs block minima, one thread"
     )
     parser.add_argument("--tiles", action="store_true", help="32 MiB vs 16 MiB tiles on a CPU")
+    parser.add_argument(
+        "--bfloat16", action="store_true", help="bfloat16 pre-filter vs float32 on a CPU"
+    )
     args = parser.parse_args(argv)
-    toggles = args.auto or args.selection or args.compare or args.tiles
+    toggles = args.auto or args.selection or args.compare or args.tiles or args.bfloat16
     if len(args.k) > 1 and not toggles:
-        parser.error("several --k values need --auto, --selection, --compare or --tiles")
+        parser.error(
+            "several --k values need --auto, --selection, --compare, --tiles or --bfloat16"
+        )
     if not toggles:
         args.k = args.k[0]
     if args.n_reference is None:
@@ -404,8 +437,16 @@ def main(argv=None):
     if args.auto:
         auto_picks(args, threads)
         return
-    if args.selection or args.compare or args.tiles:
-        toggle = selections if args.selection else comparisons if args.compare else tile_sizes
+    if args.selection or args.compare or args.tiles or args.bfloat16:
+        toggle = (
+            selections
+            if args.selection
+            else comparisons
+            if args.compare
+            else tile_sizes
+            if args.tiles
+            else bfloat16_filters
+        )
         with threadpool_limits(limits=threads):
             toggle(args)
         return

@@ -11,6 +11,7 @@ and the nearest-neighbour classifier use, because it is the lowest module they b
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -216,6 +217,10 @@ def topk_neighbors(
     >>> topk_neighbors(x, x, k=1, exclude_self=True)[1].ravel().tolist()
     [1, 0, 1]
     """
+    if chunk_size is None and _filters_in_bfloat16(queries, reference, k, exclude_self):
+        found = _topk_through_bfloat16(queries, reference, k, distance, exclude_self)
+        if found is not None:
+            return found
     chunks = list(
         iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
     )
@@ -266,6 +271,9 @@ def iter_topk_neighbors(
         queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size, reference.device
     )
     ref_sq = None if distance == "cosine" else _squared_norms(reference)
+    _require_finite(reference, "reference", None if ref_sq is None else ref_sq.amax())
+    if not exclude_self:
+        _require_finite(queries, "queries")
     # Several chunks of queries share each tile of reference rows, so that a tile is read
     # (and joined to its norms) once per group rather than once per chunk: as many chunks as
     # keep the group's query rows and kept neighbours within the 32 MiB bound.
@@ -275,16 +283,10 @@ def iter_topk_neighbors(
     for first in range(0, queries.shape[0], group):
         stops = range(first, min(first + group, queries.shape[0]), rows)
         ks = [int(k[s : s + rows].max()) if isinstance(k, Tensor) else k for s in stops]
+        stop = min(first + group, queries.shape[0])
+        excluded = torch.arange(first, stop, device=queries.device) if exclude_self else None
         found = _smallest_scores(
-            queries[first : first + group],
-            reference,
-            ref_sq,
-            ks,
-            distance,
-            rows,
-            cols,
-            exclude_self=exclude_self,
-            start=first,
+            queries[first:stop], reference, ref_sq, ks, distance, rows, cols, excluded
         )
         for start, (vals, inds) in zip(stops, found):
             q = queries[start : start + rows]
@@ -292,6 +294,17 @@ def iter_topk_neighbors(
                 yield start, *_refined(q, reference, inds, distance)
             else:
                 yield start, _distances_from_scores(vals, q, distance), inds
+
+
+def _require_finite(x: Tensor, name: str, total: Tensor | None = None) -> None:
+    """Raise if ``x`` holds NaN or infinity (or values whose squares overflow, where
+    ``total`` is its largest squared norm; by default its sum, ~25x as fast as
+    ``isfinite(x).all()`` on a CPU)."""
+    if not bool(torch.isfinite(x.sum() if total is None else total)):
+        raise ValueError(
+            f"`{name}` must hold finite values whose squares fit in {x.dtype}, got NaN, "
+            "infinity or values that overflow."
+        )
 
 
 def _smallest_scores(
@@ -302,22 +315,21 @@ def _smallest_scores(
     distance: str,
     rows: int,
     cols: int,
-    *,
-    exclude_self: bool,
-    start: int,
+    excluded: Tensor | None = None,
 ) -> list[tuple[Tensor, Tensor]]:
     """For each chunk of ``rows`` queries of ``q``, each query's ``ks[chunk]`` smallest ranking
     scores over ``reference`` and their row indices.
 
     ``reference`` is scanned in tiles of ``cols`` rows, each tile once for all the chunks;
-    ``ref_sq`` holds its squared norms (``None`` for ``"cosine"``). ``q`` is rows ``start``
-    onwards of the queries: with ``exclude_self``, query ``start + i`` skips reference row
-    ``start + i``.
+    ``ref_sq`` holds its squared norms (``None`` for ``"cosine"``). ``excluded``: for each
+    query, a reference row that it skips (leave-one-out), or ``None``.
     """
     # -q: the product is then the negated cosine or dot product, smaller is closer. For the
     # euclidean scores |r|^2 rides in the product as one more column (q, 1) . (r, |r|^2):
     # adding it to the product's output instead is a full extra pass over every tile.
-    if distance == "cosine":
+    if distance == _FACTORS:
+        q_rank = q
+    elif distance == "cosine":
         q_rank = -F.normalize(q, dim=1)
     else:
         q_rank = torch.cat([-2.0 * q, q.new_ones((q.shape[0], 1))], dim=1)
@@ -325,18 +337,21 @@ def _smallest_scores(
     # per tile is a fresh mapping of memory on a CPU, whose page faults cost as much as the
     # product written into it.
     width = min(cols, reference.shape[0])
-    keyed = selects_with_keys(q, reference.shape[0])
+    # bfloat16 tiles' candidates are selected as float32 values (see _merged_with_tile)
+    keyed = selects_with_keys(q[:1].float(), reference.shape[0])
     tile = q.new_empty((min(rows, q.shape[0]), width))
     ref_rows = reference.new_empty((width, q_rank.shape[1]))
     # on one thread, tiles after the first are compared whole (see _keys_compared_whole)
     compares = keyed and _COMPARE_TILES and max(ks) >= _COMPARE_FROM_K
-    compares = compares and torch.get_num_threads() == 1
+    compares = compares and torch.get_num_threads() == 1 and q.dtype == torch.float32
     mask = np.empty(tuple(tile.shape), dtype=bool) if compares else None
     best = [None] * len(ks)
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
         full = r.shape[0] == width
-        if distance == "cosine":
+        if distance == _FACTORS:
+            pass
+        elif distance == "cosine":
             r = F.normalize(r, dim=1, out=ref_rows if full else None)
         else:
             parts = [r, ref_sq[col : col + cols, None]]
@@ -346,13 +361,245 @@ def _smallest_scores(
             n = q_chunk.shape[0]
             # the first n rows of the buffer are contiguous: the last, shorter chunk uses them
             score = torch.mm(q_chunk, r.T, out=tile[:n]) if full else q_chunk @ r.T
-            if exclude_self:
-                first = start + chunk * rows
-                local = torch.arange(n, device=score.device)
-                mine = (local + first >= col) & (local + first < col + score.shape[1])
-                score[local[mine], local[mine] + first - col] = math.inf
+            if excluded is not None:
+                own = excluded[chunk * rows : chunk * rows + n]
+                local = torch.nonzero((own >= col) & (own < col + score.shape[1])).squeeze(1)
+                score[local, own[local] - col] = math.inf
             best[chunk] = _merged_with_tile(best[chunk], score, col, k, keyed, mask)
     return [_ordered(b, keyed) for b in best]
+
+
+# A one-thread CPU search for few neighbours of many pairs filters them with bfloat16
+# products first where those are at least _BFLOAT16_MIN_SPEEDUP as fast as float32 ones (see
+# _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16).
+# 2,048 x 100,000 x 128 on a Xeon with AMX (bfloat16 products 3.6x-4.0x as fast), clustered /
+# Gaussian-like data: k = 5 1.44x / 1.40x faster, 10 1.38x / 1.20x, 20 1.23x / 1.17x, but
+# 30 0.88x on Gaussian-like data, and no faster on two threads (1.00x at k = 10), where the
+# products are a smaller share of the search
+_BFLOAT16_FILTER = True
+_BFLOAT16_MIN_SPEEDUP = 1.5
+_BFLOAT16_MAX_K = 20
+_BFLOAT16_MAX_THREADS = 1
+_BFLOAT16_MIN_PAIRS = 2**24
+# bfloat16 product speed-ups measured in this process, per torch thread count
+_BFLOAT16_SPEEDUPS: dict[int, float] = {}
+
+
+def _filters_in_bfloat16(queries: Tensor, reference: Tensor, k: int, exclude_self: bool) -> bool:
+    """Whether :func:`topk_neighbors` runs through :func:`_topk_through_bfloat16`."""
+    n_ref = reference.shape[0]
+    return (
+        _BFLOAT16_FILTER
+        and queries.device.type == "cpu"
+        and reference.device.type == "cpu"
+        and queries.dtype == reference.dtype == torch.float32
+        and 1 <= k <= _BFLOAT16_MAX_K
+        and torch.get_num_threads() <= _BFLOAT16_MAX_THREADS
+        and _candidates(k) < n_ref - exclude_self
+        and queries.shape[0] * n_ref >= _BFLOAT16_MIN_PAIRS
+        and bfloat16_speedup() >= _BFLOAT16_MIN_SPEEDUP
+    )
+
+
+def _candidates(k: int) -> int:
+    """Candidates per query kept by the bfloat16 filter for ``k`` neighbours."""
+    return 3 * k + 32
+
+
+def bfloat16_speedup() -> float:
+    """How many times as fast a bfloat16 matrix product of the search's shape (512 x 129 by
+    129 x 4,096) runs as a float32 one on this CPU, with torch's current thread count.
+
+    Measured once per process and thread count (best of three each, ~20 ms where bfloat16
+    has hardware support): several times as fast on CPUs with AMX or AVX-512 BF16, slower
+    where bfloat16 arithmetic is emulated.
+    """
+    threads = torch.get_num_threads()
+    if threads not in _BFLOAT16_SPEEDUPS:
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn((512, 129), generator=generator)
+        b = torch.randn((4096, 129), generator=generator)
+        seconds = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            x, y = a.to(dtype), b.to(dtype).T
+            out = torch.empty((512, 4096), dtype=dtype)
+            torch.mm(x, y, out=out)  # warm-up: the kernel's first call sets it up
+            best = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                torch.mm(x, y, out=out)
+                best = min(best, time.perf_counter() - start)
+            seconds[dtype] = best
+        _BFLOAT16_SPEEDUPS[threads] = seconds[torch.float32] / seconds[torch.bfloat16]
+    return _BFLOAT16_SPEEDUPS[threads]
+
+
+def _topk_through_bfloat16(
+    queries: Tensor, reference: Tensor, k: int, distance: str, exclude_self: bool
+) -> tuple[Tensor, Tensor] | None:
+    """:func:`topk_neighbors`, with the candidates found from bfloat16 products (``None``
+    where the vectors are not finite, for the float32 search to say so).
+
+    Each query's squared distances to the reference vectors, both centred on the reference
+    mean (unit vectors for ``"cosine"``, whose squared distances order as cosine distances),
+    plus an offset ``c`` that keeps them positive, are computed as one bfloat16 product of
+    ``(-2q, 1, 1, |q|^2 + c)`` and ``(r, |r|^2, 1, 1)``, each squared norm split into a
+    bfloat16 high part and the bfloat16 rest (sums in float32), and the ``3k + 32`` smallest
+    are kept; those candidates are measured directly from the float32 vectors, as every
+    search's neighbours are, and the ``k`` closest kept (equal distances by index).
+
+    That is the exact result whenever the candidates provably hold it: rounding the factors
+    and the result to bfloat16 (unit roundoff ``u = 2^-8``) and the float32 sums (``g``)
+    move a score by at most ``E = e_dot 2 |q| R + e_norm (R^2 + |q|^2 + c) + u / (1 - u)
+    |score|`` (``R`` the largest reference norm; ``e_dot = 2u + u^2`` and ``e_norm = u^2
+    (1 + u)``, each plus ``g (1 + u)^2``, see :func:`_bfloat16_rounding`), so when the last
+    candidate's score minus ``E`` exceeds the k-th's plus ``E`` (and a margin for the
+    float32 distances), no vector left out can be closer than the k-th kept. Queries for
+    which that does not hold (many near-equal distances at the k-th) are searched again in
+    float32. The neighbours are then the ``k`` smallest of the distances measured from the
+    vectors, where the float32 search keeps the ``k`` smallest matrix-product scores: the
+    two differ only between distances equal to within float32's rounding.
+    """
+    n_q, n_ref = queries.shape[0], reference.shape[0]
+    wide = _candidates(k)
+    if distance == "cosine":
+        q, r = F.normalize(queries, dim=1), F.normalize(reference, dim=1)
+    else:
+        center = reference.mean(dim=0)
+        q, r = queries - center, reference - center
+    r_sq = _squared_norms(r)
+    top = float(r_sq.max())
+    if not 2.0**-60 <= top <= 2.0**60:
+        # scaled by a power of two (exactly) to norms near 1: bfloat16 has float32's range,
+        # but the squared norms would underflow or overflow
+        top = float(r.abs().max())
+        if not 0 < top < math.inf:
+            return None
+        scale = 2.0 ** -math.frexp(top)[1]
+        q, r = q * scale, r * scale
+        r_sq = _squared_norms(r)
+        top = float(r_sq.max())
+    q_sq = _squared_norms(q).double()
+    if not (math.isfinite(top) and bool(torch.isfinite(q_sq.sum()))):
+        return None  # the float32 search raises its error for non-finite vectors
+    largest = top**0.5 * (1 + 2**-20)
+    q16, r16, spread = _bfloat16_factors(q, r, q_sq, r_sq, largest)
+    del q, r, r_sq
+    rows, cols = _tile_shape(n_q, n_ref, wide, 2, None, queries.device)
+    dists = queries.new_empty((n_q, k))
+    inds = torch.empty((n_q, k), dtype=torch.long)
+    missed = []
+    group = rows * max(1, rows_per_chunk(queries.shape[1] + 1 + 4 * wide, 4) // rows)
+    for first in range(0, n_q, group):
+        stop = min(first + group, n_q)
+        excluded = torch.arange(first, stop) if exclude_self else None
+        chunks = (stop - first + rows - 1) // rows
+        found = _smallest_scores(
+            q16[first:stop], r16, None, [wide] * chunks, _FACTORS, rows, cols, excluded
+        )
+        for start, (vals, cand) in zip(range(first, stop, rows), found):
+            end = start + vals.shape[0]
+            d, i = _refined(queries[start:end], reference, cand, distance)
+            if distance == "cosine":  # bmm's sums depend on its shape: as the float32 search
+                d, i = _refined(queries[start:end], reference, i[:, :k], distance)
+            dists[start:end], inds[start:end] = d[:, :k], i[:, :k]
+            holds = _bfloat16_bound_holds(
+                vals.double(), k, q_sq[start:end], spread[start:end], largest
+            )
+            missed.append(torch.nonzero(~holds).squeeze(1) + start)
+    missed = torch.cat(missed)
+    if missed.numel():  # searched again in float32, these queries only
+        found = _topk_in_float32(queries[missed], reference, k, distance, missed, exclude_self)
+        dists[missed], inds[missed] = found
+    return dists, inds
+
+
+def _bfloat16_factors(
+    q: Tensor, r: Tensor, q_sq: Tensor, r_sq: Tensor, largest: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The bfloat16 factors of :func:`_topk_through_bfloat16`'s scores, and each query's
+    rounding bound less its part proportional to the score.
+
+    ``q``, ``r``: the centred (or unit) float32 vectors; ``q_sq``: the queries' squared
+    norms in float64; ``r_sq``: the reference's in float32; ``largest``: an upper bound of
+    the reference norms. ``q16 @ r16.T`` (bfloat16) is ``|q - r|^2 + c`` to within
+    ``spread + u / (1 - u) |score|``, and never negative.
+    """
+    # the dot products' factors rounded to bfloat16; the squared norms (and c) as a bfloat16
+    # high and low part each, exact to u^2
+    dots, norms = _bfloat16_rounding(q.shape[1])
+    base = dots * 2 * q_sq.sqrt() * largest + norms * (largest * largest + q_sq)
+    offset = 2 * base / (1 - 2 * norms)  # c: twice the rounding of the rest
+    spread = base + norms * offset
+    ones = r.new_ones((r.shape[0], 1))
+    r16 = torch.cat([r, *_high_low(r_sq[:, None]), ones, ones], dim=1).bfloat16()
+    q_ones = ones[:1].expand(q.shape[0], 1)
+    q16 = torch.cat([-2.0 * q, q_ones, q_ones, *_high_low((q_sq + offset)[:, None])], 1)
+    return q16.bfloat16(), r16, spread
+
+
+def _topk_in_float32(
+    queries: Tensor,
+    reference: Tensor,
+    k: int,
+    distance: str,
+    rows_of: Tensor | None = None,
+    exclude_self: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """The float32 search of :func:`iter_topk_neighbors` with ``refine``, all at once, for
+    ``queries`` that are rows ``rows_of`` (all by default) of the queries of a leave-one-out
+    search when ``exclude_self``."""
+    if rows_of is None:
+        rows_of = torch.arange(queries.shape[0])
+    rows, cols = _tile_shape(queries.shape[0], reference.shape[0], k, 4, None, queries.device)
+    ref_sq = None if distance == "cosine" else _squared_norms(reference)
+    dists, inds = queries.new_empty((queries.shape[0], k)), torch.empty_like(rows_of[:, None])
+    inds = inds.expand(-1, k).contiguous()
+    for first in range(0, queries.shape[0], rows):
+        q = queries[first : first + rows]
+        excluded = rows_of[first : first + rows] if exclude_self else None
+        ((_, cand),) = _smallest_scores(q, reference, ref_sq, [k], distance, rows, cols, excluded)
+        dists[first : first + rows], inds[first : first + rows] = _refined(
+            q, reference, cand, distance
+        )
+    return dists, inds
+
+
+def _high_low(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` as a bfloat16 high part and the bfloat16 rest, as float32: their sum is ``x`` to
+    a relative ``u^2 (1 + u)``."""
+    high = x.float().bfloat16().float()
+    return high, (x.float() - high).bfloat16().float()
+
+
+def _bfloat16_rounding(dim: int) -> tuple[float, float]:
+    """Relative error bounds of the bfloat16 products' terms before their result is rounded:
+    of a dot product whose factors are rounded to bfloat16 (``2u + u^2``), and of a term
+    split into a high and a low part (``u^2 (1 + u)``), both with ``g (1 + u)^2`` for the
+    float32 sums of ``dim + 4`` products (``g``, plus ``2^-20`` for the float32 rounding of
+    the factors themselves), ``u = 2^-8``."""
+    u = 2.0**-8
+    n = dim + 4
+    sums = (n * 2.0**-24 / (1 - n * 2.0**-24) + 2.0**-20) * (1 + u) ** 2
+    return 2 * u + u * u + sums, u * u * (1 + u) + sums
+
+
+def _bfloat16_bound_holds(
+    vals: Tensor, k: int, q_sq: Tensor, spread: Tensor, largest: float
+) -> Tensor:
+    """For each query, whether its candidates provably hold its ``k`` nearest neighbours.
+
+    ``vals``: the bfloat16 scores of its candidates, ascending, as float64; ``q_sq``: the
+    query's squared norm (centred); ``spread``: the part of the rounding bound that does not
+    depend on the score; ``largest``: the largest reference norm (see
+    :func:`_topk_through_bfloat16`).
+    """
+    to_bfloat16 = 2.0**-8 / (1 - 2.0**-8)
+    kth, last = vals[:, k - 1], vals[:, -1]
+    upper = kth + spread + to_bfloat16 * torch.maximum(vals[:, 0].abs(), kth.abs())
+    lower = last - spread - to_bfloat16 * last.abs()
+    margin = 2.0**-16 * (lower.abs() + upper.abs() + 2 * q_sq + 2 * largest * largest)
+    return lower - upper > margin
 
 
 def _ordered(best: tuple[Tensor, Tensor] | Tensor, keyed: bool) -> tuple[Tensor, Tensor]:
@@ -506,16 +753,21 @@ def _merged_with_tile(
     buffer ``mask`` (:func:`_keys_compared_whole`).
     """
     n_rows, n_cols = score.shape
+    # bfloat16 scores (never negative, see _topk_through_bfloat16) order as their bits read as
+    # int16 do, whose minima torch computes 3.7x as fast; the entries read become float32
+    half = score.dtype == torch.bfloat16
     block = _block_size(n_cols, k)
     n_blocks = n_cols // block
     kept = best is not None and (best if keyed else best[0]).shape[1] == k
     if kept and keyed and mask is not None:
         vals = _keys_compared_whole(best, score, col, mask)
     elif n_blocks < (1 if kept else 4 * (k + 1)):
-        vals, inds = score, torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
+        vals = score.float() if half else score
+        inds = torch.arange(col, col + n_cols, device=score.device).expand(n_rows, -1)
     else:
-        blocked = score[:, : n_blocks * block].unflatten(1, (block, n_blocks))
-        minima = blocked.amin(dim=1)
+        bits = score.view(torch.int16) if half else score
+        minima = bits[:, : n_blocks * block].unflatten(1, (block, n_blocks)).amin(dim=1)
+        minima = minima.view(torch.bfloat16).float() if half else minima
         if kept and keyed:
             bound = key_values(best.amax(dim=1, keepdim=True))
         elif kept:
@@ -537,6 +789,7 @@ def _merged_with_tile(
         offsets = torch.arange(0, n_blocks * block, n_blocks, device=row.device)
         at = ((first + row * (n_cols - n_blocks))[:, None] + offsets).view(-1)
         vals = score.reshape(-1).index_select(0, at)
+        vals = vals.float() if half else vals
         # rows are padded with +inf at an index after every real one: padding is kept only
         # where fewer than k entries are real, which the bounds above rule out
         hit = _flat_nonzero(vals.view(-1, block) <= bound[row])
@@ -549,6 +802,7 @@ def _merged_with_tile(
             inds = _padded_rows(row, n_rows, inds, torch.iinfo(inds.dtype).max)
         if n_blocks * block < n_cols:
             tail = score[:, n_blocks * block :]
+            tail = tail.float() if half else tail
             at = torch.arange(col + n_blocks * block, col + n_cols, device=score.device)
             if keyed:
                 vals = torch.cat([vals, row_keys(tail, at)], dim=1)
@@ -607,6 +861,10 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
 # either way)
 _COMPARE_TILES = True
 _COMPARE_FROM_K = 50
+
+# the `distance` of _smallest_scores whose queries and reference rows are already the two
+# factors of the ranking scores
+_FACTORS = "factors"
 
 # pads rows of keys: above every key of a float32 value, NaN included
 _LAST_KEY = torch.iinfo(torch.int64).max

@@ -1,0 +1,171 @@
+"""The exact search through a bfloat16 pre-filter (one-thread CPU searches for few neighbours
+where bfloat16 products are fast): its rounding bound, its fallback, and that it finds the
+neighbours the float32 search finds. Forced on here, whatever this CPU's bfloat16 speed."""
+
+import math
+
+import pytest
+import torch
+
+from sk_deepmetric import distances
+from sk_deepmetric._devices import torch_threads
+from sk_deepmetric.distances import topk_neighbors
+
+
+@pytest.fixture
+def filtered(monkeypatch):
+    """Turns the filter on for every size, thread count and CPU; counts its calls and the
+    queries it searches again in float32."""
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1)
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_THREADS", 1 << 10)
+    monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
+    counts = {"filtered": 0, "again": 0}
+    through, again = distances._topk_through_bfloat16, distances._topk_in_float32
+
+    def counted_through(*args, **kwargs):
+        counts["filtered"] += 1
+        return through(*args, **kwargs)
+
+    def counted_again(queries, *args, **kwargs):
+        counts["again"] += queries.shape[0]
+        return again(queries, *args, **kwargs)
+
+    monkeypatch.setattr(distances, "_topk_through_bfloat16", counted_through)
+    monkeypatch.setattr(distances, "_topk_in_float32", counted_again)
+    return counts
+
+
+def _unfiltered(monkeypatch, *args, **kwargs):
+    with monkeypatch.context() as m:
+        m.setattr(distances, "_BFLOAT16_FILTER", False)
+        return topk_neighbors(*args, **kwargs)
+
+
+def _integers(seed, n, d, high):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-high, high + 1, (n, d), generator=g).float()
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+@pytest.mark.parametrize("exclude_self", [True, False])
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_filter_finds_the_float32_neighbours_bit_for_bit(
+    filtered, monkeypatch, distance, exclude_self, k
+):
+    # integers up to 100 in 8 dimensions: the float32 search's scores are exact (sums of
+    # products below 2^24) while centring on the mean and bfloat16's 8 bits round them, so
+    # the float32 neighbours are the exact ones (ties by index) for the euclidean distances
+    ref = _integers(0, 400, 8, 100)
+    queries = ref if exclude_self else _integers(1, 60, 8, 100)
+    want = _unfiltered(monkeypatch, queries, ref, k, distance, exclude_self)
+    got = topk_neighbors(queries, ref, k, distance, exclude_self)
+    assert filtered["filtered"] == 1
+    assert filtered["again"] < queries.shape[0]  # most were answered from the filter
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+    if distance != "cosine" and not exclude_self:
+        assert torch.equal(got[1], _exact_order(queries, ref, k))
+
+
+def _exact_order(queries, ref, k):
+    """The k nearest by squared distances in float64, equal ones by index."""
+    exact = ((queries.double()[:, None] - ref.double()) ** 2).sum(2)  # not cdist's products
+    rank = torch.argsort(exact, dim=1, stable=True)  # stable: equal distances by index
+    return rank[:, :k]
+
+
+def test_queries_with_near_equal_distances_are_searched_again(filtered, monkeypatch):
+    # 60 copies of one vector: for the queries at or near it the k-th and the last candidate
+    # are equally far, the bound cannot hold, and those queries (only) are searched again
+    ref = _integers(2, 300, 4, 9)
+    ref[::5] = ref[0]
+    queries = torch.cat([ref[:1] + _integers(3, 20, 4, 1) / 8, _integers(4, 40, 4, 9)])
+    for k in (1, 6):  # 3k + 32 candidates at most 60
+        before = filtered["again"]
+        got = topk_neighbors(queries, ref, k)
+        assert 20 <= filtered["again"] - before < queries.shape[0]
+        want = _unfiltered(monkeypatch, queries, ref, k)
+        assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+        assert torch.equal(got[1], _exact_order(queries, ref, k))
+
+
+@pytest.mark.parametrize(("offset", "scale"), [(3.0e5, 1.0), (0.0, 2.0**-40), (0.0, 2.0**40)])
+def test_reference_far_from_the_origin_or_of_extreme_scale(filtered, offset, scale):
+    # a common offset 10^4 times the spread, where bfloat16 without centring (and float32
+    # products) lose every digit, and squared norms outside 2^-60..2^60 (scaled exactly)
+    ref, queries = _integers(5, 500, 16, 30), _integers(6, 50, 16, 30)
+    ref, queries = ref * scale + offset, queries * scale + offset
+    for k in (1, 10):
+        got = topk_neighbors(queries, ref, k)
+        assert torch.equal(got[1], _exact_order(queries, ref, k))
+    assert filtered["filtered"] == 2 and filtered["again"] < queries.shape[0]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", ["queries", "reference"])
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_non_finite_vectors_raise(filtered, monkeypatch, bad, where, distance):
+    ref, queries = _integers(7, 200, 4, 9), _integers(8, 30, 4, 9)
+    (queries if where == "queries" else ref)[3, 1] = bad
+    with pytest.raises(ValueError, match=f"`{where}` must hold finite values"):
+        topk_neighbors(queries, ref, 5, distance)
+    assert filtered["filtered"] == 1
+    with pytest.raises(ValueError, match=f"`{where}` must hold finite values"):
+        _unfiltered(monkeypatch, queries, ref, 5, distance)
+
+
+@pytest.mark.parametrize("dim", [1, 3, 64, 300])
+@pytest.mark.parametrize("scale", [2.0**-25, 1.0, 2.0**25])
+def test_bfloat16_scores_stay_within_the_rounding_bound(dim, scale):
+    """``q16 @ r16.T`` against ``|q - r|^2 + c`` computed in float64 from the same float32
+    vectors, on values just off bfloat16's rounding midpoints (its worst case) and Gaussian
+    ones: never negative, never further than the bound (``spread`` plus ``u / (1 - u)``
+    of the score)."""
+    g = torch.Generator().manual_seed(dim)
+    u = 2.0**-8
+    midpoints = (1 + u * (1 + 2 * torch.randint(0, 128, (4, 256, dim), generator=g))) * (
+        1 + 2.0**-20
+    )
+    signs = torch.randint(0, 2, midpoints.shape, generator=g) * 2 - 1
+    worst = (midpoints * signs)[:2]
+    gaussian = torch.randn((2, 256, dim), generator=g, dtype=torch.float64)
+    for q, r in (worst, gaussian, (worst[0], gaussian[1])):
+        q, r = (q * scale).float(), (r * scale).float()
+        q_sq, r_sq = (q.double() ** 2).sum(1).float().double(), (r.double() ** 2).sum(1).float()
+        largest = float(r_sq.max()) ** 0.5 * (1 + 2**-20)
+        q16, r16, spread = distances._bfloat16_factors(q, r, q_sq, r_sq, largest)
+        score = torch.mm(q16, r16.T).double()
+        offset = (q16[:, -2:].double().sum(1) - q_sq)[:, None]  # c as the factors hold it
+        exact = torch.cdist(q.double(), r.double()) ** 2 + offset
+        assert (score >= 0).all()
+        bound = spread[:, None] + u / (1 - u) * score
+        assert ((score - exact).abs() <= bound).all()
+
+
+def test_the_filter_runs_where_it_measured_faster(filtered, monkeypatch):
+    ref, queries = torch.zeros((100, 3)), torch.zeros((10, 3))
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_THREADS", 1)
+    with torch_threads(1):
+        assert distances._filters_in_bfloat16(queries, ref, 20, False)
+        assert not distances._filters_in_bfloat16(queries, ref, 21, False)  # k too large
+        assert not distances._filters_in_bfloat16(queries.double(), ref.double(), 5, False)
+        assert not distances._filters_in_bfloat16(queries, ref[:40], 5, False)  # 3k+32 >= n
+        monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1001)
+        assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # too small
+        monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1)
+        monkeypatch.setattr(distances, "bfloat16_speedup", lambda: 1.4)
+        assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # slow bfloat16
+    with torch_threads(2):
+        monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
+        assert not distances._filters_in_bfloat16(queries, ref, 5, False)
+    # a chunked search never goes through the filter
+    topk_neighbors(queries, ref, 5, chunk_size=4)
+    assert filtered["filtered"] == 0
+
+
+def test_bfloat16_speedup_is_measured_once_per_thread_count(monkeypatch):
+    monkeypatch.setattr(distances, "_BFLOAT16_SPEEDUPS", {})
+    with torch_threads(1):
+        speedup = distances.bfloat16_speedup()
+        assert math.isfinite(speedup) and speedup > 0
+        assert distances.bfloat16_speedup() == speedup
+    assert list(distances._BFLOAT16_SPEEDUPS) == [1]
