@@ -324,19 +324,22 @@ def tile_sizes(args):
 def bfloat16_filters(args):
     """Torch brute force on a CPU with each query's candidates found from bfloat16 products
     first (then measured in float32, the exact neighbours either way) against the float32
-    search, alternately, at every k and thread count given (by default only on one thread
-    for small k, where this CPU's bfloat16 products measure fast enough)."""
+    search, alternately, at every k given and every size (by default only for small k per
+    thread count, from 512 queries and 100,000 reference vectors, where this CPU's bfloat16
+    products measure fast enough)."""
     from sk_deepmetric import distances
 
     title = (
         f"bfloat16 pre-filter (bfloat16 products {distances.bfloat16_speedup():.2f}x as fast "
-        "as float32 here, forced on at every k; by default on one thread for k <= "
-        f"{distances._BFLOAT16_MAX_K} where that speed-up is >= "
-        f"{distances._BFLOAT16_MIN_SPEEDUP})"
+        "as float32 here, forced on at every k; by default up to k = "
+        f"{distances._BFLOAT16_MAX_K.get(torch.get_num_threads(), 0)} on "
+        f"{torch.get_num_threads()} thread(s) where that speed-up is >= "
+        f"{distances._BFLOAT16_MIN_SPEEDUP}, from {distances._BFLOAT16_MIN_QUERIES:,} queries "
+        f"and {distances._BFLOAT16_MIN_REFERENCE:,} reference vectors)"
     )
-    names = "_BFLOAT16_MAX_K", "_BFLOAT16_MAX_THREADS", "_BFLOAT16_MIN_PAIRS"
+    names = "_BFLOAT16_MAX_K", "_BFLOAT16_MIN_QUERIES", "_BFLOAT16_MIN_REFERENCE"
     defaults = [getattr(distances, name) for name in names]
-    for name, value in zip(names, (max(args.k), torch.get_num_threads(), 0)):
+    for name, value in zip(names, ({torch.get_num_threads(): max(args.k)}, 0, 0)):
         setattr(distances, name, value)
     distances._BFLOAT16_SPEEDUPS[torch.get_num_threads()] = math.inf
     try:

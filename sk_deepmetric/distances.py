@@ -369,18 +369,21 @@ def _smallest_scores(
     return [_ordered(b, keyed) for b in best]
 
 
-# A one-thread CPU search for few neighbours of many pairs filters them with bfloat16
-# products first where those are at least _BFLOAT16_MIN_SPEEDUP as fast as float32 ones (see
-# _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16).
-# 2,048 x 100,000 x 128 on a Xeon with AMX (bfloat16 products 3.6x-4.0x as fast), clustered /
-# Gaussian-like data: k = 5 1.44x / 1.40x faster, 10 1.38x / 1.20x, 20 1.23x / 1.17x, but
-# 30 0.88x on Gaussian-like data, and no faster on two threads (1.00x at k = 10), where the
-# products are a smaller share of the search
+# A CPU search for few neighbours of many pairs filters them with bfloat16 products first
+# where those are at least _BFLOAT16_MIN_SPEEDUP as fast as float32 ones (see
+# _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16),
+# up to the k per torch thread count where that measured faster: 2,048 x 100,000 x 128 on a
+# Xeon with AMX (bfloat16 products ~4x as fast), clustered / Gaussian-like data, one thread
+# 1.35x-1.37x faster at k = 5, 1.16x-1.30x at 10, 1.10x-1.23x at 30, 0.93x at 50; two
+# threads 1.14x-1.17x at 5, 1.08x-1.12x at 10, 0.89x at 20 (docs/benchmarks.md). Unmeasured
+# on more threads, so off there. Building the reference's factors is a fixed cost (~40 ms
+# for 100,000 x 128) and the first tile's wider selection weighs more with fewer tiles: 256
+# queries were 0.93x-1.00x as fast, 512 1.11x-1.26x; a 30,000-vector reference 0.89x-1.00x.
 _BFLOAT16_FILTER = True
 _BFLOAT16_MIN_SPEEDUP = 1.5
-_BFLOAT16_MAX_K = 20
-_BFLOAT16_MAX_THREADS = 1
-_BFLOAT16_MIN_PAIRS = 2**24
+_BFLOAT16_MAX_K = {1: 30, 2: 10}
+_BFLOAT16_MIN_QUERIES = 512
+_BFLOAT16_MIN_REFERENCE = 100_000
 # bfloat16 product speed-ups measured in this process, per torch thread count
 _BFLOAT16_SPEEDUPS: dict[int, float] = {}
 
@@ -393,10 +396,10 @@ def _filters_in_bfloat16(queries: Tensor, reference: Tensor, k: int, exclude_sel
         and queries.device.type == "cpu"
         and reference.device.type == "cpu"
         and queries.dtype == reference.dtype == torch.float32
-        and 1 <= k <= _BFLOAT16_MAX_K
-        and torch.get_num_threads() <= _BFLOAT16_MAX_THREADS
+        and 1 <= k <= _BFLOAT16_MAX_K.get(torch.get_num_threads(), 0)
         and _candidates(k) < n_ref - exclude_self
-        and queries.shape[0] * n_ref >= _BFLOAT16_MIN_PAIRS
+        and queries.shape[0] >= _BFLOAT16_MIN_QUERIES
+        and n_ref >= _BFLOAT16_MIN_REFERENCE
         and bfloat16_speedup() >= _BFLOAT16_MIN_SPEEDUP
     )
 
@@ -462,29 +465,25 @@ def _topk_through_bfloat16(
     """
     n_q, n_ref = queries.shape[0], reference.shape[0]
     wide = _candidates(k)
-    if distance == "cosine":
-        q, r = F.normalize(queries, dim=1), F.normalize(reference, dim=1)
-    else:
-        center = reference.mean(dim=0)
-        q, r = queries - center, reference - center
-    r_sq = _squared_norms(r)
-    top = float(r_sq.max())
+    center = None if distance == "cosine" else reference.mean(dim=0)
+    r16, r_sq = _bfloat16_reference(reference, center, 1.0)
+    top, scale = float(r_sq.max()), 1.0
     if not 2.0**-60 <= top <= 2.0**60:
         # scaled by a power of two (exactly) to norms near 1: bfloat16 has float32's range,
-        # but the squared norms would underflow or overflow
-        top = float(r.abs().max())
+        # but the squared norms would underflow or overflow (or are NaN)
+        top = float((reference if center is None else reference - center).abs().max())
         if not 0 < top < math.inf:
-            return None
+            return None  # the float32 search raises its error for non-finite vectors
         scale = 2.0 ** -math.frexp(top)[1]
-        q, r = q * scale, r * scale
-        r_sq = _squared_norms(r)
+        r16, r_sq = _bfloat16_reference(reference, center, scale)
         top = float(r_sq.max())
+    q = F.normalize(queries, dim=1) if center is None else (queries - center) * scale
     q_sq = _squared_norms(q).double()
     if not (math.isfinite(top) and bool(torch.isfinite(q_sq.sum()))):
-        return None  # the float32 search raises its error for non-finite vectors
+        return None
     largest = top**0.5 * (1 + 2**-20)
-    q16, r16, spread = _bfloat16_factors(q, r, q_sq, r_sq, largest)
-    del q, r, r_sq
+    q16, spread = _bfloat16_queries(q, q_sq, largest)
+    del q, r_sq
     rows, cols = _tile_shape(n_q, n_ref, wide, 2, None, queries.device)
     dists = queries.new_empty((n_q, k))
     inds = torch.empty((n_q, k), dtype=torch.long)
@@ -514,15 +513,48 @@ def _topk_through_bfloat16(
     return dists, inds
 
 
-def _bfloat16_factors(
-    q: Tensor, r: Tensor, q_sq: Tensor, r_sq: Tensor, largest: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The bfloat16 factors of :func:`_topk_through_bfloat16`'s scores, and each query's
-    rounding bound less its part proportional to the score.
+def _bfloat16_reference(
+    reference: Tensor, center: Tensor | None, scale: float
+) -> tuple[Tensor, Tensor]:
+    """The reference's bfloat16 factors of :func:`_topk_through_bfloat16`'s scores,
+    ``(r, high(|r|^2), low(|r|^2), 1, 1)`` with ``r = (reference - center) * scale`` (unit
+    rows where ``center`` is ``None``), and the float32 ``|r|^2``.
 
-    ``q``, ``r``: the centred (or unit) float32 vectors; ``q_sq``: the queries' squared
-    norms in float64; ``r_sq``: the reference's in float32; ``largest``: an upper bound of
-    the reference norms. ``q16 @ r16.T`` (bfloat16) is ``|q - r|^2 + c`` to within
+    Built in cache-sized blocks of rows: the centred copy, its norms and the concatenated
+    factors at once are three fresh tensors as large as the reference, whose pages cost
+    more than the arithmetic (the whole was 70 ms for 100,000 x 128 on one thread).
+    """
+    n, d = reference.shape
+    r16 = torch.empty((n, d + 4), dtype=torch.bfloat16, device=reference.device)
+    r16[:, d + 2 :] = 1.0
+    r_sq = reference.new_empty(n)
+    rows = rows_per_block(d, reference.element_size(), reference.device)
+    buffer = reference.new_empty((min(rows, n), d))
+    for start in range(0, n, rows):
+        block = reference[start : start + rows]
+        r = buffer[: block.shape[0]]
+        if center is None:
+            F.normalize(block, dim=1, out=r)
+        else:
+            torch.sub(block, center, out=r)
+            if scale != 1.0:
+                r.mul_(scale)
+        sq = torch.sum(r * r, dim=1, out=r_sq[start : start + block.shape[0]])
+        r16[start : start + block.shape[0], :d] = r
+        high, low = _high_low(sq[:, None])
+        r16[start : start + block.shape[0], d : d + 1] = high
+        r16[start : start + block.shape[0], d + 1 : d + 2] = low
+    return r16, r_sq
+
+
+def _bfloat16_queries(q: Tensor, q_sq: Tensor, largest: float) -> tuple[Tensor, Tensor]:
+    """The queries' bfloat16 factors of :func:`_topk_through_bfloat16`'s scores,
+    ``(-2q, 1, 1, high(|q|^2 + c), low(|q|^2 + c))``, and each query's rounding bound less
+    its part proportional to the score.
+
+    ``q``: the centred (or unit) float32 queries; ``q_sq``: their squared norms in float64;
+    ``largest``: an upper bound of the reference norms. With the reference's factors
+    (:func:`_bfloat16_reference`), the bfloat16 product is ``|q - r|^2 + c`` to within
     ``spread + u / (1 - u) |score|``, and never negative.
     """
     # the dot products' factors rounded to bfloat16; the squared norms (and c) as a bfloat16
@@ -531,11 +563,9 @@ def _bfloat16_factors(
     base = dots * 2 * q_sq.sqrt() * largest + norms * (largest * largest + q_sq)
     offset = 2 * base / (1 - 2 * norms)  # c: twice the rounding of the rest
     spread = base + norms * offset
-    ones = r.new_ones((r.shape[0], 1))
-    r16 = torch.cat([r, *_high_low(r_sq[:, None]), ones, ones], dim=1).bfloat16()
-    q_ones = ones[:1].expand(q.shape[0], 1)
-    q16 = torch.cat([-2.0 * q, q_ones, q_ones, *_high_low((q_sq + offset)[:, None])], 1)
-    return q16.bfloat16(), r16, spread
+    ones = q.new_ones((q.shape[0], 1))
+    q16 = torch.cat([-2.0 * q, ones, ones, *_high_low((q_sq + offset)[:, None])], dim=1)
+    return q16.bfloat16(), spread
 
 
 def _topk_in_float32(

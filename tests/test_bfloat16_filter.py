@@ -16,8 +16,9 @@ from sk_deepmetric.distances import topk_neighbors
 def filtered(monkeypatch):
     """Turns the filter on for every size, thread count and CPU; counts its calls and the
     queries it searches again in float32."""
-    monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1)
-    monkeypatch.setattr(distances, "_BFLOAT16_MAX_THREADS", 1 << 10)
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", 1)
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", 1)
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {t: 1 << 20 for t in range(1, 1025)})
     monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
     counts = {"filtered": 0, "again": 0}
     through, again = distances._topk_through_bfloat16, distances._topk_in_float32
@@ -130,9 +131,11 @@ def test_bfloat16_scores_stay_within_the_rounding_bound(dim, scale):
     gaussian = torch.randn((2, 256, dim), generator=g, dtype=torch.float64)
     for q, r in (worst, gaussian, (worst[0], gaussian[1])):
         q, r = (q * scale).float(), (r * scale).float()
-        q_sq, r_sq = (q.double() ** 2).sum(1).float().double(), (r.double() ** 2).sum(1).float()
+        r16, r_sq = distances._bfloat16_reference(r, torch.zeros(dim), 1.0)
+        assert torch.equal(r16[:, :dim].float(), r.bfloat16().float())
+        q_sq = (q.double() ** 2).sum(1).float().double()
         largest = float(r_sq.max()) ** 0.5 * (1 + 2**-20)
-        q16, r16, spread = distances._bfloat16_factors(q, r, q_sq, r_sq, largest)
+        q16, spread = distances._bfloat16_queries(q, q_sq, largest)
         score = torch.mm(q16, r16.T).double()
         offset = (q16[:, -2:].double().sum(1) - q_sq)[:, None]  # c as the factors hold it
         exact = torch.cdist(q.double(), r.double()) ** 2 + offset
@@ -142,23 +145,27 @@ def test_bfloat16_scores_stay_within_the_rounding_bound(dim, scale):
 
 
 def test_the_filter_runs_where_it_measured_faster(filtered, monkeypatch):
-    ref, queries = torch.zeros((100, 3)), torch.zeros((10, 3))
-    monkeypatch.setattr(distances, "_BFLOAT16_MAX_THREADS", 1)
+    ref, queries = torch.zeros((200, 3)), torch.zeros((10, 3))
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {1: 30, 2: 10})
+    for threads, k in ((1, 30), (2, 10)):
+        with torch_threads(threads):
+            assert distances._filters_in_bfloat16(queries, ref, k, False)
+            assert not distances._filters_in_bfloat16(queries, ref, k + 1, False)  # k too large
+    with torch_threads(3):  # not measured
+        assert not distances._filters_in_bfloat16(queries, ref, 1, False)
     with torch_threads(1):
-        assert distances._filters_in_bfloat16(queries, ref, 20, False)
-        assert not distances._filters_in_bfloat16(queries, ref, 21, False)  # k too large
         assert not distances._filters_in_bfloat16(queries.double(), ref.double(), 5, False)
-        assert not distances._filters_in_bfloat16(queries, ref[:40], 5, False)  # 3k+32 >= n
-        monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1001)
-        assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # too small
-        monkeypatch.setattr(distances, "_BFLOAT16_MIN_PAIRS", 1)
+        assert not distances._filters_in_bfloat16(queries, ref[:47], 5, False)  # 3k+32 >= n
+        assert not distances._filters_in_bfloat16(queries, ref[:48], 5, True)
+        assert distances._filters_in_bfloat16(queries, ref[:48], 5, False)
+        for few in ("_BFLOAT16_MIN_QUERIES", "_BFLOAT16_MIN_REFERENCE"):
+            with monkeypatch.context() as m:
+                m.setattr(distances, few, 201)
+                assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # too few
         monkeypatch.setattr(distances, "bfloat16_speedup", lambda: 1.4)
         assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # slow bfloat16
-    with torch_threads(2):
-        monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
-        assert not distances._filters_in_bfloat16(queries, ref, 5, False)
-    # a chunked search never goes through the filter
-    topk_neighbors(queries, ref, 5, chunk_size=4)
+        # a chunked search never goes through the filter
+        topk_neighbors(queries, ref, 5, chunk_size=4)
     assert filtered["filtered"] == 0
 
 
