@@ -373,12 +373,13 @@ def _smallest_scores(
 # where those are at least _BFLOAT16_MIN_SPEEDUP as fast as float32 ones (see
 # _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16),
 # up to the k per torch thread count where that measured faster: 2,048 x 100,000 x 128 on a
-# Xeon with AMX (bfloat16 products ~4x as fast), clustered / Gaussian-like data, one thread
-# 1.35x-1.37x faster at k = 5, 1.16x-1.30x at 10, 1.10x-1.23x at 30, 0.93x at 50; two
-# threads 1.14x-1.17x at 5, 1.08x-1.12x at 10, 0.89x at 20 (docs/benchmarks.md). Unmeasured
-# on more threads, so off there. Building the reference's factors is a fixed cost (~40 ms
-# for 100,000 x 128) and the first tile's wider selection weighs more with fewer tiles: 256
-# queries were 0.93x-1.00x as fast, 512 1.11x-1.26x; a 30,000-vector reference 0.89x-1.00x.
+# Xeon with AMX (bfloat16 products ~4x as fast), clustered and Gaussian-like data, one
+# thread 1.52x-1.54x faster at k = 5, 1.31x-1.41x at 10, 1.17x-1.18x at 30, 1.06x / 0.93x at
+# 50; two threads 1.17x-1.34x at 5, 1.08x-1.33x at 10, 1.12x / 0.89x at 20
+# (docs/benchmarks.md). Unmeasured on more threads, so off there. Building the reference's
+# factors is a fixed cost (~40 ms for 100,000 x 128) and the first tile's wider selection
+# weighs more with fewer tiles: 256 queries were 0.93x-1.00x as fast, 512 1.11x-1.26x; a
+# 30,000-vector reference 0.89x-1.00x.
 _BFLOAT16_FILTER = True
 _BFLOAT16_MIN_SPEEDUP = 1.5
 _BFLOAT16_MAX_K = {1: 30, 2: 10}
