@@ -221,9 +221,15 @@ def topk_neighbors(
         found = _topk_through_bfloat16(queries, reference, k, distance, exclude_self)
         if found is not None:
             return found
-    chunks = list(
-        iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
-    )
+    chunks = iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
+    return _concatenated(chunks, queries, k)
+
+
+def _concatenated(
+    chunks: Iterator[tuple[int, Tensor, Tensor]], queries: Tensor, k: int
+) -> tuple[Tensor, Tensor]:
+    """The distances and indices of :func:`iter_topk_neighbors`' chunks, all at once."""
+    chunks = list(chunks)
     if not chunks:
         return queries.new_zeros((0, k)), torch.zeros((0, k), dtype=torch.long)
     return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])
@@ -267,13 +273,36 @@ def iter_topk_neighbors(
             "`exclude_self=True` needs queries and reference to be the same rows, got "
             f"{queries.shape[0]} queries and {n_ref} reference samples."
         )
-    rows, cols = _tile_shape(
-        queries.shape[0], n_ref, k_max, reference.element_size(), chunk_size, reference.device
-    )
     ref_sq = None if distance == "cosine" else _squared_norms(reference)
     _require_finite(reference, "reference", None if ref_sq is None else ref_sq.amax())
     if not exclude_self:
         _require_finite(queries, "queries")
+    excluded = torch.arange(queries.shape[0], device=queries.device) if exclude_self else None
+    yield from _searched(queries, reference, ref_sq, k, distance, excluded, chunk_size, refine)
+
+
+def _searched(
+    queries: Tensor,
+    reference: Tensor,
+    ref_sq: Tensor | None,
+    k: int | Tensor,
+    distance: str,
+    excluded: Tensor | None,
+    chunk_size: int | None,
+    refine: bool,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """:func:`iter_topk_neighbors` once its arguments are checked; ``ref_sq``: the
+    reference's squared norms (``None`` for ``"cosine"``); ``excluded``: for each query, a
+    reference row that it skips (leave-one-out), or ``None``."""
+    k_max = int(k.max()) if isinstance(k, Tensor) and k.numel() else k
+    rows, cols = _tile_shape(
+        queries.shape[0],
+        reference.shape[0],
+        k_max,
+        reference.element_size(),
+        chunk_size,
+        reference.device,
+    )
     # Several chunks of queries share each tile of reference rows, so that a tile is read
     # (and joined to its norms) once per group rather than once per chunk: as many chunks as
     # keep the group's query rows and kept neighbours within the 32 MiB bound.
@@ -284,9 +313,9 @@ def iter_topk_neighbors(
         stops = range(first, min(first + group, queries.shape[0]), rows)
         ks = [int(k[s : s + rows].max()) if isinstance(k, Tensor) else k for s in stops]
         stop = min(first + group, queries.shape[0])
-        excluded = torch.arange(first, stop, device=queries.device) if exclude_self else None
+        own = None if excluded is None else excluded[first:stop]
         found = _smallest_scores(
-            queries[first:stop], reference, ref_sq, ks, distance, rows, cols, excluded
+            queries[first:stop], reference, ref_sq, ks, distance, rows, cols, own
         )
         for start, (vals, inds) in zip(stops, found):
             q = queries[start : start + rows]
@@ -509,7 +538,8 @@ def _topk_through_bfloat16(
             missed.append(torch.nonzero(~holds).squeeze(1) + start)
     missed = torch.cat(missed)
     if missed.numel():  # searched again in float32, these queries only
-        found = _topk_in_float32(queries[missed], reference, k, distance, missed, exclude_self)
+        excluded = missed if exclude_self else None
+        found = _topk_in_float32(queries[missed], reference, k, distance, excluded)
         dists[missed], inds[missed] = found
     return dists, inds
 
@@ -570,30 +600,13 @@ def _bfloat16_queries(q: Tensor, q_sq: Tensor, largest: float) -> tuple[Tensor, 
 
 
 def _topk_in_float32(
-    queries: Tensor,
-    reference: Tensor,
-    k: int,
-    distance: str,
-    rows_of: Tensor | None = None,
-    exclude_self: bool = False,
+    queries: Tensor, reference: Tensor, k: int, distance: str, excluded: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """The float32 search of :func:`iter_topk_neighbors` with ``refine``, all at once, for
-    ``queries`` that are rows ``rows_of`` (all by default) of the queries of a leave-one-out
-    search when ``exclude_self``."""
-    if rows_of is None:
-        rows_of = torch.arange(queries.shape[0])
-    rows, cols = _tile_shape(queries.shape[0], reference.shape[0], k, 4, None, queries.device)
+    """The float32 search of :func:`topk_neighbors` for ``queries``, each skipping its
+    reference row in ``excluded`` (leave-one-out) unless that is ``None``."""
     ref_sq = None if distance == "cosine" else _squared_norms(reference)
-    dists, inds = queries.new_empty((queries.shape[0], k)), torch.empty_like(rows_of[:, None])
-    inds = inds.expand(-1, k).contiguous()
-    for first in range(0, queries.shape[0], rows):
-        q = queries[first : first + rows]
-        excluded = rows_of[first : first + rows] if exclude_self else None
-        ((_, cand),) = _smallest_scores(q, reference, ref_sq, [k], distance, rows, cols, excluded)
-        dists[first : first + rows], inds[first : first + rows] = _refined(
-            q, reference, cand, distance
-        )
-    return dists, inds
+    chunks = _searched(queries, reference, ref_sq, k, distance, excluded, None, True)
+    return _concatenated(chunks, queries, k)
 
 
 def _high_low(x: Tensor) -> tuple[Tensor, Tensor]:
