@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from .distances import topk_neighbors
+from .distances import search_center, topk_neighbors
 
 _FAISS_HINT = (
     "Install it with `pip install sk_deepmetric[faiss]` (or conda's faiss-cpu/faiss-gpu)."
@@ -88,12 +88,19 @@ class _BruteSearch:
         self.chunk_size = chunk_size
 
     def build(self, reference: np.ndarray) -> _BruteSearch:
-        # zero-copy for a float32 CPU array
+        # zero-copy for a float32 CPU array; vectors far from the origin for their spread are
+        # centred once here, rather than by every search (see search_center)
         self.reference_ = torch.as_tensor(reference, device=self.device)
+        self.center_ = search_center(self.reference_, self.metric)
+        if self.center_ is not None:
+            self.reference_ = self.reference_ - self.center_
         return self
 
     def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
         q = self.reference_ if exclude_self else torch.as_tensor(queries, device=self.device)
+        center = getattr(self, "center_", None)  # None in models pickled before it existed
+        if center is not None and not exclude_self:
+            q = q - center
         dist, ind = topk_neighbors(
             q, self.reference_, k, self.metric, exclude_self, self.chunk_size
         )
@@ -103,6 +110,8 @@ class _BruteSearch:
         # a model searched on a GPU unpickles on a CPU-only machine
         state = self.__dict__.copy()
         state["reference_"] = self.reference_.cpu().numpy()
+        if state.get("center_") is not None:
+            state["center_"] = self.center_.cpu().numpy()
         state["device"] = str(self.device)
         return state
 
@@ -112,6 +121,8 @@ class _BruteSearch:
             device = torch.device("cpu")
         self.__dict__.update(state, device=device)
         self.reference_ = torch.as_tensor(state["reference_"], device=device)
+        if state.get("center_") is not None:
+            self.center_ = torch.as_tensor(state["center_"], device=device)
 
 
 class _FaissFlatSearch:
@@ -131,10 +142,17 @@ class _FaissFlatSearch:
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         if self.metric == "cosine":
             return _normalize_rows(x)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        center = getattr(self, "center_", None)  # None in models pickled before it existed
+        # faiss ranks by the same float32 expansion as the torch search: centred likewise
+        return x if center is None else x - center
 
     def build(self, reference: np.ndarray):
         faiss = _import_faiss(self.algorithm)
+        self.center_ = None
+        if self.metric != "cosine":
+            center = search_center(torch.as_tensor(np.asarray(reference, np.float32)))
+            self.center_ = None if center is None else center.numpy()
         reference = self._prepare(reference)
         self.index_ = self._new_index(faiss, reference.shape[1], reference)
         self.index_.add(reference)
