@@ -391,8 +391,15 @@ def _centred(
     center = None if ref_sq is None else _center_of(reference)
     if center is None:
         return queries, reference, ref_sq
-    reference = reference - center
-    return reference if same else queries - center, reference, _squared_norms(reference)
+    # the centred copy and its norms a cache-sized block at a time (as _squared_norms)
+    centred, ref_sq = torch.empty_like(reference), reference.new_empty(reference.shape[0])
+    rows = rows_per_block(reference.shape[1], reference.element_size(), reference.device)
+    for start in range(0, reference.shape[0], rows):
+        block = torch.sub(
+            reference[start : start + rows], center, out=centred[start : start + rows]
+        )
+        torch.sum(block * block, dim=1, out=ref_sq[start : start + rows])
+    return centred if same else queries - center, centred, ref_sq
 
 
 def _require_finite(x: Tensor, name: str, total: Tensor | None = None) -> None:
