@@ -98,9 +98,8 @@ class _BruteSearch:
 
     def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
         q = self.reference_ if exclude_self else torch.as_tensor(queries, device=self.device)
-        center = getattr(self, "center_", None)  # None in models pickled before it existed
-        if center is not None and not exclude_self:
-            q = q - center
+        if self.center_ is not None and not exclude_self:
+            q = q - self.center_
         dist, ind = topk_neighbors(
             q, self.reference_, k, self.metric, exclude_self, self.chunk_size
         )
@@ -121,8 +120,8 @@ class _BruteSearch:
             device = torch.device("cpu")
         self.__dict__.update(state, device=device)
         self.reference_ = torch.as_tensor(state["reference_"], device=device)
-        if state.get("center_") is not None:
-            self.center_ = torch.as_tensor(state["center_"], device=device)
+        center = state.get("center_")  # absent from models pickled before it existed
+        self.center_ = None if center is None else torch.as_tensor(center, device=device)
 
 
 class _FaissFlatSearch:
@@ -143,16 +142,13 @@ class _FaissFlatSearch:
         if self.metric == "cosine":
             return _normalize_rows(x)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        center = getattr(self, "center_", None)  # None in models pickled before it existed
         # faiss ranks by the same float32 expansion as the torch search: centred likewise
-        return x if center is None else x - center
+        return x if self.center_ is None else x - self.center_
 
     def build(self, reference: np.ndarray):
         faiss = _import_faiss(self.algorithm)
-        self.center_ = None
-        if self.metric != "cosine":
-            center = search_center(torch.as_tensor(np.asarray(reference, np.float32)))
-            self.center_ = None if center is None else center.numpy()
+        center = search_center(torch.as_tensor(np.asarray(reference, np.float32)), self.metric)
+        self.center_ = None if center is None else center.numpy()
         reference = self._prepare(reference)
         self.index_ = self._new_index(faiss, reference.shape[1], reference)
         self.index_.add(reference)
@@ -187,6 +183,7 @@ class _FaissFlatSearch:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("center_", None)  # absent from models pickled before it
         if "index_" in state:
             self.index_ = _import_faiss(self.algorithm).deserialize_index(state["index_"])
 
