@@ -473,35 +473,55 @@ def _smallest_scores(
 # A CPU search for few neighbours of many pairs filters them with bfloat16 products first
 # where those are at least _BFLOAT16_MIN_SPEEDUP as fast as float32 ones (see
 # _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16),
-# up to the k per torch thread count where that measured faster: 2,048 x 100,000 x 128 on a
-# Xeon with AMX (bfloat16 products ~4x as fast), clustered and Gaussian-like data, one
-# thread 1.52x-1.54x faster at k = 5, 1.31x-1.41x at 10, 1.17x-1.18x at 30, 1.06x / 0.93x at
-# 50; two threads 1.17x-1.34x at 5, 1.08x-1.33x at 10, 1.12x / 0.89x at 20
-# (docs/benchmarks.md). Unmeasured on more threads, so off there. Building the reference's
-# factors is a fixed cost (~40 ms for 100,000 x 128) and the first tile's wider selection
-# weighs more with fewer tiles: 256 queries were 0.93x-1.00x as fast, 512 1.11x-1.26x; a
-# 30,000-vector reference 0.89x-1.00x.
+# up to the k per torch thread count where that measured faster. 100,000 x 128 references on
+# a Xeon with AMX (bfloat16 products ~4x as fast), clustered and i.i.d. Gaussian data (the
+# harder case: its distances crowd near the k-th), speed-up over the float32 search, median
+# of 5 alternate runs:
+#   one thread, k = 10: 512 queries 0.96x / 1.26x (Gaussian / clustered), 768 1.07x / 1.41x,
+#   1,024 1.11x / 1.13x, 2,048 1.35x / 1.34x; k = 20: 512 0.82x / 1.17x, 768 1.00x / 1.31x,
+#   1,024 1.04x / 1.31x, 2,048 1.21x / 1.20x; k = 30: 768 0.94x / 1.18x, 1,024 0.97x / 1.04x,
+#   2,048 1.10x / 1.16x;
+#   two threads, k = 10: 512 0.87x / 1.17x, 768 1.04x / 1.23x, 1,024 1.02x / 1.05x, 2,048
+#   1.22x / 1.22x; k = 20: 0.97x-1.06x (docs/benchmarks.md).
+# Unmeasured on more threads, so off there. Building the reference's factors is a fixed cost
+# (~40 ms for 100,000 x 128) and the first tile's wider selection weighs more with fewer
+# tiles, hence the least number of queries; a 30,000-vector reference measured 0.89x-1.00x.
 _BFLOAT16_FILTER = True
 _BFLOAT16_MIN_SPEEDUP = 1.5
-_BFLOAT16_MAX_K = {1: 30, 2: 10}
-_BFLOAT16_MIN_QUERIES = 512
+_BFLOAT16_MAX_K = {1: 20, 2: 10}
+_BFLOAT16_MIN_QUERIES = 768
 _BFLOAT16_MIN_REFERENCE = 100_000
+# the bfloat16 tiles' widths are multiples of this many columns
+_BFLOAT16_COLUMNS = 1024
 # bfloat16 product speed-ups measured in this process, per torch thread count
 _BFLOAT16_SPEEDUPS: dict[int, float] = {}
 
 
 def _filters_in_bfloat16(queries: Tensor, reference: Tensor, k: int, exclude_self: bool) -> bool:
     """Whether :func:`topk_neighbors` runs through :func:`_topk_through_bfloat16`."""
-    n_ref = reference.shape[0]
     return (
-        _BFLOAT16_FILTER
-        and queries.device.type == "cpu"
+        queries.device.type == "cpu"
         and reference.device.type == "cpu"
         and queries.dtype == reference.dtype == torch.float32
+        and filters_in_bfloat16(queries.shape[0], reference.shape[0], k, exclude_self)
+    )
+
+
+def filters_in_bfloat16(
+    n_queries: int, n_reference: int, k: int, exclude_self: bool = False
+) -> bool:
+    """Whether :func:`topk_neighbors` of float32 CPU vectors of these sizes (unchunked) finds
+    its candidates from bfloat16 products first, with torch's current thread count.
+
+    Only where bfloat16 products are fast on this CPU (:func:`bfloat16_speedup`, measured
+    once), for few neighbours of many pairs: see the limits above and docs/benchmarks.md.
+    """
+    return (
+        _BFLOAT16_FILTER
         and 1 <= k <= _BFLOAT16_MAX_K.get(torch.get_num_threads(), 0)
-        and _candidates(k) < n_ref - exclude_self
-        and queries.shape[0] >= _BFLOAT16_MIN_QUERIES
-        and n_ref >= _BFLOAT16_MIN_REFERENCE
+        and _candidates(k) < n_reference - exclude_self
+        and n_queries >= _BFLOAT16_MIN_QUERIES
+        and n_reference >= _BFLOAT16_MIN_REFERENCE
         and bfloat16_speedup() >= _BFLOAT16_MIN_SPEEDUP
     )
 
@@ -587,6 +607,10 @@ def _topk_through_bfloat16(
     q16, spread = _bfloat16_queries(q, q_sq, largest)
     del q, r_sq
     rows, cols = _tile_shape(n_q, n_ref, wide, 2, None, queries.device)
+    # whole multiples of 1,024 columns: bfloat16 products of other widths ran 1.3x-4x slower
+    # per entry (oneDNN on a Xeon with AMX: 1,024 x 8,388 took 1.6-2.2x as long as 1,024 x
+    # 8,192, 1,024 x 10,922 2.6x-4.3x; float32 products showed no such step)
+    cols = max(_BFLOAT16_COLUMNS, cols - cols % _BFLOAT16_COLUMNS)
     dists = queries.new_empty((n_q, k))
     inds = torch.empty((n_q, k), dtype=torch.long)
     missed = []

@@ -67,6 +67,37 @@ def test_filter_finds_the_float32_neighbours_bit_for_bit(
         assert torch.equal(got[1], _exact_order(queries, ref, k))
 
 
+@pytest.mark.parametrize("exclude_self", [True, False])
+@pytest.mark.parametrize("k", [1, 7])
+def test_filter_over_many_tiles_finds_the_float32_neighbours(
+    filtered, monkeypatch, exclude_self, k
+):
+    # tiles of 16 queries x 100 columns, cut to whole multiples of 48 (the bfloat16 tiles'
+    # width unit): 7 full tiles of 96 columns and a last one of 48, each merged with the
+    # candidates kept so far
+    monkeypatch.setattr(distances, "_BFLOAT16_COLUMNS", 48)
+    monkeypatch.setattr(distances, "_tile_shape", lambda *args: (16, 100))
+    ref = _integers(7, 720, 8, 100)
+    queries = ref if exclude_self else _integers(8, 50, 8, 100)
+    widths = []
+    mm = torch.mm
+
+    def recorded(a, b, **kwargs):
+        if a.dtype == torch.bfloat16:  # the full tiles' products
+            widths.append(b.shape[1])
+        return mm(a, b, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "mm", recorded)
+        got = topk_neighbors(queries, ref, k, exclude_self=exclude_self)
+    assert filtered["filtered"] == 1
+    assert set(widths) == {96}
+    want = _unfiltered(monkeypatch, queries, ref, k, exclude_self=exclude_self)
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+    if not exclude_self:
+        assert torch.equal(got[1], _exact_order(queries, ref, k))
+
+
 def _exact_order(queries, ref, k):
     """The k nearest by squared distances in float64, equal ones by index."""
     exact = ((queries.double()[:, None] - ref.double()) ** 2).sum(2)  # not cdist's products
