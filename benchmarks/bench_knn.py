@@ -193,7 +193,7 @@ def run_size(args, n_reference, threads):
                 exact = found
             rows.append((name, t_build, t_query, recall_at_k(found, exact)))
         floor, tiles = matmul_floor(reference, queries, args.device, repeats)
-        speedup = faiss_flat_speedup(args.dim, "euclidean", args.k)
+        speedup = faiss_flat_speedup(args.dim, "euclidean", args.k, n_reference)
     baseline = rows[0]
     print(
         f"\n### {n_reference:,} x {args.dim} reference, {args.n_queries:,} queries, "
@@ -242,8 +242,19 @@ def crossover(args, threads):
         print(f"| {n:,} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f} |")
 
 
+def _calibration_keys(dim, k):
+    """The keys of ``faiss_flat_speedup``'s two calibrations for ``k`` in its cache."""
+    import faiss
+
+    from sk_deepmetric._search import calibration_k
+
+    threads = (torch.get_num_threads(), faiss.omp_get_max_threads())
+    return [(dim, "euclidean", calibration_k(k), *threads, second) for second in (False, True)]
+
+
 def auto_picks(args, threads):
     """``algorithm="auto"``'s calibration at each k against the real search at that k."""
+    from sk_deepmetric import _search
     from sk_deepmetric._search import calibration_k
 
     n = args.n_reference[0]
@@ -253,10 +264,10 @@ def auto_picks(args, threads):
         f"time; auto picks faiss from {AUTO_FAISS_MIN_SPEEDUP}x in its calibration)\n"
     )
     print(
-        "| n_neighbors | calibrated at | calibration (s) | calibration: faiss | auto picks "
-        f"| {n:,} search: faiss |"
+        "| n_neighbors | calibrated at | calibration (s) | 20,000 vectors: faiss | at the "
+        f"pre-filter's size: faiss | auto picks | {n:,} search: faiss |"
     )
-    print("|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|")
     reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
     with threadpool_limits(limits=threads):
         backends = [
@@ -265,7 +276,7 @@ def auto_picks(args, threads):
         ]
         for k in args.k:
             start = time.perf_counter()
-            speedup = faiss_flat_speedup(args.dim, "euclidean", k)
+            speedup = faiss_flat_speedup(args.dim, "euclidean", k, n)
             seconds = time.perf_counter() - start
             best = [np.inf, np.inf]
             for _ in range(args.repeats):  # interleaved: a slower spell hits both
@@ -273,8 +284,12 @@ def auto_picks(args, threads):
                     start = time.perf_counter()
                     backend.search(queries, k)
                     best[i] = min(best[i], time.perf_counter() - start)
+            # the calibrations that ran (the second only where faiss won the first and
+            # torch brute force would filter in bfloat16)
+            ran = [_search._speedups.get(key) for key in _calibration_keys(args.dim, k)]
+            first, second = (f"{r:.2f}x" if r is not None else "-" for r in ran)
             print(
-                f"| {k} | {calibration_k(k)} | {seconds:.2f} | {speedup:.2f}x "
+                f"| {k} | {calibration_k(k)} | {seconds:.2f} | {first} | {second} "
                 f"| {faster_exact_backend(speedup)} | {best[0] / best[1]:.2f}x |"
             )
 
@@ -350,6 +365,37 @@ def bfloat16_filters(args):
         distances._BFLOAT16_SPEEDUPS.clear()
 
 
+def product_widths(args):
+    """Nanoseconds per entry of one tile's product ``q @ r.T`` in float32 and bfloat16, for
+    1,024 queries (``--dim`` + 4 factors, as the pre-filter's) and several tile widths: whole
+    multiples of 1,024 columns and the widths the float32 tiling gives other query counts."""
+    rows, inner = 1024, args.dim + 4
+    widths = (1024, 1088) if args.quick else (8192, 8384, 8388, 8704, 9216, 10240, 10922)
+    print(
+        f"\n### One tile's product, {rows:,} queries x width reference vectors, {inner} "
+        f"factors: ns per entry, best of {args.repeats}\n"
+    )
+    print("| width | multiple of 1,024 | float32 | bfloat16 | float32 / bfloat16 |")
+    print("|---:|---|---:|---:|---:|")
+    generator = torch.Generator().manual_seed(0)
+    for width in widths:
+        ns = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            a = torch.randn((rows, inner), generator=generator).to(dtype)
+            b = torch.randn((width, inner), generator=generator).to(dtype)
+            out = torch.empty((rows, width), dtype=dtype)
+            torch.mm(a, b.T, out=out)  # warm-up
+            best = np.inf
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                torch.mm(a, b.T, out=out)
+                best = min(best, time.perf_counter() - start)
+            ns[dtype] = best * 1e9 / (rows * width)
+        f32, b16 = ns[torch.float32], ns[torch.bfloat16]
+        whole = "yes" if width % 1024 == 0 else "no"
+        print(f"| {width:,} | {whole} | {f32:.3f} | {b16:.3f} | {f32 / b16:.2f}x |")
+
+
 def toggled(args, title, names, module, switch, values=(False, True)):
     """Torch brute force with ``module.switch`` set to each of ``values`` (off, on),
     alternately, as ratios to the floor (median of ``--repeats``), one row per k."""
@@ -408,6 +454,9 @@ def main(argv=None):
     parser.add_argument(
         "--bfloat16", action="store_true", help="bfloat16 pre-filter vs float32 on a CPU"
     )
+    parser.add_argument(
+        "--widths", action="store_true", help="a tile's product per width, float32 and bfloat16"
+    )
     args = parser.parse_args(argv)
     toggles = args.auto or args.selection or args.compare or args.tiles or args.bfloat16
     if len(args.k) > 1 and not toggles:
@@ -439,6 +488,9 @@ def main(argv=None):
         return
     if args.auto:
         auto_picks(args, threads)
+        return
+    if args.widths:
+        product_widths(args)
         return
     if args.selection or args.compare or args.tiles or args.bfloat16:
         toggle = (

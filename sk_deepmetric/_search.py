@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from .distances import search_center, topk_neighbors
+from .distances import filters_in_bfloat16, search_center, topk_neighbors
 
 _FAISS_HINT = (
     "Install it with `pip install sk_deepmetric[faiss]` (or conda's faiss-cpu/faiss-gpu)."
@@ -245,9 +245,13 @@ _CALIBRATION_REFERENCE = 20_000
 _CALIBRATION_WORK = 128_000  # queries x dimension
 _CALIBRATION_MAX_K = 1024
 _CALIBRATION_REPEATS = 3
+# the second calibration, at a size where torch brute force filters with bfloat16 products
+# (see faiss_flat_speedup): reference vectors and queries
+_PREFILTER_CALIBRATION = (100_000, 1_024)
 
-# (dimension, metric, calibration k, torch threads, faiss threads) -> brute time / faiss time
-_speedups: dict[tuple[int, str, int, int, int], float] = {}
+# (dimension, metric, calibration k, torch threads, faiss threads, at the pre-filter's size)
+# -> brute time / faiss time
+_speedups: dict[tuple[int, str, int, int, int, bool], float] = {}
 
 
 def calibration_k(k: int) -> int:
@@ -261,18 +265,22 @@ def calibration_k(k: int) -> int:
     return min(_CALIBRATION_MAX_K, 1 << max(0, round(math.log2(max(1, k)))))
 
 
-def calibration_data(dim: int) -> tuple[np.ndarray, np.ndarray]:
+def calibration_data(
+    dim: int, n_reference: int = _CALIBRATION_REFERENCE, n_queries: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference and query vectors of the calibration search in ``dim`` dimensions.
 
-    The same arrays for the same ``dim`` on every call and machine (a fixed seed).
+    The same arrays for the same arguments on every call and machine (a fixed seed).
+    ``n_queries`` defaults to :data:`_CALIBRATION_WORK` / ``dim``, within 100-2,000.
     """
     rng = np.random.default_rng(0)
-    n_queries = min(2_000, max(100, _CALIBRATION_WORK // dim))
-    reference = rng.standard_normal((_CALIBRATION_REFERENCE, dim), dtype=np.float32)
+    if n_queries is None:
+        n_queries = min(2_000, max(100, _CALIBRATION_WORK // dim))
+    reference = rng.standard_normal((n_reference, dim), dtype=np.float32)
     return reference, rng.standard_normal((n_queries, dim), dtype=np.float32)
 
 
-def faiss_flat_speedup(dim: int, metric: str, k: int) -> float:
+def faiss_flat_speedup(dim: int, metric: str, k: int, n_reference: int | None = None) -> float:
     """How many times faster faiss flat is than torch brute force here for ``k`` neighbours.
 
     Below 1: slower. Both exact searches run the same calibration search
@@ -281,12 +289,35 @@ def faiss_flat_speedup(dim: int, metric: str, k: int) -> float:
     times is cached per process for ``(dim, metric, calibration_k(k), threads)``. It took
     0.4-0.8 s on one or two cores at 16 to 512 dimensions and k = 10, 0.6-1.0 s at 128
     dimensions and k = 256 (docs/benchmarks.md), once. Needs faiss.
+
+    Torch brute force filters large searches for few neighbours with bfloat16 products where
+    those are fast (:func:`~sk_deepmetric.distances.filters_in_bfloat16`), which the
+    calibration's 20,000 vectors are too few for. So where faiss wins that calibration and a
+    search of ``n_reference`` vectors (``None``: unknown) would be filtered, the answer comes
+    from a second calibration at a size where the filter runs
+    (:data:`_PREFILTER_CALIBRATION`; 1-2 s once, docs/benchmarks.md).
     """
+    speedup = _calibrated(dim, metric, k, False)
+    n_ref, n_queries = _PREFILTER_CALIBRATION
+    if (
+        speedup >= AUTO_FAISS_MIN_SPEEDUP
+        and n_reference is not None
+        and filters_in_bfloat16(n_queries, n_reference, k)
+        and filters_in_bfloat16(n_queries, n_ref, calibration_k(k))
+    ):
+        speedup = _calibrated(dim, metric, k, True)
+    return speedup
+
+
+def _calibrated(dim: int, metric: str, k: int, prefiltered: bool) -> float:
+    """:func:`faiss_flat_speedup`'s ratio from one calibration, at the pre-filter's size or
+    not, cached."""
     faiss = _import_faiss("auto")
     k = calibration_k(k)
-    key = (dim, metric, k, torch.get_num_threads(), faiss.omp_get_max_threads())
+    key = (dim, metric, k, torch.get_num_threads(), faiss.omp_get_max_threads(), prefiltered)
     if key not in _speedups:
-        reference, queries = calibration_data(dim)
+        sizes = _PREFILTER_CALIBRATION if prefiltered else ()
+        reference, queries = calibration_data(dim, *sizes)
         best = {"brute": np.inf, "faiss": np.inf}
         backends = {"brute": _BruteSearch(metric), "faiss": _FaissFlatSearch(metric)}
         for _ in range(_CALIBRATION_REPEATS):  # interleaved: a slower spell hits both

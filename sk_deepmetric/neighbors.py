@@ -107,7 +107,11 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
           at least 1.25x faster than ``"brute"`` (both searching the same synthetic 20,000
           vectors of the embedding's dimension for ``n_neighbors`` neighbours, rounded to a
           power of two, with the thread counts in force; 0.2-1 s, once per process and
-          power of two, in ``fit``); else ``"brute"``. faiss's lead grows with the number
+          power of two, in ``fit``); else ``"brute"``. Where faiss wins that and
+          ``"brute"`` would find its candidates from bfloat16 products (CPUs with fast
+          bfloat16 arithmetic, 100,000+ samples, few neighbours), which 20,000 vectors are
+          too few to show, a second calibration at 100,000 vectors and 1,024 queries
+          decides (1-2 s more, once). faiss's lead grows with the number
           of neighbours, so the choice can differ between ``n_neighbors`` values;
           ``kneighbors`` with another ``n_neighbors`` uses the backend chosen in ``fit``.
           Never the approximate ``"faiss_ivf"``. Results do not depend on the choice.
@@ -476,7 +480,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             return self.algorithm
         on_cpu = self._search_device().type == "cpu"
         if on_cpu and reference.shape[0] >= AUTO_FAISS_MIN_SAMPLES and faiss_installed():
-            speedup = faiss_flat_speedup(reference.shape[1], self.metric, self.n_neighbors)
+            speedup = faiss_flat_speedup(
+                reference.shape[1], self.metric, self.n_neighbors, reference.shape[0]
+            )
             return faster_exact_backend(speedup)
         return "brute"
 

@@ -4,6 +4,7 @@ References: a loop over each query's sorted neighbours for the vote, and scikit-
 NearestNeighbors / KNeighborsClassifier (algorithm="brute") on the same embedding.
 """
 
+import math
 import pickle
 import re
 import sys
@@ -367,8 +368,8 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
     X, y, X_query = blobs
     calls = []
 
-    def speedup(dim, metric, k):
-        calls.append((dim, metric, k))
+    def speedup(dim, metric, k, n_reference):
+        calls.append((dim, metric, k, n_reference))
         return measured
 
     monkeypatch.setattr(neighbors, "faiss_flat_speedup", speedup)
@@ -377,11 +378,12 @@ def test_auto_chooses_faiss_only_where_it_is_faster(blobs, monkeypatch):
     assert clf.fit(X, y).algorithm_ == "brute" and not calls  # small: no calibration
     monkeypatch.setattr(neighbors, "AUTO_FAISS_MIN_SAMPLES", 200)
     assert clf.fit(X, y).algorithm_ == "faiss"
-    assert calls == [(X.shape[1], "euclidean", clf.n_neighbors)]  # at the k it will search
+    # at the k it will search, knowing the reference's size
+    assert calls == [(X.shape[1], "euclidean", clf.n_neighbors, len(X))]
     faiss_result = clf.kneighbors(X_query)
     measured = 1.1  # faster, but within the timing's spread
     assert clf.set_params(metric="cosine").fit(X, y).algorithm_ == "brute"
-    assert calls[-1] == (X.shape[1], "cosine", clf.n_neighbors)
+    assert calls[-1] == (X.shape[1], "cosine", clf.n_neighbors, len(X))
     measured = 0.5
     assert clf.set_params(metric="euclidean").fit(X, y).algorithm_ == "brute"
     # the same neighbours whichever backend auto picks, up to the ranks float32 rounding
@@ -436,6 +438,59 @@ def test_auto_calibration_is_cached_and_deterministic(monkeypatch):
     assert _search.faster_exact_backend(np.nextafter(_search.AUTO_FAISS_MIN_SPEEDUP, 0)) == (
         "brute"
     )
+
+
+def test_auto_calibrates_again_where_brute_force_would_filter_in_bfloat16(monkeypatch):
+    """Where faiss wins the small calibration and torch brute force would find the search's
+    candidates from bfloat16 products (which the small calibration is too small for), a
+    second calibration at a size where that filter runs decides, and only there."""
+    from sk_deepmetric import _search, distances
+
+    monkeypatch.setattr(_search, "_speedups", {})
+    monkeypatch.setattr(_search, "_CALIBRATION_REFERENCE", 300)
+    monkeypatch.setattr(_search, "_PREFILTER_CALIBRATION", (600, 40))
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", 40)
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", 500)
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {t: 20 for t in range(1, 1025)})
+    monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
+    filtered, sizes = [], []
+    through = distances._topk_through_bfloat16
+    monkeypatch.setattr(
+        distances,
+        "_topk_through_bfloat16",
+        lambda queries, reference, *args: (
+            filtered.append(len(reference)) or through(queries, reference, *args)
+        ),
+    )
+    real_data = _search.calibration_data
+    monkeypatch.setattr(
+        _search,
+        "calibration_data",
+        lambda dim, *args: sizes.append(args) or real_data(dim, *args),
+    )
+    # the second calibration runs the real searches, brute force through the filter
+    assert _search._calibrated(8, "euclidean", 10, True) > 0
+    assert sizes == [(600, 40)]
+    assert filtered == [600] * _search._CALIBRATION_REPEATS
+    # which calibrations run: a fake ratio per kind
+    runs = []
+
+    def fake(dim, metric, k, prefiltered):
+        runs.append(prefiltered)
+        return ratios[prefiltered]
+
+    monkeypatch.setattr(_search, "_calibrated", fake)
+    ratios = {False: 2.0, True: 0.8}  # faiss wins small, loses to the filter
+    assert _search.faiss_flat_speedup(8, "euclidean", 10, 10_000) == 0.8
+    assert runs == [False, True]
+    for n_reference, k in ((None, 10), (499, 10), (10_000, 21)):  # filter would not run
+        runs.clear()
+        assert _search.faiss_flat_speedup(8, "euclidean", k, n_reference) == 2.0
+        assert runs == [False]
+    ratios[False] = 1.2  # brute force already wins small: no second calibration
+    runs.clear()
+    assert _search.faiss_flat_speedup(8, "euclidean", 10, 10_000) == 1.2
+    assert runs == [False]
 
 
 def test_auto_calibration_never_runs_after_fit(blobs, monkeypatch):
