@@ -242,16 +242,6 @@ def crossover(args, threads):
         print(f"| {n:,} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f} |")
 
 
-def _calibration_keys(dim, k):
-    """The keys of ``faiss_flat_speedup``'s two calibrations for ``k`` in its cache."""
-    import faiss
-
-    from sk_deepmetric._search import calibration_k
-
-    threads = (torch.get_num_threads(), faiss.omp_get_max_threads())
-    return [(dim, "euclidean", calibration_k(k), *threads, second) for second in (False, True)]
-
-
 def auto_picks(args, threads):
     """``algorithm="auto"``'s calibration at each k against the real search at that k."""
     from sk_deepmetric import _search
@@ -286,7 +276,8 @@ def auto_picks(args, threads):
                     best[i] = min(best[i], time.perf_counter() - start)
             # the calibrations that ran (the second only where faiss won the first and
             # torch brute force would filter in bfloat16)
-            ran = [_search._speedups.get(key) for key in _calibration_keys(args.dim, k)]
+            keys = (_search.calibration_key(args.dim, "euclidean", k, p) for p in (False, True))
+            ran = [_search._speedups.get(key) for key in keys]
             first, second = (f"{r:.2f}x" if r is not None else "-" for r in ran)
             print(
                 f"| {k} | {calibration_k(k)} | {seconds:.2f} | {first} | {second} "

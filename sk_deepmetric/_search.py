@@ -309,12 +309,19 @@ def faiss_flat_speedup(dim: int, metric: str, k: int, n_reference: int | None = 
     return speedup
 
 
+def calibration_key(dim: int, metric: str, k: int, prefiltered: bool) -> tuple:
+    """The key in ``_speedups`` of the calibration for ``k`` neighbours (at the pre-filter's
+    size or not) with the thread counts in force. Needs faiss."""
+    faiss = _import_faiss("auto")
+    threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    return (dim, metric, calibration_k(k), *threads, prefiltered)
+
+
 def _calibrated(dim: int, metric: str, k: int, prefiltered: bool) -> float:
     """:func:`faiss_flat_speedup`'s ratio from one calibration, at the pre-filter's size or
     not, cached."""
-    faiss = _import_faiss("auto")
+    key = calibration_key(dim, metric, k, prefiltered)
     k = calibration_k(k)
-    key = (dim, metric, k, torch.get_num_threads(), faiss.omp_get_max_threads(), prefiltered)
     if key not in _speedups:
         sizes = _PREFILTER_CALIBRATION if prefiltered else ()
         reference, queries = calibration_data(dim, *sizes)

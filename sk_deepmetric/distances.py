@@ -475,14 +475,14 @@ def _smallest_scores(
 # _topk_through_bfloat16; _BFLOAT16_FILTER is a switch for benchmarks/bench_knn.py --bfloat16),
 # up to the k per torch thread count where that measured faster. 100,000 x 128 references on
 # a Xeon with AMX (bfloat16 products ~4x as fast), clustered and i.i.d. Gaussian data (the
-# harder case: its distances crowd near the k-th), speed-up over the float32 search, median
-# of 5 alternate runs:
-#   one thread, k = 10: 512 queries 0.96x / 1.26x (Gaussian / clustered), 768 1.07x / 1.41x,
-#   1,024 1.11x / 1.13x, 2,048 1.35x / 1.34x; k = 20: 512 0.82x / 1.17x, 768 1.00x / 1.31x,
-#   1,024 1.04x / 1.31x, 2,048 1.21x / 1.20x; k = 30: 768 0.94x / 1.18x, 1,024 0.97x / 1.04x,
-#   2,048 1.10x / 1.16x;
-#   two threads, k = 10: 512 0.87x / 1.17x, 768 1.04x / 1.23x, 1,024 1.02x / 1.05x, 2,048
-#   1.22x / 1.22x; k = 20: 0.97x-1.06x (docs/benchmarks.md).
+# harder case: its distances crowd near the k-th), float32 time / pre-filtered, median of 5
+# alternate runs (docs/benchmarks.md, "The pre-filter's limits, re-measured"), Gaussian /
+# clustered:
+#   one thread, k = 10: 512 queries 0.90x / 1.17x, 768 1.05x / 1.32x, 1,024 0.99x / 1.22x,
+#   2,048 1.28x / 1.51x; k = 20: 512 0.83x / 1.03x, 768 1.01x / 1.36x, 1,024 0.96x / 1.18x,
+#   2,048 1.21x / 1.40x; k = 30: 768 0.98x / 1.20x, 1,024 0.89x / 1.07x;
+#   two threads, k = 10: 512 0.83x / 1.07x, 768 0.97x / 1.27x, 1,024 1.07x / 1.08x, 2,048
+#   1.12x / 1.31x; k = 20: 0.86x-1.25x.
 # Unmeasured on more threads, so off there. Building the reference's factors is a fixed cost
 # (~40 ms for 100,000 x 128) and the first tile's wider selection weighs more with fewer
 # tiles, hence the least number of queries; a 30,000-vector reference measured 0.89x-1.00x.
