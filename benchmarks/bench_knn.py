@@ -331,26 +331,68 @@ def bfloat16_filters(args):
     """Torch brute force on a CPU with each query's candidates found from bfloat16 products
     first (then measured in float32, the exact neighbours either way) against the float32
     search, alternately, at every k given and every size (by default only for small k per
-    thread count, from 512 queries and 100,000 reference vectors, where this CPU's bfloat16
-    products measure fast enough)."""
+    thread count and from a least number of queries and reference vectors, where this CPU's
+    bfloat16 products measure fast enough): the filter building the reference's bfloat16
+    factors in each search (a direct ``topk_neighbors`` call) and keeping them between
+    searches (``reference_cache``, as the classifier's index does)."""
     from sk_deepmetric import distances
 
-    title = (
-        f"bfloat16 pre-filter (bfloat16 products {distances.bfloat16_speedup():.2f}x as fast "
-        "as float32 here, forced on at every k; by default up to k = "
-        f"{distances._BFLOAT16_MAX_K.get(torch.get_num_threads(), 0)} on "
-        f"{torch.get_num_threads()} thread(s) where that speed-up is >= "
-        f"{distances._BFLOAT16_MIN_SPEEDUP}, from {distances._BFLOAT16_MIN_QUERIES:,} queries "
-        f"and {distances._BFLOAT16_MIN_REFERENCE:,} reference vectors)"
+    threads = torch.get_num_threads()
+    limits = {
+        kept: (
+            distances._BFLOAT16_MAX_K[kept].get(threads, 0),
+            distances._BFLOAT16_MIN_QUERIES[kept],
+            distances._BFLOAT16_MIN_REFERENCE[kept],
+        )
+        for kept in (False, True)
+    }
+    print(
+        f"\n### bfloat16 pre-filter (bfloat16 products {distances.bfloat16_speedup():.2f}x as "
+        f"fast as float32 here; forced on at every k; by default where that speed-up is >= "
+        f"{distances._BFLOAT16_MIN_SPEEDUP}, on {threads} thread(s): factors built per search "
+        "up to k = {0} from {1:,} queries and {2:,} reference vectors, factors kept up to "
+        "k = {3} from {4:,} and {5:,})".format(*limits[False], *limits[True])
     )
     names = "_BFLOAT16_MAX_K", "_BFLOAT16_MIN_QUERIES", "_BFLOAT16_MIN_REFERENCE"
     defaults = [getattr(distances, name) for name in names]
-    for name, value in zip(names, ({torch.get_num_threads(): max(args.k)}, 0, 0)):
+    every = {threads: max(args.k)}
+    forced = {False: every, True: every}, {False: 0, True: 0}, {False: 0, True: 0}
+    for name, value in zip(names, forced):
         setattr(distances, name, value)
-    distances._BFLOAT16_SPEEDUPS[torch.get_num_threads()] = math.inf
+    distances._BFLOAT16_SPEEDUPS[threads] = math.inf
+    n = args.n_reference[0]
+    reference, queries = make_data(n, args.n_queries, args.dim, args.n_clusters)
+    r, q = torch.as_tensor(reference), torch.as_tensor(queries)
+    print(
+        f"\n{n:,} x {args.dim} reference, {args.n_queries:,} queries, {args.n_clusters:,} "
+        f"clusters, median of {args.repeats} ratios to the floor, alternately\n"
+    )
+    print(
+        "| k | float32 / floor | filter, factors per search / floor | filter, factors kept / "
+        "floor | float32 / per search | float32 / kept |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    variants = "float32", "per search", "kept"
     try:
-        toggled(args, title, ("float32", "bfloat16 filter"), distances, "_BFLOAT16_FILTER")
+        for k in args.k:
+            cache = {}
+            distances.topk_neighbors(q, r, k, reference_cache=cache)  # builds the kept ones
+            ratios = {name: [] for name in variants}
+            for _ in range(args.repeats):
+                for name in variants:
+                    distances._BFLOAT16_FILTER = name != "float32"
+                    floor = matmul_floor(reference, queries, "cpu", 1)[0]
+                    kept = cache if name == "kept" else None
+                    start = time.perf_counter()
+                    distances.topk_neighbors(q, r, k, reference_cache=kept)
+                    ratios[name].append((time.perf_counter() - start) / floor)
+            f32, per, kept = (statistics.median(ratios[name]) for name in variants)
+            print(
+                f"| {k} | {f32:.2f}x | {per:.2f}x | {kept:.2f}x | {f32 / per:.2f}x | "
+                f"{f32 / kept:.2f}x |"
+            )
     finally:
+        distances._BFLOAT16_FILTER = True
         for name, value in zip(names, defaults):
             setattr(distances, name, value)
         distances._BFLOAT16_SPEEDUPS.clear()

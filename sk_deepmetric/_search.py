@@ -94,6 +94,9 @@ class _BruteSearch:
         self.center_ = search_center(self.reference_, self.metric)
         if self.center_ is not None:
             self.reference_ = self.reference_ - self.center_
+        # what the searches derive from the reference alone, built by the first that needs it
+        # (topk_neighbors' bfloat16 factors: half the reference's memory)
+        self._reference_cache = {}
         return self
 
     def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
@@ -101,7 +104,13 @@ class _BruteSearch:
         if self.center_ is not None and not exclude_self:
             q = q - self.center_
         dist, ind = topk_neighbors(
-            q, self.reference_, k, self.metric, exclude_self, self.chunk_size
+            q,
+            self.reference_,
+            k,
+            self.metric,
+            exclude_self,
+            self.chunk_size,
+            reference_cache=self._reference_cache,
         )
         return dist.cpu().numpy(), ind.cpu().numpy()
 
@@ -112,6 +121,7 @@ class _BruteSearch:
         if state.get("center_") is not None:
             state["center_"] = self.center_.cpu().numpy()
         state["device"] = str(self.device)
+        state.pop("_reference_cache", None)  # rebuilt where needed after unpickling
         return state
 
     def __setstate__(self, state):
@@ -122,6 +132,7 @@ class _BruteSearch:
         self.reference_ = torch.as_tensor(state["reference_"], device=device)
         center = state.get("center_")  # absent from models pickled before it existed
         self.center_ = None if center is None else torch.as_tensor(center, device=device)
+        self._reference_cache = {}
 
 
 class _FaissFlatSearch:
@@ -283,12 +294,13 @@ def calibration_data(
 def faiss_flat_speedup(dim: int, metric: str, k: int, n_reference: int | None = None) -> float:
     """How many times faster faiss flat is than torch brute force here for ``k`` neighbours.
 
-    Below 1: slower. Both exact searches run the same calibration search
-    (:func:`calibration_data`, :func:`calibration_k` neighbours, on the CPU with the thread
-    counts in force), interleaved :data:`_CALIBRATION_REPEATS` times; the ratio of their best
-    times is cached per process for ``(dim, metric, calibration_k(k), threads)``. It took
-    0.4-0.8 s on one or two cores at 16 to 512 dimensions and k = 10, 0.6-1.0 s at 128
-    dimensions and k = 256 (docs/benchmarks.md), once. Needs faiss.
+    Below 1: slower. Both exact backends index the same calibration reference once and run
+    the same search of it (:func:`calibration_data`, :func:`calibration_k` neighbours, on the
+    CPU with the thread counts in force), interleaved :data:`_CALIBRATION_REPEATS` times; the
+    ratio of their best search times is cached per process for ``(dim, metric,
+    calibration_k(k), threads)``. It took 0.4-0.8 s on one or two cores at 16 to 512
+    dimensions and k = 10, 0.6-1.0 s at 128 dimensions and k = 256 (docs/benchmarks.md),
+    once. Needs faiss.
 
     Torch brute force filters large searches for few neighbours with bfloat16 products where
     those are fast (:func:`~sk_deepmetric.distances.filters_in_bfloat16`), which the
@@ -302,8 +314,8 @@ def faiss_flat_speedup(dim: int, metric: str, k: int, n_reference: int | None = 
     if (
         speedup >= AUTO_FAISS_MIN_SPEEDUP
         and n_reference is not None
-        and filters_in_bfloat16(n_queries, n_reference, k)
-        and filters_in_bfloat16(n_queries, n_ref, calibration_k(k))
+        and filters_in_bfloat16(n_queries, n_reference, k, reference_kept=True)
+        and filters_in_bfloat16(n_queries, n_ref, calibration_k(k), reference_kept=True)
     ):
         speedup = _calibrated(dim, metric, k, True)
     return speedup
@@ -326,11 +338,17 @@ def _calibrated(dim: int, metric: str, k: int, prefiltered: bool) -> float:
         sizes = _PREFILTER_CALIBRATION if prefiltered else ()
         reference, queries = calibration_data(dim, *sizes)
         best = {"brute": np.inf, "faiss": np.inf}
-        backends = {"brute": _BruteSearch(metric), "faiss": _FaissFlatSearch(metric)}
+        # built once, as a fitted classifier's index is, and searched repeatedly: what torch
+        # brute force derives from the reference alone (see topk_neighbors' reference_cache)
+        # is built by its first search, and the best time is of a search that reuses it
+        backends = {
+            "brute": _BruteSearch(metric).build(reference),
+            "faiss": _FaissFlatSearch(metric).build(reference),
+        }
         for _ in range(_CALIBRATION_REPEATS):  # interleaved: a slower spell hits both
             for name, backend in backends.items():
                 start = time.perf_counter()
-                backend.build(reference).search(queries, k)
+                backend.search(queries, k)
                 best[name] = min(best[name], time.perf_counter() - start)
         _speedups[key] = best["brute"] / best["faiss"]
     return _speedups[key]

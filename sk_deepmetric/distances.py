@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -181,6 +182,8 @@ def topk_neighbors(
     distance: str = "euclidean",
     exclude_self: bool = False,
     chunk_size: int | None = None,
+    *,
+    reference_cache: dict | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of each query in ``reference``, in chunks of queries.
 
@@ -201,6 +204,13 @@ def topk_neighbors(
         neighbour (leave-one-out).
     chunk_size : int, default=None
         Queries per chunk; ``None`` picks it from the 32 MiB bound.
+    reference_cache : dict, default=None
+        A dict kept by the caller with ``reference``, for searches of the same reference to
+        reuse what they derive from it alone: the bfloat16 copy that large searches for few
+        neighbours are filtered with on CPUs with fast bfloat16 products (half the
+        reference's memory; building it took ~40 ms for 100,000 x 128 on one thread). An
+        entry is rebuilt where ``reference`` is another tensor or was changed in place since.
+        ``None``: nothing is kept between calls.
 
     Returns
     -------
@@ -219,8 +229,11 @@ def topk_neighbors(
     >>> topk_neighbors(x, x, k=1, exclude_self=True)[1].ravel().tolist()
     [1, 0, 1]
     """
-    if chunk_size is None and _filters_in_bfloat16(queries, reference, k, exclude_self):
-        found = _topk_through_bfloat16(queries, reference, k, distance, exclude_self)
+    kept = reference_cache is not None
+    if chunk_size is None and _filters_in_bfloat16(queries, reference, k, exclude_self, kept):
+        found = _topk_through_bfloat16(
+            queries, reference, k, distance, exclude_self, reference_cache
+        )
         if found is not None:
             return found
     chunks = iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
@@ -486,42 +499,64 @@ def _smallest_scores(
 # Unmeasured on more threads, so off there. Building the reference's factors is a fixed cost
 # (~40 ms for 100,000 x 128) and the first tile's wider selection weighs more with fewer
 # tiles, hence the least number of queries; a 30,000-vector reference measured 0.89x-1.00x.
+# Where the caller keeps the factors between searches (topk_neighbors' reference_cache, as
+# the classifier's index does), that cost goes and the limits are lower (the True entries;
+# docs/benchmarks.md, "Keeping the reference's bfloat16 factors"), float32 / kept, Gaussian
+# / clustered, k = 10, 20, 30:
+#   one thread, 100,000 vectors: 512 queries 1.17x 1.12x 0.99x / 1.89x 1.69x 1.52x, 1,024
+#   1.52x 1.18x 1.23x / 1.69x 1.54x 1.40x; 50,000 vectors, 512 queries, k = 10, 20: 1.64x
+#   1.14x / 1.58x 1.51x; 30,000 vectors 1.16x 1.01x / 1.22x 1.10x; 256 queries 0.89x 1.72x
+#   / 1.65x 1.67x;
+#   two threads, 100,000 vectors: 512 queries 1.13x 1.25x 1.19x / 1.47x 1.82x 1.65x, 1,024
+#   1.21x 1.09x 1.01x / 1.62x 1.35x 1.20x.
 _BFLOAT16_FILTER = True
 _BFLOAT16_MIN_SPEEDUP = 1.5
-_BFLOAT16_MAX_K = {1: 20, 2: 10}
-_BFLOAT16_MIN_QUERIES = 768
-_BFLOAT16_MIN_REFERENCE = 100_000
+# per whether the reference's factors are kept: largest k per torch thread count, least
+# queries, least reference vectors
+_BFLOAT16_MAX_K = {False: {1: 20, 2: 10}, True: {1: 20, 2: 20}}
+_BFLOAT16_MIN_QUERIES = {False: 768, True: 512}
+_BFLOAT16_MIN_REFERENCE = {False: 100_000, True: 50_000}
 # the bfloat16 tiles' widths are multiples of this many columns
 _BFLOAT16_COLUMNS = 1024
 # bfloat16 product speed-ups measured in this process, per torch thread count
 _BFLOAT16_SPEEDUPS: dict[int, float] = {}
 
 
-def _filters_in_bfloat16(queries: Tensor, reference: Tensor, k: int, exclude_self: bool) -> bool:
+def _filters_in_bfloat16(
+    queries: Tensor, reference: Tensor, k: int, exclude_self: bool, kept: bool = False
+) -> bool:
     """Whether :func:`topk_neighbors` runs through :func:`_topk_through_bfloat16`."""
     return (
         queries.device.type == "cpu"
         and reference.device.type == "cpu"
         and queries.dtype == reference.dtype == torch.float32
-        and filters_in_bfloat16(queries.shape[0], reference.shape[0], k, exclude_self)
+        and filters_in_bfloat16(queries.shape[0], reference.shape[0], k, exclude_self, kept)
     )
 
 
 def filters_in_bfloat16(
-    n_queries: int, n_reference: int, k: int, exclude_self: bool = False
+    n_queries: int,
+    n_reference: int,
+    k: int,
+    exclude_self: bool = False,
+    reference_kept: bool = False,
 ) -> bool:
     """Whether :func:`topk_neighbors` of float32 CPU vectors of these sizes (unchunked) finds
     its candidates from bfloat16 products first, with torch's current thread count.
 
     Only where bfloat16 products are fast on this CPU (:func:`bfloat16_speedup`, measured
     once), for few neighbours of many pairs: see the limits above and docs/benchmarks.md.
+    ``reference_kept``: the search is given a ``reference_cache``, so that the reference's
+    bfloat16 copy is built once for many searches; the filter then pays from fewer queries
+    and reference vectors.
     """
+    kept = bool(reference_kept)
     return (
         _BFLOAT16_FILTER
-        and 1 <= k <= _BFLOAT16_MAX_K.get(torch.get_num_threads(), 0)
+        and 1 <= k <= _BFLOAT16_MAX_K[kept].get(torch.get_num_threads(), 0)
         and _candidates(k) < n_reference - exclude_self
-        and n_queries >= _BFLOAT16_MIN_QUERIES
-        and n_reference >= _BFLOAT16_MIN_REFERENCE
+        and n_queries >= _BFLOAT16_MIN_QUERIES[kept]
+        and n_reference >= _BFLOAT16_MIN_REFERENCE[kept]
         and bfloat16_speedup() >= _BFLOAT16_MIN_SPEEDUP
     )
 
@@ -560,7 +595,12 @@ def bfloat16_speedup() -> float:
 
 
 def _topk_through_bfloat16(
-    queries: Tensor, reference: Tensor, k: int, distance: str, exclude_self: bool
+    queries: Tensor,
+    reference: Tensor,
+    k: int,
+    distance: str,
+    exclude_self: bool,
+    cache: dict | None = None,
 ) -> tuple[Tensor, Tensor] | None:
     """:func:`topk_neighbors`, with the candidates found from bfloat16 products (``None``
     where the vectors are not finite, for the float32 search to say so).
@@ -584,28 +624,23 @@ def _topk_through_bfloat16(
     float32. The neighbours are then the ``k`` smallest of the distances measured from the
     vectors, where the float32 search keeps the ``k`` smallest matrix-product scores: the
     two differ only between distances equal to within float32's rounding.
+
+    ``cache``: :func:`topk_neighbors`' ``reference_cache``, where the reference's factors
+    are kept between calls.
     """
     n_q, n_ref = queries.shape[0], reference.shape[0]
     wide = _candidates(k)
-    center = None if distance == "cosine" else reference.mean(dim=0)
-    r16, r_sq = _bfloat16_reference(reference, center, 1.0)
-    top, scale = float(r_sq.max()), 1.0
-    if not 2.0**-60 <= top <= 2.0**60:
-        # scaled by a power of two (exactly) to norms near 1: bfloat16 has float32's range,
-        # but the squared norms would underflow or overflow (or are NaN)
-        top = float((reference if center is None else reference - center).abs().max())
-        if not 0 < top < math.inf:
-            return None  # the float32 search raises its error for non-finite vectors
-        scale = 2.0 ** -math.frexp(top)[1]
-        r16, r_sq = _bfloat16_reference(reference, center, scale)
-        top = float(r_sq.max())
+    prepared = _cached_bfloat16_reference(reference, distance, cache)
+    if prepared is None:
+        return None  # the float32 search raises its error for non-finite vectors
+    r16, center, scale, top = prepared
     q = F.normalize(queries, dim=1) if center is None else (queries - center) * scale
     q_sq = _squared_norms(q).double()
-    if not (math.isfinite(top) and bool(torch.isfinite(q_sq.sum()))):
+    if not bool(torch.isfinite(q_sq.sum())):
         return None
     largest = top**0.5 * (1 + 2**-20)
     q16, spread = _bfloat16_queries(q, q_sq, largest)
-    del q, r_sq
+    del q
     rows, cols = _tile_shape(n_q, n_ref, wide, 2, None, queries.device)
     # whole multiples of 1,024 columns: bfloat16 products of other widths ran 1.3x-4x slower
     # per entry (oneDNN on a Xeon with AMX: 1,024 x 8,388 took 1.6-2.2x as long as 1,024 x
@@ -638,6 +673,61 @@ def _topk_through_bfloat16(
         found = _topk_in_float32(queries[missed], reference, k, distance, excluded)
         dists[missed], inds[missed] = found
     return dists, inds
+
+
+class _Bfloat16Reference(NamedTuple):
+    """A reference set prepared for :func:`_topk_through_bfloat16`."""
+
+    factors: Tensor  # (r, high(|r|^2), low(|r|^2), 1, 1) in bfloat16, see _bfloat16_reference
+    center: Tensor | None  # subtracted from every vector (None: unit vectors, for cosine)
+    scale: float  # then multiplied by this power of two
+    top: float  # the largest squared norm of the centred, scaled reference vectors
+
+
+def _cached_bfloat16_reference(
+    reference: Tensor, distance: str, cache: dict | None
+) -> _Bfloat16Reference | None:
+    """:func:`_prepared_bfloat16_reference`, kept in ``cache`` (where not ``None``) for the
+    same memory, shape and strides, unchanged (torch counts in-place changes, through any
+    view, in ``_version``), and distance. The entry holds the tensor it was built from, so
+    that its memory cannot be reused by another tensor with the same address."""
+    if cache is None:
+        return _prepared_bfloat16_reference(reference, distance)
+    key = (
+        reference.data_ptr(),
+        tuple(reference.shape),
+        reference.stride(),
+        reference.dtype,
+        reference.device,
+        reference._version,
+        distance == "cosine",
+    )
+    entry = cache.get("bfloat16_reference")
+    if entry is None or entry[0] != key:
+        prepared = _prepared_bfloat16_reference(reference, distance)
+        entry = cache["bfloat16_reference"] = key, prepared, reference
+    return entry[1]
+
+
+def _prepared_bfloat16_reference(reference: Tensor, distance: str) -> _Bfloat16Reference | None:
+    """The reference's factors of :func:`_topk_through_bfloat16`'s scores, centred on its
+    mean (unit vectors for ``"cosine"``) and scaled by a power of two where the squared norms
+    would leave ``2^-60..2^60``; ``None`` where the vectors are not finite."""
+    center = None if distance == "cosine" else reference.mean(dim=0)
+    r16, r_sq = _bfloat16_reference(reference, center, 1.0)
+    top, scale = float(r_sq.max()), 1.0
+    if not 2.0**-60 <= top <= 2.0**60:
+        # scaled by a power of two (exactly) to norms near 1: bfloat16 has float32's range,
+        # but the squared norms would underflow or overflow (or are NaN)
+        top = float((reference if center is None else reference - center).abs().max())
+        if not 0 < top < math.inf:
+            return None
+        scale = 2.0 ** -math.frexp(top)[1]
+        r16, r_sq = _bfloat16_reference(reference, center, scale)
+        top = float(r_sq.max())
+    if not math.isfinite(top):
+        return None
+    return _Bfloat16Reference(r16, center, scale, top)
 
 
 def _bfloat16_reference(

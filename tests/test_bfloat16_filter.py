@@ -16,9 +16,10 @@ from sk_deepmetric.distances import topk_neighbors
 def filtered(monkeypatch):
     """Turns the filter on for every size, thread count and CPU; counts its calls and the
     queries it searches again in float32."""
-    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", 1)
-    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", 1)
-    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {t: 1 << 20 for t in range(1, 1025)})
+    every = {t: 1 << 20 for t in range(1, 1025)}
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", {False: 1, True: 1})
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", {False: 1, True: 1})
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {False: every, True: every})
     monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
     counts = {"filtered": 0, "again": 0}
     through, again = distances._topk_through_bfloat16, distances._topk_in_float32
@@ -177,11 +178,16 @@ def test_bfloat16_scores_stay_within_the_rounding_bound(dim, scale):
 
 def test_the_filter_runs_where_it_measured_faster(filtered, monkeypatch):
     ref, queries = torch.zeros((200, 3)), torch.zeros((10, 3))
-    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {1: 30, 2: 10})
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {False: {1: 30, 2: 10}, True: {1: 40}})
     for threads, k in ((1, 30), (2, 10)):
         with torch_threads(threads):
             assert distances._filters_in_bfloat16(queries, ref, k, False)
             assert not distances._filters_in_bfloat16(queries, ref, k + 1, False)  # k too large
+    with torch_threads(1):  # with the reference's factors kept: their own limits
+        assert distances._filters_in_bfloat16(queries, ref, 40, False, kept=True)
+        assert not distances._filters_in_bfloat16(queries, ref, 41, False, kept=True)
+    with torch_threads(2):
+        assert not distances._filters_in_bfloat16(queries, ref, 1, False, kept=True)
     with torch_threads(3):  # not measured
         assert not distances._filters_in_bfloat16(queries, ref, 1, False)
     with torch_threads(1):
@@ -190,9 +196,12 @@ def test_the_filter_runs_where_it_measured_faster(filtered, monkeypatch):
         assert not distances._filters_in_bfloat16(queries, ref[:48], 5, True)
         assert distances._filters_in_bfloat16(queries, ref[:48], 5, False)
         for few in ("_BFLOAT16_MIN_QUERIES", "_BFLOAT16_MIN_REFERENCE"):
-            with monkeypatch.context() as m:
-                m.setattr(distances, few, 201)
-                assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # too few
+            for kept in (False, True):
+                with monkeypatch.context() as m:
+                    m.setitem(getattr(distances, few), kept, 201)
+                    # too few, with the factors kept or not; the other limit unchanged
+                    assert not distances._filters_in_bfloat16(queries, ref, 5, False, kept)
+                    assert distances._filters_in_bfloat16(queries, ref, 5, False, not kept)
         monkeypatch.setattr(distances, "bfloat16_speedup", lambda: 1.4)
         assert not distances._filters_in_bfloat16(queries, ref, 5, False)  # slow bfloat16
         # a chunked search never goes through the filter
@@ -207,3 +216,79 @@ def test_bfloat16_speedup_is_measured_once_per_thread_count(monkeypatch):
         assert math.isfinite(speedup) and speedup > 0
         assert distances.bfloat16_speedup() == speedup
     assert list(distances._BFLOAT16_SPEEDUPS) == [1]
+
+
+def test_the_reference_cache_keeps_the_factors_while_the_reference_is_unchanged(
+    filtered, monkeypatch
+):
+    """``reference_cache`` builds the reference's bfloat16 factors once for searches of the
+    same, unchanged tensor, and again for another tensor, an in-place change (through a view
+    too) or the cosine distance; the neighbours are the uncached search's throughout."""
+    builds = []
+    prepared = distances._prepared_bfloat16_reference
+    monkeypatch.setattr(
+        distances,
+        "_prepared_bfloat16_reference",
+        lambda reference, distance: builds.append(distance) or prepared(reference, distance),
+    )
+    ref, queries = _integers(0, 300, 8, 100), _integers(1, 40, 8, 100)
+    cache = {}
+
+    def search(reference, distance="euclidean"):
+        found = topk_neighbors(queries, reference, 5, distance, reference_cache=cache)
+        expected = _unfiltered(monkeypatch, queries, reference, 5, distance)
+        for got, want in zip(found, expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+    search(ref)
+    search(ref)
+    search(ref, "squared_euclidean")  # the same factors
+    assert len(builds) == 1
+    search(ref.clone())  # another tensor
+    assert len(builds) == 2
+    ref[:, 0] += 7  # changed in place: the cached factors are stale
+    search(ref)
+    ref[:5].mul_(-1)  # through a view
+    search(ref)
+    assert len(builds) == 4
+    search(ref, "cosine")  # unit vectors: other factors
+    assert builds[-1] == "cosine" and len(builds) == 5
+    # a cache holds the tensor its entry was built from: the memory is never reused by
+    # another tensor that would then match the entry's address
+    assert cache["bfloat16_reference"][2] is ref
+    # no cache: built by every call
+    topk_neighbors(queries, ref, 5)
+    topk_neighbors(queries, ref, 5)
+    assert len(builds) == 7
+
+
+def test_the_brute_force_index_keeps_the_factors_between_searches(filtered, monkeypatch):
+    """The classifier's torch index builds the bfloat16 factors on its first filtered search
+    and reuses them; a new ``build`` or unpickling starts without them (a pickle does not
+    carry them); the neighbours stay the float32 search's."""
+    import pickle
+
+    from sk_deepmetric._search import _BruteSearch
+
+    builds = []
+    prepared = distances._prepared_bfloat16_reference
+    monkeypatch.setattr(
+        distances,
+        "_prepared_bfloat16_reference",
+        lambda reference, distance: builds.append(1) or prepared(reference, distance),
+    )
+    ref, queries = _integers(0, 300, 8, 100), _integers(1, 40, 8, 100)
+    expected = _unfiltered(monkeypatch, queries, ref, 5)
+    index = _BruteSearch("euclidean").build(ref.numpy())
+    for _ in range(3):
+        dist, ind = index.search(queries.numpy(), 5)
+        assert (ind == expected[1].numpy()).all() and (dist == expected[0].numpy()).all()
+    assert len(builds) == 1
+    state = pickle.dumps(index)
+    assert b"bfloat16_reference" not in state
+    copy = pickle.loads(state)
+    assert (copy.search(queries.numpy(), 5)[1] == expected[1].numpy()).all()
+    assert len(builds) == 2
+    index.build((ref + 1).numpy())
+    assert (index.search((queries + 1).numpy(), 5)[1] == expected[1].numpy()).all()
+    assert len(builds) == 3

@@ -449,9 +449,10 @@ def test_auto_calibrates_again_where_brute_force_would_filter_in_bfloat16(monkey
     monkeypatch.setattr(_search, "_speedups", {})
     monkeypatch.setattr(_search, "_CALIBRATION_REFERENCE", 300)
     monkeypatch.setattr(_search, "_PREFILTER_CALIBRATION", (600, 40))
-    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", 40)
-    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", 500)
-    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {t: 20 for t in range(1, 1025)})
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_QUERIES", {False: 10**9, True: 40})
+    monkeypatch.setattr(distances, "_BFLOAT16_MIN_REFERENCE", {False: 10**9, True: 500})
+    every = {t: 20 for t in range(1, 1025)}
+    monkeypatch.setattr(distances, "_BFLOAT16_MAX_K", {False: {}, True: every})
     monkeypatch.setattr(distances, "bfloat16_speedup", lambda: math.inf)
     filtered, sizes = [], []
     through = distances._topk_through_bfloat16
