@@ -229,6 +229,10 @@ def topk_neighbors(
     >>> topk_neighbors(x, x, k=1, exclude_self=True)[1].ravel().tolist()
     [1, 0, 1]
     """
+    if reference_cache is not None and not isinstance(reference_cache, dict):
+        raise TypeError(
+            f"`reference_cache` must be a dict or None, got {type(reference_cache).__name__}."
+        )
     kept = reference_cache is not None
     if chunk_size is None and _filters_in_bfloat16(queries, reference, k, exclude_self, kept):
         found = _topk_through_bfloat16(

@@ -256,6 +256,8 @@ def test_the_reference_cache_keeps_the_factors_while_the_reference_is_unchanged(
     # a cache holds the tensor its entry was built from: the memory is never reused by
     # another tensor that would then match the entry's address
     assert cache["bfloat16_reference"][2] is ref
+    with pytest.raises(TypeError, match="`reference_cache` must be a dict or None, got list"):
+        topk_neighbors(queries, ref, 5, reference_cache=[])
     # no cache: built by every call
     topk_neighbors(queries, ref, 5)
     topk_neighbors(queries, ref, 5)
