@@ -549,10 +549,11 @@ def filters_in_bfloat16(
     its candidates from bfloat16 products first, with torch's current thread count.
 
     Only where bfloat16 products are fast on this CPU (:func:`bfloat16_speedup`, measured
-    once), for few neighbours of many pairs: see the limits above and docs/benchmarks.md.
-    ``reference_kept``: the search is given a ``reference_cache``, so that the reference's
-    bfloat16 copy is built once for many searches; the filter then pays from fewer queries
-    and reference vectors.
+    once), for few neighbours of many pairs, on one or two threads: with
+    ``reference_kept`` (the search is given a ``reference_cache``, so that the reference's
+    bfloat16 copy is built once for many searches) k <= 20 from 512 queries and 50,000
+    reference vectors; without, k <= 20 on one thread and 10 on two, from 768 queries and
+    100,000 reference vectors (measured in docs/benchmarks.md).
     """
     kept = bool(reference_kept)
     return (
