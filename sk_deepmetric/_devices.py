@@ -55,13 +55,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """
     if isinstance(device, str) and device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    expected = "`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a "
-            f"torch.device, got {device!r}."
-        ) from exc
+        raise ValueError(f"{expected}, got {device!r}.") from exc
+    if resolved.type not in ("cpu", "cuda"):  # mps, meta, xpu...: not supported here
+        raise ValueError(f"{expected} of one of those types, got {device!r}.")
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (resolved.index is not None and resolved.index >= count):

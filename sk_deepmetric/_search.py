@@ -174,8 +174,8 @@ class _FaissFlatSearch:
             queries = self._prepare(queries)
         dist, ind = map(np.asarray, self.index_.search(queries, k + int(exclude_self)))
         self._check_found(ind)
-        if self.metric == "cosine":
-            dist = 1.0 - dist
+        if self.metric == "cosine":  # never negative, as the torch backend's
+            dist = np.maximum(1.0 - dist, 0.0)
         else:
             dist = np.sqrt(np.maximum(dist, 0.0))
         dist, ind = _sort_by_distance_then_index(dist, ind)

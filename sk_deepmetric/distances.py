@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ._blocks import rows_per_block, rows_per_chunk, squared_euclidean_rows
 from ._mining import key_lows, key_values, row_keys, selects_with_keys, sort_keys_
+from ._validation import check_int, check_option
 
 __all__ = [
     "DISTANCES",
@@ -233,6 +234,7 @@ def topk_neighbors(
         raise TypeError(
             f"`reference_cache` must be a dict or None, got {type(reference_cache).__name__}."
         )
+    k = _check_search(queries, reference, k, distance, exclude_self, chunk_size)
     kept = reference_cache is not None
     if chunk_size is None and _filters_in_bfloat16(queries, reference, k, exclude_self, kept):
         found = _topk_through_bfloat16(
@@ -279,25 +281,78 @@ def iter_topk_neighbors(
     duplicates ~1e-3 apart) and orders them by those; the rows of a chunk are then held as
     ``(rows, k, d)``, so it is meant for small ``k``.
     """
-    n_ref = reference.shape[0]
-    limit = n_ref - 1 if exclude_self else n_ref
-    k_max = int(k.max()) if isinstance(k, Tensor) and k.numel() else k
-    if isinstance(k_max, Tensor) or not 1 <= int(k_max) <= limit:
-        raise ValueError(
-            f"`k` must be between 1 and the number of reference samples"
-            f"{' minus one (leave-one-out)' if exclude_self else ''} ({limit}), got {k_max}."
-        )
-    if exclude_self and queries.shape[0] != n_ref:
-        raise ValueError(
-            "`exclude_self=True` needs queries and reference to be the same rows, got "
-            f"{queries.shape[0]} queries and {n_ref} reference samples."
-        )
+    k = _check_search(queries, reference, k, distance, exclude_self, chunk_size, True)
     queries, reference, ref_sq = _prepared(queries, reference, distance, exclude_self)
     _require_finite(reference, "reference", None if ref_sq is None else ref_sq.amax())
     if not exclude_self:
         _require_finite(queries, "queries")
     excluded = torch.arange(queries.shape[0], device=queries.device) if exclude_self else None
     yield from _searched(queries, reference, ref_sq, k, distance, excluded, chunk_size, refine)
+
+
+def _check_search(
+    queries: object,
+    reference: object,
+    k: object,
+    distance: object,
+    exclude_self: bool,
+    chunk_size: object,
+    per_query: bool = False,
+) -> int | Tensor:
+    """Raise for arguments :func:`topk_neighbors` (``per_query``: :func:`iter_topk_neighbors`,
+    whose ``k`` may be a tensor of one k per query) cannot search; return ``k`` as an int
+    (or a long tensor)."""
+    for name, x in (("queries", queries), ("reference", reference)):
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"`{name}` must be a torch.Tensor (torch.as_tensor converts an array), got "
+                f"{type(x).__name__}."
+            )
+        if x.ndim != 2 or not x.is_floating_point():
+            raise ValueError(
+                f"`{name}` must be a 2-D floating-point tensor (n_samples, n_features), got "
+                f"shape {tuple(x.shape)} and dtype {x.dtype}."
+            )
+    if queries.shape[1] != reference.shape[1] or queries.dtype != reference.dtype:
+        raise ValueError(
+            "`queries` and `reference` must have the same number of features and dtype, got "
+            f"{queries.shape[1]} features of {queries.dtype} and {reference.shape[1]} of "
+            f"{reference.dtype}."
+        )
+    if queries.device != reference.device:
+        raise ValueError(
+            f"`queries` and `reference` must be on the same device, got {queries.device} and "
+            f"{reference.device}."
+        )
+    check_option(distance, DISTANCES, "distance")
+    if chunk_size is not None:
+        check_int(chunk_size, "chunk_size", min_value=1)
+    n_ref = reference.shape[0]
+    if exclude_self and queries.shape[0] != n_ref:
+        raise ValueError(
+            "`exclude_self=True` needs queries and reference to be the same rows, got "
+            f"{queries.shape[0]} queries and {n_ref} reference samples."
+        )
+    if per_query and isinstance(k, Tensor) and k.ndim == 1:
+        if k.shape[0] != queries.shape[0] or k.is_floating_point() or k.dtype == torch.bool:
+            raise ValueError(
+                f"`k` as a tensor must hold one integer per query ({queries.shape[0]}), got "
+                f"shape {tuple(k.shape)} and dtype {k.dtype}."
+            )
+        k_max = int(k.max()) if k.numel() else 1
+        k_min = int(k.min()) if k.numel() else 1
+    else:
+        if isinstance(k, Tensor) and k.ndim == 0 and not k.is_floating_point():
+            k = k.item()
+        k_max = k_min = check_int(k, "k")
+    limit = n_ref - 1 if exclude_self else n_ref
+    if not 1 <= k_min <= k_max <= limit:
+        raise ValueError(
+            f"`k` must be between 1 and the number of reference samples"
+            f"{' minus one (leave-one-out)' if exclude_self else ''} ({limit}), got "
+            f"{k_max if k_max > limit else k_min}."
+        )
+    return k.long() if isinstance(k, Tensor) and k.ndim == 1 else k_max
 
 
 def _searched(
@@ -313,7 +368,9 @@ def _searched(
     """:func:`iter_topk_neighbors` once its arguments are checked; ``ref_sq``: the
     reference's squared norms (``None`` for ``"cosine"``); ``excluded``: for each query, a
     reference row that it skips (leave-one-out), or ``None``."""
-    k_max = int(k.max()) if isinstance(k, Tensor) and k.numel() else k
+    if not queries.shape[0]:
+        return
+    k_max = int(k.max()) if isinstance(k, Tensor) else k
     rows, cols = _tile_shape(
         queries.shape[0],
         reference.shape[0],
@@ -455,8 +512,9 @@ def _smallest_scores(
     # per tile is a fresh mapping of memory on a CPU, whose page faults cost as much as the
     # product written into it.
     width = min(cols, reference.shape[0])
-    # bfloat16 tiles' candidates are selected as float32 values (see _merged_with_tile)
-    keyed = selects_with_keys(q[:1].float(), reference.shape[0])
+    # bfloat16 tiles' candidates are selected as float32 values (see _merged_with_tile);
+    # float64 scores keep their precision (float32 keys would rank them in float32)
+    keyed = q.dtype != torch.float64 and selects_with_keys(q[:1].float(), reference.shape[0])
     tile = q.new_empty((min(rows, q.shape[0]), width))
     ref_rows = reference.new_empty((width, q_rank.shape[1]))
     # on one thread, tiles after the first are compared whole (see _keys_compared_whole)
@@ -665,8 +723,6 @@ def _topk_through_bfloat16(
         for start, (vals, cand) in zip(range(first, stop, rows), found):
             end = start + vals.shape[0]
             d, i = _refined(queries[start:end], reference, cand, distance)
-            if distance == "cosine":  # bmm's sums depend on its shape: as the float32 search
-                d, i = _refined(queries[start:end], reference, i[:, :k], distance)
             dists[start:end], inds[start:end] = d[:, :k], i[:, :k]
             holds = _bfloat16_bound_holds(
                 vals.double(), k, q_sq[start:end], spread[start:end], largest
@@ -868,13 +924,17 @@ def _squared_norms(x: Tensor, center: Tensor | None = None):
 def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
     """The distances of ranking scores ``vals``: ``1 - cos``, or with ``|q|^2`` added back."""
     if distance == "cosine":
-        return vals + 1.0
+        return (vals + 1.0).clamp_min_(0.0)
     vals = (vals + (q * q).sum(dim=1, keepdim=True)).clamp_min_(0.0)
     return vals.sqrt_() if distance == "euclidean" else vals
 
 
 def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple[Tensor, Tensor]:
     """Distances of ``q``'s neighbours ``inds`` computed directly, reordered by them.
+
+    The cosine distance is half the squared distance between the unit vectors (``1 - cos``
+    for unit vectors): never negative, and 0 for a duplicate, where ``1 - q.r`` of the
+    rounded unit vectors is a few float32 roundings off either way.
 
     Equal distances stay ordered by index. In blocks of queries whose ``(rows, k, d)``
     differences fit the cache on a CPU (see :func:`rows_per_block`): with k in the hundreds
@@ -894,14 +954,14 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
         # indexing with a 2-d index and fresh temporaries cost 3.5x as much here
         nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
         nb = nb.view(*ib.shape, d)
-        if distance == "cosine":
+        if distance == "cosine":  # 1 - cos as half the squared distance of the unit vectors
             nb = F.normalize(nb, dim=2, out=nb)
-            torch.bmm(nb, F.normalize(qb, dim=1).unsqueeze(2), out=out.unsqueeze(2))
+            diff = nb.sub_(F.normalize(qb, dim=1).unsqueeze(1))
         else:
             diff = nb.sub_(qb.unsqueeze(1))
-            torch.sum(diff.mul_(diff), dim=2, out=out)
+        torch.sum(diff.mul_(diff), dim=2, out=out)
     if distance == "cosine":
-        dists.neg_().add_(1.0)
+        dists.mul_(0.5)
     elif distance == "euclidean":
         dists.sqrt_()
     if selects_with_keys(dists, reference.shape[0]):

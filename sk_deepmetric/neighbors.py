@@ -22,6 +22,7 @@ from sklearn.utils import get_tags
 
 # The backends lived in this module before _search: pickles of a fitted classifier from then
 # name sk_deepmetric.neighbors._BruteSearch (or a faiss class), found here by this import.
+from ._devices import resolve_device
 from ._retrieval import far_threshold
 from ._search import (
     _BruteSearch,
@@ -49,6 +50,9 @@ from ._validation import (
 )
 
 __all__ = ["EmbeddingKNeighborsClassifier"]
+
+# what a fit sets besides the public attributes (ending in "_")
+_FIT_STATE = ("_y", "_index")
 
 ALGORITHMS = ("auto", "brute", "faiss", "faiss_ivf")
 METRICS = ("euclidean", "cosine")
@@ -338,6 +342,19 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self : EmbeddingKNeighborsClassifier
             The fitted classifier.
         """
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            # a fit that fails (bad input, the embedder's error, Ctrl-C) leaves no fitted
+            # attribute behind, of this fit or of an earlier one
+            for name in list(vars(self)):
+                if (name.endswith("_") and not name.startswith("__")) or name in _FIT_STATE:
+                    delattr(self, name)
+            raise
+
+    def _fit(self, X, y):
+        if self.device is not None:  # before the embedder's fit, not after
+            resolve_device(self.device)
         validate_data(self, X, y, skip_check_array=True)  # n_features_in_, feature names
         y = column_or_1d(y, warn=True)
         # NaN or infinity first: check_classification_targets would cast them to integers
@@ -473,7 +490,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             return torch.device("cpu")
         if isinstance(device, str) and device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(device)
+        return torch.device(device)  # checked by fit (resolve_device), or by the embedder's
 
     def _resolve_algorithm(self, reference: np.ndarray) -> str:
         if self.algorithm != "auto":
@@ -644,11 +661,13 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _neighbor_weights(dist: np.ndarray, weights: str) -> np.ndarray:
-    """Vote weights, shape of ``dist``: ones, or ``1 / d`` with exact matches taking all."""
+    """Vote weights, shape of ``dist``: ones, or ``1 / d`` with exact matches taking all
+    (a distance at or below 0: the backends' distances are never negative, but a weight of
+    ``1 / d`` must never be)."""
     if weights == "uniform":
         return np.ones(dist.shape, dtype=np.float64)
     dist = dist.astype(np.float64)
-    zero = dist == 0
+    zero = dist <= 0
     with np.errstate(divide="ignore"):
         inverse = 1.0 / dist
     exact_rows = zero.any(axis=1)

@@ -47,6 +47,22 @@ def cosine_distance_error(dim, distance, u=U32):
     return dot + u * (np.abs(distance) + dot)
 
 
+def unit_difference_error(dim, distance, u=U32):
+    """Bound on the error of the cosine distance ``1 - cos`` evaluated as ``|x / |x| - y /
+    |y||^2 / 2`` in precision ``u``.
+
+    Each component of the computed unit vectors is within ``a = gamma(dim) / 2 + 3 u`` of its
+    exact value, relatively (see :func:`cosine_distance_error`), so each computed unit vector
+    is within ``a`` of the exact one and their difference within ``2 a`` of the exact
+    difference, whose length is ``D = sqrt(2 distance)``: its square is off by at most
+    ``4 a D + 4 a^2``. The differences, their squares and their sum round by a relative
+    ``gamma(dim + 2)`` of the computed square; halving is exact.
+    """
+    a = gamma(dim, u) / 2 + 3 * u
+    length = np.sqrt(2 * np.abs(distance))
+    return 2 * a * length + 2 * a * a + gamma(dim + 2, u) * (length + 2 * a) ** 2 / 2
+
+
 def euclidean_direct_error(dim, distance, u=U32):
     """Bound on the error of ``sqrt(sum((x_i - y_i)^2))`` evaluated in precision ``u``.
 

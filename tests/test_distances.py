@@ -4,13 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from _rounding import cosine_distance_error
 
 from sk_deepmetric import _blocks
 from sk_deepmetric._devices import torch_threads
 from sk_deepmetric.distances import (
     cosine_similarity,
     euclidean_distances,
+    iter_topk_neighbors,
     paired_distances,
     pairwise_distances,
     squared_euclidean_distances,
@@ -165,10 +165,8 @@ def test_topk_distances_are_computed_from_the_vectors_in_float32(distance):
     d, i = topk_neighbors(queries, ref, 4, distance)
     n_dup = len(range(0, 300, 7))
     assert torch.equal(i[:n_dup, 0], torch.arange(0, 300, 7))  # each duplicate finds itself
-    if distance == "cosine":  # 1 - cos(x, x) is only within float32 rounding of 0
-        assert d[:n_dup, 0].abs().max() <= cosine_distance_error(32, 0.0)
-    else:
-        assert torch.equal(d[:n_dup, 0], torch.zeros(n_dup))
+    assert torch.equal(d[:n_dup, 0], torch.zeros(n_dup))
+    assert bool((d >= 0).all())
     # the search's matrix-product form alone is off by ~1e-3 here (the float32 expansion)
     assert euclidean_distances(ref[::7], ref)[:, ::7].diagonal().max() > 1e-4
     want = _loop_distance(queries.double(), ref.double(), distance)
@@ -278,3 +276,92 @@ def test_keyed_selection_gives_the_same_neighbours_bit_for_bit(
                 # small integers: exact float32 scores, so the ties are float64's, by index
                 want = topk_neighbors(queries.double(), ref.double(), k, distance)[1]
                 assert torch.equal(got[1][1], want)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_float64_vectors_are_ranked_in_float64(distance):
+    # neighbours 3e-6 and 1e-6 away from each query (0 to 3e-6 apart in angle): float32
+    # rounding of the scores (~1e-7 relative to norms ~1) cannot tell them apart, float64 can
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(20, 3))
+    dirs = rng.normal(size=(20, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    if distance == "cosine":  # move across the direction of each vector, not along it
+        dirs -= (dirs * base).sum(1, keepdims=True) * base / (base * base).sum(1, keepdims=True)
+        dirs *= np.linalg.norm(base, axis=1, keepdims=True) / np.linalg.norm(dirs, axis=1)[:, None]
+    near, far = base + 1e-6 * dirs, base + 3e-6 * dirs
+    reference = torch.from_numpy(np.concatenate([far, near]))
+    got = topk_neighbors(torch.from_numpy(base), reference, 1, distance)[1].ravel()
+    assert torch.equal(got, torch.arange(20, 40))
+    chunks = iter_topk_neighbors(torch.from_numpy(base), reference, 1, distance)
+    assert torch.equal(torch.cat([c[2] for c in chunks]).ravel(), torch.arange(20, 40))
+
+
+def _x(n=6, d=3, **kwargs):
+    return torch.arange(n * d, **kwargs).reshape(n, d).float()
+
+
+@pytest.mark.parametrize(
+    ("queries", "reference", "kwargs", "error", "match"),
+    [
+        (_x().numpy(), _x(), {}, TypeError, "`queries` must be a torch.Tensor"),
+        (_x(), [[1.0]], {}, TypeError, "`reference` must be a torch.Tensor"),
+        (_x()[0], _x(), {}, ValueError, r"`queries` must be a 2-D floating.*shape \(3,\)"),
+        (_x().long(), _x().long(), {}, ValueError, "2-D floating-point tensor.*int64"),
+        (_x(d=4), _x(), {}, ValueError, "same number of features and dtype, got 4 features"),
+        (_x().double(), _x(), {}, ValueError, "float64 and 3 of torch.float32"),
+        (_x(), _x(), {"distance": "cosin"}, ValueError, "Did you mean 'cosine'"),
+        (_x(), _x(), {"distance": "manhattan"}, ValueError, "`distance` must be one of"),
+        (
+            _x(),
+            _x(),
+            {"chunk_size": 0},
+            ValueError,
+            r"`chunk_size` must be in the range \[1, inf\], got ",
+        ),
+        (
+            _x(),
+            _x(),
+            {"chunk_size": -1},
+            ValueError,
+            r"`chunk_size` must be in the range \[1, inf\], got ",
+        ),
+        (_x(), _x(), {"chunk_size": 2.0}, ValueError, "`chunk_size` must be an integer"),
+        (_x(), _x(), {"k": 2.0}, ValueError, "`k` must be an integer, got 2.0"),
+        (_x(), _x(), {"k": True}, ValueError, "`k` must be an integer"),
+        (_x(), _x(), {"k": torch.tensor(7)}, ValueError, r"between 1 and .* \(6\), got 7"),
+    ],
+)
+def test_topk_rejects_what_it_cannot_search(queries, reference, kwargs, error, match):
+    kwargs = {"k": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        topk_neighbors(queries, reference, **kwargs)
+    with pytest.raises(error, match=match):
+        next(iter_topk_neighbors(queries, reference, **kwargs))
+
+
+def test_topk_takes_k_as_a_0d_integer_tensor_or_numpy_integer():
+    want = topk_neighbors(_x(), _x(), 2)
+    for k in (torch.tensor(2), np.int64(2)):
+        got = topk_neighbors(_x(), _x(), k)
+        assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+
+
+@pytest.mark.parametrize(
+    ("k", "match"),
+    [
+        (torch.tensor([1, 2]), r"one integer per query \(6\), got shape \(2,\)"),
+        (torch.tensor([1.0] * 6), "dtype torch.float32"),
+        (torch.tensor([1, 2, 0, 1, 1, 1]), r"between 1 and .* got 0"),
+        (torch.tensor([1, 2, 9, 1, 1, 1]), r"between 1 and .* got 9"),
+    ],
+)
+def test_iterated_search_checks_k_per_query(k, match):
+    with pytest.raises(ValueError, match=match):
+        next(iter_topk_neighbors(_x(), _x(), k))
+
+
+def test_iterated_search_of_no_queries_yields_nothing():
+    empty = _x()[:0]
+    assert list(iter_topk_neighbors(empty, _x(), torch.zeros(0, dtype=torch.long))) == []
+    assert list(iter_topk_neighbors(empty, _x(), 3)) == []

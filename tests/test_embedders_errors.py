@@ -180,6 +180,16 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device",
         ),
         (
+            {"device": "mps"},
+            ValueError,
+            r"or a torch.device of one of those types, got 'mps'",
+        ),
+        (
+            {"device": torch.device("meta")},
+            ValueError,
+            r"or a torch.device of one of those types, got device\(type='meta'\)",
+        ),
+        (
             {"num_workers": -1},
             InvalidParameterError,
             r"The 'num_workers' parameter of TripletEmbedder must be an int in the range "
@@ -308,6 +318,21 @@ def test_a_nan_in_the_first_epoch_leaves_the_estimator_unfitted(digits):
         model.fit(X, y)
     with pytest.raises(NotFittedError):
         model.transform(X)
+
+
+@pytest.mark.parametrize("estimator", [TripletEmbedder, ArcFaceEmbedder])
+def test_a_failed_refit_leaves_the_estimator_unfitted(digits, estimator):
+    # the refit's input checks set n_features_in_ and classes_ before refusing its y: the
+    # model of the first fit must not survive next to them
+    X, y = digits
+    model = fast(estimator).fit(X, y)
+    with pytest.raises(ValueError, match="needs at least 2 classes"):
+        model.fit(X[:, :30], np.zeros(len(y)))
+    assert not [name for name in vars(model) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        model.transform(X[:, :30])
+    model.fit(X, y)  # and fits again from scratch
+    assert model.transform(X).shape == (len(X), model.n_components)
 
 
 def test_huge_inputs_are_named_as_the_cause(digits):

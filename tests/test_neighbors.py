@@ -24,6 +24,7 @@ from _rounding import (
     ranking_error,
     rounding_clusters,
     squared_expansion_error,
+    unit_difference_error,
 )
 from sklearn.datasets import load_iris, make_blobs
 from sklearn.decomposition import PCA
@@ -85,7 +86,9 @@ def loop_vote(dist, ind, y_codes, n_classes, weights):
 def reported_distance_error(algorithm, metric, queries, reference):
     """Bound on the error of the distances a backend reports, ``(n_queries, n_reference)``."""
     exact = exact_distances(queries, reference, metric)
-    if metric == "cosine":  # every backend: unit rows, one dot product, 1 - s, in float32
+    if metric == "cosine" and algorithm == "brute":  # from the unit rows' differences
+        return unit_difference_error(queries.shape[1], exact)
+    if metric == "cosine":  # faiss: unit rows, one dot product, 1 - s, in float32
         return cosine_distance_error(queries.shape[1], exact)
     if algorithm == "brute":  # recomputed from the differences |q - r|
         return euclidean_direct_error(queries.shape[1], exact)
@@ -207,11 +210,12 @@ def test_predictions_match_sklearn_pipeline(blobs, weights, metric):
     else:
         # the nearest neighbour of one query is at cosine distance 2.6e-5, where the float32
         # error bound (7e-7) is 3% of the distance and 1 / d carries it to the vote.
-        # Ours: 1 - cos of unit rows (or |q - r|) in float32, 1 / d in float64. scikit-learn:
+        # Ours: half the squared difference of the unit rows (or |q - r|) in float32, 1 / d
+        # in float64. scikit-learn:
         # 1 - cos in float32 too; euclidean, |q|^2 + |r|^2 - 2 q.r in float64 rounded to
         # float32, square root in float32; 1 / d in float32.
-        if metric == "cosine":
-            ours_err = theirs_err = cosine_distance_error(3, dist)
+        if metric == "cosine":  # ours from the unit rows' differences, theirs 1 - cos
+            ours_err, theirs_err = unit_difference_error(3, dist), cosine_distance_error(3, dist)
         else:
             ours_err = euclidean_direct_error(3, dist)
             norms = np.linalg.norm(queries, axis=1), np.linalg.norm(reference, axis=1)
@@ -250,6 +254,24 @@ def test_distance_weights_at_zero_distance_take_only_exact_matches():
     clf.fit(X, [1, 2, 3, 3])
     np.testing.assert_array_equal(clf.predict_proba([[0.0]]), [[0.5, 0.5, 0.0]])
     assert clf.predict([[0.0]])[0] == 1
+
+
+@pytest.mark.parametrize("algorithm", EXACT)
+def test_cosine_distance_weights_of_duplicates(algorithm):
+    # each training sample queried: it is its own neighbour at cosine distance 0 (never below,
+    # which would give it a negative weight), and takes the whole vote, as in scikit-learn
+    X, y = load_iris(return_X_y=True)
+    clf = EmbeddingKNeighborsClassifier(
+        identity(), weights="distance", metric="cosine", algorithm=algorithm
+    ).fit(X, y)
+    dist, ind = clf.kneighbors(X)
+    assert (dist >= 0).all()
+    proba = clf.predict_proba(X)
+    assert (proba >= 0).all()
+    sk = KNeighborsClassifier(5, weights="distance", metric="cosine", algorithm="brute")
+    np.testing.assert_array_equal(clf.predict(X), sk.fit(X, y).predict(X))
+    if algorithm == "brute":  # distances measured from the vectors: a duplicate is at 0
+        assert (dist[ind == np.arange(len(X))[:, None]] == 0).all()
 
 
 # ------------------------------------------------------------ the backends
@@ -535,6 +557,46 @@ def test_search_device_follows_the_embedder():
     assert clf._search_device().type == "cpu"
     clf.set_params(device="auto")
     assert clf._search_device().type == ("cuda" if neighbors.torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("gpu", r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
+        ("mps", r"of one of those types, got 'mps'"),
+        pytest.param(
+            "cuda",
+            r"`device`='cuda' but this machine has 0 CUDA device\(s\)",
+            marks=pytest.mark.skipif(neighbors.torch.cuda.is_available(), reason="has CUDA"),
+        ),
+    ],
+)
+def test_a_bad_device_is_refused_before_the_embedder_is_fitted(device, match):
+    X, y = load_iris(return_X_y=True)
+    fitted = []
+
+    class Recorded(FunctionTransformer):
+        def fit(self, X, y=None):
+            fitted.append(True)
+            return super().fit(X, y)
+
+    clf = EmbeddingKNeighborsClassifier(Recorded(), device=device)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+    assert not fitted
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_a_failed_fit_leaves_no_fitted_attribute():
+    # the first fit's model must not survive a second fit that fails in the embedder
+    X, y = load_iris(return_X_y=True)
+    clf = EmbeddingKNeighborsClassifier(TripletEmbedder(**FAST_TRIPLET)).fit(X, y)
+    with pytest.raises(ValueError, match="needs at least 2 classes"):
+        clf.fit(X, np.zeros(len(y)))
+    assert not [name for name in vars(clf) if name.endswith("_") or name in ("_y", "_index")]
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
 
 
 # ---------------------------------------------------------------- the estimator

@@ -362,15 +362,19 @@ class BaseEmbedder(
 
     # ----------------------------------------------------------------- steps of fit
     def _fit(self, X, y, *, continuing, max_iter, partial, classes=None):
+        before = getattr(self, "history_", None)
         try:
             return self._fit_steps(X, y, continuing, max_iter, partial, classes)
         except BaseException as exc:
             # a fresh fit that fails (bad data, a non-finite loss, Ctrl-C) before finishing
-            # an epoch leaves no half-built model behind: the estimator stays unfitted; so
-            # does one that meets a bad sample later, in data read batch by batch (a fit on
-            # them in memory would have been refused before training)
+            # an epoch of its own leaves no half-built model behind, nor the one an earlier
+            # fit left (whose input attributes it may have overwritten): the estimator is
+            # unfitted; so is one that meets a bad sample later, in data read batch by batch
+            # (a fit on them in memory would have been refused before training)
             bad_data = isinstance(exc, BadSample)
-            if not continuing and (bad_data or not getattr(self, "history_", None)):
+            history = getattr(self, "history_", None)
+            trained = bool(history) and history is not before
+            if not continuing and (bad_data or not trained):
                 self._discard_fit()
             raise
 
