@@ -85,6 +85,19 @@ def _mine_blocks(mine, rows, n: int, rows_per_block: int, labels: Tensor, *args)
     return [torch.cat(parts) for parts in zip(*out, strict=True)]
 
 
+def _check_dist_and_labels(dist: object, labels: object) -> None:
+    """Raise unless ``dist`` is a square matrix of distances and ``labels`` one per row."""
+    if not isinstance(dist, Tensor) or dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
+        shape = tuple(dist.shape) if isinstance(dist, Tensor) else type(dist).__name__
+        raise ValueError(f"`dist` must be a square (n, n) torch.Tensor, got {shape}.")
+    if not isinstance(labels, Tensor) or labels.shape != dist.shape[:1]:
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(
+            f"`labels` must be a torch.Tensor of shape ({dist.shape[0]},), one label per row "
+            f"of `dist`, got {shape}."
+        )
+
+
 def _rows_of(dist: Tensor):
     """Copies of row blocks of a precomputed distance matrix (mining overwrites its block)."""
     return lambda start, stop: dist[start:stop].clone()
@@ -106,6 +119,7 @@ def batch_hard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, T
         One triplet per anchor that has at least one positive and one negative. Equal
         distances go to the lowest index.
     """
+    _check_dist_and_labels(dist, labels)
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)
@@ -141,6 +155,7 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
         One triplet per ordered positive pair whose anchor has a negative, ordered by
         ``(anchor, positive)``. Equal distances go to the lowest index.
     """
+    _check_dist_and_labels(dist, labels)
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)
@@ -154,6 +169,7 @@ def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplet
     ``"all"``: non-zero loss, ``d_ap - d_an + margin > 0``; ``"hard"``: ``d_an < d_ap``;
     ``"semihard"``: ``d_ap < d_an < d_ap + margin``; ``"easy"``: ``d_an - d_ap > margin``.
     """
+    check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
     if type_of_triplets == "all":
         return d_ap - d_an + margin > 0
     if type_of_triplets == "hard":
@@ -178,6 +194,9 @@ def margin_triplets(
     anchor, positive, negative : Tensor of shape (n_triplets,), int64
         Ordered by ``(anchor, positive, negative)``, as pytorch-metric-learning's.
     """
+    _check_dist_and_labels(dist, labels)
+    margin = check_real(margin, "margin", min_value=0.0)
+    check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
     n = dist.shape[0]
     if n == 0:
         return _empty_triplets(dist.device)

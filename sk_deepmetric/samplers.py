@@ -125,7 +125,10 @@ class ShuffledBatchSampler:
 
     ``ceil(n_samples / batch_size)`` batches whose sizes differ by at most one, so that no
     batch holds a single sample (which batch normalisation cannot train on) unless
-    ``n_samples`` is 1. With ``world_size > 1`` each global batch is split across ranks.
+    ``n_samples`` is 1; where that would take a batch of one (``batch_size`` 2 and an odd
+    ``n_samples``, say), one batch fewer, a batch of ``batch_size + 1`` among them. With
+    ``world_size > 1`` each global batch is split across ranks, at least two samples each
+    where there are enough.
 
     Examples
     --------
@@ -150,7 +153,8 @@ class ShuffledBatchSampler:
         self.rng = rng
         self.world_size = world_size
         self.rank = rank
-        self._n_batches = max(1, -(-n_samples // (world_size * batch_size)))
+        batches = -(-n_samples // (world_size * batch_size))
+        self._n_batches = max(1, min(batches, n_samples // (2 * world_size)))
 
     def __len__(self) -> int:
         return self._n_batches

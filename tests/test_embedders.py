@@ -520,6 +520,21 @@ def test_partial_fit_with_classes_fits_a_classifier_loss_batch_by_batch(digits):
         fast(ArcFaceEmbedder).partial_fit(X, y, classes=np.arange(5))
 
 
+def test_partial_fit_takes_chunks_of_one_class_where_the_loss_has_one_weight_per_class(digits):
+    # data arriving grouped by class, as SGDClassifier.partial_fit takes it; a tuple loss
+    # needs negatives in every call
+    X, y = digits
+    model = fast(ArcFaceEmbedder)
+    for c in range(10):
+        model.partial_fit(X[y == c], y[y == c], classes=np.arange(10))
+    np.testing.assert_array_equal(model.classes_, np.arange(10))
+    assert np.isfinite(model.transform(X)).all()
+    with pytest.raises(ValueError, match="needs at least 2 classes in `y`, got 1 class"):
+        fast(ArcFaceEmbedder).partial_fit(X[y == 0], y[y == 0])  # no other class known
+    with pytest.raises(ValueError, match="needs at least 2 classes in `y`, got 1 class"):
+        fast(TripletEmbedder).partial_fit(X[y == 0], y[y == 0], classes=np.arange(10))
+
+
 # --------------------------------------------------------------------- cross-batch memory
 MEMORY = [TripletEmbedder, ContrastiveEmbedder, MultiSimilarityEmbedder, SupConEmbedder]
 

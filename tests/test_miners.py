@@ -15,6 +15,7 @@ from sk_deepmetric.miners import (
     batch_hard_triplets,
     margin_triplets,
     semihard_triplets,
+    triplet_type_mask,
 )
 
 LAYOUTS = ["4_per_class", "2_large", "distinct", "single", "negative_noncontiguous"]
@@ -413,3 +414,21 @@ def test_bad_inputs():
 
 def test_repr():
     assert repr(SemiHardMiner()) == "SemiHardMiner(margin=0.2, distance='euclidean')"
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda d, y: margin_triplets(d, y, 0.2, "Hard"), "Did you mean 'hard'"),
+        (lambda d, y: margin_triplets(d, y, -0.1), r"`margin` must be in the range \[0.0"),
+        (lambda d, y: triplet_type_mask(d, d, 0.2, "medium"), "`type_of_triplets` must be"),
+        (lambda d, y: batch_hard_triplets(d, y.repeat(2)), r"shape \(4,\).*got \(8,\)"),
+        (lambda d, y: semihard_triplets(d, y.numpy()), "`labels` must be a torch.Tensor"),
+        (lambda d, y: margin_triplets(d.numpy(), y), "`dist` must be a square"),
+        (lambda d, y: batch_hard_triplets(d[:3], y), r"square .* got \(3, 4\)"),
+    ],
+)
+def test_mining_functions_refuse_what_they_cannot_mine(call, match):
+    dist, labels = torch.rand(4, 4), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match=match):
+        call(dist, labels)

@@ -96,3 +96,22 @@ def test_shuffled_distributed_split():
     ]
     for w, a, b in zip(whole, *parts):
         np.testing.assert_array_equal(np.concatenate([a, b]), w)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("batch_size", [2, 3, 5, 16])
+def test_shuffled_batches_never_hold_one_sample(batch_size, world_size):
+    # batch_size 2 and an odd number of samples: a batch of one unless one batch takes three
+    for n in range(2 * world_size, 60):
+        per_rank = [
+            list(ShuffledBatchSampler(n, batch_size, rng=np.random.default_rng(n), **ranks))
+            for ranks in ({"world_size": world_size, "rank": r} for r in range(world_size))
+        ]
+        sizes = [b.size for batches in per_rank for b in batches]
+        assert min(sizes) >= 2, (n, sizes)
+        # across ranks, 7 samples on 2 ranks are one batch of 4 + 3 (two would leave a 1)
+        assert max(sizes) <= (batch_size + 1 if world_size == 1 else 2 * batch_size)
+        everything = np.concatenate([b for batches in per_rank for b in batches])
+        np.testing.assert_array_equal(np.sort(everything), np.arange(n))
+        wanted = -(-n // (world_size * batch_size))
+        assert len(per_rank[0]) in (wanted, wanted - 1)

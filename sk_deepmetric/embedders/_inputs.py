@@ -80,7 +80,10 @@ class InputMixin:
         encoded = order[np.searchsorted(self.classes_[order], y)].astype(np.int64)
         counts = np.bincount(encoded)
         counts = counts[counts > 0]
-        if counts.size < 2:
+        # a loss with one weight per class trains on a chunk of one class of several known
+        # (partial_fit on data grouped by class); a tuple loss needs negatives in each call
+        known = counts.size if self._batching == "balanced" else len(self.classes_)
+        if known < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 classes in `y`, got 1 class ({y[0]!r})."
             )
