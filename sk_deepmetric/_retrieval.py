@@ -188,7 +188,17 @@ def pair_threshold(y_true, y_score, target_far) -> float:
         return best_accuracy_threshold(roc)[1]
     y = check_pair_labels(y_true)
     scores = check_scores(y_score, y.size)
-    return far_threshold(scores[~y], target_far)
+    threshold = far_threshold(scores[~y], target_far)
+    # as low as the rejected different-identity pairs allow, so that it accepts every
+    # same-identity pair above them: halfway between the highest of those and the next
+    # higher score of any pair
+    rejected = scores[~y][scores[~y] < threshold]
+    if rejected.size:
+        highest = rejected.max()
+        above = scores[scores > highest]
+        if above.size:
+            threshold = _between(above.min(), highest)
+    return threshold
 
 
 def encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):

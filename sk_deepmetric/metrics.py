@@ -759,9 +759,10 @@ def select_threshold(y_true, y_score, *, target_far: float | None = None) -> flo
     threshold of highest accuracy on these pairs (of equally accurate ones the strictest),
     halfway between the lowest accepted score and the highest rejected one. A rate: with
     ``N`` different-identity pairs and ``k`` the most that ``target_far`` allows
-    (``k / N <= target_far``), the threshold lies halfway between the k-th and the next
-    highest different-identity score, so that it accepts ``k`` of them (tied scores are
-    accepted or rejected together) and as many same-identity pairs as that allows. A
+    (``k / N <= target_far``), the threshold accepts ``k`` of them (tied scores are
+    accepted or rejected together) and as many same-identity pairs as that allows: it lies
+    halfway between the highest different-identity score it rejects and the next higher
+    score of any pair. A
     warning says when ``target_far * N < 1``: the threshold then rejects every
     different-identity pair and the rate it will give is unknown.
 
@@ -785,8 +786,8 @@ def select_threshold(y_true, y_score, *, target_far: float | None = None) -> flo
     --------
     >>> from sk_deepmetric.metrics import select_threshold
     >>> y, s = [1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2]
-    >>> select_threshold(y, s), select_threshold(y, s, target_far=0.34)
-    (0.75, 0.5)
+    >>> select_threshold(y, s), round(select_threshold(y, s, target_far=0.34), 6)
+    (0.75, 0.45)
     """
     return pair_threshold(y_true, y_score, target_far)
 

@@ -267,10 +267,20 @@ def test_far_threshold_is_the_loosest_within_the_target(target, ties):
     # no lower threshold keeps the rate: the next different-identity score below breaks it
     below = max(si for yi, si in zip(y, s) if not yi and si < threshold)
     assert loop_rates(y, s, below)[0] > target
-    # and it sits halfway between that score and the lowest accepted different one
-    accepted = [si for yi, si in zip(y, s) if not yi and si >= threshold]
-    if accepted:
-        assert threshold == pytest.approx((min(accepted) + below) / 2, abs=1e-12)
+    # it accepts every same-identity pair above that score (the most any threshold within
+    # the target accepts), halfway between it and the lowest score of any pair above it
+    assert loop_rates(y, s, threshold)[1] == loop_rates(y, s, math.nextafter(below, math.inf))[1]
+    above = [si for si in s if si > below]
+    assert threshold == pytest.approx((min(above) + below) / 2, abs=1e-12)
+
+
+def test_far_threshold_accepts_the_same_identity_pairs_among_the_rejected_scores():
+    # FAR 1/3 allows the 0.9 different-identity pair: 0.15 also accepts the same-identity
+    # pair at 0.2 (halfway between 0.5, the first idea, would not)
+    y, s = [0, 0, 1, 0], [0.9, 0.1, 0.2, 0.05]
+    threshold = select_threshold(y, s, target_far=0.34)
+    assert threshold == pytest.approx(0.15, abs=1e-12)
+    assert loop_rates(y, s, threshold) == (pytest.approx(1 / 3), 1.0)
 
 
 def test_far_threshold_with_too_few_pairs_warns():
