@@ -454,3 +454,19 @@ def test_a_far_too_wide_embedding_warns(digits):
         "`n_components`=2048 is far above the 64 values of each sample"
     )):  # fmt: skip
         fast(TripletEmbedder, n_components=2048, max_iter=1).fit(X, y)
+
+
+def test_later_calls_name_a_different_sample_shape(digits):
+    X, y = digits
+    images = X.reshape(-1, 8, 8)
+    model = fast(TripletEmbedder, network="cnn", conv_channels=(4,)).fit(images, y)
+    # one channel with or without its axis: the same input to the network
+    np.testing.assert_array_equal(model.transform(images[:5, None]), model.transform(images[:5]))
+    for bad, shape in ((X[:5, :49].reshape(-1, 7, 7), (7, 7)), (X[:5], (64,))):
+        with pytest.raises(ValueError, match=re.escape(f"X has shape {shape} per sample, but")):
+            model.transform(bad)
+    flat = fast(TripletEmbedder).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("X has shape (8, 8) per sample, but")):
+        flat.transform(images)
+    with pytest.raises(ValueError, match="X has 63 features, but TripletEmbedder is expecting"):
+        flat.transform(X[:, :63])

@@ -39,6 +39,7 @@ class InputMixin:
         if is_streamed(X):
             X, y = self._validate_source(X, y, reset)
         else:
+            X = X if reset else self._in_fitted_form(X)
             if y is None:
                 validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
             X, y = validate_data(
@@ -118,6 +119,32 @@ class InputMixin:
                 stacklevel=external_stacklevel(),
             )
 
+    def _in_fitted_form(self, X):
+        """``X`` with the per-sample shape of the fit, for samples of more than one axis.
+
+        Images of one channel given as ``(n, height, width)`` and as ``(n, 1, height,
+        width)`` (signals likewise) are the same input to the network, which ``fit`` takes in
+        either form: later calls may use the other (reshaped here). Any other per-sample
+        shape that differs from the fit's is refused here, naming it: scikit-learn's check
+        would call ``X.shape[1]`` (a height, or a channel count) its number of features.
+        """
+        fitted = getattr(self, "_sample_shape", None)
+        shape = getattr(X, "shape", None)
+        if fitted is None or shape is None or len(shape) < 2 or not hasattr(X, "reshape"):
+            return X
+        sample = tuple(int(d) for d in shape[1:])
+        if sample == fitted or (len(sample) == 1 and len(fitted) == 1):
+            return X  # flat samples: scikit-learn's own message names their features
+        one_channel = tuple(self.input_shape_)
+        if self.network in _CONV_INPUTS and one_channel[0] == 1:
+            forms = (one_channel, one_channel[1:])
+            if sample in forms and fitted in forms:
+                return X.reshape(shape[0], *fitted)
+        raise ValueError(
+            f"X has shape {sample} per sample, but {type(self).__name__} was fitted on "
+            f"samples of shape {fitted}."
+        )
+
     def _set_shape(self, X, reset):
         """Record (at fit) or check (later) the shape of one sample as the network sees it."""
         sample_shape = tuple(int(d) for d in X.shape[1:])
@@ -177,6 +204,7 @@ class InputMixin:
         if is_streamed(X):
             X, _ = self._validate_source(X, None, reset, labels_needed=False)
         else:
+            X = X if reset else self._in_fitted_form(X)
             X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
         self._set_shape(X, reset)
         return self._as_network_input(X)
