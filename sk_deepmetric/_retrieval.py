@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from sk_deepmetric._blocks import rows_per_chunk
+from sk_deepmetric._devices import resolve_device
 from sk_deepmetric._validation import check_int, check_option, check_real, external_stacklevel
 from sk_deepmetric.distances import (
     DISTANCES,
@@ -105,6 +106,7 @@ def prepare(
         raise ValueError(f"`exclude_self` must be None, True or False, got {exclude_self!r}.")
     if device is None:
         device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
+    device = resolve_device(device)
     queries = as_embeddings(embeddings, "embeddings", device)
     query_labels = as_labels(labels, "labels", queries.shape[0], "embeddings")
     queries, reference, ref_labels, exclude_self = _reference_set(

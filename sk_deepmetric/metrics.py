@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sk_deepmetric._devices import resolve_device
 from sk_deepmetric._retrieval import (
     all_pairs,
     as_array,
@@ -520,6 +521,8 @@ def make_retrieval_scorer(
         k = 1
     else:
         k = 1 if k is None else check_int(k, "k", min_value=1)
+    if device is not None:  # a bad one is named now, not at the first score
+        resolve_device(device)
     return _RetrievalScorer(metric, distance, k, chunk_size, device)
 
 
@@ -853,11 +856,11 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
             )
         splits = StratifiedKFold(cv, shuffle=True, random_state=random_state).split(scores, y)
     else:
-        folds = as_array(cv)
-        if folds.shape != y.shape:
+        folds = None if isinstance(cv, (bool, numbers.Real)) else as_array(cv)
+        if folds is None or folds.ndim == 0 or folds.shape != y.shape:
+            given = repr(cv) if folds is None or folds.ndim == 0 else f"shape {folds.shape}"
             raise ValueError(
-                f"`cv` must be an int or one fold label per pair ({y.size}), got shape "
-                f"{folds.shape}."
+                f"`cv` must be an int or one fold label per pair ({y.size}), got {given}."
             )
         if np.unique(folds).size < 2:
             raise ValueError("`cv` must hold at least 2 distinct folds.")
@@ -1176,4 +1179,10 @@ def make_verification_scorer(
     distance = check_option(distance, DISTANCES, "distance")
     if n_pairs is not None:
         n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
+    try:  # a bad one is named now, not at the first score
+        check_random_state(random_state)
+    except ValueError:
+        raise ValueError(
+            f"`random_state` must be None, an int or a numpy RandomState, got {random_state!r}."
+        ) from None
     return _VerificationScorer(metric, far, p_target, distance, n_pairs, random_state)

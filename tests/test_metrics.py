@@ -446,3 +446,34 @@ def test_report_and_scorer_errors():
         make_retrieval_scorer(distance="manhattan")
     with pytest.raises(ValueError, match="needs the labels `y`"):
         make_retrieval_scorer()(PCA(2).fit(X), X)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda X, y: mean_average_precision_at_r(X, y, device="gpu"),
+            r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device, got 'gpu'",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.make_retrieval_scorer(device="gpu0"),
+            r"`device` must be .* got 'gpu0'",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.make_verification_scorer(random_state="x"),
+            r"`random_state` must be None, an int or a numpy RandomState, got 'x'",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.verification_accuracy(y % 2, X[:, 0], cv=3.0),
+            r"`cv` must be an int or one fold label per pair \(40\), got 3.0",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.verification_accuracy(y % 2, X[:, 0], cv=KFold(2)),
+            r"one fold label per pair \(40\), got KFold\(",
+        ),
+    ],
+)
+def test_bad_arguments_are_named_when_given(call, match):
+    X, y = np.random.default_rng(0).random((40, 3)), np.arange(40) % 4
+    with pytest.raises(ValueError, match=match):
+        call(X, y)
