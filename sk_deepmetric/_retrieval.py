@@ -86,6 +86,11 @@ def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
             f"`{name}` must be 1-D with one label per row of `{embeddings_name}` "
             f"({n_samples}), got shape {y.shape}."
         )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        # np.unique would make every NaN label one class
+        raise ValueError(f"`{name}` must not hold NaN or infinity, got {y[~np.isfinite(y)][0]}.")
+    if y.dtype == object and any(isinstance(v, float) and v != v for v in y):
+        raise ValueError(f"`{name}` must not hold NaN.")
     return y
 
 

@@ -477,3 +477,14 @@ def test_bad_arguments_are_named_when_given(call, match):
     X, y = np.random.default_rng(0).random((40, 3)), np.arange(40) % 4
     with pytest.raises(ValueError, match=match):
         call(X, y)
+
+
+@pytest.mark.parametrize("nan", [np.nan, float("nan")])
+def test_nan_labels_are_refused_not_merged_into_one_class(nan):
+    X = np.random.default_rng(0).random((6, 3))
+    for labels in (
+        np.array([0.0, 0.0, 1.0, 1.0, nan, nan]),
+        np.array(["a", "a", 1, 1, nan, nan], dtype=object),
+    ):
+        with pytest.raises(ValueError, match="`labels` must not hold NaN"):
+            mean_average_precision_at_r(X, labels)
