@@ -396,7 +396,13 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : EmbeddingKNeighborsClassifier
         """
-        check_is_fitted(self, "calibration_distances_")
+        check_is_fitted(self)
+        if not hasattr(self, "calibration_distances_"):
+            raise ValueError(
+                "set_target_far needs a classifier fitted with `target_far` (open set): this "
+                "one was fitted without it, so nothing was calibrated. Fit it again with "
+                "`target_far` set."
+            )
         self.set_params(target_far=target_far)
         self._validate_params()
         self.threshold_ = -far_threshold(

@@ -470,3 +470,12 @@ def test_later_calls_name_a_different_sample_shape(digits):
         flat.transform(images)
     with pytest.raises(ValueError, match="X has 63 features, but TripletEmbedder is expecting"):
         flat.transform(X[:, :63])
+
+
+def test_score_names_missing_or_mismatched_labels(digits):
+    X, y = digits
+    model = fast(TripletEmbedder).fit(X, y)
+    with pytest.raises(ValueError, match=r"TripletEmbedder.score needs class labels: pass y"):
+        model.score(X)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: X has \d+ samples"):
+        model.score(X, y[:10])

@@ -183,8 +183,10 @@ def test_set_target_far_equals_a_refit():
     np.testing.assert_array_equal(clf.predict(X[:50] + 1.5), refit.predict(X[:50] + 1.5))
     with pytest.raises(ValueError, match=r"The 'target_far' parameter .* Got 1.5 instead"):
         clf.set_target_far(1.5)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(ValueError, match="was fitted without it, so nothing was calibrated"):
         EmbeddingKNeighborsClassifier(PCA(2)).fit(X, y).set_target_far(0.1)
+    with pytest.raises(NotFittedError):
+        EmbeddingKNeighborsClassifier(PCA(2)).set_target_far(0.1)
 
 
 def test_string_labels_and_unknown_label():

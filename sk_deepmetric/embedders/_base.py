@@ -316,7 +316,15 @@ class BaseEmbedder(
                     "Dataset of (x, label) pairs."
                 )
         embedding = self.transform(X)
-        labels = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
+        if y is None:
+            raise ValueError(f"{type(self).__name__}.score needs class labels: pass y.")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(embedding):
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: X has "
+                f"{len(embedding)} samples, y has shape {y.shape}."
+            )
+        labels = np.unique(y, return_inverse=True)[1].ravel()
         return float(map_at_r(embedding, labels, distance="cosine", device="cpu"))
 
     def _check_out(self, out, n_samples):
