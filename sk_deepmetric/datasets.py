@@ -210,6 +210,11 @@ def make_arcs(
             raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
     if isinstance(spread, bool) or not isinstance(spread, Real) or not 0 <= spread < np.inf:
         raise ValueError(f"`spread` must be a finite real number >= 0, got {spread!r}.")
+    if n_samples < n_classes:
+        raise ValueError(
+            f"`n_samples` ({n_samples}) must be at least `n_classes` ({n_classes}): one "
+            "sample per class or more."
+        )
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     rng = np.random.default_rng(seed)
     radii = rng.uniform(0.5, 2.0, size=(n_classes, n_planes))

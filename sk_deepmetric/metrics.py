@@ -694,7 +694,9 @@ def min_dcf(
 
 
 def _far_key(far: float) -> str:
-    return f"tar_at_far_{far:g}"
+    """The report's key of a rate: its shortest repr, so that distinct rates stay apart
+    (``0.001`` -> ``"tar_at_far_0.001"``, ``1e-05`` -> ``"tar_at_far_1e-05"``)."""
+    return f"tar_at_far_{float(far)!r}"
 
 
 @_fill_verification_doc
@@ -967,12 +969,13 @@ paired_distances`), a chunk of pairs at a time within ~32 MiB.
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
     if device is None:
         device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
+    device = resolve_device(device)
     if pairs is None:
         x = embeddings if isinstance(embeddings, Tensor) else np.asarray(embeddings)
-        if x.ndim != 3 or x.shape[1] != 2:
+        if x.ndim != 3 or x.shape[1] != 2 or x.shape[0] == 0 or x.shape[2] == 0:
             raise ValueError(
-                "Without `pairs`, `embeddings` must have shape (n_pairs, 2, n_components), "
-                f"got shape {tuple(x.shape)}."
+                "Without `pairs`, `embeddings` must have shape (n_pairs, 2, n_components) "
+                f"with at least one pair and one component, got shape {tuple(x.shape)}."
             )
         first = as_embeddings(x[:, 0], "embeddings", device)
         second = as_embeddings(x[:, 1], "embeddings", device)

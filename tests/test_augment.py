@@ -319,3 +319,14 @@ def test_estimator_checks_augment_against_the_input(series):
         fast(TripletEmbedder, augment="flip").fit(X, y)
     with pytest.raises(ValueError, match=re.escape("Did you mean 'time_warp'?")):
         fast(TripletEmbedder, augment=["time_wrap"]).fit(X, y)
+
+
+def test_generated_datasets_refuse_fewer_samples_than_classes():
+    from sk_deepmetric.datasets import make_arcs
+
+    with pytest.raises(ValueError, match=r"`n_samples` \(5\) must be at least `n_classes` \(10\)"):
+        make_arcs(n_samples=5, n_classes=10)
+    with pytest.raises(ValueError, match="`n_samples` must be an integer >= 10"):
+        make_signals(5, 10)
+    _, y = make_arcs(n_samples=10, n_classes=10, random_state=0)
+    assert len(np.unique(y)) == 10

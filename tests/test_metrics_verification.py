@@ -415,6 +415,10 @@ def test_pair_scores_errors():
     msg = "Without `pairs`, `embeddings` must have shape (n_pairs, 2, n_components)"
     with pytest.raises(ValueError, match=re.escape(msg)):
         pair_scores(x)
+    with pytest.raises(ValueError, match=re.escape("one component, got shape (0, 2, 3)")):
+        pair_scores(np.empty((0, 2, 3)))
+    with pytest.raises(ValueError, match=re.escape("`device` must be 'auto', 'cpu'")):
+        pair_scores(x, [[0, 1]], device="gpu")
     with pytest.raises(ValueError, match=re.escape("`embeddings` must be finite")):
         pair_scores(np.full((2, 2), np.nan), [[0, 1]])
     with pytest.raises(ValueError, match=re.escape("`distance` must be one of")):
@@ -535,3 +539,14 @@ def test_verification_scorer_warns_on_classes_seen_in_training():
         make_verification_scorer("eer")
     with pytest.raises(ValueError, match="needs the labels `y`"):
         make_verification_scorer()(model, X)
+
+
+def test_report_keys_keep_close_rates_apart():
+    y, s = random_scores(4000, 3)
+    report = verification_report(y, s, far=(0.0012345678, 0.0012345679, 1e-3, 1e-5))
+    assert [k for k in report if k.startswith("tar_at_far_")] == [
+        "tar_at_far_0.0012345678",
+        "tar_at_far_0.0012345679",
+        "tar_at_far_0.001",
+        "tar_at_far_1e-05",
+    ]
