@@ -378,6 +378,10 @@ def test_user_module_is_copied_and_checked(digits):
     assert model.transform(X).shape == (200, 8)
     with pytest.raises(ValueError, match=r"maps a batch of X to shape \(2, 8\), but the embed"):
         fast(ContrastiveEmbedder, network=net, n_components=4).fit(X, y)
+    narrow = nn.Linear(63, 8)  # X has 64 features
+    with pytest.raises(ValueError, match=r"The `network` module failed on a batch of X of shape"):
+        fast(ContrastiveEmbedder, network=narrow).fit(X, y)
+    assert not hasattr(narrow, "weight_") and narrow.training
 
 
 def test_metric_embedder_copies_its_loss(digits):

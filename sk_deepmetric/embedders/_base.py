@@ -660,12 +660,25 @@ class BaseEmbedder(
         sample = torch.from_numpy(X.read(np.arange(2)) if isinstance(X, RowSource) else X[:2])
         was_training = module.training
         module.eval()
-        with torch.no_grad():
-            out = module(sample)
-        module.train(was_training)
-        if out.ndim != 2 or out.shape[1] != self.n_components:
+        try:
+            with torch.no_grad():
+                out = module(sample)
+        except Exception as exc:  # a width or shape the module does not take
             raise ValueError(
-                f"The `network` module maps a batch of X to shape {tuple(out.shape)}, but the "
+                f"The `network` module failed on a batch of X of shape {tuple(sample.shape)} "
+                f"(samples of shape {tuple(self.input_shape_)}): {type(exc).__name__}: {exc}. "
+                "Does it take samples of that shape?"
+            ) from exc
+        finally:
+            module.train(was_training)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != self.n_components:
+            given = (
+                f"shape {tuple(out.shape)}"
+                if isinstance(out, torch.Tensor)
+                else type(out).__name__
+            )
+            raise ValueError(
+                f"The `network` module maps a batch of X to {given}, but the "
                 f"embedding must have shape (batch_size, n_components={self.n_components}); "
                 "set `n_components` to the module's output width."
             )
