@@ -559,3 +559,20 @@ def test_bad_embeddings_shape(loss):
         loss(torch.zeros(4), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="`labels` must be an integer tensor"):
         loss(torch.zeros(4, 2), torch.zeros(4))
+
+
+@pytest.mark.parametrize(
+    ("mined", "match"),
+    [
+        (None, "got NoneType"),
+        ((torch.tensor([0]), torch.tensor([1])), r"got tuple of Tensor\(1,\)"),
+        ((torch.tensor([0.0]), torch.tensor([1]), torch.tensor([2])), "torch.float32"),
+        ((torch.tensor([0, 1]), torch.tensor([1]), torch.tensor([2])), "of one length"),
+        ((torch.tensor([0]), torch.tensor([1]), torch.tensor([9])), "outside the batch of 4"),
+        ((torch.tensor([-1]), torch.tensor([1]), torch.tensor([2])), "outside the batch of 4"),
+    ],
+)
+def test_a_callable_miner_that_returns_no_triplets_is_named(mined, match):
+    loss = TripletMarginLoss(miner=lambda embeddings, labels: mined)
+    with pytest.raises(ValueError, match=match):
+        loss(torch.randn(4, 3), torch.tensor([0, 0, 1, 1]))

@@ -426,7 +426,7 @@ class TripletMarginLoss(nn.Module):
         """The loss over the triplets of a callable miner, on the whole distance matrix."""
         if not torch.isfinite(embeddings).all():
             return nan_loss(embeddings)
-        anchor, positive, negative = self.miner(embeddings, labels)
+        anchor, positive, negative = _checked_triplets(self.miner(embeddings, labels), len(labels))
         dist = pairwise_distances(embeddings, distance=self.distance)
         violation = dist[anchor, positive] - dist[anchor, negative] + self.margin
         losses = F.softplus(violation) if self.smooth else F.relu(violation)
@@ -611,3 +611,29 @@ class AngularLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+
+def _checked_triplets(mined: object, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A callable miner's ``(anchor, positive, negative)``: three 1-D integer tensors of one
+    length, indices of the ``n`` samples of the batch; else a ValueError that says so."""
+    if (
+        isinstance(mined, (tuple, list))
+        and len(mined) == 3
+        and all(isinstance(t, Tensor) and t.ndim == 1 and not t.is_floating_point() for t in mined)
+        and len({t.shape[0] for t in mined}) == 1
+    ):
+        if mined[0].numel() == 0 or (
+            int(min(t.min() for t in mined)) >= 0 and int(max(t.max() for t in mined)) < n
+        ):
+            return tuple(t.long() for t in mined)
+        raise ValueError(f"The `miner` callable returned indices outside the batch of {n}.")
+    given = type(mined).__name__
+    if isinstance(mined, (tuple, list)):
+        given += " of " + ", ".join(
+            f"Tensor{tuple(t.shape)} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+            for t in mined
+        )
+    raise ValueError(
+        "The `miner` callable must return (anchor, positive, negative): three 1-D integer "
+        f"tensors of one length, indices into the batch; got {given}."
+    )
