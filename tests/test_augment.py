@@ -5,6 +5,7 @@ that its output is one the transform may give (a shift of at most the strength, 
 not, one masked segment, ...), so they do not depend on the random draws.
 """
 
+import math
 import re
 
 import numpy as np
@@ -330,3 +331,10 @@ def test_generated_datasets_refuse_fewer_samples_than_classes():
         make_signals(5, 10)
     _, y = make_arcs(n_samples=10, n_classes=10, random_state=0)
     assert len(np.unique(y)) == 10
+
+
+def test_a_nan_from_an_augment_callable_is_pointed_at(series):
+    X, y = series
+    model = fast(TripletEmbedder, augment=lambda batch, generator: batch * math.nan)
+    with pytest.raises(FloatingPointError, match="`augment` is a callable: check that it retu"):
+        model.fit(X, y)

@@ -581,6 +581,8 @@ class BaseEmbedder(
             )
         else:
             advice = f"Try a lower `learning_rate_init` (currently {self._learning_rate()})."
+        if callable(getattr(self, "augment", None)):
+            advice += " `augment` is a callable: check that it returns finite values."
         if exc.epoch == 0:
             where = "before training, with the network's initial weights"
         else:
