@@ -195,11 +195,12 @@ def pair_threshold(y_true, y_score, target_far) -> float:
         return best_accuracy_threshold(roc)[1]
     y = check_pair_labels(y_true)
     scores = check_scores(y_score, y.size)
-    threshold = far_threshold(scores[~y], target_far)
+    negative = scores[~y]
+    threshold = far_threshold(negative, target_far)
     # as low as the rejected different-identity pairs allow, so that it accepts every
     # same-identity pair above them: halfway between the highest of those and the next
     # higher score of any pair
-    rejected = scores[~y][scores[~y] < threshold]
+    rejected = negative[negative < threshold]
     if rejected.size:
         highest = rejected.max()
         above = scores[scores > highest]

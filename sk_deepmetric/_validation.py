@@ -57,6 +57,7 @@ __all__ = [
     "check_real",
     "column_or_1d",
     "did_you_mean",
+    "discard_fit",
     "external_stacklevel",
     "fit_context",
     "safe_indexing",
@@ -81,6 +82,15 @@ def external_stacklevel() -> int:
 
 def _is_internal(module: str) -> bool:
     return module == "sklearn.base" or module.split(".")[0] == "sk_deepmetric"
+
+
+def discard_fit(estimator: object, private: Iterable[str] = ()) -> None:
+    """Delete what a fit set on ``estimator``: its public fitted attributes (names ending in
+    ``_``) and the ``private`` ones, so that it is unfitted again."""
+    private = set(private)
+    for name in list(vars(estimator)):
+        if (name.endswith("_") and not name.startswith("__")) or name in private:
+            delattr(estimator, name)
 
 
 def did_you_mean(value: object, options: Iterable[str]) -> str:

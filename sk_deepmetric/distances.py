@@ -242,7 +242,7 @@ def topk_neighbors(
         )
         if found is not None:
             return found
-    chunks = iter_topk_neighbors(queries, reference, k, distance, exclude_self, chunk_size, True)
+    chunks = _checked_chunks(queries, reference, k, distance, exclude_self, chunk_size, True)
     return _concatenated(chunks, queries, k)
 
 
@@ -282,6 +282,20 @@ def iter_topk_neighbors(
     ``(rows, k, d)``, so it is meant for small ``k``.
     """
     k = _check_search(queries, reference, k, distance, exclude_self, chunk_size, True)
+    yield from _checked_chunks(queries, reference, k, distance, exclude_self, chunk_size, refine)
+
+
+@torch.no_grad()
+def _checked_chunks(
+    queries: Tensor,
+    reference: Tensor,
+    k: int | Tensor,
+    distance: str,
+    exclude_self: bool,
+    chunk_size: int | None,
+    refine: bool,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """:func:`iter_topk_neighbors` once :func:`_check_search` passed its arguments."""
     queries, reference, ref_sq = _prepared(queries, reference, distance, exclude_self)
     _require_finite(reference, "reference", None if ref_sq is None else ref_sq.amax())
     if not exclude_self:

@@ -44,6 +44,7 @@ from ._validation import (
     check_option,
     check_random_state,
     column_or_1d,
+    discard_fit,
     fit_context,
     safe_indexing,
     validate_data,
@@ -347,9 +348,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         except BaseException:
             # a fit that fails (bad input, the embedder's error, Ctrl-C) leaves no fitted
             # attribute behind, of this fit or of an earlier one
-            for name in list(vars(self)):
-                if (name.endswith("_") and not name.startswith("__")) or name in _FIT_STATE:
-                    delattr(self, name)
+            discard_fit(self, _FIT_STATE)
             raise
 
     def _fit(self, X, y):

@@ -42,9 +42,12 @@ from .._validation import (
     InvalidParameterError,
     Options,
     StrOptions,
+    check_consistent_length,
     check_is_fitted,
     check_random_state,
+    column_or_1d,
     did_you_mean,
+    discard_fit,
     external_stacklevel,
     fit_context,
 )
@@ -318,12 +321,8 @@ class BaseEmbedder(
         embedding = self.transform(X)
         if y is None:
             raise ValueError(f"{type(self).__name__}.score needs class labels: pass y.")
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(embedding):
-            raise ValueError(
-                f"Found input variables with inconsistent numbers of samples: X has "
-                f"{len(embedding)} samples, y has shape {y.shape}."
-            )
+        y = column_or_1d(y)
+        check_consistent_length(embedding, y)
         labels = np.unique(y, return_inverse=True)[1].ravel()
         return float(map_at_r(embedding, labels, distance="cosine", device="cpu"))
 
@@ -419,9 +418,7 @@ class BaseEmbedder(
 
     def _discard_fit(self):
         """Forget everything a fit sets, so that the estimator is unfitted again."""
-        for name in list(vars(self)):
-            if (name.endswith("_") and not name.startswith("__")) or name in _FIT_STATE:
-                delattr(self, name)
+        discard_fit(self, _FIT_STATE)
 
     def _architecture_params(self) -> dict:
         """The parameters that define the network and the loss, which ``warm_start`` keeps."""

@@ -135,14 +135,17 @@ class InputMixin:
         sample = tuple(int(d) for d in shape[1:])
         if sample == fitted or (len(sample) == 1 and len(fitted) == 1):
             return X  # flat samples: scikit-learn's own message names their features
-        one_channel = tuple(self.input_shape_)
-        if self.network in _CONV_INPUTS and one_channel[0] == 1:
-            forms = (one_channel, one_channel[1:])
+        network_shape = tuple(self.input_shape_)
+        if self.network in _CONV_INPUTS and network_shape[0] == 1:
+            forms = (network_shape, network_shape[1:])
             if sample in forms and fitted in forms:
                 return X.reshape(shape[0], *fitted)
-        raise ValueError(
+        raise self._other_sample_shape(sample)
+
+    def _other_sample_shape(self, sample: tuple) -> ValueError:
+        return ValueError(
             f"X has shape {sample} per sample, but {type(self).__name__} was fitted on "
-            f"samples of shape {fitted}."
+            f"samples of shape {self._sample_shape}."
         )
 
     def _set_shape(self, X, reset):
@@ -150,10 +153,7 @@ class InputMixin:
         sample_shape = tuple(int(d) for d in X.shape[1:])
         if not reset:
             if sample_shape != self._sample_shape:
-                raise ValueError(
-                    f"X has shape {sample_shape} per sample, but {type(self).__name__} was "
-                    f"fitted on samples of shape {self._sample_shape}."
-                )
+                raise self._other_sample_shape(sample_shape)
             return
         shape = sample_shape
         if self.input_shape is not None:

@@ -622,9 +622,10 @@ def _checked_triplets(mined: object, n: int) -> tuple[Tensor, Tensor, Tensor]:
         and all(isinstance(t, Tensor) and t.ndim == 1 and not t.is_floating_point() for t in mined)
         and len({t.shape[0] for t in mined}) == 1
     ):
-        if mined[0].numel() == 0 or (
-            int(min(t.min() for t in mined)) >= 0 and int(max(t.max() for t in mined)) < n
-        ):
+        if mined[0].numel() == 0:
+            return tuple(t.long() for t in mined)
+        low, high = torch.aminmax(torch.stack(mined))  # one reduction: one sync on a GPU
+        if int(low) >= 0 and int(high) < n:
             return tuple(t.long() for t in mined)
         raise ValueError(f"The `miner` callable returned indices outside the batch of {n}.")
     given = type(mined).__name__
