@@ -47,12 +47,43 @@ _TILE_QUERIES = 1024
 _HALF_TILE_THREADS = 1
 
 
+def _check_matrices(x: object, y: object, x_name: str = "x", y_name: str = "y") -> None:
+    """Raise unless ``x`` and ``y`` (``None`` allowed) are 2-D floating-point tensors with the
+    same number of columns, dtype and device: a few attribute reads, cheap next to the product
+    the caller computes, and torch's own errors for these name neither argument."""
+    for name, t in ((x_name, x), (y_name, y)):
+        if t is None and name == y_name:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"`{name}` must be a torch.Tensor (torch.as_tensor converts an array), got "
+                f"{type(t).__name__}."
+            )
+        if t.ndim != 2 or not t.is_floating_point():
+            raise ValueError(
+                f"`{name}` must be a 2-D floating-point tensor (n_samples, n_features), got "
+                f"shape {tuple(t.shape)} and dtype {t.dtype}."
+            )
+    if y is None:
+        return
+    if x.shape[1] != y.shape[1] or x.dtype != y.dtype:
+        raise ValueError(
+            f"`{x_name}` and `{y_name}` must have the same number of features and dtype, got "
+            f"{x.shape[1]} features of {x.dtype} and {y.shape[1]} of {y.dtype}."
+        )
+    if x.device != y.device:
+        raise ValueError(
+            f"`{x_name}` and `{y_name}` must be on the same device, got {x.device} and {y.device}."
+        )
+
+
 def squared_euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
     """Squared Euclidean distances ``||x_i - y_j||^2``, shape ``(n, m)``.
 
     Computed as ``|x|^2 + |y|^2 - 2 x.y`` and clamped at zero (the expansion can go slightly
     negative through rounding). When ``y`` is None the diagonal is exactly zero.
     """
+    _check_matrices(x, y)
     if y is None:
         return squared_euclidean_rows(x, (x * x).sum(dim=1), 0, x.shape[0])
     x_sq = (x * x).sum(dim=1, keepdim=True)
@@ -93,6 +124,7 @@ def cosine_similarity(x: Tensor, y: Tensor | None = None) -> Tensor:
 
     A zero vector has similarity 0 with everything (instead of NaN).
     """
+    _check_matrices(x, y)
     xn = F.normalize(x, dim=1)
     yn = xn if y is None else F.normalize(y, dim=1)
     return xn @ yn.T
@@ -160,7 +192,8 @@ def paired_distances(x: Tensor, y: Tensor, distance: str = "euclidean") -> Tenso
     >>> paired_distances(x, y)
     tensor([5.0000, 2.2361])
     """
-    if x.shape != y.shape or x.ndim != 2:
+    _check_matrices(x, y)
+    if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"`x` and `y` must be 2-D tensors of one shape (n, d), got {tuple(x.shape)} and "
             f"{tuple(y.shape)}."
@@ -316,28 +349,7 @@ def _check_search(
     """Raise for arguments :func:`topk_neighbors` (``per_query``: :func:`iter_topk_neighbors`,
     whose ``k`` may be a tensor of one k per query) cannot search; return ``k`` as an int
     (or a long tensor)."""
-    for name, x in (("queries", queries), ("reference", reference)):
-        if not isinstance(x, Tensor):
-            raise TypeError(
-                f"`{name}` must be a torch.Tensor (torch.as_tensor converts an array), got "
-                f"{type(x).__name__}."
-            )
-        if x.ndim != 2 or not x.is_floating_point():
-            raise ValueError(
-                f"`{name}` must be a 2-D floating-point tensor (n_samples, n_features), got "
-                f"shape {tuple(x.shape)} and dtype {x.dtype}."
-            )
-    if queries.shape[1] != reference.shape[1] or queries.dtype != reference.dtype:
-        raise ValueError(
-            "`queries` and `reference` must have the same number of features and dtype, got "
-            f"{queries.shape[1]} features of {queries.dtype} and {reference.shape[1]} of "
-            f"{reference.dtype}."
-        )
-    if queries.device != reference.device:
-        raise ValueError(
-            f"`queries` and `reference` must be on the same device, got {queries.device} and "
-            f"{reference.device}."
-        )
+    _check_matrices(queries, reference, "queries", "reference")
     check_option(distance, DISTANCES, "distance")
     if chunk_size is not None:
         check_int(chunk_size, "chunk_size", min_value=1)

@@ -340,6 +340,33 @@ def test_topk_rejects_what_it_cannot_search(queries, reference, kwargs, error, m
         next(iter_topk_neighbors(queries, reference, **kwargs))
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [pairwise_distances, cosine_similarity, euclidean_distances, squared_euclidean_distances],
+)
+@pytest.mark.parametrize(
+    ("x", "y", "error", "match"),
+    [
+        (_x().numpy(), None, TypeError, "`x` must be a torch.Tensor.*got ndarray"),
+        (_x(), [[1.0, 2.0, 3.0]], TypeError, "`y` must be a torch.Tensor.*got list"),
+        (_x()[0], None, ValueError, r"`x` must be a 2-D floating.*shape \(3,\)"),
+        (_x(), _x().long(), ValueError, "`y` must be a 2-D floating.*int64"),
+        (_x(), _x(d=4), ValueError, "same number of features and dtype, got 3 features"),
+        (_x(), _x().double(), ValueError, "float32 and 3 of torch.float64"),
+    ],
+)
+def test_pairwise_functions_name_the_argument_they_cannot_take(fn, x, y, error, match):
+    with pytest.raises(error, match=match):
+        fn(x, y)
+
+
+def test_paired_distances_name_the_argument_they_cannot_take():
+    with pytest.raises(TypeError, match=r"`x` must be a torch.Tensor.*got ndarray"):
+        paired_distances(_x().numpy(), _x())
+    with pytest.raises(ValueError, match="same number of features and dtype, got 3 features"):
+        paired_distances(_x(), _x(d=4))
+
+
 def test_topk_takes_k_as_a_0d_integer_tensor_or_numpy_integer():
     want = topk_neighbors(_x(), _x(), 2)
     for k in (torch.tensor(2), np.int64(2)):

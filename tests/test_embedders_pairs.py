@@ -255,6 +255,10 @@ def test_bad_input_after_fit(fitted):
         fitted.predict(np.zeros((3, 2, 9)))
     with pytest.raises(ValueError, match=re.escape("is expecting 10 features as input")):
         fitted.transform(np.zeros((3, 9)))
+    with pytest.raises(ValueError, match=re.escape("(2, 10) per sample") + ".*X\\[:, 0\\]"):
+        fitted.transform(np.zeros((3, 2, 10)))
+    with pytest.raises(ValueError, match=re.escape("(2, 9) per sample") + "[^X]*$"):
+        fitted.transform(np.zeros((3, 2, 9)))
     with pytest.raises(ValueError, match=re.escape("takes pairs: X of shape")):
         fitted.predict(np.zeros((3, 10)))
     with pytest.raises(TypeError, match="takes dense pairs, got a sparse matrix"):
