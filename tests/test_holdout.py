@@ -34,6 +34,36 @@ def test_plan(n_classes, per_class, early_stopping, holdout, plan):
     assert holdout_plan(labels(n_classes, per_class), early_stopping, holdout, 0.2) == plan
 
 
+def with_singletons(n_classes, per_class, n_singletons):
+    return np.concatenate([labels(n_classes, per_class), n_classes + np.arange(n_singletons)])
+
+
+@pytest.mark.parametrize(
+    ("n_classes", "n_singletons", "early_stopping", "holdout", "plan"),
+    [
+        # 20% of the 25 classes would be all 5 with a positive pair: samples instead
+        (5, 20, "auto", "auto", "samples"),
+        (5, 20, "auto", "classes", None),
+        (5, 20, True, "classes", "classes"),  # 2 of the 5 when asked for, 3 still trained
+        (3, 20, True, "classes", "samples"),  # 2 held out would leave 1 to train on
+        (25, 100, "auto", "auto", "classes"),  # 5 of the 25, not 25 of the 125
+    ],
+)
+def test_classes_of_one_sample_neither_count_nor_are_held_out(
+    n_classes, n_singletons, early_stopping, holdout, plan
+):
+    y = with_singletons(n_classes, 20, n_singletons)
+    assert holdout_plan(y, early_stopping, holdout, 0.2) == plan
+    if plan in ("classes", "samples"):
+        train, validation = holdout_split(y, plan, holdout, 0.2, np.random.default_rng(0))
+        trained = np.unique(y[train], return_counts=True)[1]
+        assert np.sum(trained >= 2) >= 2  # classes with positives left to train on
+        assert np.all(np.isin(np.arange(n_classes, n_classes + n_singletons), y[train]))
+        if plan == "classes":
+            held_out = np.unique(y[validation]).size
+            assert held_out == max(2, round(0.2 * n_classes))
+
+
 def test_mixed_holds_out_classes_and_samples_of_the_others():
     y = labels(10, 20)
     train, validation = holdout_split(y, "mixed", "both", 0.2, np.random.default_rng(0))

@@ -196,7 +196,9 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -469,7 +471,9 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -756,7 +760,9 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1045,7 +1051,9 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1325,7 +1333,9 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1607,7 +1617,9 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1895,7 +1907,9 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -2189,7 +2203,9 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a

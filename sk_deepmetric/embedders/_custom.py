@@ -133,7 +133,9 @@ class MetricEmbedder(BaseEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a

@@ -29,9 +29,10 @@ def holdout_plan(
 ) -> str | None:
     """How early stopping validates: on held-out "classes", "samples", "mixed" or None (off).
 
-    ``holdout="classes"`` holds out ``fraction`` of the classes, so that the score measures
-    retrieval among classes the network was not trained on. ``early_stopping="auto"``
-    validates only when that fraction is at least 2 classes and leaves 2 to train on: with
+    ``holdout="classes"`` holds out ``fraction`` of the classes with 2 or more samples, so
+    that the score measures retrieval among classes the network was not trained on.
+    ``early_stopping="auto"`` validates only when that fraction is at least 2 classes and
+    leaves 2 such classes to train on: with
     fewer classes, MAP@R on 1 or 2 held-out classes is too noisy a guide. ``True`` then holds
     out 2 classes anyway, and with 3 classes or fewer, samples of each class.
     ``holdout="samples"`` holds out samples of every class with 4 or more; ``"auto"`` needs 2
@@ -55,15 +56,16 @@ def holdout_plan(
     """
     if not early_stopping:
         return None
-    classes, counts = np.unique(y, return_counts=True)
+    counts = np.unique(y, return_counts=True)[1]
     fallback = "samples" if early_stopping is True else None
     samples_ok = np.sum(counts >= 4) >= 2
     if holdout == "samples":
         return "samples" if samples_ok else fallback
-    n_val = round(fraction * classes.size)
+    n_val = held_out_classes(counts, fraction)
     if early_stopping is True and holdout == "classes":
         n_val = max(2, n_val)
-    classes_ok = n_val >= 2 and classes.size - n_val >= 2 and np.sum(counts >= 2) >= n_val
+    # at least 2 classes of 2+ samples on each side: a class of one sample has no positive
+    classes_ok = n_val >= 2 and np.sum(counts >= 2) - n_val >= 2
     if holdout == "classes":
         return "classes" if classes_ok else fallback
     if holdout == "auto" and classes_ok and n_val >= AUTO_MIN_HELD_OUT_CLASSES:
@@ -71,6 +73,14 @@ def holdout_plan(
     if holdout == "both" and classes_ok and np.sum(counts >= 4) - n_val >= 2:
         return "mixed"
     return "samples" if samples_ok else fallback
+
+
+def held_out_classes(counts: np.ndarray, fraction: float) -> int:
+    """How many classes a class hold-out takes: ``fraction`` of those with 2 or more samples
+    (``counts``: samples per class). A class of one sample is never held out (it cannot be
+    retrieved) and trains only as negatives, so it does not count: with many such classes a
+    fraction of all classes could take every class that has a positive pair."""
+    return round(fraction * int(np.sum(counts >= 2)))
 
 
 def holdout_split(
@@ -87,7 +97,7 @@ def holdout_split(
     classes, counts = np.unique(y, return_counts=True)
     unseen = np.zeros(y.size, dtype=bool)  # samples of held-out classes
     if plan in ("classes", "mixed"):
-        n_val = max(2, round(fraction * classes.size))
+        n_val = max(2, held_out_classes(counts, fraction))
         held_out = rng.choice(classes[counts >= 2], n_val, replace=False)
         unseen = np.isin(y, held_out)
     validation = unseen.copy()

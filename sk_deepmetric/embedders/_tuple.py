@@ -177,7 +177,9 @@ class TripletEmbedder(_MemoryEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -483,7 +485,9 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -786,7 +790,9 @@ class NPairsEmbedder(BaseEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1077,7 +1083,9 @@ class AngularEmbedder(BaseEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1378,7 +1386,9 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
@@ -1691,7 +1701,9 @@ class SupConEmbedder(_MemoryEmbedder):
         the short budget of ``max_iter=None``; True validates whatever the labels.
     validation_fraction : float, default=0.2
         Fraction of the classes, and of the samples of each remaining class, held out for
-        early stopping.
+        early stopping. Classes of a single sample are never held out and do not count
+        here (they train only as negatives): the fraction is of the classes with 2 or more
+        samples, at least 2 of which always stay in training.
     validation_holdout : {"auto", "classes", "samples", "both"}, default="auto"
         What early stopping holds out. "classes": whole classes, to judge retrieval among
         classes never trained on (open set: new identities, new products). "samples": a
