@@ -7,6 +7,7 @@ parameter, what was expected and what was given, in scikit-learn's style.
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 import sys
 from collections.abc import Iterable
@@ -160,6 +161,36 @@ def _check_bounds(value, name, low, high, closed):
     lo = "-inf" if low is None else low
     hi = "inf" if high is None else high
     raise ValueError(f"`{name}` must be in the range {lb}{lo}, {hi}{rb}, got {value!r}.")
+
+
+def check_reshape(sample_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> None:
+    """Raise unless samples of ``sample_shape`` can be read as ``input_shape`` by a reshape.
+
+    A reshape keeps the values in memory order: it restores the shape of flat rows, flattens,
+    or adds and drops axes of size 1, but it does not move axes. Samples already of several
+    axes given another layout of them (channels-last images for ``(channels, height,
+    width)``) would have their values scrambled, not transposed, so they are refused, with
+    the numpy call that moves the axes.
+    """
+    n_in, n_net = math.prod(sample_shape), math.prod(input_shape)
+    if n_in != n_net:
+        raise ValueError(
+            f"`input_shape` {tuple(input_shape)} holds {n_net} values per sample, but X has "
+            f"shape {tuple(sample_shape)} per sample ({n_in} values)."
+        )
+    squeezed = tuple(d for d in sample_shape if d != 1), tuple(d for d in input_shape if d != 1)
+    if len(sample_shape) > 1 and len(input_shape) > 1 and squeezed[0] != squeezed[1]:
+        hint = ""
+        if len(sample_shape) == 3 and tuple(sample_shape[-1:] + sample_shape[:-1]) == tuple(
+            input_shape
+        ):
+            hint = " For channels-last images, np.moveaxis(X, -1, 1) puts channels first."
+        raise ValueError(
+            f"X has shape {tuple(sample_shape)} per sample, which a reshape cannot make "
+            f"{tuple(input_shape)} (`input_shape`) without scrambling the values: a reshape "
+            "restores flat rows, flattens, or adds or drops axes of size 1, but does not move "
+            f"axes.{hint}"
+        )
 
 
 def check_embeddings_and_labels(

@@ -2,9 +2,12 @@
 
 An augmentation takes a batch shaped as the network sees it, ``(batch, channels, length)``
 for signals or ``(batch, channels, height, width)`` for images (``(batch, n_features)`` for
-tabular rows), and returns a batch of the same shape. Each sample gets its own random draw,
-vectorised over the batch (no Python loop per sample), from a ``torch.Generator`` on the
-batch's device, so that a fit seeded with ``random_state`` is reproducible.
+tabular rows), and returns a batch of the same shape: which transforms apply is read from the
+number of axes, so one-channel images given to a network of your own as ``(batch, height,
+width)`` would be taken for signals of ``height`` channels (give them as ``(batch, 1,
+height, width)``). Each sample gets its own random draw, vectorised over the batch (no Python
+loop per sample), from a ``torch.Generator`` on the batch's device, so that a fit seeded
+with ``random_state`` is reproducible.
 
 :func:`make_augmentation` turns the estimators' ``augment=`` parameter into one callable and
 checks that each name fits the input's shape. The transforms, with what their strength means

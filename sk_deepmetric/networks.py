@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._validation import check_reshape
+
 __all__ = [
     "ACTIVATIONS",
     "MLP",
@@ -192,6 +194,7 @@ class ConvNet(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_reshape(x.shape[1:], self.input_shape)
         return self.layers(x.reshape(x.shape[0], *self.input_shape))
 
 
@@ -304,6 +307,7 @@ class _ResNet(nn.Module):
             nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_reshape(x.shape[1:], self.input_shape)
         x = x.reshape(x.shape[0], *self.input_shape)
         features = self.stages(x).flatten(2).mean(dim=2)  # global average pooling
         out = self.head(features)

@@ -77,6 +77,14 @@ def test_input_shape_must_match_width(digits):
         "(64 values)."
     )
     assert "network='cnn' needs images" in _fit_error(fast(TripletEmbedder, network="cnn"), X, y)
+    # channels-last images: a reshape to (channels, height, width) would scramble them
+    last = np.repeat(X.reshape(-1, 8, 8, 1), 3, axis=3)
+    msg = _fit_error(fast(TripletEmbedder, network="cnn", input_shape=(3, 8, 8)), last, y)
+    assert msg.startswith("X has shape (8, 8, 3) per sample, which a reshape cannot make")
+    assert msg.endswith("np.moveaxis(X, -1, 1) puts channels first.")
+    # a reshape that only adds, drops or flattens axes keeps the values in order
+    for X_in, shape in ((X.reshape(-1, 8, 8, 1), (1, 8, 8)), (X.reshape(-1, 8, 8), (64,))):
+        fast(TripletEmbedder, input_shape=shape, max_iter=1).fit(X_in, y)
     images = X.reshape(-1, 1, 8, 8)
     assert _fit_error(fast(TripletEmbedder, network="cnn1d"), images, y) == (
         "network='cnn1d' needs signals: X of shape (n_samples, length) or (n_samples, "

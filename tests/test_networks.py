@@ -178,6 +178,20 @@ def test_resnets_reject_bad_input_shape(cls, shape, message):
         cls(shape, 4)
 
 
+@pytest.mark.parametrize(
+    ("net", "shape", "match"),
+    [
+        (ConvNet((3, 8, 8), 4), (2, 8, 8, 3), r"np.moveaxis\(X, -1, 1\) puts channels first"),
+        (ImageResNet((3, 8, 8), 4), (2, 8, 3, 8), "does not move axes.$"),
+        (SignalResNet((2, 30), 4), (2, 30, 2), "cannot make \\(2, 30\\)"),
+        (ConvNet((1, 8, 8), 4), (2, 65), r"holds 64 values per sample, .* \(65 values\)"),
+    ],
+)
+def test_cnns_refuse_input_a_reshape_would_scramble(net, shape, match):
+    with pytest.raises(ValueError, match=match):
+        net(randn(*shape))
+
+
 def test_resnet_blocks_start_as_their_shortcut():
     # the branch's last batch normalisation starts at zero, so block(x) = act(shortcut(x))
     net = reset_parameters(SignalResNet((3, 20), 4, channels=(3, 6)), torch.Generator())

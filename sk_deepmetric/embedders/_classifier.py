@@ -139,10 +139,12 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -414,10 +416,12 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -703,10 +707,12 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -994,10 +1000,12 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1276,10 +1284,12 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1560,10 +1570,12 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1850,10 +1862,12 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -2146,10 +2160,12 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None

@@ -19,6 +19,7 @@ from .._streaming import RowSource, is_streamed, make_source
 from .._validation import (
     check_feature_names,
     check_n_features,
+    check_reshape,
     external_stacklevel,
     type_of_target,
     validate_data,
@@ -158,12 +159,7 @@ class InputMixin:
         shape = sample_shape
         if self.input_shape is not None:
             shape = tuple(int(d) for d in self.input_shape)
-            if int(np.prod(sample_shape)) != int(np.prod(shape)):
-                raise ValueError(
-                    f"`input_shape` {shape} holds {int(np.prod(shape))} values per sample, but "
-                    f"X has shape {sample_shape} per sample ({int(np.prod(sample_shape))} "
-                    "values)."
-                )
+            check_reshape(sample_shape, shape)
         if self.network in _CONV_INPUTS:
             dims, kind, shapes = _CONV_INPUTS[self.network]
             shape = (1, *shape) if len(shape) == dims else shape  # one channel

@@ -162,10 +162,12 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None

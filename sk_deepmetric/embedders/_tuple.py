@@ -120,10 +120,12 @@ class TripletEmbedder(_MemoryEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -428,10 +430,12 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -733,10 +737,12 @@ class NPairsEmbedder(BaseEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1026,10 +1032,12 @@ class AngularEmbedder(BaseEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1329,10 +1337,12 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
@@ -1644,10 +1654,12 @@ class SupConEmbedder(_MemoryEmbedder):
         from ``random_state``; never applied in ``transform``, ``score`` or validation.
         Signals: "shift", "crop", "scale", "jitter", "time_mask", "time_warp"; images:
         "shift", "crop", "flip", "rotate", "erase", "scale", "jitter"; tabular rows:
-        "scale", "jitter". A list applies several in order; a dict maps names to strengths
-        (see :mod:`sk_deepmetric.augment`); a callable is called as
-        ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch of the
-        same shape.
+        "scale", "jitter". Samples of two axes are signals (channels, length), of three
+        images (channels, height, width): give one-channel images to a network of your own
+        as (n, 1, height, width), not (n, height, width). A list applies several in order;
+        a dict maps names to strengths (see :mod:`sk_deepmetric.augment`); a callable is
+        called as ``augment(batch, generator)`` (or ``augment(batch)``) and returns a batch
+        of the same shape.
     batch_size : int, default=128
         Samples per training batch (capped at ``n_samples``).
     max_iter : int or None, default=None
