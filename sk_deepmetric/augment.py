@@ -269,14 +269,32 @@ class _UserAugmentation:
 
 
 def _accepts_two_arguments(fn: Callable) -> bool:
+    """Whether ``fn`` is called with the generator: when it needs a second argument, or its
+    second parameter is named ``generator``. A second parameter with a default under another
+    name (``def add_noise(batch, sigma=0.1)``) or ``*args`` (torchvision's transforms) is
+    the callable's own, and keeps its default."""
     target = fn.forward if isinstance(fn, torch.nn.Module) else fn
     try:
-        inspect.signature(target).bind(None, None)
-    except TypeError:
-        return False
+        signature = inspect.signature(target)
     except ValueError:  # no signature (a builtin): call it with the batch only
         return False
-    return True
+    try:
+        signature.bind(None)
+    except TypeError:  # needs more than the batch
+        try:
+            signature.bind(None, None)
+        except TypeError:
+            raise TypeError(
+                "The `augment` callable must take (batch, generator) or (batch), got a "
+                f"callable of signature {signature}."
+            ) from None
+        return True
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 and positional[1].name == "generator"
 
 
 def make_augmentation(
@@ -289,7 +307,9 @@ def make_augmentation(
     augment : None, str, list of str, dict or callable
         A name of :data:`AUGMENTATIONS`, a list of names (applied in order), a dict of
         name -> strength, or a callable ``(batch, generator) -> batch`` (or ``batch ->
-        batch``).
+        batch``). A callable gets the generator when it needs a second argument or its
+        second parameter is named ``generator``; one with a defaulted second parameter
+        under another name (``def add_noise(batch, sigma=0.1)``) gets the batch alone.
     sample_shape : tuple of int, optional
         Shape of one sample as the network sees it; when given, each name is checked
         against it (a rotation needs images).

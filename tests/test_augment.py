@@ -243,6 +243,43 @@ def test_callable_returning_another_shape_is_a_clear_error():
         bad(signals(), generator())
 
 
+class _Seen:
+    """Callables of several signatures, recording what each was called with."""
+
+    def __init__(self):
+        self.calls = []
+
+    def defaulted(self, batch, sigma=0.1):
+        self.calls.append(sigma)
+        return batch
+
+    def named(self, batch, generator=None):
+        self.calls.append(generator)
+        return batch
+
+    def star(self, *inputs):
+        self.calls.append(len(inputs))
+        return inputs[0]
+
+    def required(self, batch, rng):
+        self.calls.append(rng)
+        return batch
+
+
+def test_callable_gets_the_generator_only_when_it_asks_for_one():
+    seen, g = _Seen(), generator()
+    for fn, want in [
+        (seen.defaulted, 0.1),  # its own default, not the generator
+        (seen.named, g),
+        (seen.star, 1),  # torchvision's forward(*inputs): the batch alone
+        (seen.required, g),
+    ]:
+        make_augmentation(fn)(signals(), g)
+        assert seen.calls[-1] is want or seen.calls[-1] == want
+    with pytest.raises(TypeError, match=r"must take \(batch, generator\) or \(batch\), got"):
+        make_augmentation(lambda a, b, c: a)
+
+
 # ----------------------------------------------------------------- in the estimators
 
 
