@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ __all__ = [
     "shard",
     "sum_over_ranks",
     "torch_threads",
+    "without_autocast",
 ]
 
 # Training data smaller than this fraction of the device's free memory are moved there once;
@@ -207,3 +209,21 @@ def broadcast_weights(*modules: nn.Module) -> None:
         for tensor in module.state_dict().values():
             if isinstance(tensor, Tensor):
                 dist.broadcast(tensor, src=0)
+
+
+def without_autocast(forward: Callable) -> Callable:
+    """``forward(self, embeddings, ...)`` run with ``torch.autocast`` disabled on the
+    embeddings' device, so that a loss computes in float32 in a mixed-precision training
+    loop as outside one (half-precision embeddings are then promoted by the loss itself):
+    autocast would run its matrix products in half precision and feed in-place updates and
+    ``scatter`` tensors of two dtypes."""
+
+    @functools.wraps(forward)
+    def wrapped(self, embeddings, *args, **kwargs):
+        device_type = getattr(getattr(embeddings, "device", None), "type", None)
+        if device_type not in ("cpu", "cuda"):
+            return forward(self, embeddings, *args, **kwargs)
+        with torch.autocast(device_type, enabled=False):
+            return forward(self, embeddings, *args, **kwargs)
+
+    return wrapped

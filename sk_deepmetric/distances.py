@@ -960,7 +960,9 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
 
     The cosine distance is half the squared distance between the unit vectors (``1 - cos``
     for unit vectors): never negative, and 0 for a duplicate, where ``1 - q.r`` of the
-    rounded unit vectors is a few float32 roundings off either way.
+    rounded unit vectors is a few float32 roundings off either way. A zero vector is at
+    distance 1 from everything, itself included (cosine similarity 0, as in
+    :func:`cosine_similarity`).
 
     Equal distances stay ordered by index. In blocks of queries whose ``(rows, k, d)``
     differences fit the cache on a CPU (see :func:`rows_per_block`): with k in the hundreds
@@ -981,11 +983,16 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
         nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
         nb = nb.view(*ib.shape, d)
         if distance == "cosine":  # 1 - cos as half the squared distance of the unit vectors
+            # 1 - u.v = |u - v|^2 / 2 + 1 - (|u|^2 + |v|^2) / 2: a zero vector (cosine 0
+            # with everything, distance 1) adds 1/2 to what the unit vectors' term gives
+            zeros = (~nb.any(dim=2)).to(out.dtype).add_((~qb.any(dim=1)).unsqueeze(1))
             nb = F.normalize(nb, dim=2, out=nb)
             diff = nb.sub_(F.normalize(qb, dim=1).unsqueeze(1))
         else:
             diff = nb.sub_(qb.unsqueeze(1))
         torch.sum(diff.mul_(diff), dim=2, out=out)
+        if distance == "cosine":
+            out.add_(zeros)
     if distance == "cosine":
         dists.mul_(0.5)
     elif distance == "euclidean":

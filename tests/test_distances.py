@@ -367,6 +367,22 @@ def test_paired_distances_name_the_argument_they_cannot_take():
         paired_distances(_x(), _x(d=4))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cosine_search_puts_zero_vectors_at_distance_one(dtype):
+    # as pairwise_distances has it: cosine similarity 0 with everything, itself included
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 4.0], [0.0, 2.0]], dtype=dtype)
+    dist, ind = topk_neighbors(x, x, 5, distance="cosine")
+    want = pairwise_distances(x, distance="cosine")
+    # distances <= 2 of 2-D vectors, each way a few (d + 2 = 4) roundings of eps/2 of
+    # values <= 2 from the exact one: 8 eps bounds their difference
+    eps = torch.finfo(dtype).eps
+    for i in range(5):
+        torch.testing.assert_close(dist[i], want[i, ind[i]], rtol=0, atol=8 * eps)
+    assert torch.equal(dist[0], torch.ones(5, dtype=dtype))
+    assert torch.equal(ind[0], torch.arange(5))  # all tied: ordered by index
+    assert torch.equal(dist[2, -2:], torch.ones(2, dtype=dtype))  # the two zero vectors
+
+
 def test_topk_takes_k_as_a_0d_integer_tensor_or_numpy_integer():
     want = topk_neighbors(_x(), _x(), 2)
     for k in (torch.tensor(2), np.int64(2)):

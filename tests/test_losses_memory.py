@@ -55,6 +55,15 @@ def test_contrastive_with_references_matches_reference(distance):
     assert got == pytest.approx(want, abs=1e-6)
 
 
+def test_reference_labels_beyond_the_batch_labels_dtype_are_other_classes():
+    # uint8 batch labels and reference classes 256 + c: no wrap-around onto classes 0..
+    x, labels, r, ref_labels = _batch()
+    loss = ContrastiveLoss(0.3, 1.7)
+    got = loss(x, labels.to(torch.uint8), r, ref_labels + 256)
+    assert got.item() == loss(x, labels, r, ref_labels + 256).item()
+    assert got.item() != loss(x, labels, r, ref_labels).item()
+
+
 @pytest.mark.parametrize("miner", ["semihard", "batch_hard", "all", "hard", "easy", None])
 @pytest.mark.parametrize("smooth", [False, True])
 def test_triplet_with_references_matches_reference(miner, smooth):

@@ -117,7 +117,9 @@ def check_references(
             f"`ref_embeddings` must be on the embeddings' device ({embeddings.device}), got "
             f"{ref_embeddings.device}."
         )
-    labels = torch.cat([labels, ref_labels.to(labels.dtype)])
+    # in a type that holds both: uint8 batch labels would wrap reference class 256 to 0
+    common = torch.promote_types(labels.dtype, ref_labels.dtype)
+    labels = torch.cat([labels.to(common), ref_labels.to(common)])
     return ref_embeddings.to(embeddings.dtype), labels
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from sk_deepmetric._devices import without_autocast
 from sk_deepmetric._validation import check_real
 from sk_deepmetric.losses._margin_softmax import SoftmaxLoss, check_classifier_inputs
 
@@ -118,6 +119,7 @@ class CenterLoss(nn.Module):
         """Class scores of the softmax classifier, shape ``(batch_size, n_classes)``."""
         return self.softmax.logits(embeddings)
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Mean softmax cross-entropy plus the weighted mean centre term.
 

@@ -7,6 +7,7 @@ import inspect
 import torch
 from torch import Tensor, nn
 
+from .._devices import without_autocast
 from .._validation import check_embeddings_and_labels, check_int
 
 __all__ = ["CrossBatchMemory"]
@@ -111,6 +112,7 @@ class CrossBatchMemory(nn.Module):
         self.n_enqueued.zero_()
         self.n_steps.zero_()
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """The loss of the batch against itself and the queue; then the batch joins the queue.
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sk_deepmetric._devices import without_autocast
 from sk_deepmetric._validation import (
     check_class_labels,
     check_embeddings_and_labels,
@@ -213,6 +214,7 @@ class _MarginSoftmaxLoss(nn.Module):
         embeddings, _ = check_classifier_inputs(self, embeddings)
         return self._scores(embeddings)
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy over the batch, with the margin on each target class.
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._blocks import PairwiseBlocks, PairwiseGradient
+from .._devices import without_autocast
 from .._mining import block_label_masks, multi_similarity_pairs
 from .._validation import check_embeddings_and_labels, check_real
 from ._blockwise import blocks_of, blockwise_loss, check_references
@@ -126,6 +127,7 @@ class MultiSimilarityLoss(nn.Module):
             epsilon = check_real(epsilon, "epsilon", min_value=0.0)
         self.epsilon = epsilon
 
+    @without_autocast
     def forward(
         self,
         embeddings: Tensor,

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .._blocks import PairwiseBlocks, PairwiseGradient, rows_per_chunk
+from .._devices import without_autocast
 from .._mining import (
     active_triplet_weights,
     batch_classes,
@@ -125,6 +126,7 @@ class ContrastiveLoss(nn.Module):
         self.neg_margin = _check_margin(neg_margin, "neg_margin")
         self.distance = check_option(distance, DISTANCES, "distance")
 
+    @without_autocast
     def forward(
         self,
         embeddings: Tensor,
@@ -371,6 +373,7 @@ class TripletMarginLoss(nn.Module):
             raise ValueError(f"`smooth` must be a bool, got {smooth!r}.")
         self.smooth = smooth
 
+    @without_autocast
     def forward(
         self,
         embeddings: Tensor,
@@ -502,6 +505,7 @@ class NPairsLoss(nn.Module):
         self.l2_reg = check_real(l2_reg, "l2_reg", min_value=0.0)
         self.distance = check_option(distance, NPAIRS_DISTANCES, "distance")
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)
@@ -572,6 +576,7 @@ class AngularLoss(nn.Module):
         super().__init__()
         self.alpha = check_real(alpha, "alpha", min_value=0.0, max_value=90.0, closed="neither")
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch: ``embeddings`` (n_samples, n_components), ``labels`` (n_samples,)."""
         embeddings, labels = check_embeddings_and_labels(embeddings, labels)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._devices import without_autocast
 from .._validation import check_int, check_real
 from ._margin_softmax import check_classifier_inputs, imprinted
 
@@ -153,6 +154,7 @@ class ProxyAnchorLoss(nn.Module):
     def _cosines(self, embeddings: Tensor) -> Tensor:
         return F.linear(F.normalize(embeddings, dim=1), F.normalize(self.proxies, dim=1))
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Loss of a batch.
 

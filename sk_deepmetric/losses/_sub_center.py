@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._devices import without_autocast
 from .._validation import check_int
 from ._margin_softmax import ArcFaceLoss, check_classifier_inputs
 
@@ -113,6 +114,7 @@ class SubCenterArcFaceLoss(ArcFaceLoss):
     def _scores(self, embeddings: Tensor) -> Tensor:
         return self.scale * self._sub_center_cosines(embeddings).amax(dim=2)
 
+    @without_autocast
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy over the batch, with the margin on each target class.
 

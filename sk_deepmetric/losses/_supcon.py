@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._blocks import PairwiseBlocks, PairwiseGradient
+from .._devices import without_autocast
 from .._mining import block_label_masks
 from .._validation import check_embeddings_and_labels, check_real
 from ._blockwise import blocks_of, blockwise_loss, check_references, no_loss
@@ -95,6 +96,7 @@ class SupConLoss(nn.Module):
         super().__init__()
         self.temperature = check_real(temperature, "temperature", min_value=0.0, closed="neither")
 
+    @without_autocast
     def forward(
         self,
         embeddings: Tensor,
