@@ -167,36 +167,23 @@ def test_huge_finite_embeddings_give_a_nan_loss_not_a_wrong_one():
 # ------------------------------------------------------------------ half precision
 
 
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_half_precision_is_computed_in_float32(loss, dtype):
+def test_half_precision_is_computed_in_float32(loss, dtype, autocast):
+    # autocast: a mixed-precision training loop, whose network gives half-precision
+    # embeddings; the loss is what it is on them outside autocast (no half-precision products)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(12, DIM, generator=gen).to(dtype)
     labels = torch.arange(12) % N_CLASSES
-    value, grad = value_and_grad(loss, x, labels)
-    full_value, full_grad = value_and_grad(loss, x.float(), labels)
-    assert value.dtype == torch.float32 and grad.dtype == dtype
-    assert value == full_value
-    torch.testing.assert_close(grad, full_grad.to(dtype), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("loss", LOSSES)
-def test_under_autocast_losses_compute_in_float32(loss, dtype):
-    # a mixed-precision training loop: the network's output is in half precision, and the
-    # loss is what it is on those embeddings outside autocast (not half-precision products)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(12, DIM, generator=gen).to(dtype)
-    labels = torch.arange(12) % N_CLASSES
-    x_grad = x.clone().requires_grad_(True)
-    with torch.autocast("cpu", dtype=dtype):
+    with torch.autocast("cpu", dtype=dtype, enabled=autocast):
+        x_grad = x.clone().requires_grad_(True)
         value = built(loss)(x_grad, labels)
     value.backward()  # outside autocast, as torch's mixed-precision recipe has it
-    value, grad = value.detach(), x_grad.grad
     full_value, full_grad = value_and_grad(loss, x.float(), labels)
-    assert value.dtype == torch.float32 and grad.dtype == dtype
+    assert value.dtype == torch.float32 and x_grad.grad.dtype == dtype
     assert value == full_value
-    torch.testing.assert_close(grad, full_grad.to(dtype), rtol=0, atol=0)
+    torch.testing.assert_close(x_grad.grad, full_grad.to(dtype), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
