@@ -24,7 +24,8 @@ name          inputs                      strength
 "scale"       any                         largest relative change of each channel's
                                           amplitude (0.2)
 "jitter"      any                         standard deviation of added Gaussian noise,
-                                          relative to the sample's (0.05)
+                                          relative to the sample's (0.05); none for a
+                                          sample of one value
 "time_mask"   signals                     largest fraction of the length replaced by
                                           the channel's mean (0.1)
 "time_warp"   signals                     standard deviation of the log local speed of a
@@ -79,8 +80,15 @@ def scale(x: Tensor, strength: float, generator: torch.Generator) -> Tensor:
 
 
 def jitter(x: Tensor, strength: float, generator: torch.Generator) -> Tensor:
-    """Add Gaussian noise of ``s`` times each sample's standard deviation."""
-    spread = x.flatten(1).std(dim=1).reshape(_per_sample(x))
+    """Add Gaussian noise of ``s`` times each sample's standard deviation.
+
+    The standard deviation is the sample one (Bessel's correction) over all of a sample's
+    values; a sample of a single value has none to spread over, so it gets 0 (no noise), as a
+    constant sample does, rather than NaN.
+    """
+    values = x.flatten(1)
+    correction = 1 if values.shape[1] > 1 else 0
+    spread = values.std(dim=1, correction=correction).reshape(_per_sample(x))
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return x + strength * spread * noise
 

@@ -136,6 +136,35 @@ def test_jitter_adds_noise_scaled_to_each_sample():
     assert all(0.8 < r < 1.2 for r in relative)
 
 
+def test_jitter_scales_by_the_sample_standard_deviation_with_bessels_correction():
+    # samples of two values -1 and 1: a standard deviation of sqrt(2) with Bessel's
+    # correction, 1 without, so the two are told apart by far more than the rounding
+    x = torch.tensor([-1.0, 1.0]).repeat(32, 1)
+    noise = (apply("jitter", x, 0.1) - x).double()
+    draws = torch.randn((32, 1, 2), generator=generator()).reshape(32, 2).double()
+    expected = 0.1 * math.sqrt(2) * draws
+    # a few float32 roundings (the std, two products, the sum and the difference), each at
+    # most EPS32 relative to the values involved
+    bound = 16 * EPS32 * (x.double().abs() + expected.abs())
+    assert torch.all((noise - expected).abs() <= bound)
+
+
+@pytest.mark.parametrize(
+    "shape", [(8, 1), (8, 1, 1), (8, 1, 1, 1)], ids=["row", "signal", "image"]
+)
+def test_jitter_leaves_a_sample_of_one_value_unchanged(shape):
+    # one value has no spread: no noise, rather than a NaN standard deviation
+    x = torch.randn(shape, generator=generator())
+    assert torch.equal(apply("jitter", x, 0.5), x)
+
+
+def test_jitter_on_one_feature_rows_trains():
+    X = np.random.RandomState(0).randn(60, 1).astype(np.float32)
+    y = np.arange(60) % 3
+    model = TripletEmbedder(max_iter=1, augment="jitter", random_state=0).fit(X, y)
+    assert np.isfinite(model.transform(X)).all()
+
+
 def test_time_mask_replaces_one_segment_by_the_channel_mean():
     x = signals(length=50)
     out = apply("time_mask", x, 0.2)
