@@ -20,6 +20,13 @@ from ._validation import check_random_state
 __all__ = ["load_moved_digits", "make_arcs", "make_signals"]
 
 
+#: Largest ``warp`` of :func:`make_signals`: the standard deviation of the log local speed.
+_MAX_WARP = 10
+#: Bound on the log local speed: a series' cumulative time, up to ``length * exp(600)``,
+#: stays finite in float64 for any length.
+_LOG_SPEED_LIMIT = 600.0
+
+
 def _smooth_noise(rng: np.random.Generator, n: int, length: int, width: float) -> np.ndarray:
     """``(n, length)`` smooth random curves of unit standard deviation (white noise blurred
     by a Gaussian of standard deviation ``width`` samples)."""
@@ -70,9 +77,12 @@ def make_signals(
     n_motifs : int, default=2
         Motifs per class.
     motif_length : int, default=None
-        Samples per motif; None means ``length // 6`` (at least 4).
+        Samples per motif, in [3, ``length``] (a Hann window of 2 samples is zero); None
+        means ``length // 6`` (at least 4).
     warp : float, default=0.2
-        Strength of the random time warp; 0 for none.
+        Standard deviation of the log local speed of the random time warp, in [0, 10]; 0
+        for none. At 1 the speed already varies about e-fold either way; the upper bound
+        keeps ``exp(warp * z)`` within floating point range.
     noise : float, default=0.5
         Standard deviation of the white noise (a motif's peak amplitude is about 2 to 6).
     shuffle : bool, default=True
@@ -96,9 +106,10 @@ def make_signals(
     _check_arguments(n_samples, n_classes, n_channels, length, n_motifs, warp, noise)
     if motif_length is None:
         motif_length = max(4, length // 6)
-    if not isinstance(motif_length, Integral) or not 2 <= motif_length <= length:
+    if not isinstance(motif_length, Integral) or not 3 <= motif_length <= length:
         raise ValueError(
-            f"`motif_length` must be an integer in [2, length={length}], got {motif_length!r}."
+            f"`motif_length` must be an integer in [3, length={length}] (a Hann window of 2 "
+            f"samples is zero), got {motif_length!r}."
         )
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     rng = np.random.default_rng(seed)
@@ -128,7 +139,11 @@ def _warp_time(X: np.ndarray, rng: np.random.Generator, warp: float) -> np.ndarr
     n, _, length = X.shape
     if warp == 0 or length < 2:
         return X
-    speed = np.exp(warp * _smooth_noise(rng, n, length, length / 8))
+    # warp <= _MAX_WARP keeps the exponent far inside float64's range for any z drawn in
+    # practice; the clip guards the rest (an almost constant curve has a huge z) and leaves
+    # every other value, and so every other series, as it is.
+    log_speed = warp * _smooth_noise(rng, n, length, length / 8)
+    speed = np.exp(np.clip(log_speed, -_LOG_SPEED_LIMIT, _LOG_SPEED_LIMIT))
     time = np.cumsum(speed, axis=1)
     time = (time - time[:, :1]) / (time[:, -1:] - time[:, :1]) * (length - 1)
     left = np.minimum(np.floor(time).astype(int), length - 2)
@@ -149,9 +164,10 @@ def _check_arguments(n_samples, n_classes, n_channels, length, n_motifs, warp, n
     ):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
             raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
-    for name, value in (("warp", warp), ("noise", noise)):
-        if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < np.inf:
-            raise ValueError(f"`{name}` must be a finite real number >= 0, got {value!r}.")
+    if isinstance(noise, bool) or not isinstance(noise, Real) or not 0 <= noise < np.inf:
+        raise ValueError(f"`noise` must be a finite real number >= 0, got {noise!r}.")
+    if isinstance(warp, bool) or not isinstance(warp, Real) or not 0 <= warp <= _MAX_WARP:
+        raise ValueError(f"`warp` must be a real number in [0, {_MAX_WARP}], got {warp!r}.")
 
 
 def make_arcs(

@@ -388,17 +388,6 @@ def test_estimator_checks_augment_against_the_input(series):
         fast(TripletEmbedder, augment=["time_wrap"]).fit(X, y)
 
 
-def test_generated_datasets_refuse_fewer_samples_than_classes():
-    from sk_deepmetric.datasets import make_arcs
-
-    with pytest.raises(ValueError, match=r"`n_samples` \(5\) must be at least `n_classes` \(10\)"):
-        make_arcs(n_samples=5, n_classes=10)
-    with pytest.raises(ValueError, match="`n_samples` must be an integer >= 10"):
-        make_signals(5, 10)
-    _, y = make_arcs(n_samples=10, n_classes=10, random_state=0)
-    assert len(np.unique(y)) == 10
-
-
 def test_a_nan_from_an_augment_callable_is_pointed_at(series):
     X, y = series
     model = fast(TripletEmbedder, augment=lambda batch, generator: batch * math.nan)
