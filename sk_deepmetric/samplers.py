@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ._validation import check_int
+
 __all__ = ["ClassBalancedBatchSampler", "ShuffledBatchSampler"]
 
 
@@ -29,14 +31,27 @@ class ClassBalancedBatchSampler:
     ``K``), so batches keep their size. A class smaller than its share contributes all its
     samples (no duplicates); a single-sample class serves only as a negative.
 
-    Classes are picked with probability proportional to their size and each class's samples
-    are visited in a reshuffled cycle, so one epoch (``len(sampler)`` batches) sees about
-    ``n_samples`` samples, each about once.
+    Each batch picks its ``P`` classes (``world_size * P`` for a global batch, which is the
+    ``P`` below) without replacement, with probability proportional to their size, and each
+    class's samples are visited in a reshuffled cycle. One epoch is ``len(sampler) =
+    max(1, round(n_samples / (world_size * batch_size)))`` batches. With many more
+    classes than ``P``, none of them a large share of the data (``P * n_c`` well below
+    ``n_samples`` for a class of ``n_c`` samples), and each of at least ``K`` samples, an
+    epoch sees about ``n_samples`` samples, each about once.
+
+    Otherwise it does not, because a class cannot be picked twice for one batch. A class
+    with ``P * n_c`` near or above ``n_samples`` is in nearly every batch, and with at most
+    ``P`` classes every class is in every batch; with imbalanced classes, a small class's
+    samples then repeat many times per epoch while a large class's are seen a fraction of a
+    time: with classes of 1000, 2 and 2 samples, ``batch_size=8`` and ``K=2``, each sample of a
+    small class is drawn 126 times per epoch (once per batch) and one of the large class
+    about 0.25 times. A class of fewer than ``K`` samples gives all of them when picked, so
+    each is seen about ``n_c / K`` times per epoch, and batches fall short of ``batch_size``.
 
     Parameters
     ----------
     labels : array-like of shape (n_samples,)
-        Integer class labels.
+        Class labels (integers or strings).
     batch_size : int
         Samples per batch on one rank (at most ``P * K``; fewer when classes are small).
     samples_per_class : int
@@ -69,14 +84,19 @@ class ClassBalancedBatchSampler:
         rank: int = 0,
     ) -> None:
         labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(
+                f"`labels` must be 1-D, of shape (n_samples,), got shape {labels.shape}."
+            )
+        check_int(batch_size, "batch_size")
+        check_int(samples_per_class, "samples_per_class")
+        _check_rng_and_rank(rng, world_size, rank)
         if samples_per_class < 2 or batch_size < 2 * samples_per_class:
             raise ValueError(
                 f"`batch_size` ({batch_size}) must be at least 2 x `samples_per_class` "
                 f"({samples_per_class}), and `samples_per_class` at least 2, so that a batch "
                 "holds positive and negative pairs."
             )
-        if not 0 <= rank < world_size:
-            raise ValueError(f"`rank` must be in 0..{world_size - 1}, got {rank}.")
         classes, inverse = np.unique(labels, return_inverse=True)
         if classes.size < 2 * world_size:
             raise ValueError(
@@ -130,6 +150,20 @@ class ShuffledBatchSampler:
     ``world_size > 1`` each global batch is split across ranks, at least two samples each
     where there are enough.
 
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples to draw from, at least 1 (as for ``torch.utils.data.RandomSampler``,
+        an empty data set is an error rather than an epoch of nothing).
+    batch_size : int
+        Samples per batch on one rank, at least 1.
+    rng : numpy.random.Generator
+        Source of all randomness; its state advances with each epoch.
+    world_size : int, default=1
+        Number of ranks sharing each global batch of ``world_size * batch_size`` samples.
+    rank : int, default=0
+        Which slice of ``world_size`` this sampler yields.
+
     Examples
     --------
     >>> import numpy as np
@@ -147,8 +181,9 @@ class ShuffledBatchSampler:
         world_size: int = 1,
         rank: int = 0,
     ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"`rank` must be in 0..{world_size - 1}, got {rank}.")
+        check_int(n_samples, "n_samples", min_value=1)
+        check_int(batch_size, "batch_size", min_value=1)
+        _check_rng_and_rank(rng, world_size, rank)
         self.n_samples = n_samples
         self.rng = rng
         self.world_size = world_size
@@ -163,3 +198,15 @@ class ShuffledBatchSampler:
         order = self.rng.permutation(self.n_samples)
         for batch in np.array_split(order, self._n_batches):
             yield np.array_split(batch, self.world_size)[self.rank]
+
+
+def _check_rng_and_rank(rng: object, world_size: object, rank: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            "`rng` must be a numpy.random.Generator (numpy.random.default_rng(seed)), got "
+            f"{rng!r}."
+        )
+    check_int(world_size, "world_size", min_value=1)
+    check_int(rank, "rank")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"`rank` must be in 0..{world_size - 1}, got {rank}.")

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,99 @@ def test_shuffled_batches_never_hold_one_sample(batch_size, world_size):
         np.testing.assert_array_equal(np.sort(everything), np.arange(n))
         wanted = -(-n // (world_size * batch_size))
         assert len(per_rank[0]) in (wanted, wanted - 1)
+
+
+# ----------------------------------------------------------------- argument checks
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((10, 0), {}, "`batch_size` must be in the range [1, inf], got 0."),
+        ((10, 4.0), {}, "`batch_size` must be an integer, got 4.0 of type float."),
+        ((0, 4), {}, "`n_samples` must be in the range [1, inf], got 0."),
+        ((np.float64(10), 4), {}, "`n_samples` must be an integer, got np.float64(10.0) of type"),
+        ((10, 4), {"world_size": 0}, "`world_size` must be in the range [1, inf], got 0."),
+        ((10, 4), {"world_size": 2, "rank": 2}, "`rank` must be in 0..1, got 2."),
+        ((10, 4), {"world_size": 2, "rank": 1.0}, "`rank` must be an integer, got 1.0 of type"),
+    ],
+)
+def test_shuffled_checks_its_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ShuffledBatchSampler(*args, rng=_rng(), **kwargs)
+
+
+def test_shuffled_numpy_integers_are_integers():
+    sampler = ShuffledBatchSampler(np.int64(10), np.int32(4), rng=_rng())
+    assert [b.size for b in sampler] == [4, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((8, 2.0), {}, "`samples_per_class` must be an integer, got 2.0 of type float."),
+        ((8.0, 2), {}, "`batch_size` must be an integer, got 8.0 of type float."),
+        ((8, 2), {"world_size": "2"}, "`world_size` must be an integer, got '2' of type str."),
+        ((8, 2), {"world_size": 2, "rank": -1}, "`rank` must be in 0..1, got -1."),
+    ],
+)
+def test_balanced_checks_its_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ClassBalancedBatchSampler(_labels(), *args, rng=_rng(), **kwargs)
+
+
+@pytest.mark.parametrize("rng", [0, None, np.random.RandomState(0)])
+def test_samplers_need_a_numpy_generator(rng):
+    message = r"`rng` must be a numpy.random.Generator .*, got "
+    with pytest.raises(ValueError, match=message):
+        ClassBalancedBatchSampler(_labels(), 8, 2, rng=rng)
+    with pytest.raises(ValueError, match=message):
+        ShuffledBatchSampler(40, 8, rng=rng)
+
+
+def test_balanced_labels_are_one_dimensional():
+    # a (n, 2) array would be flattened into 2n "samples", indices past the data
+    with pytest.raises(ValueError, match=re.escape("got shape (40, 2).")):
+        ClassBalancedBatchSampler(np.zeros((40, 2)), 8, 2, rng=_rng())
+
+
+# ----------------------------------------------------------------- how often a sample is seen
+
+
+def _visits(sampler, n_samples, epochs):
+    counts = np.zeros(n_samples, dtype=int)
+    for _ in range(epochs):
+        for batch in sampler:
+            np.add.at(counts, batch, 1)
+    return counts
+
+
+def test_balanced_epoch_sees_each_sample_about_once_with_many_balanced_classes():
+    labels = np.repeat(np.arange(50), 20)  # P = 4 of 50 classes, none a large share
+    sampler = ClassBalancedBatchSampler(labels, 16, 4, rng=_rng())
+    epochs = 50
+    counts = _visits(sampler, labels.size, epochs)
+    # every batch holds 4 classes of 4, and each class is visited in a cycle: its samples'
+    # counts differ by at most one
+    assert counts.sum() == epochs * len(sampler) * 16
+    for c in range(50):
+        assert np.ptp(counts[labels == c]) <= 1
+    # a class is in a batch with probability about 4 / 50, so in about 250 of the 3100
+    # batches, with a standard deviation of about 15 (binomial): 1 +- 0.3 is 5 of them
+    rate = counts / epochs
+    assert np.all((rate > 0.7) & (rate < 1.3))
+
+
+def test_balanced_epoch_with_few_imbalanced_classes_repeats_the_small_ones():
+    # the docstring's example: classes of 1000, 2 and 2 samples, batch_size 8, K 2
+    labels = np.repeat(np.arange(3), [1000, 2, 2])
+    sampler = ClassBalancedBatchSampler(labels, 8, 2, rng=_rng())
+    assert len(sampler) == 126 and sampler.n_classes_per_batch == 3
+    counts = _visits(sampler, labels.size, epochs=1)
+    # every batch holds all three classes, two samples each
+    np.testing.assert_array_equal(counts[1000:], [126] * 4)
+    assert counts[:1000].sum() == 2 * 126  # 0.252 per sample
