@@ -7,7 +7,8 @@ becomes one float32 tensor. Data larger than memory come instead as
   ``shape`` and ``dtype`` without being an in-memory array (an h5py ``Dataset``, a zarr
   ``Array``);
 - a **torch Dataset** (``torch.utils.data.Dataset`` with ``__len__``) whose items are
-  ``(x, label)`` pairs, or samples ``x`` with the labels given as ``y``.
+  ``(x, label)`` pairs, or samples ``x`` (alone or as 1-tuples ``(x,)``, as in a
+  ``TensorDataset(X)``) with the labels given as ``y``.
 
 :class:`RowSource` reads rows of either as float32 and checks them as they are read (every
 sample the shape of the first, finite values: scikit-learn's messages, with the sample's
@@ -72,7 +73,7 @@ def make_source(
     if isinstance(X, RowSource):
         source = X
     elif isinstance(X, Dataset):
-        source = _DatasetSource(X, labelled=None if y is None else False)
+        source = _DatasetSource(X, y_given=y is not None)
     else:
         source = _ArraySource(X)
     if y is None:
@@ -207,11 +208,14 @@ def _takes_index_arrays(X: object, n: int) -> bool:
 
 
 class _DatasetSource(RowSource):
-    """A torch Dataset: samples read one by one (``dataset[i]``) and stacked per batch."""
+    """A torch Dataset: samples read one by one (``dataset[i]``) and stacked per batch.
 
-    def __init__(self, dataset: Dataset, labelled: bool | None) -> None:
-        """``labelled``: items are ``(x, label)`` pairs (True), samples (False), or either,
-        as the first item is (None)."""
+    An item is a sample ``x``, a 1-tuple ``(x,)`` (a ``TensorDataset`` of samples) or an
+    ``(x, label)`` pair; with ``y`` given, it must not be a pair. Without ``y``, the first
+    item says which of these the Dataset holds.
+    """
+
+    def __init__(self, dataset: Dataset, y_given: bool) -> None:
         try:
             n = len(dataset)
         except TypeError:
@@ -222,9 +226,8 @@ class _DatasetSource(RowSource):
         if n < 1:
             raise ValueError("X is a torch Dataset with 0 samples.")
         item = dataset[0]
-        if labelled is None:
-            labelled = isinstance(item, tuple | list) and len(item) == 2
-        self.dataset, self.labelled = dataset, labelled
+        self.dataset, self.y_given, self._first = dataset, y_given, _describe(item)
+        self.labelled = not y_given and _length(item) == 2
         first = _as_array(self._split(item, 0)[0], 0)
         super().__init__(n, tuple(first.shape))
         self._labels = None
@@ -234,20 +237,30 @@ class _DatasetSource(RowSource):
 
     def _split(self, item: object, i: int) -> tuple[object, object]:
         """``(x, label)`` of item ``i``: label None for a Dataset of samples."""
+        length = _length(item)
         if self.labelled:
-            if not isinstance(item, tuple | list) or len(item) != 2:
+            if length != 2:
                 raise BadSample(
-                    f"Sample {i} of the Dataset is a {type(item).__name__}, but with y=None "
-                    "its items must be (x, label) pairs; pass the labels as y otherwise."
+                    f"Sample {i} of the Dataset is {_describe(item)}, but with y=None its "
+                    "items must be (x, label) pairs, as sample 0 is; pass the labels as y "
+                    "otherwise."
                 )
             return item[0], item[1]
-        if isinstance(item, tuple | list):
-            raise BadSample(
-                f"Sample {i} of the Dataset is a {type(item).__name__} of {len(item)}, but y "
-                "was given, so its items must be the samples alone; pass y=None to use the "
-                "Dataset's own labels."
+        if length is None:
+            return item, None
+        if length == 1:
+            return item[0], None
+        if self.y_given:
+            advice = "; pass y=None to use the Dataset's own labels" if length == 2 else ""
+            rule = f"y was given, so its items must be samples x or 1-tuples (x,){advice}"
+        elif i == 0:
+            rule = "its items must be samples x, 1-tuples (x,) or (x, label) pairs"
+        else:
+            rule = (
+                f"sample 0 is {self._first} without a label, so every item must be a sample x "
+                "or a 1-tuple (x,), with the labels, if any, given as y"
             )
-        return item, None
+        raise BadSample(f"Sample {i} of the Dataset is {_describe(item)}, but {rule}.")
 
     def _sample(self, i: int) -> np.ndarray:
         x = _as_array(self._item(i)[0], i)
@@ -285,6 +298,17 @@ class _DatasetSource(RowSource):
                 )
             self._labels = labels
         return self._labels
+
+
+def _length(item: object) -> int | None:
+    """The number of parts of a tuple or list item; None for a sample given alone."""
+    return len(item) if isinstance(item, tuple | list) else None
+
+
+def _describe(item: object) -> str:
+    """``'a tuple of 3'``, ``'a Tensor'``: what an item is, for messages."""
+    length = _length(item)
+    return f"a {type(item).__name__}" + ("" if length is None else f" of {length}")
 
 
 def _as_array(x: object, i: int) -> np.ndarray:

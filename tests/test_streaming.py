@@ -19,10 +19,11 @@ from torch.utils.data import Dataset, TensorDataset
 from sk_deepmetric import (
     ArcFaceEmbedder,
     ContrastivePairsEmbedder,
+    EmbeddingKNeighborsClassifier,
     SoftmaxEmbedder,
     TripletEmbedder,
 )
-from sk_deepmetric._streaming import RowSource, is_streamed, make_source
+from sk_deepmetric._streaming import BadSample, RowSource, is_streamed, make_source
 from sk_deepmetric.embedders import _base
 
 
@@ -72,6 +73,23 @@ class SamplesDataset(Dataset):
 
     def __getitem__(self, i):
         return self.X[i]
+
+
+class ItemsDataset(Dataset):
+    """The items of a list, as they are."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def _escaped(message):
+    return "^" + message.replace("(", "[(]").replace(")", "[)]").replace(".", "[.]") + "$"
 
 
 class SlicesOnly:
@@ -330,7 +348,11 @@ def test_dataset_sample_without_label(digits):
 
 def test_dataset_and_y_must_agree(digits):
     X, y = digits
-    with pytest.raises(ValueError, match="but y was given, so its items must be the samples"):
+    message = (
+        "Sample 0 of the Dataset is a tuple of 2, but y was given, so its items must be samples "
+        "x or 1-tuples (x,); pass y=None to use the Dataset's own labels."
+    )
+    with pytest.raises(BadSample, match=_escaped(message)):
         TripletEmbedder(max_iter=1).fit(PairDataset(X, y), y)
     with pytest.raises(ValueError, match=r"^TripletEmbedder requires y to be passed"):
         TripletEmbedder(max_iter=1).fit(SamplesDataset(X))
@@ -339,6 +361,97 @@ def test_dataset_and_y_must_agree(digits):
     model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match=r"^TripletEmbedder\.score needs class labels"):
         model.score(SamplesDataset(X))
+
+
+def test_tensor_dataset_of_samples_is_the_in_memory_data(digits):
+    """``TensorDataset(X)`` items are 1-tuples ``(x,)``: samples without labels, in fit with
+    y, transform, score with y and the classifier's predict."""
+    X, y = digits
+    samples = TensorDataset(torch.from_numpy(X))
+    a, b = _fit_pair(TripletEmbedder, X, samples, y)
+    np.testing.assert_array_equal(a.transform(X), b.transform(samples))
+    np.testing.assert_array_equal(a.transform(X), a.transform(samples))
+    assert a.score(X, y) == a.score(samples, y)
+    knn = EmbeddingKNeighborsClassifier(TripletEmbedder(random_state=0, max_iter=1)).fit(X, y)
+    np.testing.assert_array_equal(knn.predict(samples), knn.predict(X))
+    one_lists = ItemsDataset([[torch.from_numpy(x)] for x in X])  # 1-lists as 1-tuples
+    np.testing.assert_array_equal(a.transform(one_lists), a.transform(X))
+
+
+def test_tensor_dataset_of_samples_and_labels_needs_no_y(digits):
+    X, y = digits
+    pairs = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    a, b = _fit_pair(TripletEmbedder, X, pairs, y, y_stream=None)
+    np.testing.assert_array_equal(a.transform(X), b.transform(pairs))
+    assert a.score(X, y) == a.score(pairs)
+
+
+def test_tensor_dataset_of_samples_without_y_asks_for_labels(digits):
+    X, y = digits
+    samples = TensorDataset(torch.from_numpy(X))
+    with pytest.raises(ValueError, match=r"^TripletEmbedder requires y to be passed, but the"):
+        TripletEmbedder(max_iter=1).fit(samples)
+    model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"^TripletEmbedder\.score needs class labels: pass y"):
+        model.score(samples)
+
+
+@pytest.mark.parametrize(
+    "items, calls, message",
+    [
+        (
+            "triples",
+            ("fit", "transform"),
+            "Sample 0 of the Dataset is a tuple of 3, but its items must be samples x, 1-tuples "
+            "(x,) or (x, label) pairs.",
+        ),
+        (
+            "triples",
+            ("fit with y",),
+            "Sample 0 of the Dataset is a tuple of 3, but y was given, so its items must be "
+            "samples x or 1-tuples (x,).",
+        ),
+        (
+            "empty",
+            ("fit", "transform"),
+            "Sample 0 of the Dataset is a tuple of 0, but its items must be samples x, 1-tuples "
+            "(x,) or (x, label) pairs.",
+        ),
+        (
+            "pair at 7",
+            ("transform",),  # a fit without y stops first: sample 0 brings no label
+            "Sample 7 of the Dataset is a tuple of 2, but sample 0 is a Tensor without a label, "
+            "so every item must be a sample x or a 1-tuple (x,), with the labels, if any, given "
+            "as y.",
+        ),
+        (
+            "1-tuple at 7",
+            ("fit", "transform"),
+            "Sample 7 of the Dataset is a tuple of 1, but with y=None its items must be (x, "
+            "label) pairs, as sample 0 is; pass the labels as y otherwise.",
+        ),
+    ],
+)
+def test_dataset_items_of_another_form_are_named_accurately(digits, items, calls, message):
+    """No message says that y was given when it was not."""
+    X, y = digits
+    T = torch.from_numpy(X)
+    make = {
+        "triples": lambda i: (T[i], 0, 0),
+        "empty": lambda i: (),
+        "pair at 7": lambda i: (T[i], int(y[i])) if i == 7 else T[i],
+        "1-tuple at 7": lambda i: (T[i],) if i == 7 else (T[i], int(y[i])),
+    }[items]
+    dataset = ItemsDataset([make(i) for i in range(len(X))])
+    model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
+    run = {
+        "fit": lambda: TripletEmbedder(max_iter=1).fit(dataset),
+        "fit with y": lambda: TripletEmbedder(max_iter=1).fit(dataset, y),
+        "transform": lambda: model.transform(dataset),
+    }
+    for call in calls:
+        with pytest.raises(BadSample, match=_escaped(message)):
+            run[call]()
 
 
 def test_arrays_on_disk_of_the_wrong_kind(tmp_path, digits):
