@@ -20,8 +20,8 @@ samples.
 
 from __future__ import annotations
 
-import math
 import mmap
+import numbers
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -288,9 +288,20 @@ class _DatasetSource(RowSource):
         if self._labels is None:
             targets = getattr(self.dataset, "targets", None)
             if targets is not None and getattr(self.dataset, "target_transform", None) is None:
+                if isinstance(targets, list | tuple) and (i := _mixed_label(targets)) is not None:
+                    raise ValueError(
+                        f"The Dataset's `targets` holds at index {i} a label of type "
+                        + _mixed_types(targets, i, "the one at index 0")
+                    )
                 labels = np.asarray(targets.cpu() if isinstance(targets, Tensor) else targets)
             else:
-                labels = np.array([_label(self._item(i)[1], i) for i in range(len(self))])
+                labels = [_label(self._item(i)[1], i) for i in range(len(self))]
+                if (i := _mixed_label(labels)) is not None:
+                    raise BadSample(
+                        f"Sample {i} of the Dataset has a label of type "
+                        + _mixed_types(labels, i, "sample 0's")
+                    )
+                labels = np.array(labels)
             if labels.shape != (len(self),):
                 raise ValueError(
                     f"The Dataset's `targets` has shape {labels.shape}, but it holds "
@@ -328,14 +339,17 @@ def _as_array(x: object, i: int) -> np.ndarray:
 
 
 def _label(label: object, i: int) -> object:
+    """The label of sample ``i`` as a scalar: a tensor's or 0-d array's value."""
     if isinstance(label, Tensor):
         if label.numel() != 1:
             raise BadSample(
                 f"Sample {i} of the Dataset has a label of shape "
                 f"{tuple(label.shape)}; one class label per sample is needed."
             )
-        return label.item()
-    if label is None or (isinstance(label, float) and math.isnan(label)):
+        label = label.item()
+    elif isinstance(label, np.ndarray) and label.ndim == 0:
+        label = label[()]
+    if label is None or (isinstance(label, float | np.floating) and np.isnan(label)):
         raise BadSample(f"Sample {i} of the Dataset has no label ({label!r}).")
     if np.ndim(label) != 0:
         raise BadSample(
@@ -343,6 +357,36 @@ def _label(label: object, i: int) -> object:
             "label per sample is needed."
         )
     return label
+
+
+def _label_family(cls: type) -> object:
+    """``"number"`` (bools, integers, floats: Python's or NumPy's) or ``"string"``: labels
+    of one family make a NumPy array of the same values. Any other type is its own family."""
+    if issubclass(cls, str):
+        return "string"
+    if issubclass(cls, np.bool_ | numbers.Real):
+        return "number"
+    return cls
+
+
+def _mixed_label(labels: Sequence[object]) -> int | None:
+    """The index of the first label of another family than label 0's (None if there is none):
+    ``np.array`` would silently turn ``[0, 'a']`` into ``['0', 'a']``, and scikit-learn
+    refuses such a ``y``. The labels' types are gathered once; the index is looked for only
+    when they are mixed."""
+    if len({_label_family(cls) for cls in set(map(type, labels))}) < 2:
+        return None
+    first = _label_family(type(labels[0]))
+    return next(i for i, label in enumerate(labels) if _label_family(type(label)) != first)
+
+
+def _mixed_types(labels: Sequence[object], i: int, first: str) -> str:
+    """The end of the message on a mixed label ``i``; ``first`` names label 0."""
+    return (
+        f"{type(labels[i]).__name__} ({labels[i]!r}), but {first} is of type "
+        f"{type(labels[0]).__name__} ({labels[0]!r}): class labels must be all numbers or all "
+        "strings, not a mix."
+    )
 
 
 def check_finite(rows: np.ndarray, index: np.ndarray) -> None:

@@ -454,6 +454,92 @@ def test_dataset_items_of_another_form_are_named_accurately(digits, items, calls
             run[call]()
 
 
+@pytest.mark.parametrize(
+    "labels, classes",
+    [
+        ([0, 1, 2, 1], [0, 1, 2]),
+        (["b", "a", "b", "a"], ["a", "b"]),
+        ([0.5, 1.5, 0.5, 1.5], [0.5, 1.5]),
+        ([True, False, True, False], [False, True]),
+        ([np.int64(3), 1, torch.tensor(3), np.array(1)], [1, 3]),  # numbers of any origin
+        ([np.str_("a"), "b", "a", "b"], ["a", "b"]),
+        ([0, 1.0, True, np.float32(2)], [0.0, 1.0, 2.0]),  # as np.array([0, 1.0, ...]) is
+    ],
+)
+def test_labels_of_one_kind_are_collected_from_items(digits, labels, classes):
+    X, _ = digits
+    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    _, collected = make_source(dataset)
+    assert collected.shape == (4,)
+    assert np.unique(collected).tolist() == classes
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (
+            [0, 1, 2, "a"],
+            "Sample 3 of the Dataset has a label of type str ('a'), but sample 0's is of type "
+            "int (0): class labels must be all numbers or all strings, not a mix.",
+        ),
+        (
+            ["a", "b", torch.tensor(1), "a"],
+            "Sample 2 of the Dataset has a label of type int (1), but sample 0's is of type "
+            "str ('a'): class labels must be all numbers or all strings, not a mix.",
+        ),
+        (
+            [np.int64(0), np.str_("a"), 1, 1],
+            f"Sample 1 of the Dataset has a label of type str_ ({np.str_('a')!r}), but sample "
+            f"0's is of type int64 ({np.int64(0)!r}): class labels must be all numbers or all "
+            "strings, not a mix.",  # reprs as NumPy writes them: np.int64(0) from NumPy 2
+        ),
+    ],
+)
+def test_labels_of_mixed_types_from_items_are_refused(digits, labels, message):
+    X, _ = digits
+    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    with pytest.raises(BadSample, match=_escaped(message)):
+        make_source(dataset)
+
+
+def test_one_string_label_among_numbers_fails_the_fit(digits):
+    """It used to turn every label into a string, and the fit gained a class '1'."""
+    X, y = digits
+    labels = [int(label) for label in y]
+    labels[100] = "1"
+    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    model = TripletEmbedder(random_state=0, max_iter=1)
+    with pytest.raises(BadSample, match=r"^Sample 100 of the Dataset has a label of type str "):
+        model.fit(dataset)
+    assert _unfitted(model)
+
+
+def test_targets_list_of_mixed_types_is_refused(digits):
+    X, y = digits
+    dataset = PairDataset(X, y, targets=True)  # targets: a list of np.int64, y[0] is 0
+    dataset.targets[5] = "cat"
+    message = (
+        "The Dataset's `targets` holds at index 5 a label of type str ('cat'), but the one at "
+        f"index 0 is of type int64 ({np.int64(0)!r}): class labels must be all numbers or all "
+        "strings, not a mix."
+    )
+    with pytest.raises(ValueError, match=_escaped(message)):
+        make_source(dataset)
+
+
+@pytest.mark.parametrize(
+    "nan, shown",
+    [(torch.tensor(float("nan")), "nan"), (np.float32("nan"), repr(np.float32("nan")))],
+)
+def test_a_nan_label_of_a_tensor_or_numpy_float_is_missing(digits, nan, shown):
+    X, y = digits
+    dataset = PairDataset(X, y, bad={4: (torch.from_numpy(X[4]), nan)})
+    with pytest.raises(
+        BadSample, match=_escaped(f"Sample 4 of the Dataset has no label ({shown}).")
+    ):
+        make_source(dataset)
+
+
 def test_arrays_on_disk_of_the_wrong_kind(tmp_path, digits):
     X, y = digits
     with pytest.raises(ValueError, match=r"got an array on disk of shape \(600,\)"):
