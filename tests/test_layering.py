@@ -22,7 +22,7 @@ LAYERS = {
     "_devices": 0,
     "_blocks": 0,
     "_mining": 0,
-    "networks": 0,
+    "networks": 1,
     "distances": 1,
     "_streaming": 1,
     "augment": 1,
