@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import numbers
+import pickle
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -43,7 +44,8 @@ __all__ = [
 
 
 class BadSample(ValueError):
-    """A sample read batch by batch failed a check (shape, finite values, label).
+    """A sample read batch by batch failed a check (shape, finite values, label), or reading
+    it raised (the Dataset's exception is the ``__cause__``).
 
     Raised in the fitting process even when a background worker read the sample, with the
     message alone (not the worker's traceback). A fresh fit that meets one is left unfitted,
@@ -233,7 +235,13 @@ class _DatasetSource(RowSource):
         self._labels = None
 
     def _item(self, i: int) -> tuple[object, object]:
-        return self._split(self.dataset[int(i)], i)
+        try:
+            item = self.dataset[int(i)]
+        except Exception as exc:  # a file that cannot be read is bad data, like a NaN in it
+            raise BadSample(
+                f"Reading sample {i} of the Dataset raised {type(exc).__name__}: {exc}"
+            ) from exc
+        return self._split(item, i)
 
     def _split(self, item: object, i: int) -> tuple[object, object]:
         """``(x, label)`` of item ``i``: label None for a Dataset of samples."""
@@ -419,13 +427,21 @@ class _Batches(Dataset):
         try:
             rows = self.source.read(index)
         except BadSample as exc:  # sent back as a value: raised again without the traceback
-            return _Failed(str(exc))
+            return _Failed(str(exc), exc.__cause__)
         return torch.from_numpy(rows), torch.from_numpy(index)
 
 
 class _Failed:
-    def __init__(self, message: str) -> None:
-        self.message = message
+    """A :class:`BadSample`'s message, and the Dataset's exception behind it where that can
+    come back from a background worker (one that does not pickle is left out)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        self.message, self.cause = message, cause
+        if cause is not None and torch.utils.data.get_worker_info() is not None:
+            try:
+                pickle.dumps(cause)
+            except Exception:
+                self.cause = None
 
 
 class Stream:
@@ -460,7 +476,7 @@ class Stream:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for item in self.loader:
             if isinstance(item, _Failed):
-                raise BadSample(item.message)
+                raise BadSample(item.message) from item.cause
             rows, index = item
             # a copy in torch's (aligned) memory, as an in-memory batch X[index] is: BLAS
             # kernels may round differently on differently aligned inputs

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from torch.utils.data import Dataset, TensorDataset
 
 from sk_deepmetric import (
@@ -591,6 +591,39 @@ def test_ctrl_c_in_a_streamed_fit_keeps_the_last_finished_epoch(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
+def test_a_dataset_that_raises_in_a_later_epoch_leaves_a_fresh_fit_unfitted(digits):
+    # a file that cannot be read is bad data, as a NaN in it is: nothing half-trained stays
+    X, y = digits
+
+    class Failing(PairDataset):
+        def __getitem__(self, i):
+            if self.armed and self.reads >= self.armed:
+                raise OSError("read error on shard 3")
+            return super().__getitem__(i)
+
+    dataset = Failing(X, y, targets=True)
+    dataset.armed = 0
+
+    class Arm:
+        def on_epoch_end(self, estimator, record):
+            dataset.armed = dataset.reads + 100  # fail part-way through the next epoch
+
+    model = TripletEmbedder(random_state=0, max_iter=5, early_stopping=False, callbacks=[Arm()])
+    with pytest.raises(ValueError, match=r"Reading sample \d+ of the Dataset raised OSError: "):
+        model.fit(dataset)
+    assert not hasattr(model, "module_") and not hasattr(model, "n_iter_")
+    with pytest.raises(NotFittedError):
+        model.transform(X)
+    # a warm start keeps the weights it had
+    model = TripletEmbedder(random_state=0, max_iter=1, early_stopping=False).fit(X, y)
+    before = model.transform(X)
+    dataset.armed = dataset.reads + 100
+    with pytest.raises(ValueError, match="read error on shard 3") as error:
+        model.partial_fit(dataset)
+    assert isinstance(error.value.__cause__, OSError)
+    np.testing.assert_array_equal(model.transform(X), before)
 
 
 def test_a_source_passed_twice_is_read_the_same(digits):
