@@ -103,7 +103,10 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         Search backend.
 
         - ``"brute"``: exact, chunked torch matrix product + top-k on ``device``.
-        - ``"faiss"``: exact, a faiss flat index (CPU). Same neighbours as ``"brute"``.
+        - ``"faiss"``: exact, a faiss flat index (CPU). Same neighbours as ``"brute"``,
+          except among neighbours at distances that tie (duplicated or integer-valued
+          embeddings under the cosine distance): the two round them differently in the last
+          float32 bit, so may order them, and pick the k-th, differently.
         - ``"faiss_ivf"``: approximate, a faiss inverted-file index with ``n_lists`` cells,
           ``n_probe`` of which are scanned per query. For reference sets of millions.
         - ``"auto"``: the faster of the two exact backends on this machine. ``"faiss"`` when
@@ -119,7 +122,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
           decides (1-2 s more, once). faiss's lead grows with the number
           of neighbours, so the choice can differ between ``n_neighbors`` values;
           ``kneighbors`` with another ``n_neighbors`` uses the backend chosen in ``fit``.
-          Never the approximate ``"faiss_ivf"``. Results do not depend on the choice.
+          Never the approximate ``"faiss_ivf"``. Results do not depend on the choice,
+          but for ties as above.
 
         The faiss backends need ``pip install sk_deepmetric[faiss]``.
     n_lists : int, default=None

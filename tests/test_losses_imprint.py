@@ -91,6 +91,24 @@ def test_imprint_starts_each_class_at_its_mean_direction(name, centred, norm):
 
 
 @pytest.mark.parametrize("name", LOSSES)
+def test_imprint_keeps_the_direction_of_a_class_whose_mean_is_the_center(name):
+    # constant embeddings (an untrained or dead network): no direction to take, and a zero
+    # weight row would have the gradient of normalising a zero vector
+    torch.manual_seed(0)
+    loss = LOSSES[name][0]()
+    before = _class_weight(loss).detach().clone()
+    means = torch.ones(N_CLASSES, DIM)
+    means[0] += 1.0
+    with pytest.warns(UserWarning, match=f"{N_CLASSES - 1} of {N_CLASSES} class means equal"):
+        loss.imprint_(means, center=torch.ones(DIM), norm=4.0)
+    kept = torch.cat([means[:1], torch.full((N_CLASSES - 1, DIM), math.nan)])  # own direction
+    want = _reference(before, kept, [1.0] * DIM, 4.0)
+    # each row: a normalisation and a product, d + 3 roundings of eps/2 of values <= 4
+    u = 2.0**-24
+    np.testing.assert_allclose(_class_weight(loss).detach(), want, rtol=0, atol=4 * (DIM + 3) * u)
+
+
+@pytest.mark.parametrize("name", LOSSES)
 def test_imprint_checks_its_arguments(name):
     loss = LOSSES[name][0]()
     before = _class_weight(loss).detach().clone()

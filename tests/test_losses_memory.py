@@ -221,6 +221,12 @@ def test_memory_needs_a_loss_that_takes_references(loss):
         CrossBatchMemory(loss, n_components=4)
 
 
+def test_memory_refuses_a_callable_miner_up_front():
+    # it mines within the batch: the memory would fail only after the warm-up
+    with pytest.raises(ValueError, match="TripletMarginLoss has a callable `miner`"):
+        CrossBatchMemory(TripletMarginLoss(miner=BatchHardMiner()), n_components=4, warmup=5)
+
+
 def test_memory_checks_its_parameters_and_inputs():
     with pytest.raises(ValueError, match="memory_size"):
         CrossBatchMemory(ContrastiveLoss(), n_components=4, memory_size=0)

@@ -89,6 +89,11 @@ class CrossBatchMemory(nn.Module):
                 "`ref_labels` (ContrastiveLoss, TripletMarginLoss, MultiSimilarityLoss, "
                 f"SupConLoss), got {type(loss).__name__}."
             )
+        if callable(getattr(loss, "miner", None)):
+            raise ValueError(
+                f"`loss` {type(loss).__name__} has a callable `miner`, which mines within the "
+                "batch and cannot use the memory: give it a built-in miner (a name) or None."
+            )
         self.loss = loss
         self.n_components = check_int(n_components, "n_components", min_value=1)
         self.memory_size = check_int(memory_size, "memory_size", min_value=1)

@@ -15,6 +15,7 @@ The losses own their class weights (``nn.Parameter``), so an optimiser given
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -85,7 +86,8 @@ def imprinted(
     ``weight`` holds ``n_classes`` groups of rows in order (one row per class, or
     ``sub_centers`` rows per class); each class's first row gets its mean's direction and
     the others keep theirs, all at ``norm`` (None: the rows' mean norm). A class whose mean
-    is not finite (no samples yet) keeps its direction.
+    is not finite (no samples yet), or at ``center`` (no direction: a warning), keeps its
+    direction.
     """
     d = weight.shape[1]
     if not isinstance(class_means, Tensor) or class_means.shape != (n_classes, d):
@@ -102,9 +104,20 @@ def imprinted(
     elif isinstance(norm, bool) or not isinstance(norm, (int, float)) or not 0 < norm < math.inf:
         raise ValueError(f"`norm` must be a positive finite number or None, got {norm!r}.")
     present = torch.isfinite(class_means).all(dim=1)
-    means = class_means[present] if center is None else class_means[present] - center
+    means = class_means if center is None else class_means - center
+    # a mean at the centre (embeddings that are all alike) has no direction to take
+    degenerate = present & (means == 0).all(dim=1)
+    if degenerate.any():
+        warnings.warn(
+            f"{int(degenerate.sum())} of {n_classes} class means equal `center` (or are zero "
+            "without one): their classes keep their current directions. Are the embeddings "
+            "all alike (an untrained or constant network)?",
+            UserWarning,
+            stacklevel=3,
+        )
+    present &= ~degenerate
     direction = F.normalize(weight.detach().clone().view(n_classes, -1, d), dim=2)
-    direction[present, 0] = F.normalize(means, dim=1).to(weight)
+    direction[present, 0] = F.normalize(means[present], dim=1).to(weight)
     return (direction * norm).view_as(weight)
 
 
@@ -183,7 +196,8 @@ class _MarginSoftmaxLoss(nn.Module):
         ----------
         class_means : Tensor of shape (n_classes, n_components)
             Mean embedding of each class. A row that is not finite (a class without
-            samples yet) keeps its current direction.
+            samples yet), or equal to ``center`` (no direction; a warning says so), keeps
+            its current direction.
         center : Tensor of shape (n_components,), default=None
             Subtracted from every mean before its direction is taken, e.g. the mean of all
             embeddings (a ReLU network's raw class means are nearly collinear). None
