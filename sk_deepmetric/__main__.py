@@ -15,6 +15,7 @@ rotations) or "cnn1d" (generated signals).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from .metrics import retrieval_report
 #: ``--loss`` name -> estimator class name in :mod:`sk_deepmetric.embedders`.
 LOSSES = {name: cls.__name__ for name, cls in embedders.EMBEDDERS_BY_LOSS.items()}
 NETWORKS = ("mlp", "cnn", "cnn1d")
+#: The largest ``--seed``: numpy's and scikit-learn's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -54,7 +57,8 @@ def tasks(network: str, seed: int) -> list[Task]:
 
     if network == "cnn1d":
         X, y = make_signals(600, 6, random_state=seed, shuffle=False)
-        Xo, yo = make_signals(1200, 40, random_state=seed + 1, shuffle=False)
+        # another seed for the open set, within the 32-bit range however large --seed is
+        Xo, yo = make_signals(1200, 40, random_state=(seed + 1) % (MAX_SEED + 1), shuffle=False)
         closed = np.arange(len(y)) // 6 < 50  # 50 series of each class to train on
         return [
             Task("Closed set: 6 classes of signals (length 128), 50 series of each to train "
@@ -198,6 +202,68 @@ def _save_plot(path: str, task: Task, embedder, seed: int) -> None:
     plt.close(fig)
 
 
+# The options' types: argparse calls them while parsing, so that a bad value stops the demo with
+# a usage error (exit status 2) naming the option before any data are loaded or fitted.
+def positive_int(text: str) -> int:
+    """``--epochs``: an integer of at least 1."""
+    return _int_in_range(text, 1, None, "a positive integer")
+
+
+def seed_int(text: str) -> int:
+    """``--seed``: an integer that numpy and scikit-learn take as a seed."""
+    return _int_in_range(text, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+
+
+def _int_in_range(text: str, low: int, high: int | None, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``--device``: a device this machine has, checked as the estimators check ``device``."""
+    from ._devices import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def plot_file(text: str) -> str:
+    """``--plot``: a file name whose extension matplotlib saves to, in a folder that exists."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise argparse.ArgumentTypeError(
+            "needs matplotlib, which is not installed; install it with: "
+            'pip install "sk_deepmetric[plot]"'
+        ) from None
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = os.path.splitext(text)[1][1:].lower()
+    if extension not in formats:
+        raise argparse.ArgumentTypeError(
+            f"expected a file name ending in one of the extensions matplotlib saves to "
+            f"({', '.join('.' + f for f in formats)}), got {text!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(
+            f"expected a file in an existing folder, got {text!r}: there is no folder {folder!r}"
+        )
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"expected a file in a folder you can write to, got {text!r}: {folder!r} is not "
+            "writable"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sk-deepmetric",
@@ -226,15 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="network, and the data that suit it (default: mlp)",
     )  # fmt: skip
     demo_parser.add_argument(
-        "--epochs", type=int, default=None,
+        "--epochs", type=positive_int, default=None,
         help="maximum epochs (default: the estimator's max_iter)",
     )  # fmt: skip
     demo_parser.add_argument(
-        "--device", default="auto", help='"auto" (CUDA when available), "cpu", "cuda", "cuda:1"'
-    )
-    demo_parser.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+        "--device", type=device_name, default="auto",
+        help='"auto" (CUDA when available), "cpu", "cuda", "cuda:1" (default: auto)',
+    )  # fmt: skip
     demo_parser.add_argument(
-        "--plot", metavar="FILE.png",
+        "--seed", type=seed_int, default=0, help=f"random_state, 0 to {MAX_SEED} (default: 0)"
+    )
+    demo_parser.add_argument(
+        "--plot", type=plot_file, metavar="FILE.png",
         help="save a 2-D view of the open-set test data, raw and embedded",
     )  # fmt: skip
     demo_parser.add_argument("--quiet", action="store_true", help="no progress bar")

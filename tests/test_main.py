@@ -1,3 +1,4 @@
+import builtins
 import re
 from dataclasses import replace
 
@@ -5,7 +6,7 @@ import pytest
 
 from sk_deepmetric import __main__ as demo_module
 from sk_deepmetric import embedders
-from sk_deepmetric.__main__ import LOSSES, build_parser, main, reading
+from sk_deepmetric.__main__ import LOSSES, MAX_SEED, build_parser, main, reading
 from sk_deepmetric.embedders._base import BaseEmbedder
 
 
@@ -109,3 +110,92 @@ def test_unknown_loss_is_rejected_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--loss", "tripplet"])
     assert "invalid choice: 'tripplet'" in capsys.readouterr().err
+
+
+def _no_work(*args):
+    raise AssertionError("the demo started work before checking its options")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], r"argument --epochs: expected a positive integer, got '0'$"),
+        (["--epochs", "1.5"], r"argument --epochs: expected a positive integer, got '1.5'$"),
+        (
+            ["--seed", "-1"],
+            r"argument --seed: expected an integer from 0 to 4294967295, got '-1'$",
+        ),
+        (["--seed", str(2**32)], r"argument --seed: expected an integer from 0 to 4294967295"),
+        (
+            ["--device", "foo"],
+            r"argument --device: `device` must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a "
+            r"torch.device, got 'foo'\.$",
+        ),
+        (
+            ["--device", "cuda:99"],
+            r"argument --device: `device`='cuda:99' but this machine has \d+ CUDA device\(s\)",
+        ),
+        (
+            ["--plot", "out.xyz"],
+            r"argument --plot: expected a file name ending in one of the extensions matplotlib "
+            r"saves to \(.*\.pdf, .*\.png, .*\), got 'out.xyz'$",
+        ),
+        (["--plot", "out"], r"argument --plot: expected a file name ending in .*, got 'out'$"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_work(monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(demo_module, "tasks", _no_work)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sk-deepmetric demo")
+    assert re.search(r"sk-deepmetric demo: error: " + message, err.strip(), flags=re.MULTILINE)
+
+
+def test_plot_needs_an_existing_folder(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(demo_module, "tasks", _no_work)
+    path = tmp_path / "missing" / "out.png"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--plot", str(path)])
+    assert exit_info.value.code == 2
+    assert (
+        f"argument --plot: expected a file in an existing folder, got '{path}': there is no "
+        f"folder '{path.parent}'" in capsys.readouterr().err
+    )
+
+
+def test_plot_needs_matplotlib(monkeypatch, capsys, tmp_path):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(demo_module, "tasks", _no_work)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--plot", str(tmp_path / "out.png")])
+    assert exit_info.value.code == 2
+    assert (
+        "argument --plot: needs matplotlib, which is not installed; install it with: pip install "
+        '"sk_deepmetric[plot]"' in capsys.readouterr().err
+    )
+
+
+def test_good_options_are_parsed(tmp_path):
+    plot = str(tmp_path / "map.PDF")  # matplotlib takes the extension in any case
+    args = build_parser().parse_args(
+        ["demo", "--epochs", "3", "--seed", str(MAX_SEED), "--device", "cpu", "--plot", plot]
+    )
+    assert (args.epochs, args.seed, args.device, args.plot) == (3, MAX_SEED, "cpu", plot)
+    defaults = build_parser().parse_args(["demo"])
+    assert (defaults.epochs, defaults.seed, defaults.device, defaults.plot) == (
+        None, 0, "auto", None
+    )  # fmt: skip
+
+
+def test_the_largest_seed_makes_every_task():
+    for network in ("mlp", "cnn", "cnn1d"):
+        assert len(demo_module.tasks(network, MAX_SEED)) == 2
