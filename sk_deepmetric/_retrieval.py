@@ -89,8 +89,17 @@ def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         # np.unique would make every NaN label one class
         raise ValueError(f"`{name}` must not hold NaN or infinity, got {y[~np.isfinite(y)][0]}.")
-    if y.dtype == object and any(isinstance(v, float) and v != v for v in y):
-        raise ValueError(f"`{name}` must not hold NaN.")
+    if y.dtype == object:
+        if any(isinstance(v, float) and v != v for v in y):
+            raise ValueError(f"`{name}` must not hold NaN.")
+        try:  # classes are found by sorting (np.unique), which a mix of types defeats
+            np.unique(y)
+        except TypeError:
+            types = sorted({type(v).__name__ for v in y})
+            raise ValueError(
+                f"`{name}` must hold labels that sort against each other (numbers, or "
+                f"strings), got values of types {', '.join(types)}."
+            ) from None
     return y
 
 

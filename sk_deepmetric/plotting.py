@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._retrieval import check_pair_labels, check_scores
+from ._retrieval import as_labels, check_pair_labels, check_scores
 from ._validation import check_int, check_is_fitted, check_option, check_real
 from .distances import topk_neighbors
 from .metrics import equal_error_rate
@@ -37,12 +37,24 @@ def _pyplot(function: str):
     return plt
 
 
+def _check_fitted(estimator, name: str, *, method: str | None = None, attributes=None) -> None:
+    """scikit-learn's ``check_is_fitted``, for the parameter ``name``: an object that is no
+    estimator (or lacks ``method``) is named by its type, where scikit-learn shows its repr
+    (a whole array)."""
+    if not hasattr(estimator, "fit") or (method is not None and not hasattr(estimator, method)):
+        what = "a fitted estimator" + (f" with a `{method}` method" if method else "")
+        raise TypeError(
+            f"`{name}` must be {what}, got an object of type {type(estimator).__name__}."
+        )
+    check_is_fitted(estimator, attributes)
+
+
 def _embed(embedder_or_array, X, function: str) -> np.ndarray:
     """The embeddings to plot: ``embedder.transform(X)``, or the array itself."""
     if hasattr(embedder_or_array, "transform"):
         if X is None:
             raise ValueError(f"{function} was given an embedder, so it needs `X` to transform.")
-        check_is_fitted(embedder_or_array)
+        _check_fitted(embedder_or_array, "embedder_or_array")
         emb = embedder_or_array.transform(X)
     else:
         if X is not None:
@@ -59,11 +71,22 @@ def _embed(embedder_or_array, X, function: str) -> np.ndarray:
     return emb
 
 
+#: Samples that PCA and t-SNE need to bring embeddings to 2-D: two components need two samples,
+#: and t-SNE's perplexity (at least 2, see ``_to_2d``) must be below the number of samples.
+_MIN_SAMPLES = {"pca": 2, "tsne": 3}
+
+
 def _to_2d(emb: np.ndarray, method: str, random_state) -> np.ndarray:
     if emb.shape[1] == 2:
         return emb
     if emb.shape[1] == 1:
         return np.hstack([emb, np.zeros_like(emb)])
+    if emb.shape[0] < _MIN_SAMPLES[method]:
+        raise ValueError(
+            f"plot_embedding brings embeddings of {emb.shape[1]} components to 2-D with "
+            f"method={method!r}, which needs at least {_MIN_SAMPLES[method]} samples, got "
+            f"{emb.shape[0]}."
+        )
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -121,15 +144,15 @@ def plot_embedding(
     """
     plt = _pyplot("plot_embedding")
     check_option(method, ["pca", "tsne"], "method")
-    emb = _to_2d(_embed(embedder_or_array, X, "plot_embedding"), method, random_state)
-    labels = np.zeros(emb.shape[0], dtype=int) if y is None else np.asarray(y)
-    if labels.shape != (emb.shape[0],):
-        raise ValueError(
-            f"`y` must have one label per sample ({emb.shape[0]}), got shape {labels.shape}."
-        )
+    emb = _embed(embedder_or_array, X, "plot_embedding")
+    if y is None:
+        labels = np.zeros(emb.shape[0], dtype=int)
+    else:
+        labels = as_labels(y, "y", emb.shape[0], "embedder_or_array" if X is None else "X")
+    classes = np.unique(labels)
+    emb = _to_2d(emb, method, random_state)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
-    classes = np.unique(labels)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for i, cls in enumerate(classes):
         pts = emb[labels == cls]
@@ -158,7 +181,7 @@ def plot_history(embedder, *, ax=None):
     ax : matplotlib Axes
     """
     plt = _pyplot("plot_history")
-    check_is_fitted(embedder, "history_")
+    _check_fitted(embedder, "embedder", attributes="history_")
     history = list(embedder.history_)
     if not history:
         raise ValueError("The embedder's `history_` is empty: it was fitted for zero epochs.")
@@ -227,9 +250,10 @@ def plot_retrieval(
     fig : matplotlib Figure
     """
     plt = _pyplot("plot_retrieval")
+    _check_fitted(embedder, "embedder", method="transform")
     X = np.asarray(X)
-    y = np.asarray(y)
     n = X.shape[0]
+    y = as_labels(y, "y", n, "X")
     n_queries = check_int(n_queries, "n_queries", min_value=1, max_value=n)
     n_neighbors = check_int(n_neighbors, "n_neighbors", min_value=1, max_value=n - 1)
     images = _as_images(X, image_shape)

@@ -488,3 +488,18 @@ def test_nan_labels_are_refused_not_merged_into_one_class(nan):
     ):
         with pytest.raises(ValueError, match="`labels` must not hold NaN"):
             mean_average_precision_at_r(X, labels)
+
+
+def test_labels_of_types_that_do_not_sort_are_refused():
+    # np.unique sorts to find the classes: a mix of strings and numbers was a TypeError
+    X = np.random.default_rng(0).random((6, 3))
+    labels = np.array(["a", "a", 1, 1, None, None], dtype=object)
+    with pytest.raises(
+        ValueError,
+        match=r"`labels` must hold labels that sort against each other \(numbers, or strings\), "
+        r"got values of types NoneType, int, str\.",
+    ):
+        mean_average_precision_at_r(X, labels)
+    # labels of one type in an object array still work
+    labels = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
+    assert 0.0 <= mean_average_precision_at_r(X, labels) <= 1.0

@@ -43,10 +43,82 @@ def test_plot_embedding_errors(digits):
         plot_embedding(PCA(2).fit(X), y=y)
     with pytest.raises(ValueError, match=r"so `X` must be None, got an object of type ndarray"):
         plot_embedding(np.zeros((3, 2)), np.zeros(3))
-    with pytest.raises(ValueError, match=r"`y` must have one label per sample \(3\)"):
+    with pytest.raises(
+        ValueError, match=r"`y` must be 1-D with one label per row of `embedder_or_array` \(3\)"
+    ):
         plot_embedding(np.zeros((3, 2)), y=[0, 1])
     with pytest.raises(ValueError, match=r"`method` must be one of \['pca', 'tsne'\], got 'umap'"):
         plot_embedding(np.zeros((3, 2)), method="umap")
+
+
+RNG = np.random.default_rng(0)
+
+# Each bad input: the call, the error, the message. Every one is refused before a figure opens.
+BAD_INPUTS = {
+    "retrieval, y shorter than X": (
+        lambda X, y, pca: plot_retrieval(pca, X, y[:10], image_shape=(8, 8)),
+        ValueError,
+        r"`y` must be 1-D with one label per row of `X` \(200\), got shape \(10,\)\.",
+    ),
+    "retrieval, embeddings for an embedder": (
+        lambda X, y, pca: plot_retrieval(pca.transform(X), X, y, image_shape=(8, 8)),
+        TypeError,
+        r"`embedder` must be a fitted estimator with a `transform` method, got an object of "
+        r"type ndarray\.",
+    ),
+    "embedding, labels of mixed types": (
+        lambda X, y, pca: plot_embedding(
+            RNG.random((6, 3)), y=np.array(["a", 1, None] * 2, dtype=object)
+        ),
+        ValueError,
+        r"`y` must hold labels that sort against each other \(numbers, or strings\), got "
+        r"values of types NoneType, int, str\.",
+    ),
+    "embedding, labels of mixed types from an embedder": (
+        lambda X, y, pca: plot_embedding(pca, X, np.array([None, *y[1:]], dtype=object)),
+        ValueError,
+        r"`y` must hold labels that sort against each other",
+    ),
+    "embedding, one sample for PCA": (
+        lambda X, y, pca: plot_embedding(RNG.random((1, 5))),
+        ValueError,
+        r"plot_embedding brings embeddings of 5 components to 2-D with method='pca', which "
+        r"needs at least 2 samples, got 1\.",
+    ),
+    "embedding, two samples for t-SNE": (
+        lambda X, y, pca: plot_embedding(RNG.random((2, 5)), method="tsne"),
+        ValueError,
+        r"with method='tsne', which needs at least 3 samples, got 2\.",
+    ),
+    "history of an array": (
+        lambda X, y, pca: plotting.plot_history(RNG.random((3, 3))),
+        TypeError,
+        r"^`embedder` must be a fitted estimator, got an object of type ndarray\.$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_refused_before_a_figure_opens(digits, case):
+    import matplotlib.pyplot as plt
+
+    call, error, message = BAD_INPUTS[case]
+    X, y = digits
+    pca = PCA(n_components=3, random_state=0).fit(X)
+    before = plt.get_fignums()
+    with pytest.raises(error, match=message):
+        call(X, y, pca)
+    assert plt.get_fignums() == before
+
+
+def test_plot_embedding_of_few_samples():
+    import matplotlib.pyplot as plt
+
+    # as few samples as each method needs, and any number when no reduction is needed
+    assert len(plot_embedding(RNG.random((2, 5))).collections) == 1
+    assert len(plot_embedding(RNG.random((3, 5)), method="tsne").collections) == 1
+    assert len(plot_embedding(RNG.random((1, 2))).collections) == 1
+    plt.close("all")
 
 
 def test_plot_retrieval_marks_correct_neighbours(digits):
