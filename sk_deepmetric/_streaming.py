@@ -149,6 +149,11 @@ class _ArraySource(RowSource):
     """A ``numpy.memmap``, h5py or zarr array: rows read by index, converted per batch."""
 
     def __init__(self, X: object) -> None:
+        if any(not isinstance(d, numbers.Integral) and d != d for d in X.shape):  # NaN
+            raise ValueError(
+                f"X has unknown dimensions, shape {tuple(X.shape)} (a dask array after boolean "
+                "indexing?): compute them first, e.g. X.compute_chunk_sizes() for dask."
+            )
         shape = tuple(int(d) for d in X.shape)
         if len(shape) < 2:
             raise ValueError(

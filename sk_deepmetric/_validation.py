@@ -44,6 +44,7 @@ __all__ = [
     "InvalidParameterError",
     "Options",
     "StrOptions",
+    "as_host_tensor",
     "check_array",
     "check_class_labels",
     "check_classification_targets",
@@ -56,6 +57,7 @@ __all__ = [
     "check_option",
     "check_random_state",
     "check_real",
+    "check_reshape",
     "column_or_1d",
     "did_you_mean",
     "discard_fit",
@@ -161,6 +163,17 @@ def _check_bounds(value, name, low, high, closed):
     lo = "-inf" if low is None else low
     hi = "inf" if high is None else high
     raise ValueError(f"`{name}` must be in the range {lb}{lo}, {hi}{rb}, got {value!r}.")
+
+
+def as_host_tensor(X: object) -> object:
+    """A torch tensor as scikit-learn's checks can read it: detached from autograd (the
+    output of another network), on the CPU, and bfloat16 (which NumPy has no type for) as
+    float32, exactly. Anything else is returned as it is."""
+    if isinstance(X, Tensor):
+        X = X.detach().cpu()
+        if X.dtype == torch.bfloat16:
+            X = X.float()
+    return X
 
 
 def check_reshape(sample_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> None:

@@ -119,3 +119,18 @@ def test_workers_fit_with_the_estimators_thread_count(client, digits, n_threads,
     assert os.getpid() not in {pid for pid, _ in seen}  # fitted in the workers
     # each fit restores the worker's setting afterwards
     assert set(client.run(torch.get_num_threads).values()) == {1}
+
+
+def test_a_dask_array_of_unknown_length_is_an_error_saying_what_to_do():
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(400, 64)).astype(np.float32), np.arange(400) % 10
+    lazy = da.from_array(X, chunks=200)
+    kept = lazy[da.from_array(y < 5, chunks=200)]  # boolean indexing: length unknown
+    model = TripletEmbedder(max_iter=1, random_state=0)
+    with pytest.raises(ValueError, match=r"X has unknown dimensions, shape \(nan, 64\)"):
+        model.fit(kept, y[y < 5])
+    kept.compute_chunk_sizes()  # as the message says
+    model.fit(kept, y[y < 5])
+    assert model.transform(kept).shape == (int((y < 5).sum()), model.n_components)

@@ -572,3 +572,19 @@ def test_memory_size_is_validated():
         r"TripletEmbedder must be an int in the range \[0, inf\)",
     ):
         TripletEmbedder(memory_size=-1).fit(np.zeros((8, 2)), [0, 0, 1, 1, 2, 2, 3, 3])
+
+
+def test_torch_tensors_in_a_training_loop_form_are_taken_as_their_values(digits):
+    # another network's output (requires grad) and bfloat16 data: NumPy reads neither as is
+    X, y = digits
+    model = fast(TripletEmbedder).fit(X, y)
+    want = model.transform(X)
+    t = torch.from_numpy(X.astype(np.float32))
+    np.testing.assert_array_equal(model.transform(t.clone().requires_grad_(True)), want)
+    half = t.bfloat16()
+    values = half.float().numpy()  # what the bfloat16 tensor holds, exactly
+    np.testing.assert_array_equal(model.transform(half), model.transform(values))
+    refit = fast(TripletEmbedder).fit(half, torch.from_numpy(y))
+    np.testing.assert_array_equal(
+        refit.transform(X), fast(TripletEmbedder).fit(values, y).transform(X)
+    )

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._streaming import RowSource, is_streamed, make_source
 from .._validation import (
+    as_host_tensor,
     check_feature_names,
     check_n_features,
     check_reshape,
@@ -40,6 +41,7 @@ class InputMixin:
         if is_streamed(X):
             X, y = self._validate_source(X, y, reset)
         else:
+            X = as_host_tensor(X)
             X = X if reset else self._in_fitted_form(X)
             if y is None:
                 validate_data(self, X, y, reset=reset)  # scikit-learn's "requires y" message
@@ -200,6 +202,7 @@ class InputMixin:
         if is_streamed(X):
             X, _ = self._validate_source(X, None, reset, labels_needed=False)
         else:
+            X = as_host_tensor(X)
             X = X if reset else self._in_fitted_form(X)
             X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
         self._set_shape(X, reset)
