@@ -650,3 +650,20 @@ def test_a_memmap_pickles_as_its_file_name(tmp_path, digits):
     again = pickle.loads(payload)
     np.testing.assert_array_equal(again.read(np.array([3, 0])), X[[103, 100]].reshape(2, 1, 8, 8))
     assert not again.parent.X.flags.writeable
+
+
+def test_streamed_samples_get_the_per_sample_shape_rules_of_arrays_in_memory(tmp_path):
+    # one channel with or without its axis is the same input; another shape is named as one
+    from sk_deepmetric.datasets import make_signals
+
+    X, y = make_signals(60, 3, length=32, random_state=0)
+    X = X.astype(np.float32)  # (60, 1, 32)
+    model = TripletEmbedder(network="cnn1d", max_iter=1, conv_channels=(4,), random_state=0)
+    model.fit(X, y)
+    flat = _memmap(tmp_path / "flat", X.reshape(60, 32))
+    np.testing.assert_array_equal(model.transform(flat), model.transform(X))
+    other = _memmap(tmp_path / "other", X.reshape(60, 2, 16))
+    with pytest.raises(ValueError, match=r"X has shape \(2, 16\) per sample, but .* \(1, 32\)"):
+        model.transform(other)
+    with pytest.raises(ValueError, match=r"X has shape \(2, 16\) per sample"):
+        model.transform(SamplesDataset(X.reshape(60, 2, 16)))

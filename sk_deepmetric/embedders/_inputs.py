@@ -133,7 +133,8 @@ class InputMixin:
         """
         fitted = getattr(self, "_sample_shape", None)
         shape = getattr(X, "shape", None)
-        if fitted is None or shape is None or len(shape) < 2 or not hasattr(X, "reshape"):
+        reshapes = hasattr(X, "reshape") or isinstance(X, RowSource)
+        if fitted is None or shape is None or len(shape) < 2 or not reshapes:
             return X
         sample = tuple(int(d) for d in shape[1:])
         if sample == fitted or (len(sample) == 1 and len(fitted) == 1):
@@ -142,6 +143,8 @@ class InputMixin:
         if self.network in _CONV_INPUTS and network_shape[0] == 1:
             forms = (network_shape, network_shape[1:])
             if sample in forms and fitted in forms:
+                if isinstance(X, RowSource):
+                    return X.reshaped(fitted)
                 return X.reshape(shape[0], *fitted)
         raise self._other_sample_shape(sample)
 
@@ -194,6 +197,8 @@ class InputMixin:
                 f"(shape={source.shape}) while a minimum of 2 samples and 1 feature is "
                 f"required by {type(self).__name__}."
             )
+        if not reset:  # the per-sample shape, as for arrays in memory
+            source = self._in_fitted_form(source)
         check_n_features(self, source, reset=reset)
         check_feature_names(self, source, reset=reset)
         return source, y
