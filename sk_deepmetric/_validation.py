@@ -176,7 +176,9 @@ def as_host_tensor(X: object) -> object:
     return X
 
 
-def check_reshape(sample_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> None:
+def check_reshape(
+    sample_shape: tuple[int, ...], input_shape: tuple[int, ...], name: str = "input_shape"
+) -> None:
     """Raise unless samples of ``sample_shape`` can be read as ``input_shape`` by a reshape.
 
     A reshape keeps the values in memory order: it restores the shape of flat rows, flattens,
@@ -188,7 +190,7 @@ def check_reshape(sample_shape: tuple[int, ...], input_shape: tuple[int, ...]) -
     n_in, n_net = math.prod(sample_shape), math.prod(input_shape)
     if n_in != n_net:
         raise ValueError(
-            f"`input_shape` {tuple(input_shape)} holds {n_net} values per sample, but X has "
+            f"`{name}` {tuple(input_shape)} holds {n_net} values per sample, but X has "
             f"shape {tuple(sample_shape)} per sample ({n_in} values)."
         )
     squeezed = tuple(d for d in sample_shape if d != 1), tuple(d for d in input_shape if d != 1)
@@ -200,7 +202,7 @@ def check_reshape(sample_shape: tuple[int, ...], input_shape: tuple[int, ...]) -
             hint = " For channels-last images, np.moveaxis(X, -1, 1) puts channels first."
         raise ValueError(
             f"X has shape {tuple(sample_shape)} per sample, which a reshape cannot make "
-            f"{tuple(input_shape)} (`input_shape`) without scrambling the values: a reshape "
+            f"{tuple(input_shape)} (`{name}`) without scrambling the values: a reshape "
             "restores flat rows, flattens, or adds or drops axes of size 1, but does not move "
             f"axes.{hint}"
         )

@@ -7,11 +7,13 @@ raises a clear ImportError without it.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
 from ._retrieval import as_labels, check_pair_labels, check_scores
-from ._validation import check_int, check_is_fitted, check_option, check_real
+from ._validation import check_int, check_is_fitted, check_option, check_real, check_reshape
 from .distances import topk_neighbors
 from .metrics import equal_error_rate
 
@@ -203,13 +205,28 @@ def plot_history(embedder, *, ax=None):
 def _as_images(X: np.ndarray, image_shape) -> np.ndarray:
     """Images as (n, H, W) or (n, H, W, C) for imshow."""
     if image_shape is not None:
-        X = X.reshape((X.shape[0], *image_shape))
+        shape = tuple(image_shape) if isinstance(image_shape, tuple | list) else image_shape
+        if not (
+            isinstance(shape, tuple)
+            and len(shape) in (2, 3)
+            and all(isinstance(d, numbers.Integral) and d >= 1 for d in shape)
+        ):
+            raise ValueError(
+                f"`image_shape` must be (H, W) or (C, H, W) of positive integers, got "
+                f"{image_shape!r}."
+            )
+        check_reshape(X.shape[1:], shape, "image_shape")
+        X = X.reshape((X.shape[0], *shape))
     if X.ndim == 4:  # (n, C, H, W) -> (n, H, W, C); one channel -> grey
         X = X[:, 0] if X.shape[1] == 1 else np.moveaxis(X, 1, -1)
     if X.ndim not in (3, 4):
         raise ValueError(
             "plot_retrieval needs images: X of shape (n, H, W) or (n, C, H, W), or flat X with "
             f"`image_shape`, got X of shape {X.shape} and image_shape={image_shape}."
+        )
+    if X.ndim == 4 and X.shape[-1] not in (3, 4):
+        raise ValueError(
+            f"plot_retrieval draws images of 1, 3 (RGB) or 4 (RGBA) channels, got {X.shape[-1]}."
         )
     return X
 

@@ -145,6 +145,17 @@ def test_plot_retrieval_needs_images(digits):
         plot_retrieval(pca, X, y)
     with pytest.raises(ValueError, match=r"`n_queries` must be in the range \[1, 200\], got 0"):
         plot_retrieval(pca, X, y, n_queries=0, image_shape=(8, 8))
+    import matplotlib.pyplot as plt
+
+    open_figures = plt.get_fignums()
+    for image_shape, match in [
+        ((8, 9), r"`image_shape` \(8, 9\) holds 72 values per sample, but X has shape \(64,\)"),
+        ((8,), r"`image_shape` must be \(H, W\) or \(C, H, W\) of positive integers, got"),
+        ((2, 4, 8), r"images of 1, 3 \(RGB\) or 4 \(RGBA\) channels, got 2"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            plot_retrieval(pca, X, y, image_shape=image_shape)
+    assert plt.get_fignums() == open_figures
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
