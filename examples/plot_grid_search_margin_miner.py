@@ -99,12 +99,13 @@ print(f"within one std of the best: {', '.join(close) if close else 'none'}")
 # Reading the grid
 # ----------------
 # Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``): ``"semihard"``
-# and ``"all"`` score 0.81-0.91, and rise with the margin in every seed; margin 0.5 was
+# and ``"all"`` score 0.80-0.90, and rise with the margin in every seed; margin 0.5 was
 # best each time (with ``"all"`` in seed 0, ``"semihard"`` in seeds 1 and 2), and the two
 # miners at margin 0.5 were within one fold std of each other: the search picks the
-# margin, not the miner. ``"batch_hard"`` fails at this learning rate and budget (0.33-0.42,
-# the same for every margin), the collapse the triplet-mining example warns about. The
-# fold std is 0.002-0.03: differences smaller than that are not evidence.
+# margin, not the miner. ``"batch_hard"`` fails at this learning rate and budget
+# (0.326-0.417, the same for every margin to within 0.001), the collapse the
+# triplet-mining example warns about. The fold std is 0.002-0.031: differences smaller
+# than that are not evidence.
 
 # %%
 # Class-disjoint against stratified folds
@@ -139,9 +140,9 @@ print(f"features themselves (best of as given and standardised): MAP@R {raw:.3f}
 # %%
 # Reading the checks
 # ------------------
-# In seeds 0, 1 and 2 the class-disjoint estimate of the chosen model (0.877, 0.906,
-# 0.857) was within 0.02 of its score on the never-seen classes 60-99 (0.892, 0.909,
-# 0.872), against 0.013 for the features themselves. The stratified folds gave a *lower*
+# In seeds 0, 1 and 2 the class-disjoint estimate of the chosen model (0.877, 0.904,
+# 0.859) was within 0.02 of its score on the never-seen classes 60-99 (0.893, 0.910,
+# 0.873), against 0.013 for the features themselves. The stratified folds gave a *lower*
 # number (0.775, 0.819, 0.778), not a higher one: their validation folds hold 60 classes
 # against 20 in a class-disjoint fold, and ranking among more classes is harder. So the
 # two protocols' numbers do not compare with each other; what matters is that the

@@ -102,12 +102,13 @@ print(
 # Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``): the series
 # themselves retrieve almost nothing (MAP@R 0.016-0.021, Precision@1 0.11-0.14, as given
 # or standardised). Every CNN embedding beats them in every seed, on classes it never saw:
-# MAP@R 0.065-0.083 for SphereFace, 0.077-0.083 for CosFace and 0.046-0.071 for ArcFace,
-# Precision@1 0.19-0.33. That is 2 to 5 times the baseline, but low in absolute terms: 20
-# training classes and 30 epochs teach a small CNN only part of what motif detection
-# needs, and more classes or epochs are what would raise it. Which loss comes first
-# changes with the seed (CosFace in seed 0, SphereFace in seeds 1 and 2, ArcFace last in
-# all three, by 0.01-0.04), so read the table as "all three transfer", not as a ranking.
+# MAP@R 0.064-0.086 for SphereFace, 0.074-0.079 for CosFace and 0.046-0.070 for ArcFace,
+# Precision@1 0.185-0.335. That is 2.2 to 4.8 times the best baseline, but low in absolute
+# terms: 20 training classes and 30 epochs teach a small CNN only part of what motif
+# detection needs, and more classes or epochs are what would raise it. Which loss comes
+# first and which last changes with the seed (CosFace first and SphereFace last in seed 0,
+# SphereFace first and ArcFace last in seeds 1 and 2; first and last 0.013-0.040 apart), so
+# read the table as "all three transfer", not as a ranking.
 # Their hyperparameters differ in units: ArcFace's margin is radians, CosFace's is on the
 # cosine, SphereFace's is an integer multiplier (a float such as 4.0 is refused).
 

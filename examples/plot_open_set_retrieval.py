@@ -138,11 +138,11 @@ print(
 # %%
 # Reading the table
 # -----------------
-# Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``; 241-330 epochs of
+# Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``; 241-292 epochs of
 # training): on the features themselves, as given or standardised, the search is close to
 # chance (MAP@R 0.021-0.025, 5-NN identification 0.038-0.055 among 50 classes, where
-# chance is 0.02). In the learned space the same search identifies 0.937-0.950 of the
-# queries and reaches MAP@R 0.798-0.833, on classes the network never saw, from 5
+# chance is 0.02). In the learned space the same search identifies 0.936-0.947 of the
+# queries and reaches MAP@R 0.801-0.822, on classes the network never saw, from 5
 # enrolled examples each. This is the case the embedding is for: what identifies a class
 # is a function of the input that the known classes teach and the new ones share. On
 # data where raw distances already work (scikit-learn's digits, say), a network trained

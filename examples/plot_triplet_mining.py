@@ -96,12 +96,13 @@ print(
 # -----------------
 # Measured with seeds 0, 1 and 2 (set ``SK_DEEPMETRIC_EXAMPLES_SEED``), the features
 # themselves are useless for retrieval here (MAP@R 0.009-0.011, as given or standardised),
-# and every miner's embedding is 70 to 80 times better (0.73-0.81, Precision@1 0.94-0.97).
-# Among the miners, ``"batch_hard"`` came first in all three seeds (0.790-0.806), 0.04 to
-# 0.06 ahead of the next; ``"semihard"`` (0.733-0.765) and ``"all"`` (0.728-0.757) were
-# within 0.015 of each other, in either order. ``"batch_hard"`` also trained longest
-# before validation stopped improving (336-416 epochs against 218-254), so its fit took
-# about 1.5 times as long. With seed 0 its training loss sat near the margin (0.2) for a
+# and every miner's embedding scores 68 to 79 times the better of the two (0.726-0.803,
+# Precision@1 0.937-0.969). Among the miners, ``"batch_hard"`` came first in all three seeds
+# (0.789-0.803), 0.038 to 0.051 ahead of the next; ``"semihard"`` (0.748-0.765) came second
+# in all three, 0.008 to 0.022 ahead of ``"all"`` (0.726-0.757). ``"batch_hard"`` also
+# trained longest before validation stopped improving (336-416 epochs against 218-261), so
+# its fit usually took longest too (the fit times are wall-clock seconds and vary from run
+# to run). With seed 0 its training loss sat near the margin (0.2) for a
 # couple of hundred epochs before dropping, while its validation score climbed throughout.
 
 # %%
