@@ -9,6 +9,7 @@ initial embedding ("imprinting").
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -61,7 +62,10 @@ class _ClassifierEmbedder(BaseEmbedder):
         embedding, with the loss's public ``imprint_`` ("imprinting": random weights barely
         move in a short budget); ``docs/benchmarks.md`` has the measurements."""
         means, overall = self._initial_class_means(X, y, device)
-        self.loss_.imprint_(means, center=overall, norm=self._imprint_norm())
+        with warnings.catch_warnings():
+            # a class whose mean is the overall one keeps its random start: nothing to say
+            warnings.filterwarnings("ignore", "(?s).*class means equal `center`", UserWarning)
+            self.loss_.imprint_(means, center=overall, norm=self._imprint_norm())
 
     def _imprint_norm(self) -> float | None:
         """Norm of the imprinted class weights (None: the random initialisation's).
