@@ -19,7 +19,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "fit_loop",
     "indexed_batches",
     "inference_chunks",
+    "inference_rows",
     "init_optimizer",
     "init_scheduler",
     "step_scheduler",
@@ -68,10 +69,16 @@ SCHEDULES = {
 }
 PRECISIONS = ("32", "bf16", "fp16")
 
-# Rows per forward pass in ``embed``. Every chunk is padded to this many rows so that each
-# row goes through matrix products of the same shape whatever the number of rows asked for:
-# BLAS picks kernels by shape, and this keeps ``transform`` bit-identical across batchings.
+# Rows per forward pass in ``embed`` (at most). Every chunk is padded to the same number of
+# rows so that each row goes through products of the same shape whatever the number of rows
+# asked for: BLAS picks kernels by shape, and this keeps ``transform`` bit-identical across
+# batchings. On a CPU large samples (images) take fewer rows per pass (see inference_rows).
 INFERENCE_ROWS = 256
+# On a CPU, a forward pass of ``embed`` holds about this many input values (at least
+# MIN_INFERENCE_ROWS rows): a 3 x 64 x 64 image is then embedded in 16-row passes, not
+# padded to 256 rows, which made one image cost as much as 256 (benchmarks/bench_transform.py).
+CPU_INFERENCE_VALUES = 2**17
+MIN_INFERENCE_ROWS = 16
 
 
 class _NetworkAndLoss(nn.Module):
@@ -327,14 +334,16 @@ def embed(
     module = on_device(module, device)
     was_training = module.training
     module.eval()
+    source = X.source if isinstance(X, Stream) else X
+    size_of_pass = inference_rows(source.shape[1:], device)
     if isinstance(X, RowSource):
-        X = Stream(X, inference_chunks(len(X)), device, num_workers)
+        X = Stream(X, inference_chunks(len(X), size_of_pass), device, num_workers)
     if isinstance(X, Stream):
         n = len(X.source)
         parts = (rows for rows, _ in X)
     else:
         n = len(X)
-        parts = (X[start : start + INFERENCE_ROWS] for start in range(0, n, INFERENCE_ROWS))
+        parts = (X[start : start + size_of_pass] for start in range(0, n, size_of_pass))
     start = 0
     try:
         with torch.inference_mode():
@@ -343,8 +352,8 @@ def embed(
                 # embedding must not depend on where its chunk starts in the caller's array
                 chunk = chunk.to(device, non_blocking=True, copy=True)
                 size = chunk.shape[0]
-                if size < INFERENCE_ROWS:
-                    pad = chunk.new_zeros((INFERENCE_ROWS - size, *chunk.shape[1:]))
+                if size < size_of_pass:
+                    pad = chunk.new_zeros((size_of_pass - size, *chunk.shape[1:]))
                     chunk = torch.cat([chunk, pad])
                 values = module(chunk)[:size].float().cpu().numpy()
                 if out is None:
@@ -358,9 +367,28 @@ def embed(
     return out
 
 
-def inference_chunks(n_samples: int) -> list[np.ndarray]:
-    """The index arrays in which :func:`embed` reads a source of ``n_samples`` rows."""
-    return chunks(n_samples, INFERENCE_ROWS)
+def inference_rows(sample_shape: Sequence[int], device: torch.device) -> int:
+    """Rows per forward pass of :func:`embed` for samples of ``sample_shape`` on ``device``.
+
+    A fixed number for a model and device (so ``transform`` stays bit-identical across
+    batchings): :data:`INFERENCE_ROWS` on an accelerator and for rows of features (whose
+    first layer's weights, read once per pass, can outweigh a row), and for signals and
+    images on a CPU the power of two of rows holding about :data:`CPU_INFERENCE_VALUES`
+    input values, between :data:`MIN_INFERENCE_ROWS` and :data:`INFERENCE_ROWS`: large
+    samples in short passes cut the padding of a few queries to a whole pass, and their
+    activations stay in the CPU's caches.
+    """
+    if device.type != "cpu" or len(sample_shape) < 2:
+        return INFERENCE_ROWS
+    per_row = max(1, math.prod(int(d) for d in sample_shape))
+    rows = 1 << max(0, (CPU_INFERENCE_VALUES // per_row).bit_length() - 1)
+    return min(INFERENCE_ROWS, max(MIN_INFERENCE_ROWS, rows))
+
+
+def inference_chunks(n_samples: int, rows: int = INFERENCE_ROWS) -> list[np.ndarray]:
+    """The index arrays in which :func:`embed` reads a source of ``n_samples`` rows, ``rows``
+    (:func:`inference_rows`) at a time."""
+    return chunks(n_samples, rows)
 
 
 class _Snapshot:

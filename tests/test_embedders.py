@@ -588,3 +588,24 @@ def test_torch_tensors_in_a_training_loop_form_are_taken_as_their_values(digits)
     np.testing.assert_array_equal(
         refit.transform(X), fast(TripletEmbedder).fit(values, y).transform(X)
     )
+
+
+def test_images_embedded_in_short_passes_are_the_same_whatever_the_batching():
+    # 3 x 64 x 64 images go through the CNN 16 rows at a time on a CPU (inference_rows):
+    # each row's embedding must not depend on which rows it came with
+    from sk_deepmetric._training import inference_rows
+
+    assert inference_rows((3, 64, 64), torch.device("cpu")) == 16
+    assert inference_rows((1, 28, 28), torch.device("cpu")) == 128
+    assert inference_rows((784,), torch.device("cpu")) == 256  # rows of features: 256
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3, 64, 64)).astype(np.float32)
+    y = np.arange(40) % 4
+    model = TripletEmbedder(
+        network="cnn", conv_channels=(4,), max_iter=1, early_stopping=False, random_state=0
+    ).fit(X, y)
+    whole = model.transform(X)
+    parts = np.concatenate(
+        [model.transform(X[:1]), model.transform(X[1:18]), model.transform(X[18:])]
+    )
+    np.testing.assert_array_equal(parts, whole)

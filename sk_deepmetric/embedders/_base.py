@@ -32,6 +32,7 @@ from .._training import (
     fit_loop,
     indexed_batches,
     inference_chunks,
+    inference_rows,
     init_optimizer,
     init_scheduler,
     streamed_batches,
@@ -604,7 +605,8 @@ class BaseEmbedder(
         y_val = y[scored]
         if isinstance(X_t, RowSource):
             X_val = X_t.subset(scored)
-            X_val = Stream(X_val, inference_chunks(len(X_val)), device, self.num_workers)
+            rows = inference_rows(X_val.shape[1:], device)
+            X_val = Stream(X_val, inference_chunks(len(X_val), rows), device, self.num_workers)
             X_t, y_t = X_t.subset(train), y_t[torch.from_numpy(train).to(y_t.device)]
         else:
             X_val = X_t[torch.from_numpy(scored).to(X_t.device)]
