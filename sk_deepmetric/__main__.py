@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import embedders
+from ._devices import resolve_device
 from .metrics import retrieval_report
 
 #: ``--loss`` name -> estimator class name in :mod:`sk_deepmetric.embedders`.
@@ -226,8 +227,6 @@ def _int_in_range(text: str, low: int, high: int | None, expected: str) -> int:
 
 def device_name(text: str) -> str:
     """``--device``: a device this machine has, checked as the estimators check ``device``."""
-    from ._devices import resolve_device
-
     try:
         resolve_device(text)
     except ValueError as exc:

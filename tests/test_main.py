@@ -1,4 +1,3 @@
-import builtins
 import re
 from dataclasses import replace
 
@@ -165,16 +164,8 @@ def test_plot_needs_an_existing_folder(monkeypatch, capsys, tmp_path):
     )
 
 
-def test_plot_needs_matplotlib(monkeypatch, capsys, tmp_path):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
+def test_plot_needs_matplotlib(monkeypatch, capsys, tmp_path, without_matplotlib):
     monkeypatch.setattr(demo_module, "tasks", _no_work)
-    monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--plot", str(tmp_path / "out.png")])
     assert exit_info.value.code == 2

@@ -1,5 +1,3 @@
-import builtins
-
 import matplotlib
 import numpy as np
 import pytest
@@ -158,15 +156,7 @@ def test_plot_retrieval_needs_images(digits):
     assert plt.get_fignums() == open_figures
 
 
-def test_missing_matplotlib_names_the_extra(monkeypatch):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_missing_matplotlib_names_the_extra(without_matplotlib):
     with pytest.raises(ImportError, match=r'pip install "sk_deepmetric\[plot\]"'):
         plotting.plot_embedding(np.zeros((3, 2)))
 

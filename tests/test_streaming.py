@@ -65,6 +65,8 @@ class PairDataset(Dataset):
 
 
 class SamplesDataset(Dataset):
+    """The items of ``X`` (an array of samples, or a list of any items), as they are."""
+
     def __init__(self, X):
         self.X = X
 
@@ -73,19 +75,6 @@ class SamplesDataset(Dataset):
 
     def __getitem__(self, i):
         return self.X[i]
-
-
-class ItemsDataset(Dataset):
-    """The items of a list, as they are."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def _escaped(message):
@@ -374,7 +363,7 @@ def test_tensor_dataset_of_samples_is_the_in_memory_data(digits):
     assert a.score(X, y) == a.score(samples, y)
     knn = EmbeddingKNeighborsClassifier(TripletEmbedder(random_state=0, max_iter=1)).fit(X, y)
     np.testing.assert_array_equal(knn.predict(samples), knn.predict(X))
-    one_lists = ItemsDataset([[torch.from_numpy(x)] for x in X])  # 1-lists as 1-tuples
+    one_lists = SamplesDataset([[torch.from_numpy(x)] for x in X])  # 1-lists as 1-tuples
     np.testing.assert_array_equal(a.transform(one_lists), a.transform(X))
 
 
@@ -442,7 +431,7 @@ def test_dataset_items_of_another_form_are_named_accurately(digits, items, calls
         "pair at 7": lambda i: (T[i], int(y[i])) if i == 7 else T[i],
         "1-tuple at 7": lambda i: (T[i],) if i == 7 else (T[i], int(y[i])),
     }[items]
-    dataset = ItemsDataset([make(i) for i in range(len(X))])
+    dataset = SamplesDataset([make(i) for i in range(len(X))])
     model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
     run = {
         "fit": lambda: TripletEmbedder(max_iter=1).fit(dataset),
@@ -468,7 +457,7 @@ def test_dataset_items_of_another_form_are_named_accurately(digits, items, calls
 )
 def test_labels_of_one_kind_are_collected_from_items(digits, labels, classes):
     X, _ = digits
-    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    dataset = SamplesDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
     _, collected = make_source(dataset)
     assert collected.shape == (4,)
     assert np.unique(collected).tolist() == classes
@@ -497,7 +486,7 @@ def test_labels_of_one_kind_are_collected_from_items(digits, labels, classes):
 )
 def test_labels_of_mixed_types_from_items_are_refused(digits, labels, message):
     X, _ = digits
-    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    dataset = SamplesDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
     with pytest.raises(BadSample, match=_escaped(message)):
         make_source(dataset)
 
@@ -507,7 +496,7 @@ def test_one_string_label_among_numbers_fails_the_fit(digits):
     X, y = digits
     labels = [int(label) for label in y]
     labels[100] = "1"
-    dataset = ItemsDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
+    dataset = SamplesDataset([(torch.from_numpy(x), label) for x, label in zip(X, labels)])
     model = TripletEmbedder(random_state=0, max_iter=1)
     with pytest.raises(BadSample, match=r"^Sample 100 of the Dataset has a label of type str "):
         model.fit(dataset)

@@ -458,13 +458,13 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
 
     def _other_sample_shape(self, sample: tuple) -> ValueError:
         error = super()._other_sample_shape(sample)
-        if sample == (2, *self._sample_shape):
-            error.args = (
-                f"{error.args[0]} transform embeds single samples: pass the pairs' first and "
-                "second samples (X[:, 0] and X[:, 1]) separately, or use pair_distance / "
-                "predict, which take pairs.",
-            )
-        return error
+        if sample != (2, *self._sample_shape):
+            return error
+        return ValueError(
+            f"{error} transform embeds single samples: pass the pairs' first and second "
+            "samples (X[:, 0] and X[:, 1]) separately, or use pair_distance / predict, which "
+            "take pairs."
+        )
 
     def pair_distance(self, X):
         """Distance between the two samples of each pair in the learned space.
