@@ -200,8 +200,9 @@ def pair_threshold(y_true, y_score, target_far) -> float:
     if target_far is not None:
         target_far = check_rate(target_far, "target_far")
     roc = roc_points(y_true, y_score)
+    dtype = as_array(y_score).dtype
     if target_far is None:
-        return best_accuracy_threshold(roc)[1]
+        return representable(best_accuracy_threshold(roc)[1], dtype)
     y = check_pair_labels(y_true)
     scores = check_scores(y_score, y.size)
     negative = scores[~y]
@@ -215,7 +216,7 @@ def pair_threshold(y_true, y_score, target_far) -> float:
         above = scores[scores > highest]
         if above.size:
             threshold = _between(above.min(), highest)
-    return threshold
+    return representable(threshold, dtype)
 
 
 def encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):
@@ -406,6 +407,25 @@ def roc_min_dcf(roc: _ROC, p_target: float, c_miss: float, c_fa: float) -> tuple
     return float(cost[best] / norm), float(roc.thresholds[best])
 
 
+def representable(threshold: float, dtype) -> float:
+    """``threshold`` raised to the nearest value of the scores' ``dtype`` at or above it.
+
+    NumPy 2 and torch compare float32 (or float16) scores with a Python float in the scores'
+    precision, which rounds a threshold built in float64 to the nearest value there: a
+    threshold just above a score can round onto that score and accept it. The smallest
+    value of the dtype not below ``threshold`` decides ``score >= threshold`` alike in
+    either precision (every score of the dtype above the float64 threshold is also at or
+    above it, and none below is).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return float(threshold)
+    rounded = dtype.type(threshold)
+    if float(rounded) < threshold:
+        rounded = np.nextafter(rounded, dtype.type(np.inf))
+    return float(rounded)
+
+
 def _between(high: float, low: float) -> float:
     """A threshold halfway between two scores, strictly above ``low`` (``high`` otherwise)."""
     mid = float(low) / 2.0 + float(high) / 2.0
@@ -419,8 +439,11 @@ def best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
     lowest accepted score and the highest rejected one.
     """
     n = roc.n_positive + roc.n_negative
-    accuracy = (roc.tpr * roc.n_positive + (1.0 - roc.fpr) * roc.n_negative) / n
-    k = int(np.argmax(accuracy))
+    # counts of correct decisions, exact integers: rates times counts are not, and two
+    # equally accurate decisions must compare equal for the strictest to win
+    correct = np.rint(roc.tpr * roc.n_positive) + np.rint((1.0 - roc.fpr) * roc.n_negative)
+    accuracy = correct / n
+    k = int(np.argmax(correct))
     t = roc.thresholds
     if k == 0:  # accept nothing
         return float(accuracy[0]), float(np.nextafter(t[1], np.inf))

@@ -23,7 +23,7 @@ from sklearn.utils import get_tags
 # The backends lived in this module before _search: pickles of a fitted classifier from then
 # name sk_deepmetric.neighbors._BruteSearch (or a faiss class), found here by this import.
 from ._devices import resolve_device
-from ._retrieval import far_threshold
+from ._retrieval import far_threshold, representable
 from ._search import (
     _BruteSearch,
     _FaissFlatSearch,
@@ -408,9 +408,10 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             )
         self.set_params(target_far=target_far)
         self._validate_params()
-        self.threshold_ = -far_threshold(
-            -self.calibration_distances_.astype(np.float64), self.target_far, "training samples"
-        )
+        scores = -self.calibration_distances_
+        threshold = far_threshold(scores.astype(np.float64), self.target_far, "training samples")
+        # predict compares float32 distances with threshold_ in float32
+        self.threshold_ = -representable(threshold, scores.dtype)
         return self
 
     def _check_open_set(self) -> None:

@@ -283,6 +283,41 @@ def test_far_threshold_accepts_the_same_identity_pairs_among_the_rejected_scores
     assert loop_rates(y, s, threshold) == (pytest.approx(1 / 3), 1.0)
 
 
+def test_equally_accurate_thresholds_compare_exactly():
+    # rejecting every pair and accepting the scores >= 7 are both 15 of 23 correct; the
+    # accuracies as rates (tpr * n_pos + (1 - fpr) * n_neg) / n differ in the last bit
+    y = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1]
+    s = [6, 0, 11, 3, 5, 2, 1, 10, 6, 4, 7, 2, 11, 7, 8, 10, 9, 8, 5, 2, 6, 7, 1]
+    assert loop_accuracy(y, s, 7) == loop_accuracy(y, s, math.inf) == 15 / 23
+    threshold = select_threshold(y, s)
+    assert threshold > 11 and loop_accuracy(y, s, threshold) == 15 / 23  # the strictest
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_thresholds_decide_alike_in_the_precision_of_the_scores(dtype):
+    """NumPy 2 and torch compare a Python float with float32 scores in float32: a threshold
+    built in float64 just above a score would round onto it and accept it."""
+    a = dtype(0.5)
+    b = np.nextafter(a, dtype(1))  # the next score up: no float64 midpoint survives
+    cases = [
+        # the top score is a different-identity pair that FAR 0.1 of 3 must reject
+        ([0, 1, 1, 0, 0], [0.9, 0.8, 0.7, 0.1, 0.2], {"target_far": 0.1}, [0, 0, 0, 0, 0]),
+        ([0, 1, 0, 0, 1], [a, b, 0.1, 0.2, 0.9], {"target_far": 0.1}, [0, 1, 0, 0, 1]),
+        ([0, 1, 0, 0, 1], [a, b, 0.1, 0.2, 0.9], {}, [0, 1, 0, 0, 1]),
+        ([0, 0, 0, 1], [0.9, 0.8, 0.7, 0.1], {}, [0, 0, 0, 0]),  # reject every pair
+    ]
+    for y, s, kwargs, accepted in cases:
+        scores = np.array(s, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # FAR 0.1 of 3 pairs
+            threshold = select_threshold(y, scores, **kwargs)
+        assert float(dtype(threshold)) == threshold  # a value of the scores' dtype
+        np.testing.assert_array_equal(scores >= threshold, np.array(accepted, dtype=bool))
+        np.testing.assert_array_equal(scores.astype(np.float64) >= threshold, accepted)
+        tensor = torch.from_numpy(scores)
+        np.testing.assert_array_equal((tensor >= threshold).numpy(), accepted)
+
+
 def test_far_threshold_with_too_few_pairs_warns():
     y, s = [1, 0, 0, 1, 0], [0.9, 0.8, 0.3, 0.5, 0.1]
     msg = "A false-accept rate of 0.1 needs at least 10 different-identity pairs"

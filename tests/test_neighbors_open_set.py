@@ -152,6 +152,9 @@ def test_predict_rejects_queries_beyond_the_threshold():
         assert d == pytest.approx(expected, rel=1e-5)
     predicted = clf.predict(queries)
     np.testing.assert_array_equal(predicted == -1, distance > clf.threshold_)
+    # a float32 value: distances compared in float32 or in float64 decide alike
+    assert float(np.float32(clf.threshold_)) == clf.threshold_
+    np.testing.assert_array_equal(predicted == -1, distance.astype(np.float64) > clf.threshold_)
     accepted = predicted != -1
     np.testing.assert_array_equal(predicted[accepted], closed.predict(queries)[accepted])
     # predict_proba is the vote, rejected or not
