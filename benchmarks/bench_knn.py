@@ -17,6 +17,7 @@ uniform noise, on which an IVF index has nothing to exploit.
     python benchmarks/bench_knn.py --compare --k 10 100 300 --threads 1  # whole tiles vs blocks
     python benchmarks/bench_knn.py --tiles --k 10 100 300       # 32 MiB vs 16 MiB CPU tiles
     python benchmarks/bench_knn.py --bfloat16 --k 5 10 20 30 --threads 1  # bfloat16 pre-filter
+    python benchmarks/bench_knn.py --certify --k 10 100 300 --threads 1  # certified neighbours
     python benchmarks/bench_knn.py --device cuda --n-reference 100000 1000000  # GPU brute force
 """
 
@@ -327,6 +328,48 @@ def tile_sizes(args):
     toggled(args, title, ("32 MiB", "16 MiB"), distances, "_HALF_TILE_THREADS", (0, 1 << 30))
 
 
+def certifications(args):
+    """Torch brute force with each query's neighbours certified by a rounding bound (one
+    more candidate kept, and the queries the bound cannot vouch for searched again in
+    float64: the default) against the float32 search alone, alternately; and the share of
+    queries searched again, on the clustered data and on the same data with each reference
+    vector duplicated 1e-4 away (near-duplicates, which float32 scores cannot order)."""
+    from sk_deepmetric import distances
+
+    counted = {"queries": 0, "missed": 0}
+    certified = distances._certified
+
+    def counting(vals, k, *rest):
+        # first with the (k + 1)-th candidate, for every query; then, for those left, with
+        # all of them: what that leaves is searched again in float64
+        held = certified(vals, k, *rest)
+        if vals.shape[1] == k + 1:
+            counted["queries"] += held.numel()
+        else:
+            counted["missed"] += int((~held).sum())
+        return held
+
+    title = "Certified neighbours (float64 where float32 cannot tell) against float32 alone"
+    distances._certified = counting
+    try:
+        toggled(args, title, ("float32 alone", "certified"), distances, "_CERTIFY")
+        share = counted["missed"] / max(1, counted["queries"])
+        print(f"\nQueries searched again in float64: {share:.2%} of those certified.")
+        n = args.n_reference[0]
+        reference, queries = make_data(n // 2, args.n_queries, args.dim, args.n_clusters)
+        step = np.random.default_rng(1).standard_normal(reference.shape).astype(np.float32)
+        step *= 1e-4 / np.linalg.norm(step, axis=1, keepdims=True)
+        doubled = torch.from_numpy(np.concatenate([reference, reference + step]))
+        q = torch.from_numpy(queries)
+        for k in args.k:
+            counted.update(queries=0, missed=0)
+            distances.topk_neighbors(q, doubled, k)
+            share = counted["missed"] / max(1, counted["queries"])
+            print(f"Near-duplicates, k = {k}: {share:.2%} of the queries searched again.")
+    finally:
+        distances._certified = certified
+
+
 def bfloat16_filters(args):
     """Torch brute force on a CPU with each query's candidates found from bfloat16 products
     first (then measured in float32, the exact neighbours either way) against the float32
@@ -469,7 +512,7 @@ def main(argv=None):
         type=int,
         nargs="+",
         default=[10],
-        help="several with --auto, --selection, --compare, --tiles or --bfloat16",
+        help="several with --auto, --selection, --compare, --tiles, --bfloat16 or --certify",
     )
     parser.add_argument("--n-clusters", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=None)
@@ -488,13 +531,18 @@ def main(argv=None):
         "--bfloat16", action="store_true", help="bfloat16 pre-filter vs float32 on a CPU"
     )
     parser.add_argument(
+        "--certify", action="store_true", help="certified neighbours vs float32 alone"
+    )
+    parser.add_argument(
         "--widths", action="store_true", help="a tile's product per width, float32 and bfloat16"
     )
     args = parser.parse_args(argv)
     toggles = args.auto or args.selection or args.compare or args.tiles or args.bfloat16
+    toggles = toggles or args.certify
     if len(args.k) > 1 and not toggles:
         parser.error(
-            "several --k values need --auto, --selection, --compare, --tiles or --bfloat16"
+            "several --k values need --auto, --selection, --compare, --tiles, --bfloat16 or "
+            "--certify"
         )
     if not toggles:
         args.k = args.k[0]
@@ -525,7 +573,7 @@ def main(argv=None):
     if args.widths:
         product_widths(args)
         return
-    if args.selection or args.compare or args.tiles or args.bfloat16:
+    if args.selection or args.compare or args.tiles or args.bfloat16 or args.certify:
         toggle = (
             selections
             if args.selection
@@ -533,6 +581,8 @@ def main(argv=None):
             if args.compare
             else tile_sizes
             if args.tiles
+            else certifications
+            if args.certify
             else bfloat16_filters
         )
         with threadpool_limits(limits=threads):

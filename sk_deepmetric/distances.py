@@ -40,6 +40,9 @@ __all__ = [
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 
 
+# Whether a refined float32 search certifies its neighbours (see _certified; a switch for
+# benchmarks/bench_knn.py --certify, which measures what it costs)
+_CERTIFY = True
 # Queries per tile when a large reference set is tiled on both sides (see _tile_shape).
 _TILE_QUERIES = 1024
 # On a CPU with torch on at most this many threads, tiles hold half the 32 MiB bound (see
@@ -225,6 +228,16 @@ def topk_neighbors(
     100k x 100k searches run without building the full matrix. Euclidean searches of vectors
     far from the origin for their spread run on centred copies (see :func:`search_center`).
 
+    The search ranks float32 (or float16) vectors by matrix-product scores (``|r|^2 - 2
+    q.r``, or the cosine), whose rounding is relative to the vectors' norms, not to their
+    distances. It keeps ``k + k // 16 + 4`` candidates per query and proves, from a bound
+    on that rounding, that no vector left out is nearer than the k-th; the queries for
+    which the bound does not hold (vectors closer together than about 1e-3 of their norms,
+    or many distances equal to the k-th) are searched again in float64. The neighbours are
+    then the k nearest by distances measured from the vectors, which differ from the
+    exact ones only by the rounding of those distances themselves (what certifying
+    costs, and how often float64 is needed: docs/benchmarks.md, "Certified neighbours").
+
     Parameters
     ----------
     queries : Tensor of shape (n_queries, d)
@@ -312,7 +325,10 @@ def iter_topk_neighbors(
     no other pass over it. ``refine=True`` recomputes the distances of the k neighbours kept
     directly from the vectors (``|q - r|``, not the expansion, whose float32 rounding puts
     duplicates ~1e-3 apart) and orders them by those; the rows of a chunk are then held as
-    ``(rows, k, d)``, so it is meant for small ``k``.
+    ``(rows, k, d)``, so it is meant for small ``k``; the neighbours are then certified
+    as :func:`topk_neighbors`' are. Without ``refine``, they are the k smallest scores,
+    uncertified: neighbours whose distances differ by less than the scores' rounding
+    (~1e-7 of the squared norms in float32) may come in either order.
     """
     k = _check_search(queries, reference, k, distance, exclude_self, chunk_size, True)
     yield from _checked_chunks(queries, reference, k, distance, exclude_self, chunk_size, refine)
@@ -331,8 +347,9 @@ def _checked_chunks(
     """:func:`iter_topk_neighbors` once :func:`_check_search` passed its arguments."""
     queries, reference, ref_sq = _prepared(queries, reference, distance, exclude_self)
     _require_finite(reference, "reference", None if ref_sq is None else ref_sq.amax())
-    if not exclude_self:
-        _require_finite(queries, "queries")
+    if not exclude_self and queries.shape[0]:
+        q_sq = None if distance == "cosine" else _squared_norms(queries).amax()
+        _require_finite(queries, "queries", q_sq)
     excluded = torch.arange(queries.shape[0], device=queries.device) if exclude_self else None
     yield from _searched(queries, reference, ref_sq, k, distance, excluded, chunk_size, refine)
 
@@ -397,10 +414,16 @@ def _searched(
     if not queries.shape[0]:
         return
     k_max = int(k.max()) if isinstance(k, Tensor) else k
+    # a refined search of float32 (or float16) vectors keeps a few more candidates, whose
+    # scores certify the k found (see _certified); the queries they cannot vouch for are
+    # searched again in float64
+    available = reference.shape[0] - (excluded is not None)
+    certify = _CERTIFY and refine and queries.dtype != torch.float64 and k_max < available
+    fallback = _Float64Reference(reference, distance) if certify else None
     rows, cols = _tile_shape(
         queries.shape[0],
         reference.shape[0],
-        k_max,
+        _certified_pool(k_max, available) if certify else k_max,
         reference.element_size(),
         chunk_size,
         reference.device,
@@ -416,15 +439,129 @@ def _searched(
         ks = [int(k[s : s + rows].max()) if isinstance(k, Tensor) else k for s in stops]
         stop = min(first + group, queries.shape[0])
         own = None if excluded is None else excluded[first:stop]
+        wide = [_certified_pool(c, available) for c in ks] if certify else ks
         found = _smallest_scores(
-            queries[first:stop], reference, ref_sq, ks, distance, rows, cols, own
+            queries[first:stop], reference, ref_sq, wide, distance, rows, cols, own
         )
-        for start, (vals, inds) in zip(stops, found):
-            q = queries[start : start + rows]
-            if refine:
-                yield start, *_refined(q, reference, inds, distance)
-            else:
+        if not refine:
+            for start, (vals, inds) in zip(stops, found):
+                q = queries[start : start + rows]
                 yield start, _distances_from_scores(vals, q, distance), inds
+            continue
+        done = []
+        for start, c, (vals, inds) in zip(stops, ks, found):
+            q = queries[start : start + rows]
+            dists, kept = _refined(q, reference, inds[:, :c], distance)
+            if certify:
+                complete = vals.shape[1] >= available  # nothing left out to vouch for
+                dists, kept = _certify(
+                    q, vals, inds, dists, kept, reference, ref_sq, distance, complete
+                )
+            done.append((start, dists, kept))
+        if certify:  # the queries left, searched again in float64 for the whole group
+            fallback.search_missed(done, queries, excluded)
+        yield from done
+
+
+def _certified(vals: Tensor, k: int, q: Tensor, ref_sq: Tensor | None, distance: str) -> Tensor:
+    """For each query, whether the ``k`` smallest of its ranking scores ``vals`` (``k + 1``
+    of them, ascending) are provably those of its ``k`` nearest neighbours.
+
+    The float32 scores ``|r|^2 - 2 q.r`` (``d + 1`` products and sums) are each within
+    ``E = g(d+1) (2 |q| R + R^2 (1 + g(d))) + g(d) R^2`` of their exact value (``R`` the
+    largest reference norm, ``g(n) = n u / (1 - n u)`` with ``u`` the unit roundoff of
+    the products, the stored norms rounded too), and ``-cos`` of the unit vectors within
+    ``g(d) + 2 g(d + 2)``; with the (k + 1)-th score more than ``2E`` above the k-th, every
+    vector left out is farther than the k kept. Where the scores are close against ``E``
+    (near-duplicates among vectors far from the origin for their spread, or equal distances
+    to the k-th), that does not hold.
+    """
+    u = _product_roundoff(q.dtype)
+    d = q.shape[1]
+
+    def g(n):
+        return n * u / (1 - n * u)
+
+    if distance == "cosine":
+        bound = torch.full((q.shape[0],), g(d) + 2 * g(d + 2), dtype=torch.float64)
+    else:
+        top = float(ref_sq.amax()) * (1 + 2 * g(d))  # the stored norms are rounded
+        q_norm = _squared_norms(q).double().sqrt_() * (1 + g(d))
+        bound = g(d + 1) * (2 * q_norm * top**0.5 + top * (1 + g(d))) + g(d) * top
+    vals = vals.double()
+    return vals[:, -1] - vals[:, k - 1] > 2 * bound.to(vals.device)
+
+
+def _certified_pool(k: int, available: int) -> int:
+    """Candidates a certified search keeps for ``k`` neighbours: ``k + k // 16 + 4`` (of
+    Gaussian and clustered 100,000 x 128 references, k = 1 to 300, no query was left that
+    the float32 bound could not vouch for; with ``k + 1``, 0.1%-38%)."""
+    return min(k + k // 16 + 4, available)
+
+
+def _certify(q, vals, inds, dists, kept, reference, ref_sq, distance, complete):
+    """The refined neighbours ``(dists, kept)`` of a chunk, where the first ``k + 1`` of
+    the candidates' scores ``vals`` (``inds``) do not vouch for them, replaced by the
+    ``k`` nearest of all its candidates where those do (or where the candidates are every
+    reference vector, ``complete``); the rows neither vouches for get NaN distances, to be
+    searched again in float64."""
+    k = kept.shape[1]
+    held = _certified(vals[:, : k + 1], k, q, ref_sq, distance)
+    if bool(held.all()):
+        return dists, kept
+    left = torch.nonzero(~held).squeeze(1)
+    if complete:
+        pool = torch.ones_like(left, dtype=torch.bool)
+    else:
+        pool = _certified(vals[left], k, q[left], ref_sq, distance)
+    wider = left[pool]
+    if wider.numel():
+        d, i = _refined(q[wider], reference, inds[wider], distance)
+        dists[wider], kept[wider] = d[:, :k], i[:, :k]
+    dists[left[~pool]] = math.nan
+    return dists, kept
+
+
+def _product_roundoff(dtype: torch.dtype) -> float:
+    """The unit roundoff of float32 (or float16) matrix products, with torch's
+    ``float32_matmul_precision`` ("high" may use TF32, "medium" bfloat16 products)."""
+    u = torch.finfo(dtype).eps / 2
+    if dtype == torch.float32:
+        precision = torch.get_float32_matmul_precision()
+        u = {"high": 2.0**-11, "medium": 2.0**-8}.get(precision, u)
+    return u
+
+
+class _Float64Reference:
+    """The float64 search of the queries that :func:`_certified` cannot vouch for, with the
+    reference's float64 copy built on the first of them."""
+
+    def __init__(self, reference: Tensor, distance: str):
+        self.reference, self.distance = reference, distance
+        self.copy, self.ref_sq = None, None
+
+    def search_missed(self, done: list, queries: Tensor, excluded: Tensor | None) -> None:
+        """Search the rows of the chunks ``done`` (``(start, dists, inds)``, in place) whose
+        distances are NaN again, all at once."""
+        missed = [(start, torch.nonzero(d[:, 0].isnan()).squeeze(1)) for start, d, _ in done]
+        rows = torch.cat([start + m for start, m in missed])
+        if not rows.numel():
+            return
+        k_max = max(d.shape[1] for _, d, _ in done)
+        if self.copy is None:
+            self.copy = self.reference.double()
+            self.ref_sq = None if self.distance == "cosine" else _squared_norms(self.copy)
+        own = None if excluded is None else excluded[rows]
+        chunks = _searched(
+            queries[rows].double(), self.copy, self.ref_sq, k_max, self.distance, own, None, True
+        )
+        found_d, found_i = _concatenated(chunks, queries, k_max)
+        at = 0
+        for (_, dists, inds), (_, m) in zip(done, missed):
+            k = dists.shape[1]
+            dists[m] = found_d[at : at + m.numel(), :k].to(dists.dtype)
+            inds[m] = found_i[at : at + m.numel(), :k]
+            at += m.numel()
 
 
 def search_center(reference: Tensor, distance: str = "euclidean") -> Tensor | None:
@@ -453,8 +590,8 @@ def search_center(reference: Tensor, distance: str = "euclidean") -> Tensor | No
     center : Tensor of shape (d,), or None
         ``None`` where centring is not needed (or ``distance`` is ``"cosine"``).
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"`distance` must be one of {list(DISTANCES)}, got {distance!r}.")
+    _check_matrices(reference, None, "reference")
+    check_option(distance, DISTANCES, "distance")
     if distance == "cosine" or reference.shape[0] == 0:
         return None
     return _center_of(reference)
@@ -711,8 +848,7 @@ def _topk_through_bfloat16(
     float32 distances), no vector left out can be closer than the k-th kept. Queries for
     which that does not hold (many near-equal distances at the k-th) are searched again in
     float32. The neighbours are then the ``k`` smallest of the distances measured from the
-    vectors, where the float32 search keeps the ``k`` smallest matrix-product scores: the
-    two differ only between distances equal to within float32's rounding.
+    vectors, as the float32 search's (certified, see :func:`topk_neighbors`) are.
 
     ``cache``: :func:`topk_neighbors`' ``reference_cache``, where the reference's factors
     are kept between calls.
@@ -983,16 +1119,15 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
         nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
         nb = nb.view(*ib.shape, d)
         if distance == "cosine":  # 1 - cos as half the squared distance of the unit vectors
-            # 1 - u.v = |u - v|^2 / 2 + 1 - (|u|^2 + |v|^2) / 2: a zero vector (cosine 0
-            # with everything, distance 1) adds 1/2 to what the unit vectors' term gives
-            zeros = (~nb.any(dim=2)).to(out.dtype).add_((~qb.any(dim=1)).unsqueeze(1))
+            # a zero vector has cosine 0 with everything: distance 1 exactly (2 halved)
+            zeros = (~nb.any(dim=2)).logical_or_((~qb.any(dim=1)).unsqueeze(1))
             nb = F.normalize(nb, dim=2, out=nb)
             diff = nb.sub_(F.normalize(qb, dim=1).unsqueeze(1))
         else:
             diff = nb.sub_(qb.unsqueeze(1))
         torch.sum(diff.mul_(diff), dim=2, out=out)
         if distance == "cosine":
-            out.add_(zeros)
+            out.masked_fill_(zeros, 2.0)
     if distance == "cosine":
         dists.mul_(0.5)
     elif distance == "euclidean":

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sk_deepmetric import _blocks
+from sk_deepmetric import _blocks, distances
 from sk_deepmetric._devices import torch_threads
 from sk_deepmetric.distances import (
     cosine_similarity,
@@ -13,6 +13,7 @@ from sk_deepmetric.distances import (
     iter_topk_neighbors,
     paired_distances,
     pairwise_distances,
+    search_center,
     squared_euclidean_distances,
     topk_neighbors,
 )
@@ -297,6 +298,79 @@ def test_float64_vectors_are_ranked_in_float64(distance):
     assert torch.equal(torch.cat([c[2] for c in chunks]).ravel(), torch.arange(20, 40))
 
 
+def _near_duplicates(distance, n=300, d=16, seed=0):
+    """Pairs of reference vectors 1e-3 apart (norms ~12, so that the float32 scores
+    ``|r|^2 - 2 q.r``, rounded to ~1e-5, cannot order them), each with a query 0.3e-3 from
+    the first and 0.7e-3 from the second: float32 queries, reference, and the float64
+    distances the neighbours are checked with."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n, d)) * 3
+    step = rng.normal(size=(n, d))
+    if distance == "cosine":  # across each vector's direction, which cosine measures
+        step -= (step * centers).sum(1, keepdims=True) * centers / (centers**2).sum(1)[:, None]
+    step *= 1e-3 / np.linalg.norm(step, axis=1, keepdims=True)
+    reference = np.concatenate([centers, centers + step]).astype(np.float32)
+    queries = (centers + 0.3 * step).astype(np.float32)
+    return torch.from_numpy(queries), torch.from_numpy(reference)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine"])
+def test_float32_search_is_exact_where_its_scores_cannot_order_the_vectors(distance):
+    queries, reference = _near_duplicates(distance)
+    n = queries.shape[0]
+    full = _loop_distance(queries.double(), reference.double(), distance)
+    # the float64 distances: the first of each pair is the nearest, the second the next
+    assert bool((full.argsort(dim=1)[:, :2] == torch.stack([torch.arange(n)] * 2, 1)
+                 + torch.tensor([0, n])).all())  # fmt: skip
+    want = torch.stack([torch.arange(n), torch.arange(n) + n], dim=1)
+    for chunk in (None, 7):
+        _, got = topk_neighbors(queries, reference, 2, distance, chunk_size=chunk)
+        assert torch.equal(got, want)
+        chunks = iter_topk_neighbors(queries, reference, 2, distance, refine=True)
+        assert torch.equal(torch.cat([c[2] for c in chunks]), want)
+    # leave-one-out: each reference vector's nearest is its pair's other half
+    _, got = topk_neighbors(reference, reference, 1, distance, exclude_self=True)
+    assert torch.equal(got.ravel(), torch.cat([torch.arange(n) + n, torch.arange(n)]))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_float32_search_of_crowded_neighbours_goes_on_in_float64(distance):
+    # 12 vectors within 1e-3 of each other, far from the origin: no float32 score tells
+    # them apart, not even with the extra candidates; float64 does
+    rng = np.random.default_rng(2)
+    center = rng.normal(size=(1, 16)) * 3
+    reference = center + 1e-3 * rng.normal(size=(12, 16))
+    reference = np.concatenate([reference, rng.normal(size=(50, 16)) * 3]).astype(np.float32)
+    queries = (center + 1e-3 * rng.normal(size=(4, 16))).astype(np.float32)
+    queries, reference = torch.from_numpy(queries), torch.from_numpy(reference)
+    full = _loop_distance(queries.double(), reference.double(), distance)
+    want = torch.tensor([sorted(range(full.shape[1]), key=lambda j: (full[q, j], j))[:6]
+                         for q in range(full.shape[0])])  # fmt: skip
+    d, got = topk_neighbors(queries, reference, 6, distance)
+    assert torch.equal(got, want)
+    assert d.dtype == torch.float32
+
+
+def test_float32_search_vouches_for_its_neighbours_with_few_candidates_more(monkeypatch):
+    # k = 1: the two nearest are 1e-3 apart far from the origin, which the 2nd candidate's
+    # score cannot vouch for, but the 5th (k + k // 16 + 4), ~4 away, can: the k nearest
+    # of the 5 measured from the vectors, with no float64 search
+    queries, reference = _near_duplicates("euclidean", n=100)
+    calls = []
+    certified = distances._certified
+
+    def recording(vals, k, *rest):
+        held = certified(vals, k, *rest)
+        calls.append((vals.shape[1], int((~held).sum())))
+        return held
+
+    monkeypatch.setattr(distances, "_certified", recording)
+    _, got = topk_neighbors(queries, reference, 1, "euclidean")
+    assert torch.equal(got.ravel(), torch.arange(100))
+    assert calls[0] == (2, 100)  # the 2nd candidate vouches for none
+    assert calls[1] == (5, 0)  # the 5th for all
+
+
 def _x(n=6, d=3, **kwargs):
     return torch.arange(n * d, **kwargs).reshape(n, d).float()
 
@@ -381,6 +455,33 @@ def test_cosine_search_puts_zero_vectors_at_distance_one(dtype):
     assert torch.equal(dist[0], torch.ones(5, dtype=dtype))
     assert torch.equal(ind[0], torch.arange(5))  # all tied: ordered by index
     assert torch.equal(dist[2, -2:], torch.ones(2, dtype=dtype))  # the two zero vectors
+    # unit vectors whose squared norms round off 1: still 1 exactly from a zero query
+    reference = torch.randn(50, 37, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    dist, ind = topk_neighbors(torch.zeros(1, 37, dtype=dtype), reference, 5, "cosine")
+    assert torch.equal(dist, torch.ones(1, 5, dtype=dtype))
+    assert torch.equal(ind, torch.arange(5)[None])
+
+
+def test_search_refuses_queries_whose_squares_overflow():
+    big = torch.tensor([[3e19, 0.0, 0.0], [-3e19, 0.0, 0.0]])  # squares beyond float32
+    with pytest.raises(ValueError, match="`queries` must hold finite values whose squares fit"):
+        topk_neighbors(big, _x(), 1)
+    with pytest.raises(ValueError, match="`reference` must hold finite values whose squares"):
+        topk_neighbors(_x(), big, 1)
+
+
+@pytest.mark.parametrize(
+    "reference, match",
+    [
+        (np.zeros((3, 2)), "`reference` must be a torch.Tensor"),
+        (torch.zeros(4), r"`reference` must be a 2-D floating-point tensor .* shape \(4,\)"),
+    ],
+)
+def test_search_center_names_what_it_cannot_take(reference, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        search_center(reference)
+    with pytest.raises(ValueError, match="`distance` must be one of"):
+        search_center(_x(), "manhattan")
 
 
 def test_topk_takes_k_as_a_0d_integer_tensor_or_numpy_integer():
