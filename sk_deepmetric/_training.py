@@ -16,6 +16,7 @@ collectives it needs are in :mod:`sk_deepmetric._devices` too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
@@ -55,6 +56,7 @@ __all__ = [
     "inference_rows",
     "init_optimizer",
     "init_scheduler",
+    "state_keys",
     "step_scheduler",
     "streamed_batches",
     "train_epoch",
@@ -164,6 +166,27 @@ def init_optimizer(
         defaults = {}
     kwargs = {"lr": learning_rate, "weight_decay": weight_decay, **defaults, **(options or {})}
     return _build(name, list(parameters), kwargs)
+
+
+def state_keys(optimizer: torch.optim.Optimizer) -> set[str] | None:
+    """The names of the state a step of ``optimizer`` keeps per parameter, with its settings
+    (Adam's ``max_exp_avg_sq`` only with ``amsgrad``): one step of a copy of it on a
+    one-value parameter per group. None when that copy cannot step (a closure needed)."""
+    params = optimizer.param_groups[0]["params"]
+    device = params[0].device if params else None
+    probes = [nn.Parameter(torch.zeros(1, device=device)) for _ in optimizer.param_groups]
+    groups = [
+        {**{k: v for k, v in g.items() if k not in ("params", "param_names")}, "params": [p]}
+        for g, p in zip(optimizer.param_groups, probes, strict=True)
+    ]
+    try:
+        probe = type(optimizer)(groups)
+        for p in probes:
+            p.grad = torch.zeros_like(p)
+        probe.step()
+    except Exception:  # an optimiser that a bare step does not suit (LBFGS)
+        return None
+    return {name for state in probe.state.values() for name in state}
 
 
 def _build(cls: type, first: object, kwargs: dict) -> object:
@@ -392,29 +415,35 @@ def inference_chunks(n_samples: int, rows: int = INFERENCE_ROWS) -> list[np.ndar
 
 
 class _Snapshot:
-    """A copy of the weights of network and loss (parameters and buffers).
+    """A copy of the weights of network and loss (parameters and buffers), and of the
+    optimiser's state that goes with them (Adam's moments, its step count, the rates).
 
-    Two sets of buffers, allocated once: :meth:`save` overwrites the spare one in place and
-    then makes it current with a single assignment, so that an interruption in the middle
-    of a copy leaves the previous copy whole.
+    The weights: two sets of buffers, allocated once; :meth:`save` overwrites the spare one
+    in place. The optimiser's state is copied (it holds nothing before the first step).
+    Both then become current with a single assignment, so that an interruption in the
+    middle of a copy leaves the previous copy whole and matched.
     """
 
     def __init__(self, t: Training) -> None:
         self._live = [*t.module.state_dict().values(), *t.loss.state_dict().values()]
         self._copies = [[x.detach().clone() for x in self._live] for _ in range(2)]
-        self._current = 0
+        self._optimizer = t.optimizer
+        self._kept = (0, copy.deepcopy(t.optimizer.state_dict()))
 
     def save(self) -> None:
-        spare = 1 - self._current
+        spare = 1 - self._kept[0]
         with torch.no_grad():
             for kept, live in zip(self._copies[spare], self._live, strict=True):
                 kept.copy_(live)
-        self._current = spare
+        self._kept = (spare, copy.deepcopy(self._optimizer.state_dict()))
 
     def restore(self) -> None:
+        current, optimizer_state = self._kept
         with torch.no_grad():
-            for kept, live in zip(self._copies[self._current], self._live, strict=True):
+            for kept, live in zip(self._copies[current], self._live, strict=True):
                 live.copy_(kept)
+        # a copy: the optimiser's state must not alias the snapshot's
+        self._optimizer.load_state_dict(copy.deepcopy(optimizer_state))
 
 
 @dataclass
@@ -497,7 +526,8 @@ def fit_loop(
     record, warns and returns with ``interrupted=True``; when no epoch has finished in a fit
     that started with an empty ``history``, it propagates, so that the caller can discard
     the half-built model. The weights of the last finished epoch (and, when validating, of
-    the best one) are kept by :class:`_Snapshot`, without allocating per epoch.
+    the best one) are kept by :class:`_Snapshot`, with the optimiser's state at that point,
+    and restored together: the optimiser's state always matches the weights kept.
     """
     from tqdm.auto import tqdm
 

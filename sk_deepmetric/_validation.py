@@ -16,13 +16,9 @@ import torch
 from sklearn.base import _fit_context as fit_context
 from sklearn.utils import _safe_indexing as safe_indexing
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-)
+from sklearn.utils._param_validation import HasMethods, InvalidParameterError, Options, StrOptions
+from sklearn.utils._param_validation import Interval as _SklearnInterval
+from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_feature_names as check_feature_names
 from sklearn.utils.validation import _check_n_features as check_n_features
@@ -63,10 +59,29 @@ __all__ = [
     "discard_fit",
     "external_stacklevel",
     "fit_context",
+    "output_container",
     "safe_indexing",
     "type_of_target",
     "validate_data",
 ]
+
+
+class Interval(_SklearnInterval):
+    """scikit-learn's ``Interval``, except that a boolean is not a number in it.
+
+    scikit-learn lets ``True`` through an integer or real interval (a bool is an
+    ``Integral``), as 1; here ``n_components=True`` is refused, naming the parameter, as a
+    float is where an integer is required.
+    """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+def output_container(estimator: object, method: str = "transform") -> str:
+    """The container ``set_output`` (or ``set_config(transform_output=...)``) asks of
+    ``method``'s output: "default" (NumPy), "pandas" or "polars"."""
+    return _get_output_config(method, estimator)["dense"]
 
 
 def external_stacklevel() -> int:

@@ -8,6 +8,7 @@ both take ``FAST`` and ``fast`` from here, and ``digits`` from conftest.py.
 
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -260,6 +261,62 @@ def test_partial_fit_rejects_new_classes_for_classifier_losses(digits):
     np.testing.assert_array_equal(triplet.classes_, np.arange(10))
 
 
+def test_a_refused_continuing_call_leaves_classes_as_they_were(digits):
+    X, y = digits
+    model = fast(TripletEmbedder).partial_fit(X[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match=r"needs at least 2 classes in `y`, got 1 class"):
+        model.partial_fit(X[y == 7], y[y == 7])
+    np.testing.assert_array_equal(model.classes_, np.arange(5))
+    # a warm_start fit cannot take the advice meant for partial_fit (it has no `classes=`)
+    arcface = fast(ArcFaceEmbedder, warm_start=True).fit(X[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match=r"A warm_start fit keeps the loss's classes") as info:
+        arcface.fit(X, y)
+    assert "classes=" not in str(info.value)
+    np.testing.assert_array_equal(arcface.classes_, np.arange(5))
+
+
+def _group(model):
+    return model._optimizer_state["param_groups"][0]
+
+
+def test_warm_start_and_partial_fit_apply_the_current_optimiser_settings(digits):
+    X, y = digits
+    warm = fast(
+        TripletEmbedder, warm_start=True, max_iter=1, lr_schedule="cosine", early_stopping=False
+    ).fit(X, y)
+    steps = {float(s["step"]) for s in warm._optimizer_state["state"].values()}
+    warm.set_params(weight_decay=0.5, optimizer__betas=(0.5, 0.6), learning_rate_init=1e-3)
+    warm.fit(X, y)
+    group = _group(warm)
+    assert (group["weight_decay"], group["betas"]) == (0.5, (0.5, 0.6))
+    # the new schedule starts from the new rate, not from the last fit's
+    assert group["initial_lr"] == 1e-3
+    # the state itself carried over: the step count went on
+    assert {float(s["step"]) for s in warm._optimizer_state["state"].values()} == {
+        2 * n for n in steps
+    }
+    partial = fast(TripletEmbedder).partial_fit(X, y)
+    partial.set_params(weight_decay=0.25, optimizer__amsgrad=True).partial_fit(X, y)
+    assert (_group(partial)["weight_decay"], _group(partial)["amsgrad"]) == (0.25, True)
+    # the setting is used, not only recorded: the same continued fit without it differs
+    plain = fast(TripletEmbedder).partial_fit(X, y).partial_fit(X, y)
+    assert not np.array_equal(plain.transform(X), partial.transform(X))
+
+
+def test_warm_start_with_another_optimizer_starts_a_fresh_optimiser_state(digits):
+    import copy
+
+    X, y = digits
+    adam = fast(TripletEmbedder, warm_start=True, max_iter=1).fit(X, y)
+    reference = copy.deepcopy(adam)
+    reference._optimizer_state = None  # as if nothing had been saved
+    adam.set_params(optimizer="sgd").fit(X, y)
+    reference.set_params(optimizer="sgd").fit(X, y)
+    np.testing.assert_array_equal(adam.transform(X), reference.transform(X))
+    assert all(set(s) == {"momentum_buffer"} for s in adam._optimizer_state["state"].values())
+    assert (_group(adam)["momentum"], _group(adam)["nesterov"]) == (0.9, True)
+
+
 def test_lr_schedules_and_optimizers_run(digits):
     X, y = digits
     for schedule in ("cosine", "step"):
@@ -279,6 +336,16 @@ def test_set_output_pandas_and_feature_names(digits):
     assert list(out.columns) == [f"tripletembedder{i}" for i in range(8)]
     np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
     assert list(model.get_feature_names_out()) == list(out.columns)
+
+
+def test_score_under_pandas_output_warns_nothing(digits):
+    X, y = digits
+    model = fast(TripletEmbedder).fit(X, y)
+    expected = model.score(X, y)
+    model.set_output(transform="pandas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "The given NumPy array is not writable"
+        assert model.score(X, y) == expected
 
 
 def test_string_labels(digits):

@@ -272,6 +272,30 @@ def test_keyboard_interrupt_keeps_the_last_finished_epoch(digits):
     np.testing.assert_array_equal(model.transform(X), reference.transform(X))
 
 
+def assert_same_optimiser_state(state, expected):
+    assert state["param_groups"] == expected["param_groups"]
+    assert state["state"].keys() == expected["state"].keys()
+    for index, values in expected["state"].items():
+        assert state["state"][index].keys() == values.keys()
+        for name, value in values.items():
+            torch.testing.assert_close(state["state"][index][name], value, rtol=0, atol=0)
+
+
+def test_the_optimiser_state_kept_after_a_fault_is_that_of_the_kept_weights(digits):
+    X, y = digits
+    reference = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=2).fit(X, y)
+    for error in ("interrupt", "nan"):
+        model = _one_batch_per_epoch(loss=_Interrupting(3, error), max_iter=10)
+        with (
+            pytest.warns(RuntimeWarning)
+            if error == "interrupt"
+            else pytest.raises(FloatingPointError)
+        ):
+            model.fit(X, y)
+        # 2 steps (one batch an epoch), not the 3 that the dropped epoch had taken
+        assert_same_optimiser_state(model._optimizer_state, reference._optimizer_state)
+
+
 def test_nan_loss_stops_with_an_error_and_keeps_good_weights(digits):
     X, y = digits
     reference = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=2).fit(X, y)
@@ -487,3 +511,59 @@ def test_score_names_missing_or_mismatched_labels(digits):
         model.score(X)
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[200, 10\]"):
         model.score(X, y[:10])
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"max_grad_norm": -1.0}, "max_grad_norm"),
+        ({"optimizer": "bogus"}, "optimizer"),
+        ({"n_threads": 0}, "n_threads"),
+        ({"learning_rate_init": "fast"}, "learning_rate_init"),
+    ],
+)
+def test_partial_fit_validates_the_parameters_on_every_call(digits, params, name):
+    X, y = digits
+    model = fast(TripletEmbedder).partial_fit(X, y)
+    before = model.transform(X)
+    original = {key: model.get_params()[key] for key in params}
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter of TripletEmbedder"):
+        model.set_params(**params).partial_fit(X, y)
+    assert model.n_iter_ == 1
+    model.set_params(**original)
+    np.testing.assert_array_equal(model.transform(X), before)
+
+
+@pytest.mark.parametrize(
+    "name", ["n_components", "batch_size", "max_iter", "n_iter_no_change", "num_workers"]
+)
+def test_a_boolean_is_not_an_integer_parameter(digits, name):
+    X, y = digits
+    for value in (True, False):
+        with pytest.raises(
+            InvalidParameterError,
+            match=re.escape(f"The '{name}' parameter of TripletEmbedder must be an int in the ")
+            + f".*Got {value} instead",
+        ):
+            fast(TripletEmbedder, **{name: value}).fit(X, y)
+
+
+def test_metric_embedder_names_a_loss_built_for_fewer_classes(digits):
+    from sk_deepmetric.losses import ArcFaceLoss
+
+    X, y = digits
+    model = fast(
+        MetricEmbedder, loss=ArcFaceLoss(n_classes=5, n_components=8), batching="shuffled"
+    )
+    msg = (
+        "`loss` (ArcFaceLoss) is built for n_classes=5, but `y` holds 10 classes "
+        "([0, 1, 2, 3, 4]...); build it with n_classes=10."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        model.fit(X, y)
+    # balanced batches let partial_fit add classes, which the loss has no weight for
+    fitted = fast(MetricEmbedder, loss=ArcFaceLoss(n_classes=5, n_components=8))
+    fitted.partial_fit(X[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match=re.escape("built for n_classes=5, but `y` holds 6")):
+        fitted.partial_fit(X[y < 6], y[y < 6])
+    np.testing.assert_array_equal(fitted.classes_, np.arange(5))

@@ -35,6 +35,7 @@ from .._training import (
     inference_rows,
     init_optimizer,
     init_scheduler,
+    state_keys,
     streamed_batches,
 )
 from .._training import NonFiniteLoss as _NonFiniteLoss
@@ -231,12 +232,12 @@ class BaseEmbedder(
         continuing = self.warm_start and hasattr(self, "module_")
         return self._fit(X, y, continuing=continuing, max_iter=self.max_iter, partial=False)
 
-    @fit_context(prefer_skip_nested_validation=True)  # validates the first call only
     def partial_fit(self, X, y=None, classes=None):
         """Train for one epoch on ``X``, ``y``, continuing from the current weights.
 
         The first call initialises the estimator. Early stopping and the learning-rate
-        schedule do not apply; the optimiser state carries over between calls.
+        schedule do not apply; the optimiser state carries over between calls, under the
+        current training parameters, as with ``warm_start``.
 
         Parameters
         ----------
@@ -256,6 +257,13 @@ class BaseEmbedder(
         -------
         self : object
         """
+        return self._partial_fit(X, y, classes)
+
+    # scikit-learn's fit_context validates a method named partial_fit on its first call
+    # only; under another name it validates every call, so that set_params between calls
+    # (max_grad_norm=-1, optimizer="bogus") meets the checks of the first
+    @fit_context(prefer_skip_nested_validation=True)
+    def _partial_fit(self, X, y, classes):
         continuing = hasattr(self, "module_")
         return self._fit(
             X, y, continuing=continuing, max_iter=1, partial=True,
@@ -283,6 +291,10 @@ class BaseEmbedder(
         X_new : ndarray of shape (n_samples, n_components), dtype float32
             ``out`` when given.
         """
+        return self._transform(X, out)
+
+    def _transform(self, X, out=None):
+        """:meth:`transform`'s NumPy array, whatever container ``set_output`` asks for."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         if out is not None:
@@ -319,7 +331,7 @@ class BaseEmbedder(
                     f"{type(self).__name__}.score needs class labels: pass y, or a torch "
                     "Dataset of (x, label) pairs."
                 )
-        embedding = self.transform(X)
+        embedding = self._transform(X)  # not a read-only DataFrame's values under set_output
         if y is None:
             raise ValueError(f"{type(self).__name__}.score needs class labels: pass y.")
         y = column_or_1d(y)
@@ -389,7 +401,9 @@ class BaseEmbedder(
     def _fit_steps(self, X, y, continuing, max_iter, partial, classes):
         if continuing:
             self._check_unchanged_architecture()
-        X, y_encoded = self._validate_data_and_target(X, y, reset=not continuing, classes=classes)
+        X, y_encoded = self._validate_data_and_target(
+            X, y, reset=not continuing, classes=classes, partial=partial
+        )
         validation = None
         if not partial:
             validation = holdout_plan(
@@ -538,8 +552,10 @@ class BaseEmbedder(
         except BaseException:  # e.g. a callback's: the loop kept the last finished epoch
             self.n_iter_ = len(self.history_)
             raise
+        finally:  # the loop put back the optimiser's state with the weights it kept
+            self._optimizer_state = training.optimizer.state_dict()
+            self._optimizer_class = type(training.optimizer)
         self.n_iter_ = len(self.history_)
-        self._optimizer_state = training.optimizer.state_dict()
         run_callbacks(self, "on_train_end")
         return result, max_iter, validation is not None
 
@@ -736,18 +752,8 @@ class BaseEmbedder(
                 f"{type(self).__name__}: {exc}. Check `optimizer` and its `optimizer__*` "
                 "arguments."
             ) from exc.__cause__
-        if self._optimizer_state is not None:
-            try:
-                optimizer.load_state_dict(self._optimizer_state)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{type(self).__name__}: warm_start continues from the optimiser state of "
-                    "the last fit, whose parameter groups differ from this fit's (did "
-                    "`optimizer` or `optimizer__param_groups` change?); set warm_start=False "
-                    "to start afresh."
-                ) from exc
-            for group, fresh in zip(optimizer.param_groups, groups, strict=True):
-                group["lr"] = fresh["lr"]  # a schedule may have decayed it
+        if self._optimizer_state is not None and self._saved_for(optimizer):
+            self._load_optimizer_state(optimizer)
         scheduler = None
         if schedule:
             options = routed(self, "lr_schedule__")
@@ -777,6 +783,41 @@ class BaseEmbedder(
             generator=generator,
             max_grad_norm=self.max_grad_norm,
         )
+
+    def _saved_for(self, optimizer) -> bool:
+        """Whether the saved optimiser state suits ``optimizer``: that of another class
+        (Adam's moments for SGD), or one that lacks what its settings need (Adam's
+        ``max_exp_avg_sq`` once ``amsgrad`` is on), means nothing to it, which starts
+        afresh instead."""
+        saved = getattr(self, "_optimizer_class", None)  # None: pickled before it was kept
+        if saved is not None and saved is not type(optimizer):
+            return False
+        needed = state_keys(optimizer)
+        return needed is None or all(
+            needed <= set(state) for state in self._optimizer_state["state"].values()
+        )
+
+    def _load_optimizer_state(self, optimizer) -> None:
+        """Load the saved state into the new ``optimizer``, keeping the new one's settings.
+
+        torch's ``load_state_dict`` also restores the saved parameter groups' settings;
+        every current one (``lr``, ``weight_decay``, ``betas``, ``momentum``, the
+        ``optimizer__*`` values) is put back, and what a schedule added (``initial_lr``)
+        is dropped, so that the new schedule starts from the current rate.
+        """
+        settings = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        try:
+            optimizer.load_state_dict(self._optimizer_state)
+        except ValueError as exc:
+            raise ValueError(
+                f"{type(self).__name__}: warm_start continues from the optimiser state of "
+                "the last fit, whose parameter groups differ from this fit's (did "
+                "`optimizer__param_groups` change?); set warm_start=False to start afresh."
+            ) from exc
+        for group, current in zip(optimizer.param_groups, settings, strict=True):
+            params = group["params"]
+            group.clear()
+            group.update(current, params=params)
 
     def _learning_rate(self) -> float:
         """``learning_rate_init``, with "auto" resolved for the network."""
@@ -821,7 +862,7 @@ _ARCHITECTURE = (
 #: Loss parameters that shape the training only, which ``warm_start`` may change.
 _TRAINING_ONLY = ("samples_per_class", "proxy_lr_multiplier")
 #: Private state a fit sets besides the attributes ending in ``_``.
-_FIT_STATE = ("_rng", "_optimizer_state", "_sample_shape", "_architecture")
+_FIT_STATE = ("_rng", "_optimizer_state", "_optimizer_class", "_sample_shape", "_architecture")
 #: ``n_components`` above this and 16 times the input's size gets a warning.
 WIDE_EMBEDDING = 1024
 #: Input values above this make a non-finite loss the input's fault, not the learning rate's.

@@ -221,7 +221,12 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -498,7 +503,12 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -789,7 +799,12 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1082,7 +1097,12 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1366,7 +1386,12 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1652,7 +1677,12 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1944,7 +1974,12 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -2242,7 +2277,12 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"

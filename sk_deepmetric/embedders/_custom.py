@@ -154,7 +154,12 @@ class MetricEmbedder(BaseEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -323,6 +328,20 @@ class MetricEmbedder(BaseEmbedder):
                 "loss(embeddings, labels), e.g. sk_deepmetric.losses.TripletMarginLoss()."
             )
         super()._check_loss_params()
+
+    def _check_loss_classes(self, classes, reset):
+        """A loss with one weight per class (``n_classes``, or pytorch-metric-learning's
+        ``num_classes``) must have one for each class of ``y``."""
+        loss = self.loss if reset else self.loss_
+        for name in ("n_classes", "num_classes"):
+            n_classes = getattr(loss, name, None)
+            if isinstance(n_classes, Integral) and n_classes < len(classes):
+                raise ValueError(
+                    f"`loss` ({type(loss).__name__}) is built for {name}={n_classes}, but `y` "
+                    f"holds {len(classes)} classes ({classes[:5].tolist()}...); build it "
+                    f"with {name}={len(classes)}. MetricEmbedder encodes the labels as 0 .. "
+                    f"{len(classes) - 1} for it."
+                )
 
     def _build_loss(self, n_classes, n_components):
         return copy.deepcopy(self.loss)

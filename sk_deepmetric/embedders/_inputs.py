@@ -37,7 +37,7 @@ class InputMixin:
     ``_batching``: "balanced" losses accept new classes and need two samples of some class.
     """
 
-    def _validate_data_and_target(self, X, y, reset, classes=None):
+    def _validate_data_and_target(self, X, y, reset, classes=None, partial=False):
         if is_streamed(X):
             X, y = self._validate_source(X, y, reset)
         else:
@@ -62,46 +62,59 @@ class InputMixin:
                 f"labels (binary or multiclass), e.g. {y[:3].tolist()}."
             )
         self._set_shape(X, reset)
-        return X, self._encode(y, reset, classes)
+        return X, self._encode(y, reset, classes, partial)
 
-    def _encode(self, y, reset, classes=None):
+    def _encode(self, y, reset, classes=None, partial=False):
         """Codes ``0 .. n_classes - 1`` for the loss, in the order of ``classes_``.
 
         The first fit sorts the classes (those of ``classes`` when given, as in
         scikit-learn's ``partial_fit``); classes met later are appended, so that the code of
         a known class never changes (a loss with one weight per class keeps its rows).
+        ``classes_`` changes only once ``y`` has passed every check: a refused call leaves
+        it as it was.
         """
         if reset:
-            self.classes_ = np.unique(y if classes is None else classes)
+            known = np.unique(y if classes is None else classes)
             if classes is not None:
-                self._check_known(y, "`classes` given to the first partial_fit")
+                self._check_known(y, known, "`classes` given to the first partial_fit", partial)
         else:
             unseen = np.setdiff1d(y, self.classes_)
             if unseen.size and self._batching != "balanced":
-                self._check_known(y, "the first fit")
-            self.classes_ = np.concatenate([self.classes_, unseen])
-        order = np.argsort(self.classes_, kind="stable")
-        encoded = order[np.searchsorted(self.classes_[order], y)].astype(np.int64)
+                self._check_known(y, self.classes_, "the first fit", partial)
+            known = np.concatenate([self.classes_, unseen])
+        order = np.argsort(known, kind="stable")
+        encoded = order[np.searchsorted(known[order], y)].astype(np.int64)
         counts = np.bincount(encoded)
         counts = counts[counts > 0]
         # a loss with one weight per class trains on a chunk of one class of several known
         # (partial_fit on data grouped by class); a tuple loss needs negatives in each call
-        known = counts.size if self._batching == "balanced" else len(self.classes_)
-        if known < 2:
+        n_classes = counts.size if self._batching == "balanced" else len(known)
+        if n_classes < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 classes in `y`, got 1 class ({y[0]!r})."
             )
         self._check_class_sizes(counts)
+        self._check_loss_classes(known, reset)
+        self.classes_ = known
         return encoded
 
-    def _check_known(self, y, where):
-        unseen = np.setdiff1d(y, self.classes_)
+    def _check_loss_classes(self, classes, reset):
+        """Refuse ``classes`` (all the classes, known and new) if the loss cannot take them;
+        the estimators build their loss for them, so this accepts any."""
+
+    def _check_known(self, y, known, where, partial):
+        unseen = np.setdiff1d(y, known)
         if unseen.size:
+            advice = (
+                "Pass every class to the first partial_fit as `classes=`."
+                if partial
+                else "A warm_start fit keeps the loss's classes: set warm_start=False to fit "
+                "afresh on every class."
+            )
             raise ValueError(
                 f"`y` holds classes {unseen[:5].tolist()} that were not in {where}; "
                 f"{type(self).__name__}'s loss has one weight per class in "
-                f"{self.classes_[:5].tolist()}... ({len(self.classes_)} classes). Pass every "
-                "class to the first partial_fit as `classes=`."
+                f"{known[:5].tolist()}... ({len(known)} classes). {advice}"
             )
 
     def _check_class_sizes(self, counts):

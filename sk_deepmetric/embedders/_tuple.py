@@ -198,7 +198,12 @@ class TripletEmbedder(_MemoryEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -508,7 +513,12 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -815,7 +825,12 @@ class NPairsEmbedder(BaseEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1110,7 +1125,12 @@ class AngularEmbedder(BaseEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1415,7 +1435,12 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1732,7 +1757,12 @@ class SupConEmbedder(_MemoryEmbedder):
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights and optimiser state.
+        ``fit`` continues from the current weights and optimiser state (Adam's moments,
+        SGD's momentum) under the current training parameters: ``learning_rate_init``,
+        ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
+        ``optimizer`` is another class than the last fit's, or its settings need state the
+        saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
+        fresh state. The parameters that build the network and the loss cannot change.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
