@@ -194,15 +194,19 @@ def map_at_r(*args, **kwargs) -> float:
     return scan(prepare(*args, **kwargs), at_r=True)["map_at_r"]
 
 
-def pair_threshold(y_true, y_score, target_far) -> float:
+def pair_threshold(y_true, y_score, target_far, prior=None) -> float:
     """The threshold of ``metrics.select_threshold``: the most accurate one, or the one for
-    ``target_far`` (None: the most accurate); also that of the pairs estimator's fit."""
+    ``target_far`` (None: the most accurate); also that of the pairs estimator's fit.
+
+    ``prior``, the fraction of same-identity pairs the threshold will meet, weighs the
+    accuracy (see :func:`best_accuracy_threshold`); a false-accept rate does not depend on it.
+    """
     if target_far is not None:
         target_far = check_rate(target_far, "target_far")
     roc = roc_points(y_true, y_score)
     dtype = as_array(y_score).dtype
     if target_far is None:
-        return representable(best_accuracy_threshold(roc)[1], dtype)
+        return representable(best_accuracy_threshold(roc, prior)[1], dtype)
     y = check_pair_labels(y_true)
     scores = check_scores(y_score, y.size)
     negative = scores[~y]
@@ -432,18 +436,25 @@ def _between(high: float, low: float) -> float:
     return mid if low < mid <= high else float(high)
 
 
-def best_accuracy_threshold(roc: _ROC) -> tuple[float, float]:
+def best_accuracy_threshold(roc: _ROC, prior: float | None = None) -> tuple[float, float]:
     """(accuracy, threshold) of the most accurate decision ``score >= threshold``.
 
     Of equally accurate decisions the strictest wins; the threshold lies halfway between the
-    lowest accepted score and the highest rejected one.
+    lowest accepted score and the highest rejected one. ``prior``: the accuracy expected
+    where a fraction ``prior`` of the pairs are positive, ``prior * TPR + (1 - prior) *
+    (1 - FPR)``, for pairs whose own balance differs from the data's (None: their own).
     """
-    n = roc.n_positive + roc.n_negative
     # counts of correct decisions, exact integers: rates times counts are not, and two
     # equally accurate decisions must compare equal for the strictest to win
-    correct = np.rint(roc.tpr * roc.n_positive) + np.rint((1.0 - roc.fpr) * roc.n_negative)
-    accuracy = correct / n
-    k = int(np.argmax(correct))
+    tp = np.rint(roc.tpr * roc.n_positive)
+    tn = np.rint((1.0 - roc.fpr) * roc.n_negative)
+    if prior is None:
+        score = tp + tn
+        accuracy = score / (roc.n_positive + roc.n_negative)
+    else:  # rates weighted by the prior (ties between them only to within rounding)
+        accuracy = prior * (tp / roc.n_positive) + (1.0 - prior) * (tn / roc.n_negative)
+        score = accuracy
+    k = int(np.argmax(score))
     t = roc.thresholds
     if k == 0:  # accept nothing
         return float(accuracy[0]), float(np.nextafter(t[1], np.inf))

@@ -308,3 +308,111 @@ def test_too_few_groups_to_hold_out():
     # "auto" trains on them all and calibrates on them
     model = ContrastivePairsEmbedder(max_iter=1).fit(X, [1, 0, 0, 0, 0])
     assert model.history_[0]["score"] is None
+
+
+# ---------------------------------------------------------------- calibration and faults
+
+
+def test_best_accuracy_threshold_weighs_the_pairs_to_a_prior():
+    from sk_deepmetric._retrieval import pair_threshold
+
+    # similar pairs score 0.9, 0.8, 0.5, 0.4; dissimilar ones 0.6, 0.3. Accepting down to 0.4
+    # is right 5 times in 6 (TPR 1, TNR 1/2); weighted to half similar pairs it scores
+    # 1/2 + 1/4 = 3/4, as accepting down to 0.8 does (TPR 1/2, TNR 1), the stricter one
+    y, s = [1, 1, 1, 1, 0, 0], [0.9, 0.8, 0.5, 0.4, 0.6, 0.3]
+    assert pair_threshold(y, s, None) == pytest.approx(0.35, abs=1e-12)
+    assert pair_threshold(y, s, None, prior=0.5) == pytest.approx(0.7, abs=1e-12)
+    assert pair_threshold(y, s, None, prior=4 / 6) == pair_threshold(y, s, None)
+
+
+class _HeldOutPairs:
+    def on_train_begin(self, estimator):
+        self.pairs, self.same = estimator._held_out_pairs
+
+
+def test_threshold_from_held_out_pairs_is_weighted_to_the_share_of_similar_pairs(data):
+    _, _, pairs, same = data
+    seen = _HeldOutPairs()
+    model = ContrastivePairsEmbedder(max_iter=3, callbacks=[seen], **FAST).fit(pairs, same)
+    held = seen.same.astype(bool)
+    # whole groups held out keep few of the dissimilar pairs
+    assert held.mean() > same.mean() + 0.2
+    d = model.pair_distance(seen.pairs)
+    prior = same.mean()
+
+    def weighted_accuracy(t):
+        return prior * (d[held] <= t).mean() + (1 - prior) * (d[~held] > t).mean()
+
+    candidates = np.concatenate([[-np.inf], np.sort(d)])  # accept the pairs up to each
+    best = max(weighted_accuracy(t) for t in candidates)
+    assert weighted_accuracy(model.threshold_) == pytest.approx(best, abs=1e-12)
+    # weighing the dissimilar pairs up can only make the threshold stricter
+    assert model.threshold_ <= -select_threshold(held, -d)
+
+
+class _FailAt:
+    """A callback that raises in epoch ``epoch``."""
+
+    def __init__(self, epoch, error=RuntimeError):
+        self.epoch, self.error = epoch, error
+
+    def on_epoch_end(self, estimator, record):
+        if record["epoch"] == self.epoch:
+            raise self.error("stop")
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_fault_after_an_epoch_calibrates_the_weights_it_keeps(data, error):
+    _, _, pairs, same = data
+    params = {**FAST, "early_stopping": False, "max_iter": 10}
+    first = ContrastivePairsEmbedder(distance="cosine", **params).fit(pairs, same)
+    stale = first.threshold_
+    refit = first.set_params(distance="squared_euclidean", callbacks=[_FailAt(3, error)])
+    if error is KeyboardInterrupt:  # the loop keeps epoch 2, warns and returns
+        with pytest.warns(RuntimeWarning, match="interrupted during epoch 3"):
+            refit.fit(pairs, same)
+    else:
+        with pytest.raises(RuntimeError, match="stop"):
+            refit.fit(pairs, same)
+    assert refit.n_iter_ == 2
+    expected = -select_threshold(same, -refit.pair_distance(pairs))
+    assert refit.threshold_ == expected != stale
+    # a fresh fit that fails in epoch 2 keeps epoch 1, with its threshold
+    fresh = ContrastivePairsEmbedder(callbacks=[_FailAt(2)], **params)
+    with pytest.raises(RuntimeError, match="stop"):
+        fresh.fit(pairs, same)
+    assert fresh.n_iter_ == 1
+    assert fresh.threshold_ == -select_threshold(same, -fresh.pair_distance(pairs))
+
+
+def test_an_interrupted_calibration_leaves_the_estimator_unfitted(data, monkeypatch):
+    _, _, pairs, same = data
+    model = ContrastivePairsEmbedder(max_iter=2, **FAST).fit(pairs, same)
+
+    def interrupted(self, pairs, same, prior=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ContrastivePairsEmbedder, "_calibrate", interrupted)
+    for warm_start in (False, True):  # weights without their threshold are not a model
+        with pytest.raises(KeyboardInterrupt):
+            clone(model).set_params(warm_start=warm_start).fit(pairs, same)
+        with pytest.raises(KeyboardInterrupt):
+            model.set_params(warm_start=warm_start).fit(pairs, same)
+        with pytest.raises(NotFittedError):
+            model.predict(pairs)
+        monkeypatch.undo()
+        model.fit(pairs, same)
+        monkeypatch.setattr(ContrastivePairsEmbedder, "_calibrate", interrupted)
+
+
+def test_fit_transform_under_pandas_output_is_transform_of_the_samples(data):
+    import pandas as pd
+
+    _, _, pairs, same = data
+    model = ContrastivePairsEmbedder(max_iter=2, **FAST).set_output(transform="pandas")
+    out = model.fit_transform(pairs, same)
+    assert isinstance(out, pd.DataFrame) and out.shape == (1200, 8)
+    samples = model.transform(pairs.reshape(1200, -1))
+    pd.testing.assert_frame_equal(out, samples)
+    default = clone(model).set_output(transform="default").fit_transform(pairs, same)
+    np.testing.assert_array_equal(default, out.to_numpy().reshape(600, 2, 8))

@@ -39,6 +39,7 @@ from .._validation import (
     check_random_state,
     check_real,
     column_or_1d,
+    output_container,
     validate_data,
 )
 from ..distances import DISTANCES, paired_distances
@@ -103,7 +104,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
 
     ``fit`` holds out the pairs of ``validation_fraction`` of the groups of samples that the
     similar pairs link (the identities, as far as the pairs know them), stops early on their
-    ROC AUC and then calibrates ``threshold_``, a distance, on them.
+    ROC AUC and then calibrates ``threshold_``, a distance, on them (their accuracy weighted
+    to the share of similar pairs in ``y``).
     ``predict`` says whether pairs are similar, ``decision_function`` is ``threshold_``
     minus their distance, ``score`` is the accuracy of ``predict``; ``transform`` embeds
     single samples ``(n_samples, n_features)``.
@@ -119,9 +121,12 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         Distance between the two embeddings of a pair, in training and in ``predict``.
     target_far : float, default=None
         How ``threshold_`` is calibrated. ``None``: the distance of best accuracy on the
-        held-out pairs. A rate in ``(0, 1)``: the largest distance at which at most that
-        fraction of the held-out dissimilar pairs is accepted (a false-accept rate), so it
-        needs well over ``1 / target_far`` of them.
+        held-out pairs, weighted to the share of similar pairs in ``y`` (whole groups held
+        out keep a similar pair about ``1 / validation_fraction`` times as often as a
+        dissimilar one, whose two samples must both fall in held-out groups). A rate in
+        ``(0, 1)``: the largest distance at which at most that fraction of the held-out
+        dissimilar pairs is accepted (a false-accept rate), so it needs well over
+        ``1 / target_far`` of them.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
         connection, the untrained embedding keeps all the input's distances only when
@@ -224,7 +229,9 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         side (8 groups or more at the default fraction) with pairs of both kinds, and
         otherwise trains for a short fixed budget (``max_iter``); True requires a split,
         False trains on every pair for ``max_iter`` epochs. Without a split, ``threshold_``
-        is calibrated on the training pairs, which is optimistic.
+        is calibrated on the training pairs. The held-out pairs are few and mostly similar,
+        so the threshold read from them varies from fit to fit:
+        :meth:`calibrate_threshold` on representative pairs of your own does better.
     validation_fraction : float, default=0.2
         Fraction of the groups of linked samples held out for early stopping.
     n_iter_no_change : int, default=20
@@ -453,13 +460,22 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
     def fit_transform(self, X, y):
         """Fit on the pairs ``X``, ``y`` and return the embeddings of their samples.
 
+        Under ``set_output(transform="pandas")`` (or "polars"), whose tables have two axes,
+        the embeddings are returned as :meth:`transform` returns those of the samples
+        ``X.reshape(2 * n_pairs, -1)``: one row per sample, pair ``i``'s in rows ``2 * i``
+        and ``2 * i + 1``, with transform's column names.
+
         Returns
         -------
         X_new : ndarray of shape (n_pairs, 2, n_components), float32
+            Or a table of shape (2 * n_pairs, n_components) under ``set_output``.
         """
         self.fit(X, y)
         pairs = self._validate_pairs(X, reset=False)
-        return self._embed(pairs.reshape(-1, *self.input_shape_)).reshape(len(pairs), 2, -1)
+        samples = self._embed(pairs.reshape(-1, *self.input_shape_))
+        if output_container(self) != "default":
+            return samples  # scikit-learn's set_output wraps it as transform's output
+        return samples.reshape(len(pairs), 2, -1)
 
     def _other_sample_shape(self, sample: tuple) -> ValueError:
         error = super()._other_sample_shape(sample)
@@ -642,15 +658,29 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
             max_iter = AUTO_MAX_ITER[held_out is not None]
         device = resolve_device(self.device)
         self._held_out_pairs = None if held_out is None else (pairs[held_out], same[held_out])
+        # the held-out groups keep a similar pair with about the fraction's probability, a
+        # dissimilar one (two groups) with about its square: their accuracy is weighted back
+        # to the balance of the pairs given
+        calibration = (
+            (pairs[train], same[train], None)
+            if held_out is None
+            else (pairs[held_out], same[held_out], float(same.mean()))
+        )
+        epochs_before = len(self.history_)
         try:
             with torch_threads(self._threads(device)):
                 result, max_iter, _ = self._train(
                     pairs[train], same[train], device, continuing, max_iter, partial, None
                 )
+        except BaseException:
+            # a fault after an epoch of this call: the weights of the last finished epoch are
+            # kept, so threshold_ must be theirs, not the last fit's (or missing)
+            if len(getattr(self, "history_", ())) > epochs_before:
+                self._calibrate_kept(*calibration)
+            raise
         finally:
             del self._held_out_pairs
-        calibration = train if held_out is None else held_out
-        self._calibrate(pairs[calibration], same[calibration])
+        self._calibrate_kept(*calibration)
         if result.interrupted or partial:
             return self
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
@@ -709,9 +739,20 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
 
         return X_t, y_t, validation_score
 
-    def _calibrate(self, pairs, same):
+    def _calibrate(self, pairs, same, prior=None):
+        """Set ``threshold_`` from the pairs; ``prior`` (the fraction of similar pairs) weighs
+        the accuracy, for pairs whose balance is not that of the data (None: theirs)."""
         distances = self._distances(pairs)
-        self.threshold_ = -pair_threshold(same, -distances, self.target_far)
+        self.threshold_ = -pair_threshold(same, -distances, self.target_far, prior)
+
+    def _calibrate_kept(self, pairs, same, prior):
+        """Calibrate the weights a fit keeps; if that fails (Ctrl-C, say), discard the fit:
+        weights without their threshold are not a fitted model."""
+        try:
+            self._calibrate(pairs, same, prior)
+        except BaseException:
+            self._discard_fit()
+            raise
 
     def _distances(self, pairs, device=None):
         """Distances of checked pairs ``(n_pairs, 2, ...)``, float64."""
@@ -723,7 +764,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         return d.double().numpy()
 
     def _embed(self, samples):
-        return self.transform(samples)
+        return self._transform(samples)
 
 
 def _pair_groups(pairs: np.ndarray, same: np.ndarray) -> np.ndarray:
