@@ -86,6 +86,12 @@ def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
             f"`{name}` must be 1-D with one label per row of `{embeddings_name}` "
             f"({n_samples}), got shape {y.shape}."
         )
+    return check_label_values(y, name)
+
+
+def check_label_values(y: np.ndarray, name: str) -> np.ndarray:
+    """``y`` if its labels are classes that np.unique tells apart: no NaN or infinity, and
+    values of types that sort against each other."""
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         # np.unique would make every NaN label one class
         raise ValueError(f"`{name}` must not hold NaN or infinity, got {y[~np.isfinite(y)][0]}.")

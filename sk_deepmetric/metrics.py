@@ -49,6 +49,7 @@ from sk_deepmetric._retrieval import (
     as_embeddings,
     as_labels,
     check_ks,
+    check_label_values,
     check_pair_labels,
     check_rate,
     check_scores,
@@ -891,7 +892,8 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
     Parameters
     ----------
     labels : array-like of shape (n_samples,)
-        Class of each sample; any hashable values.
+        Class of each sample: integers, strings or other values that sort against each
+        other; no NaN (two samples of unknown class are not one class).
     n_pairs : int, default=None
         Number of balanced pairs to draw, at least 2; ``None``: all pairs.
     random_state : int, RandomState instance or None, default=None
@@ -918,7 +920,7 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
     y = as_array(labels)
     if y.ndim != 1 or y.shape[0] < 2:
         raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
-    codes = np.unique(y, return_inverse=True)[1].ravel()
+    codes = np.unique(check_label_values(y, "labels"), return_inverse=True)[1].ravel()
     if n_pairs is None:
         return all_pairs(codes)
     n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
@@ -1100,7 +1102,7 @@ class _VerificationScorer:
     def __call__(self, estimator, X, y=None) -> float:
         if y is None:
             raise ValueError(f"The {self.metric!r} verification scorer needs the labels `y`.")
-        y = as_array(y)
+        y = check_label_values(as_array(y), "y")
         seen = getattr(estimator, "classes_", None)
         if seen is not None and np.isin(y, seen).any():
             warnings.warn(

@@ -21,6 +21,7 @@ from sk_deepmetric.metrics import (
     make_verification_scorer,
     min_dcf,
     pair_scores,
+    precision_at_k,
     reidentification_report,
     select_threshold,
     tar_at_far,
@@ -412,6 +413,31 @@ def test_make_pairs_errors():
         make_pairs([0])
     with pytest.raises(ValueError, match=re.escape("`n_pairs` must be an integer, got 10.0")):
         make_pairs([0, 1, 0], n_pairs=10.0)
+
+
+@pytest.mark.parametrize(
+    "labels, msg",
+    [
+        ([0.0, np.nan, np.nan, 1.0], "`labels` must not hold NaN or infinity, got nan."),
+        ([0.0, np.inf, 1.0, 1.0], "`labels` must not hold NaN or infinity, got inf."),
+        (np.array(["a", math.nan, math.nan, "b"], dtype=object), "`labels` must not hold NaN."),
+        (
+            np.array([1, "a", 1, "a"], dtype=object),
+            "`labels` must hold labels that sort against each other (numbers, or strings), "
+            "got values of types int, str.",
+        ),
+    ],
+)
+def test_make_pairs_refuses_the_labels_the_retrieval_metrics_refuse(labels, msg):
+    # NaN != NaN: two samples of unknown class must not become a same-class pair
+    for n_pairs in (None, 2):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            make_pairs(labels, n_pairs=n_pairs)
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        precision_at_k(np.eye(4), labels)
+    scorer = make_verification_scorer(distance="euclidean")
+    with pytest.raises(ValueError, match=re.escape(msg.replace("`labels`", "`y`"))):
+        scorer(PCA(n_components=1).fit(np.eye(4)), np.eye(4), labels)
 
 
 def loop_pair_scores(x, pairs, distance):
