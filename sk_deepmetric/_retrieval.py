@@ -50,6 +50,14 @@ class _Retrieval(NamedTuple):
     chunk_size: int
 
 
+def device_of(embeddings, device) -> torch.device:
+    """``device`` resolved (``"auto"``, an absent GPU named); ``None``: that of
+    ``embeddings`` if it is a tensor, else the CPU."""
+    if device is None:
+        device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
+    return resolve_device(device)
+
+
 def as_embeddings(x, name: str, device) -> Tensor:
     if isinstance(x, Tensor):
         x = x.detach()
@@ -124,9 +132,7 @@ def prepare(
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
     if exclude_self not in (None, True, False):
         raise ValueError(f"`exclude_self` must be None, True or False, got {exclude_self!r}.")
-    if device is None:
-        device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
-    device = resolve_device(device)
+    device = device_of(embeddings, device)
     queries = as_embeddings(embeddings, "embeddings", device)
     query_labels = as_labels(labels, "labels", queries.shape[0], "embeddings")
     queries, reference, ref_labels, exclude_self = _reference_set(

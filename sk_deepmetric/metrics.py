@@ -53,6 +53,7 @@ from sk_deepmetric._retrieval import (
     check_pair_labels,
     check_rate,
     check_scores,
+    device_of,
     encode,
     map_at_r,
     pair_indices,
@@ -969,9 +970,7 @@ paired_distances`), a chunk of pairs at a time within ~32 MiB.
     distance = check_option(distance, DISTANCES, "distance")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
-    if device is None:
-        device = embeddings.device if isinstance(embeddings, Tensor) else "cpu"
-    device = resolve_device(device)
+    device = device_of(embeddings, device)
     if pairs is None:
         x = embeddings if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         if x.ndim != 3 or x.shape[1] != 2 or x.shape[0] == 0 or x.shape[2] == 0:
@@ -1061,8 +1060,7 @@ default=None
     distance = check_option(distance, DISTANCES, "distance")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
-    if device is None:
-        device = query_embeddings.device if isinstance(query_embeddings, Tensor) else "cpu"
+    device = device_of(query_embeddings, device)
     queries = as_embeddings(query_embeddings, "query_embeddings", device)
     q_labels = as_labels(query_labels, "query_labels", queries.shape[0], "query_embeddings")
     queries, gallery, g_labels = searched_set(

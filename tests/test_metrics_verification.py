@@ -554,6 +554,26 @@ def test_reid_errors():
         reidentification_report(q, [0, 1], g, [0, 1], ranks=1)
 
 
+@pytest.mark.parametrize("device", ["cuda:99", "gpu", "meta"])
+def test_reid_names_a_bad_device_as_the_other_metrics_do(device):
+    q, g = np.zeros((2, 3)), np.ones((3, 3))
+    with pytest.raises(ValueError) as expected:
+        precision_at_k(q, [0, 0], device=device)
+    assert "`device`" in str(expected.value)
+    with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+        reidentification_report(q, [0, 1], g, [0, 1, 1], ranks=1, device=device)
+
+
+def test_reid_on_the_auto_device():
+    # query 0 finds its item at rank 2 (AP 1/2), query 1 its two at ranks 2 and 3 (AP 7/12)
+    q, g = np.array([[0.0], [4.0]]), np.array([[1.0], [3.0], [6.0]])
+    report = reidentification_report(q, [0, 1], g, [1, 0, 1], ranks=(1, 2), device="auto")
+    assert report == {
+        "cmc_at_1": 0.0, "cmc_at_2": 1.0, "map": pytest.approx(13 / 24, abs=1e-15),
+        "n_valid_queries": 2,
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------- scorers
 
 
