@@ -516,7 +516,7 @@ def make_retrieval_scorer(
         chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
     if metric in ("map_at_r", "r_precision"):
         if k is not None:
-            raise ValueError(f"`k` is not used by metric={metric!r}; leave it None.")
+            raise ValueError(f"`k` is not used by metric={metric!r}; leave it None, got {k!r}.")
     elif metric.endswith("_at_1"):
         if k not in (None, 1):
             raise ValueError(f"`k` must be 1 or None with metric={metric!r}, got {k!r}.")
@@ -617,7 +617,8 @@ def tar_at_far(y_true, y_score, *, far: float = 1e-3) -> float:
     ----------
     {inputs}
     far : float, default=1e-3
-        The false-accept rate, in ``(0, 1)``.
+        The false-accept rate, in ``(0, 1)``. A float32 rate is read as the decimal it
+        prints as (``np.float32(1e-3)`` is ``1e-3``).
 
     Returns
     -------
@@ -634,7 +635,7 @@ def tar_at_far(y_true, y_score, *, far: float = 1e-3) -> float:
     >>> tar_at_far([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.3, 0.2], far=0.5)
     1.0
     """
-    far = check_rate(far, "far")
+    far = _check_far(far)
     return roc_tar_at_far(roc_points(y_true, y_score), far)
 
 
@@ -695,10 +696,21 @@ def min_dcf(
     return (value, threshold) if return_threshold else value
 
 
+def _check_far(far) -> float:
+    """A false-accept rate in ``(0, 1)``, a number or a 0-d array, as the float of the
+    decimal it prints as: float32 0.001 is 0.0010000000474974513 as a float, but the rate
+    written was 0.001, and its report key and TAR are those of 0.001."""
+    if isinstance(far, np.ndarray) and far.ndim == 0:
+        far = far[()]
+    if isinstance(far, np.floating) and far.dtype.itemsize < 8:
+        far = float(str(far))  # numpy prints the shortest decimal that reads back as far
+    return check_rate(far, "far")
+
+
 def _far_key(far: float) -> str:
     """The report's key of a rate: its shortest repr, so that distinct rates stay apart
     (``0.001`` -> ``"tar_at_far_0.001"``, ``1e-05`` -> ``"tar_at_far_1e-05"``)."""
-    return f"tar_at_far_{float(far)!r}"
+    return f"tar_at_far_{far!r}"
 
 
 @_fill_verification_doc
@@ -717,7 +729,9 @@ def verification_report(
     ----------
     {inputs}
     far : float or iterable of float, default=(1e-2, 1e-3)
-        The false-accept rates of the TAR@FAR entries, each in ``(0, 1)``.
+        The false-accept rates of the TAR@FAR entries, each in ``(0, 1)``; a rate given
+        twice has one entry. A float32 rate is read as the decimal it prints as
+        (``np.float32(1e-3)`` is ``1e-3``, key ``"tar_at_far_0.001"``).
     p_target, c_miss, c_fa : float
         The parameters of :func:`min_dcf`.
 
@@ -739,10 +753,11 @@ def verification_report(
     >>> report["equal_error_rate"], report["eer_threshold"], report["tar_at_far_0.01"]
     (0.3333333333333333, 0.7, 0.6666666666666666)
     """
-    fars = [far] if isinstance(far, numbers.Real) else list(far)
+    scalar = isinstance(far, numbers.Real) or (isinstance(far, np.ndarray) and far.ndim == 0)
+    fars = [far] if scalar else list(far)
     if not fars:
         raise ValueError("`far` must hold at least one rate, got an empty iterable.")
-    fars = [check_rate(f, "far") for f in fars]
+    fars = list(dict.fromkeys(_check_far(f) for f in fars))  # equal rates once, in order
     p_target = check_rate(p_target, "p_target")
     c_miss = check_real(c_miss, "c_miss", min_value=0.0, closed="neither")
     c_fa = check_real(c_fa, "c_fa", min_value=0.0, closed="neither")
@@ -849,6 +864,7 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
     """
     from sklearn.model_selection import PredefinedSplit, StratifiedKFold
 
+    _check_random_state(random_state)
     y = check_pair_labels(y_true)
     scores = check_scores(y_score, y.size)
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
@@ -879,6 +895,16 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
         threshold = select_threshold(y[train], scores[train])
         accuracies.append(float(np.mean((scores[test] >= threshold) == y[test])))
     return float(np.mean(accuracies)), float(np.std(accuracies, ddof=1))
+
+
+def _check_random_state(random_state) -> np.random.RandomState:
+    """scikit-learn's ``check_random_state``, with an error that names the parameter."""
+    try:
+        return check_random_state(random_state)
+    except ValueError:
+        raise ValueError(
+            f"`random_state` must be None, an int or a numpy RandomState, got {random_state!r}."
+        ) from None
 
 
 def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
@@ -922,10 +948,11 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
     if y.ndim != 1 or y.shape[0] < 2:
         raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
     codes = np.unique(check_label_values(y, "labels"), return_inverse=True)[1].ravel()
+    random_state = _check_random_state(random_state)
     if n_pairs is None:
         return all_pairs(codes)
     n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    seed = random_state.randint(np.iinfo(np.int32).max)
     return sample_pairs(codes, n_pairs, np.random.default_rng(seed))
 
 
@@ -1177,15 +1204,10 @@ def make_verification_scorer(
     -0.5
     """
     metric = check_option(metric, VERIFICATION_SCORER_METRICS, "metric")
-    far = check_rate(far, "far")
+    far = _check_far(far)
     p_target = check_rate(p_target, "p_target")
     distance = check_option(distance, DISTANCES, "distance")
     if n_pairs is not None:
         n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
-    try:  # a bad one is named now, not at the first score
-        check_random_state(random_state)
-    except ValueError:
-        raise ValueError(
-            f"`random_state` must be None, an int or a numpy RandomState, got {random_state!r}."
-        ) from None
+    _check_random_state(random_state)  # a bad one is named now, not at the first score
     return _VerificationScorer(metric, far, p_target, distance, n_pairs, random_state)

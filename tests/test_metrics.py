@@ -438,7 +438,10 @@ def test_report_and_scorer_errors():
         retrieval_report(X, Y, precision_k=())
     with pytest.raises(ValueError, match=r"`metric` must be one of .* Did you mean 'map_at_r'"):
         make_retrieval_scorer("map_at_R")
-    with pytest.raises(ValueError, match="`k` is not used by metric='r_precision'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`k` is not used by metric='r_precision'; leave it None, got 5\.",
+    ):
         make_retrieval_scorer("r_precision", k=5)
     with pytest.raises(ValueError, match="`k` must be 1 or None with metric='precision_at_1'"):
         make_retrieval_scorer("precision_at_1", k=5)
@@ -462,6 +465,22 @@ def test_report_and_scorer_errors():
         (
             lambda X, y: sk_deepmetric.metrics.make_verification_scorer(random_state="x"),
             r"`random_state` must be None, an int or a numpy RandomState, got 'x'",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.make_pairs(
+                y, random_state=np.random.default_rng(0)
+            ),
+            r"`random_state` must be None, an int or a numpy RandomState, got Generator\(PCG64\)",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.make_pairs(y, n_pairs=4, random_state=1.5),
+            r"`random_state` must be None, an int or a numpy RandomState, got 1.5\.",
+        ),
+        (
+            lambda X, y: sk_deepmetric.metrics.verification_accuracy(
+                y % 2, X[:, 0], random_state=np.random.default_rng(0)
+            ),
+            r"`random_state` must be None, an int or a numpy RandomState, got Generator\(PCG64\)",
         ),
         (
             lambda X, y: sk_deepmetric.metrics.verification_accuracy(y % 2, X[:, 0], cv=3.0),

@@ -631,3 +631,27 @@ def test_report_keys_keep_close_rates_apart():
         "tar_at_far_0.001",
         "tar_at_far_1e-05",
     ]
+
+
+def test_float32_and_0d_rates_are_read_as_written():
+    # float32 0.001 is 0.0010000000474974513: the key and the TAR are those of 0.001
+    y, s = random_scores(4000, 3)
+    expected = verification_report(y, s, far=(1e-2, 1e-3))
+    report = verification_report(y, s, far=np.array([1e-2, 1e-3], dtype=np.float32))
+    assert report == expected
+    for far in (1e-2, 1e-3):
+        tar = expected[f"tar_at_far_{far}"]
+        assert tar == pytest.approx(loop_tar_at_far(y, s, far), abs=1e-12)
+        assert tar_at_far(y, s, far=np.float32(far)) == tar
+        assert tar_at_far(y, s, far=np.array(far, dtype=np.float32)) == tar
+        scorer = make_verification_scorer("tar_at_far", far=np.float32(far))
+        assert (
+            repr(scorer)
+            == f"make_verification_scorer(metric='tar_at_far', far={far}, distance='cosine')"
+        )
+    # a rate given twice, in any precision, is one entry; 0-d arrays are rates
+    twice = verification_report(y, s, far=[1e-2, np.float32(1e-2), np.array(1e-3), 1e-3])
+    assert twice == expected
+    one = verification_report(y, s, far=np.array(1e-3, dtype=np.float32))
+    assert [k for k in one if k.startswith("tar_at_far_")] == ["tar_at_far_0.001"]
+    assert one["tar_at_far_0.001"] == expected["tar_at_far_0.001"]
