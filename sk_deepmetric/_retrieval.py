@@ -518,9 +518,10 @@ def all_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([first, second], axis=1), (codes[first] == codes[second]).astype(np.int64)
 
 
-def sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
+def sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator, fill: bool = False):
     """``n_pairs // 2`` same-class and the rest different-class pairs, uniform without
-    replacement among all such unordered pairs, without listing them.
+    replacement among all such unordered pairs, without listing them. ``fill=True``: where
+    one kind has fewer pairs than its share, all of them, and the other kind the rest.
 
     In the class-sorted order, row ``r`` pairs with the later rows of its class (positives)
     and with every row after its class (negatives); a pair's linear index is decoded through
@@ -530,22 +531,23 @@ def sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator):
     sorted_codes = codes[order]
     end = np.searchsorted(sorted_codes, sorted_codes, side="right")  # end of each row's class
     rows = np.arange(codes.size)
+    kinds = {"same": (end - rows - 1, rows + 1), "different": (codes.size - end, end)}
+    cumulative = {kind: np.cumsum(per_row) for kind, (per_row, _) in kinds.items()}
+    total = {kind: int(counts[-1]) for kind, counts in cumulative.items()}
     wanted = {"same": n_pairs // 2, "different": n_pairs - n_pairs // 2}
+    if fill:
+        wanted["same"] = min(total["same"], max(wanted["same"], n_pairs - total["different"]))
+        wanted["different"] = min(n_pairs - wanted["same"], total["different"])
     parts = []
-    for kind, per_row, first_col in (
-        ("same", end - rows - 1, rows + 1),
-        ("different", codes.size - end, end),
-    ):
-        cumulative = np.cumsum(per_row)
-        total = int(cumulative[-1])
-        if wanted[kind] > total:
+    for kind, (per_row, first_col) in kinds.items():
+        if wanted[kind] > total[kind]:
             raise ValueError(
                 f"`n_pairs` ({n_pairs}) asks for {wanted[kind]} {kind}-class pairs, but the "
-                f"labels only have {total}."
+                f"labels only have {total[kind]}."
             )
-        index = rng.choice(total, wanted[kind], replace=False)
-        row = np.searchsorted(cumulative, index, side="right")
-        col = first_col[row] + index - (cumulative[row] - per_row[row])
+        index = rng.choice(total[kind], wanted[kind], replace=False)
+        row = np.searchsorted(cumulative[kind], index, side="right")
+        col = first_col[row] + index - (cumulative[kind][row] - per_row[row])
         parts.append(np.sort(np.stack([order[row], order[col]], axis=1), axis=1))
     pairs = np.concatenate(parts)
     same = np.repeat([1, 0], [len(parts[0]), len(parts[1])])

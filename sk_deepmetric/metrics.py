@@ -44,6 +44,7 @@ from torch import Tensor
 
 from sk_deepmetric._devices import resolve_device
 from sk_deepmetric._retrieval import (
+    MAX_ALL_PAIRS,
     all_pairs,
     as_array,
     as_embeddings,
@@ -944,6 +945,12 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
     >>> pairs.tolist(), same.tolist()
     ([[0, 1], [0, 2], [1, 2]], [0, 1, 0])
     """
+    return _labelled_pairs(labels, n_pairs, random_state)
+
+
+def _labelled_pairs(labels, n_pairs, random_state, fill: bool = False):
+    """:func:`make_pairs`; ``fill=True``: where one kind has fewer pairs than half of
+    ``n_pairs``, all of them, and the other kind the rest (instead of an error)."""
     y = as_array(labels)
     if y.ndim != 1 or y.shape[0] < 2:
         raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
@@ -953,7 +960,7 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
         return all_pairs(codes)
     n_pairs = check_int(n_pairs, "n_pairs", min_value=2)
     seed = random_state.randint(np.iinfo(np.int32).max)
-    return sample_pairs(codes, n_pairs, np.random.default_rng(seed))
+    return sample_pairs(codes, n_pairs, np.random.default_rng(seed), fill)
 
 
 def pair_scores(
@@ -1112,6 +1119,11 @@ default=None
 #: Metric names accepted by :func:`make_verification_scorer`.
 VERIFICATION_SCORER_METRICS = ("equal_error_rate", "tar_at_far", "min_dcf")
 
+#: Pairs that make_verification_scorer(n_pairs=None) draws from a fold with more than
+#: make_pairs' ten million: 500,000 different-class pairs still count 50 false accepts at
+#: a FAR of 1e-4, and scoring them is a tenth of the work of the largest fold listed whole.
+_LARGE_FOLD_PAIRS = 1_000_000
+
 
 class _VerificationScorer:
     """``scorer(estimator, X, y)``: a verification metric of pairs of ``transform(X)``."""
@@ -1138,7 +1150,11 @@ class _VerificationScorer:
                 UserWarning,
                 stacklevel=external_stacklevel(),
             )
-        pairs, same = make_pairs(y, n_pairs=self.n_pairs, random_state=self.random_state)
+        n_pairs = self.n_pairs
+        if n_pairs is None and y.size * (y.size - 1) // 2 > MAX_ALL_PAIRS:
+            n_pairs = _LARGE_FOLD_PAIRS  # too many to list: drawn, as documented
+        fill = self.n_pairs is None
+        pairs, same = _labelled_pairs(y, n_pairs, self.random_state, fill)
         scores = pair_scores(estimator.transform(X), pairs, distance=self.distance)
         if self.metric == "equal_error_rate":
             return -equal_error_rate(same, scores)
@@ -1166,12 +1182,13 @@ def make_verification_scorer(
     """A scikit-learn scorer: a verification metric on pairs of the validation samples.
 
     The scorer, called as ``scorer(estimator, X, y)``, embeds ``X`` with
-    ``estimator.transform``, forms pairs of its samples (:func:`make_pairs`: all of them, or
-    ``n_pairs`` balanced ones), scores them (:func:`pair_scores`) and returns the metric,
-    greater being better: ``-EER`` and ``-minDCF`` (negated, as scikit-learn's ``neg_*``
-    scorers), or TAR@FAR. Use it with class-disjoint folds (``GroupKFold`` with
-    ``groups=y``), so that the pairs come from classes the candidate was not trained on;
-    when ``estimator.classes_`` shows classes of ``y`` seen in training, it warns.
+    ``estimator.transform``, forms pairs of its samples (:func:`make_pairs`: all of them, a
+    million of them from a fold too large for that, or ``n_pairs`` balanced ones), scores
+    them (:func:`pair_scores`) and returns the metric, greater being better: ``-EER`` and
+    ``-minDCF`` (negated, as scikit-learn's ``neg_*`` scorers), or TAR@FAR. Use it with
+    class-disjoint folds (``GroupKFold`` with ``groups=y``), so that the pairs come from
+    classes the candidate was not trained on; when ``estimator.classes_`` shows classes of
+    ``y`` seen in training, it warns.
 
     Parameters
     ----------
@@ -1183,10 +1200,15 @@ def make_verification_scorer(
         The target prior of ``"min_dcf"``, in ``(0, 1)``.
     distance : {"cosine", "euclidean", "squared_euclidean"}, default="cosine"
     n_pairs : int, default=None
-        Balanced pairs drawn per fold; ``None``: all pairs of the fold.
+        Balanced pairs drawn per fold, as :func:`make_pairs` draws them. ``None``: all pairs
+        of the fold where there are at most ten million of them (a fold of up to 4,472
+        samples); from a larger fold, 1,000,000 pairs drawn as ``n_pairs=1_000_000`` draws
+        them -- half same-class, half different-class, except that where the fold has fewer
+        pairs of one kind than that, all of them are taken and the other kind makes up the
+        rest.
     random_state : int, RandomState instance or None, default=0
-        Seeds the pairs drawn with ``n_pairs``; fixed by default, so that every candidate
-        is scored on the same pairs.
+        Seeds the pairs drawn (with ``n_pairs``, or from a fold too large for all pairs);
+        fixed by default, so that every candidate is scored on the same pairs.
 
     Returns
     -------

@@ -14,7 +14,10 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.preprocessing import FunctionTransformer
 
+import sk_deepmetric.metrics
+from sk_deepmetric._retrieval import sample_pairs
 from sk_deepmetric.metrics import (
     equal_error_rate,
     make_pairs,
@@ -408,6 +411,28 @@ def test_balanced_pairs_from_many_samples_without_listing_them():
         make_pairs(labels)
 
 
+def test_filled_pairs_take_every_pair_of_the_rarer_kind():
+    # classes 0, 0, 1, 2, 3, 3, 3, 4: 1 + 3 = 4 same-class pairs of 28; take 20 pairs
+    few_same = np.array([0, 0, 1, 2, 3, 3, 3, 4])
+    few_different = np.array([0] * 7 + [1])  # 21 same-class pairs, 7 different-class ones
+    every = [(i, j) for i in range(8) for j in range(i + 1, 8)]
+    for codes, n_same in ((few_same, 4), (few_different, 13)):
+        pairs, same = sample_pairs(codes, 20, np.random.default_rng(0), fill=True)
+        drawn = [tuple(p) for p in pairs.tolist()]
+        assert len(set(drawn)) == 20 and set(drawn) <= set(every)
+        assert same.tolist() == [int(codes[i] == codes[j]) for i, j in drawn]
+        assert same.sum() == n_same
+        rarer = min(n_same, 20 - n_same)
+        kind = int(n_same == rarer)
+        assert sum(1 for i, j in every if (codes[i] == codes[j]) == kind) == rarer
+    # where both kinds have their share, filling draws what make_pairs draws
+    codes = np.arange(30) % 3
+    plain = sample_pairs(codes, 21, np.random.default_rng(5))
+    filled = sample_pairs(codes, 21, np.random.default_rng(5), fill=True)
+    np.testing.assert_array_equal(plain[0], filled[0])
+    np.testing.assert_array_equal(plain[1], filled[1])
+
+
 def test_make_pairs_errors():
     with pytest.raises(ValueError, match=re.escape("`labels` must be 1-D with at least 2")):
         make_pairs([0])
@@ -605,6 +630,48 @@ def test_verification_scorer_in_a_class_disjoint_grid_search():
     assert repr(scoring["tar"]) == (
         "make_verification_scorer(metric='tar_at_far', far=0.05, distance='euclidean')"
     )
+
+
+def scorer_pairs(monkeypatch, scorer, X, y):
+    """The score, the pairs and their labels that ``scorer`` used on ``(X, y)``."""
+    used = []
+
+    def recorded(embeddings, pairs, **kwargs):
+        used.append(pairs)
+        return pair_scores(embeddings, pairs, **kwargs)
+
+    monkeypatch.setattr(sk_deepmetric.metrics, "pair_scores", recorded)
+    score = scorer(FunctionTransformer().fit(X), X, y)
+    (pairs,) = used
+    return score, pairs, (y[pairs[:, 0]] == y[pairs[:, 1]]).astype(int)
+
+
+def test_verification_scorer_draws_a_million_pairs_from_a_fold_too_large_to_list(monkeypatch):
+    # 4,473 samples have 10,001,628 pairs, more than make_pairs lists; that was a NaN score
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 8, 4473)  # ~1.25 million same-class pairs: half a million drawn
+    X = rng.normal(size=(4473, 2)) + 0.05 * y[:, None]
+    with pytest.raises(ValueError, match="more than make_pairs enumerates"):
+        make_pairs(y)
+    score, pairs, same = scorer_pairs(monkeypatch, make_verification_scorer(), X, y)
+    expected, expected_same = make_pairs(y, n_pairs=1_000_000, random_state=0)
+    np.testing.assert_array_equal(pairs, expected)
+    np.testing.assert_array_equal(same, expected_same)
+    assert score == -equal_error_rate(same, pair_scores(X, pairs))
+    assert -0.5 < score < 0  # the classes are apart, a little
+
+
+def test_verification_scorer_fills_a_large_fold_short_of_same_class_pairs(monkeypatch):
+    # classes of two samples (and one of one): 2,236 same-class pairs, all taken
+    y = np.arange(4473) // 2
+    X = np.random.default_rng(0).normal(size=(4473, 2)) + y[:, None] % 2
+    scorer = make_verification_scorer("tar_at_far", far=0.01)
+    score, pairs, same = scorer_pairs(monkeypatch, scorer, X, y)
+    assert pairs.shape == (1_000_000, 2)
+    assert np.unique(pairs[:, 0] * 4473 + pairs[:, 1]).size == 1_000_000  # distinct
+    assert (pairs[:, 0] < pairs[:, 1]).all() and pairs.max() < 4473
+    assert {tuple(p) for p in pairs[same == 1].tolist()} == {(i, i + 1) for i in range(0, 4472, 2)}
+    assert score == tar_at_far(same, pair_scores(X, pairs), far=0.01)
 
 
 def test_verification_scorer_warns_on_classes_seen_in_training():
