@@ -29,7 +29,11 @@ Two modes, one set of arguments:
 Queries with ``R = 0`` could never score and are left out of *every* metric (as
 pytorch-metric-learning's ``AccuracyCalculator`` does); when no query is left, a ValueError
 is raised. Neighbours at equal distance are ranked by reference index, the order of
-:func:`~sk_deepmetric.distances.iter_topk_neighbors`.
+:func:`~sk_deepmetric.distances.iter_topk_neighbors`. The distances are those computed, in
+floating point: distances that are equal mathematically but come from different vectors
+(two reference vectors orthogonal to a query, or collinear ones) can be rounded apart by a
+few units in the last place, which way depending on the number of queries searched at once
+(``chunk_size``), and are then ranked by that rounding rather than by index.
 """
 
 from __future__ import annotations
@@ -120,7 +124,8 @@ default=None
         ``score`` does -- and on normalised embeddings all three rank neighbours alike.
     chunk_size : int, default=None
         Queries searched at once; ``None`` bounds the temporaries to ~32 MiB. The result
-        does not depend on it.
+        does not depend on it, up to the floating-point rounding of mathematically equal
+        distances (see the ties in :mod:`sk_deepmetric.metrics`).
     device : str or torch.device, default=None
         Where to search; ``None``: the device of ``embeddings`` if it is a tensor, else CPU."""
 
@@ -1045,7 +1050,9 @@ def reidentification_report(
     rank)``. This is the non-interpolated AP of most re-ID code since (torchreid,
     fast-reid); the original MATLAB code of [1]_ integrates precision by the trapezoidal
     rule, which gives slightly different numbers. Equal distances are ranked by gallery
-    index. A chunk of queries is ranked at a time, within ~32 MiB.
+    index, up to the floating-point rounding of mathematically equal ones (which can depend
+    on ``chunk_size``, as in the retrieval metrics). A chunk of queries is ranked at a
+    time, within ~32 MiB.
 
     Parameters
     ----------

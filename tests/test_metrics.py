@@ -149,6 +149,34 @@ def test_ties_ranked_by_reference_index(distance):
         np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=0, atol=1e-12)
 
 
+def test_exact_cosine_ties_ranked_by_reference_index():
+    # axis-aligned vectors of lengths 1, 2 and 4: their unit vectors and cosines (0, 1, -1)
+    # are exact in floating point, so the ties are ties of the computed distances whatever
+    # the block shape of the product (mathematically equal cosines of other vectors can be
+    # rounded apart, the caveat of the module's docstring)
+    rng = np.random.default_rng(4)
+    x = np.zeros((80, 3))
+    x[np.arange(80), rng.integers(0, 3, 80)] = rng.choice([-4.0, -2.0, -1.0, 1.0, 2.0, 4.0], 80)
+    y = rng.integers(0, 4, size=80)
+    leave_one_out = _loop_report(x, y, x, y, True, "cosine")
+    against_reference = _loop_report(x[:30], y[:30], x[30:], y[30:], False, "cosine")
+    options = dict(precision_k=PRECISION_K, recall_k=RECALL_K, distance="cosine")
+    for chunk_size in (None, 1, 4, 13):
+        got = retrieval_report(x, y, chunk_size=chunk_size, **options)
+        want = list(leave_one_out.values())
+        np.testing.assert_allclose(list(got.values()), want, rtol=0, atol=1e-12)
+        got = retrieval_report(
+            x[:30],
+            y[:30],
+            reference_embeddings=x[30:],
+            reference_labels=y[30:],
+            chunk_size=chunk_size,
+            **options,
+        )
+        want = list(against_reference.values())
+        np.testing.assert_allclose(list(got.values()), want, rtol=0, atol=1e-12)
+
+
 def test_inputs_as_tensors_float32_and_numpy_agree():
     kwargs, _ = _data("strings", "reference", seed=2)
     # float32 ranks the same: no two references' float64 distances closer than the float32
