@@ -281,7 +281,10 @@ class BaseEmbedder(
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
                 numpy.memmap or torch.utils.data.Dataset
             An array on disk or a ``Dataset`` (its items samples, or ``(x, label)`` pairs
-            whose labels are ignored) is read in chunks of 256 samples.
+            whose labels are ignored) is read in the chunks the network runs on: 256
+            samples on a GPU and for rows of features; on a CPU, signals and images in
+            chunks of about 131,072 input values (a power of two from 16 to 256 samples: 16
+            images of 3x64x64).
         out : ndarray of shape (n_samples, n_components), dtype float32, default=None
             Where to write the embedding, e.g. a writeable ``numpy.memmap`` when it is too
             large for memory; None allocates a new array.
