@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, as one script to run on a CUDA machine.
+# The checks that need a CUDA GPU, as one script to run on your CUDA machine: the CUDA-only
+# tests, the GPU versions of the speed benchmarks, and the whole test suite with CUDA visible.
 #
-#   benchmarks/gpu_check.sh fetch   here, where the package registries answer: the wheels the
-#                                   GPU machine's image lacks (Python 3.12), into .whl/
-#                                   (git-ignored; the device tool carries it), about 31 MB
+# It needs, on that machine, a CUDA build of torch, pytest, pytest-xdist (for the suite step)
+# and the packages in WHEELS below: `pip install -e ".[test]" pytest-xdist` installs them
+# where pip can download. For a machine without network access, `fetch` gets their wheels
+# on one with it, and `run` installs them from .whl/.
+#
+#   benchmarks/gpu_check.sh fetch   on a machine where pip can download: the wheels of the
+#                                   packages in WHEELS (CPython 3.12, x86-64 Linux; about
+#                                   31 MB) into .whl/ (git-ignored); copy the checkout with
+#                                   .whl/ to the CUDA machine
 #   benchmarks/gpu_check.sh run [STEP ...]
-#                                   on the GPU machine: the steps below (default: all), each
-#                                   under its own time limit, each one's output in
-#                                   $OUT/<step>.txt (default ./gpu_check_out/), a summary on
-#                                   stdout
+#                                   on the CUDA machine: installs the wheels of .whl/, if there
+#                                   are any, into /tmp/site, then runs the steps below
+#                                   (default: all), each under its own time limit, each one's
+#                                   output in $OUT/<step>.txt (default ./gpu_check_out/), a
+#                                   summary on stdout
 #
-# With the device tool: run(command="benchmarks/gpu_check.sh run", carry=[".whl"],
-# timeout_s=600). The steps and their limits add up to about 7.5 minutes (the machine's
-# start, a minute or two, comes on top), which leaves time in a 15-minute lease to rerun
-# one step, e.g. "benchmarks/gpu_check.sh run losses":
+# The steps' limits add up to about 7.5 minutes. To rerun one step, name it, e.g.
+# "benchmarks/gpu_check.sh run losses":
 #
 #   env        the GPU, and the versions of torch, scikit-learn, faiss and pml
 #   gpu_tests  pytest -m gpu: the CUDA-only tests (bf16/fp16, compile, placement)    75 s
@@ -31,7 +37,7 @@ PY=${PYTHON:-python3}
 WHEELS=(
     "faiss-cpu==1.15.1"
     "pytorch-metric-learning==2.9.0"
-    "scikit-learn==1.9.1"  # the image's may predate 1.6, which sk_deepmetric needs
+    "scikit-learn==1.9.1"  # an installed one may predate 1.6, which sk_deepmetric needs
     "dask==2026.8.0" "distributed==2026.8.0" partd locket tblib zict tornado
 )
 
