@@ -10,7 +10,7 @@ time: a new employee's face, a new product. Nothing is retrained for them. Inste
    index them;
 3. *query*: embed new samples and look up their nearest gallery entries.
 
-:class:`~sk_deepmetric.EmbeddingKNeighborsClassifier` does steps 2 and 3 with
+:class:`~sk_deepmetric.neighbors.EmbeddingKNeighborsClassifier` does steps 2 and 3 with
 ``kneighbors`` and ``predict``.
 
 The data come from :func:`sk_deepmetric.datasets.make_arcs`: 24 features in which a class

@@ -39,6 +39,7 @@ class L2Normalize(nn.Module):
     """Scale each row to unit Euclidean norm (a zero row stays zero)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` with each row divided by its Euclidean norm."""
         return F.normalize(x, p=2.0, dim=1)
 
 
@@ -122,6 +123,7 @@ class MLP(nn.Module):
             nn.init.zeros_(last.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The embedding of a batch of rows, ``(batch_size, n_components)``."""
         out = self.layers(x)
         if self.skip is not None:
             out = out + self.skip(x.flatten(1))
@@ -194,6 +196,8 @@ class ConvNet(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The embedding of a batch of images (or flat rows of ``input_shape``),
+        ``(batch_size, n_components)``."""
         check_reshape(x.shape[1:], self.input_shape)
         return self.layers(x.reshape(x.shape[0], *self.input_shape))
 
@@ -236,6 +240,7 @@ class _ResidualBlock(nn.Module):
         self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x: Tensor) -> Tensor:
+        """The block's output: the activation of branch plus shortcut."""
         return self.activation(self.branch(x) + self.shortcut(x))
 
 
@@ -307,6 +312,8 @@ class _ResNet(nn.Module):
             nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The embedding of a batch of samples of ``input_shape`` (or flat rows of it),
+        ``(batch_size, n_components)``."""
         check_reshape(x.shape[1:], self.input_shape)
         x = x.reshape(x.shape[0], *self.input_shape)
         features = self.stages(x).flatten(2).mean(dim=2)  # global average pooling
