@@ -6,7 +6,8 @@ torch backend's units (euclidean, or the cosine distance ``1 - cos``):
 
 - ``_BruteSearch``: exact, chunked torch matrix product + top-k on any torch device
   (:func:`sk_deepmetric.distances.topk_neighbors`);
-- ``_FaissFlatSearch``: exact, a faiss flat index (same neighbours, same distance units);
+- ``_FaissFlatSearch``: exact, a faiss flat index (same neighbours, their distances measured
+  from the vectors as the torch backend's are);
 - ``_FaissIVFSearch``: approximate, a faiss inverted-file index (``IndexIVFFlat``).
 
 faiss is optional: it is imported only when a faiss backend needs it, so that the brute
@@ -32,6 +33,8 @@ _FAISS_HINT = (
 )
 # IVF k-means: faiss's own default seed, fixed so that the index is the same on every fit.
 _IVF_SEED = 1234
+# float32 values of the neighbours gathered at once to measure their distances (32 MiB)
+_REFINE_FLOATS = 1 << 23
 
 
 def _import_faiss(algorithm: str):
@@ -172,16 +175,41 @@ class _FaissFlatSearch:
             queries = np.asarray(self.index_.reconstruct_n(0, self.index_.ntotal))
         else:
             queries = self._prepare(queries)
-        dist, ind = map(np.asarray, self.index_.search(queries, k + int(exclude_self)))
+        ind = np.asarray(self.index_.search(queries, k + int(exclude_self))[1])
         self._check_found(ind)
-        if self.metric == "cosine":  # never negative, as the torch backend's
-            dist = np.maximum(1.0 - dist, 0.0)
-        else:
-            dist = np.sqrt(np.maximum(dist, 0.0))
-        dist, ind = _sort_by_distance_then_index(dist, ind)
+        dist, ind = _sort_by_distance_then_index(self._refined(queries, ind), ind)
         if exclude_self:
             dist, ind = _drop_self(dist, ind)
         return dist.astype(np.float32, copy=False), ind.astype(np.int64, copy=False)
+
+    def _refined(self, queries: np.ndarray, ind: np.ndarray) -> np.ndarray:
+        """The distances of the neighbours ``ind`` of the prepared ``queries``, measured from
+        the vectors, as the torch backend measures its neighbours'.
+
+        faiss reports ``1 - <u, v>`` or ``|q|^2 + |r|^2 - 2 q.r``, whose float32 rounding puts
+        a duplicate ~1e-7 (cosine) or more away rather than at 0, where ``weights="distance"``
+        gives a duplicate the whole vote. So, as in
+        :func:`~sk_deepmetric.distances.topk_neighbors`: ``|q - r|``, and for ``"cosine"``
+        half the squared distance of the unit rows (``1 - cos``, 0 for a duplicate, never
+        negative), with a zero vector at distance exactly 1 from everything. In blocks of
+        queries whose gathered neighbours stay within ~32 MiB.
+        """
+        n, k = ind.shape
+        d = queries.shape[1]
+        dist = np.empty((n, k), dtype=np.float32)
+        block = max(1, _REFINE_FLOATS // max(1, k * d))
+        for start in range(0, n, block):
+            q, i = queries[start : start + block], ind[start : start + block]
+            neighbours = np.asarray(self.index_.reconstruct_batch(i.ravel()))
+            neighbours = neighbours.reshape(*i.shape, d)
+            diff = neighbours - q[:, None, :]
+            squared = np.einsum("ijk,ijk->ij", diff, diff)
+            if self.metric == "cosine":
+                zero = ~q.any(axis=1)[:, None] | ~neighbours.any(axis=2)
+                dist[start : start + block] = np.where(zero, 1.0, 0.5 * squared)
+            else:
+                dist[start : start + block] = np.sqrt(squared)
+        return dist
 
     def _check_found(self, ind: np.ndarray) -> None:
         """A flat index always finds k neighbours; an IVF index may not (see the subclass)."""

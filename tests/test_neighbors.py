@@ -83,16 +83,13 @@ def loop_vote(dist, ind, y_codes, n_classes, weights):
     return proba
 
 
-def reported_distance_error(algorithm, metric, queries, reference):
-    """Bound on the error of the distances a backend reports, ``(n_queries, n_reference)``."""
+def reported_distance_error(metric, queries, reference):
+    """Bound on the error of the distances the backends report, ``(n_queries, n_reference)``:
+    every backend measures its neighbours' from the vectors."""
     exact = exact_distances(queries, reference, metric)
-    if metric == "cosine" and algorithm == "brute":  # from the unit rows' differences
+    if metric == "cosine":  # from the unit rows' differences
         return unit_difference_error(queries.shape[1], exact)
-    if metric == "cosine":  # faiss: unit rows, one dot product, 1 - s, in float32
-        return cosine_distance_error(queries.shape[1], exact)
-    if algorithm == "brute":  # recomputed from the differences |q - r|
-        return euclidean_direct_error(queries.shape[1], exact)
-    return ranking_error(queries, reference, metric)  # faiss: the expansion |q|^2 + |r|^2 - ...
+    return euclidean_direct_error(queries.shape[1], exact)  # |q - r|
 
 
 def check_neighbors(dist, ind, queries, reference, metric, algorithm, exclude_self=False):
@@ -114,7 +111,7 @@ def check_neighbors(dist, ind, queries, reference, metric, algorithm, exclude_se
     rows, k = np.arange(len(queries))[:, None], ind.shape[1]
     np.testing.assert_array_equal(cluster[rows, ind], cluster[rows, order[:, :k]])
     assert all(len(set(row)) == k for row in ind.tolist())  # k distinct references
-    bound = reported_distance_error(algorithm, metric, queries, reference)[rows, ind]
+    bound = reported_distance_error(metric, queries, reference)[rows, ind]
     assert (np.abs(dist - exact[rows, ind]) <= bound).all()
     return certain_ranks(order, cluster, k)
 
@@ -270,8 +267,46 @@ def test_cosine_distance_weights_of_duplicates(algorithm):
     assert (proba >= 0).all()
     sk = KNeighborsClassifier(5, weights="distance", metric="cosine", algorithm="brute")
     np.testing.assert_array_equal(clf.predict(X), sk.fit(X, y).predict(X))
-    if algorithm == "brute":  # distances measured from the vectors: a duplicate is at 0
-        assert (dist[ind == np.arange(len(X))[:, None]] == 0).all()
+    # distances measured from the vectors: a duplicate is at 0
+    assert (dist[ind == np.arange(len(X))[:, None]] == 0).all()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_backends_vote_alike_on_duplicates(metric):
+    # queries that duplicate training samples, some of them duplicated across classes: every
+    # backend puts a duplicate at distance exactly 0, so with weights="distance" the
+    # duplicates take the whole vote, and the votes are equal to the last bit (1 / 0 is no
+    # rounding, and a share of equal weights is the same division everywhere)
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(120, 16)) * 3 + 1).astype(np.float32)
+    X[60:90] = X[:30]  # duplicated rows with their own labels
+    X[100] = 0.0  # a zero vector, at cosine distance 1 from everything else
+    y = rng.integers(0, 3, len(X))
+    common = dict(n_neighbors=5, weights="distance", metric=metric)
+    clfs = {
+        "brute": EmbeddingKNeighborsClassifier(identity(), algorithm="brute", **common),
+        "faiss": EmbeddingKNeighborsClassifier(identity(), algorithm="faiss", **common),
+        # scanning every cell: exact
+        "faiss_ivf": EmbeddingKNeighborsClassifier(
+            identity(), algorithm="faiss_ivf", n_lists=4, n_probe=4, **common
+        ),
+    }
+    # the zero vector's cosine distance to everything, itself included, is 1: a tie of all
+    # the references, which the backends may break differently
+    queries = X[rng.permutation(len(X))[:60]]
+    queries = queries[queries.any(axis=1)]
+    expected = clfs["brute"].fit(X, y).predict_proba(queries)
+    for algorithm in ("faiss", "faiss_ivf"):
+        clf = clfs[algorithm].fit(X, y)
+        assert (clf.kneighbors(queries)[0][:, 0] == 0).all()
+        np.testing.assert_array_equal(clf.predict_proba(queries), expected)
+        # leave-one-out: the 30 samples with a copy meet it at 0
+        dist, ind = clf.kneighbors(None, n_neighbors=1)
+        twins = np.r_[0:30, 60:90]
+        assert (dist[twins, 0] == 0).all()
+        np.testing.assert_array_equal(ind[twins, 0], np.r_[60:90, 0:30])
+        if metric == "cosine":  # the zero vector: distance exactly 1, as documented
+            assert (clf.kneighbors(X[100:101])[0] == 1.0).all()
 
 
 # ------------------------------------------------------------ the backends
