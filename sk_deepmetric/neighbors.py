@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import get_tags
 
 # The backends lived in this module before _search: pickles of a fitted classifier from then
@@ -53,7 +54,11 @@ from ._validation import (
 __all__ = ["EmbeddingKNeighborsClassifier"]
 
 # what a fit sets besides the public attributes (ending in "_")
-_FIT_STATE = ("_y", "_index")
+_FIT_STATE = ("_y", "_index", "_calibrated_far")
+
+# predict's unknown_label=None: one of the kind of the class labels, so that scikit-learn's
+# metrics can compare predictions with true labels (they refuse a mix of numbers and strings)
+DEFAULT_UNKNOWN_LABELS = {"number": -1, "string": "unknown"}
 
 ALGORITHMS = ("auto", "brute", "faiss", "faiss_ivf")
 METRICS = ("euclidean", "cosine")
@@ -151,10 +156,23 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         vote), and the threshold is that quantile of their distances. It needs
         at least ``1 / target_far`` training samples, preferably many more, and classes
         like those it will meet.
-    unknown_label : int, float or str, default=-1
-        What ``predict`` returns for a rejected query (with ``target_far`` only); it must not
-        be a training label. With string labels, pass a string (``"unknown"``): a number
-        makes ``predict`` return an object array.
+
+        ``fit`` calibrates ``threshold_`` for this rate, and ``predict`` uses it: to change
+        the rate of a fitted classifier call :meth:`set_target_far` (no refit), not
+        ``set_params``. A ``target_far`` set after fit to another value than the one
+        ``threshold_`` was calibrated for (``None`` included) makes ``predict`` raise a
+        ``NotFittedError`` until ``fit`` or :meth:`set_target_far` is called.
+    unknown_label : int, float, str or None, default=None
+        What ``predict`` returns for a rejected query (with ``target_far`` only). ``None``
+        means ``-1`` for numeric class labels (one less than the smallest label where -1 is
+        a training label) and ``"unknown"`` for string ones. A value
+        given must not be a training label and must be of the training labels' kind, a
+        finite number for numeric labels and a string for string labels: ``score``,
+        ``cross_val_score`` and ``GridSearchCV`` compare predictions with true labels
+        through scikit-learn's metrics, which refuse a mix of numbers and strings, so a
+        mixed ``predict`` would fail every score that meets a rejection. ``fit`` checks it
+        against the labels, and so does ``predict``, which reads it: it may be changed with
+        ``set_params`` after fit.
     calibration : {"cross_fit", "leave_class_out"}, default="cross_fit"
         How ``target_far`` is calibrated (with ``target_far`` only).
         ``"cross_fit"``: the training classes are split into ``calibration_folds`` folds;
@@ -266,7 +284,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "device": [str, torch.device, None],
         "target_far": [Interval(Real, 0, 1, closed="neither"), None],
-        "unknown_label": "no_validation",  # checked against the labels in fit
+        # checked against the labels in fit and predict
+        "unknown_label": [Integral, Real, str, None],
         "calibration": [StrOptions(set(CALIBRATIONS))],
         "calibration_folds": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
@@ -285,7 +304,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         chunk_size=None,
         device=None,
         target_far=None,
-        unknown_label=-1,
+        unknown_label=None,
         calibration="cross_fit",
         calibration_folds=5,
         random_state=None,
@@ -374,6 +393,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self.n_samples_fit_ = reference.shape[0]
         self.algorithm_ = self._resolve_algorithm(reference)
         self._index = self._make_backend(self.algorithm_).build(reference)
+        self._calibrated_far = None
         if self.target_far is not None:
             if self.calibration == "cross_fit":
                 distances = self._cross_fit_distances(X, y, reference)
@@ -389,6 +409,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         ``threshold_`` is read again from ``calibration_distances_``, as ``fit`` would with
         this ``target_far`` (the same ``random_state`` gives the same embedders), so that
         operating points can be compared at the cost of one fit.
+
+        A rejected ``target_far`` leaves the classifier as it was.
 
         Parameters
         ----------
@@ -406,26 +428,81 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 "one was fitted without it, so nothing was calibrated. Fit it again with "
                 "`target_far` set."
             )
-        self.set_params(target_far=target_far)
-        self._validate_params()
+        if target_far is None:
+            raise ValueError(
+                "set_target_far needs a rate `target_far` in (0, 1), got None. For a closed "
+                "set (no rejection), fit a classifier with target_far=None."
+            )
+        # checked on a copy: a rejected rate must not stay in this classifier's parameters
+        clone(self).set_params(target_far=target_far)._validate_params()
         scores = -self.calibration_distances_
-        threshold = far_threshold(scores.astype(np.float64), self.target_far, "training samples")
+        threshold = far_threshold(scores.astype(np.float64), target_far, "training samples")
         # predict compares float32 distances with threshold_ in float32
         self.threshold_ = -representable(threshold, scores.dtype)
+        self.set_params(target_far=target_far)
+        self._calibrated_far = target_far
         return self
 
     def _check_open_set(self) -> None:
-        label = self.unknown_label
         if len(self.classes_) < 2:
             raise ValueError(
                 "`target_far` calibrates on held-out training classes, so it needs at least "
                 "2 classes in `y`, got 1 class."
+            )
+        self._unknown_label()
+
+    def _unknown_label(self):
+        """``unknown_label``, ``None`` resolved, checked against ``classes_``."""
+        label = self.unknown_label
+        kind = "string" if isinstance(self.classes_[0], str) else "number"
+        if label is None:
+            label = DEFAULT_UNKNOWN_LABELS[kind]
+            if kind == "number" and label in self.classes_.tolist():  # labels -1 and 1, say
+                label = self.classes_.min().item() - 1
+        if (kind == "string") != isinstance(label, str):
+            raise ValueError(
+                f"`unknown_label` ({label!r}) must be a {kind}, as the training labels "
+                f"are: scikit-learn's metrics (score, cross_val_score, GridSearchCV) cannot "
+                f"compare a mix of numbers and strings. Pass a {kind} such as "
+                f"{DEFAULT_UNKNOWN_LABELS[kind]!r}, or None for that default."
+            )
+        if kind == "number" and not math.isfinite(label):
+            raise ValueError(
+                f"`unknown_label` must be finite, got {label!r}: a rejection labelled NaN "
+                "never equals a true label, so score could not count it as correct."
             )
         if any(label == c for c in self.classes_.tolist()):
             raise ValueError(
                 f"`unknown_label` ({label!r}) is one of the training labels; predict could "
                 "not tell a rejection from that class. Choose another value."
             )
+        return label
+
+    def _check_target_far_fitted(self) -> None:
+        """Raise unless ``target_far`` is the rate that ``threshold_`` was calibrated for."""
+        # a model pickled before _calibrated_far existed: threshold_ as it was fitted
+        default = self.target_far if hasattr(self, "threshold_") else None
+        fitted = getattr(self, "_calibrated_far", default)
+        if self.target_far == fitted:
+            return
+        name = type(self).__name__
+        if fitted is None:
+            raise NotFittedError(
+                f"`target_far` was set to {self.target_far!r} after this {name} was fitted "
+                "without it (closed set), so no threshold was calibrated. Call fit to "
+                "calibrate it."
+            )
+        if self.target_far is None:
+            raise NotFittedError(
+                f"`target_far` was set to None after this {name} was fitted as an open set "
+                f"with target_far={fitted!r}. Call fit to classify in a closed set, or set "
+                f"target_far back to {fitted!r}."
+            )
+        raise NotFittedError(
+            f"`target_far` was changed to {self.target_far!r} after fit, but `threshold_` "
+            f"is calibrated for {fitted!r}. Call set_target_far({self.target_far!r}), which "
+            "needs no refit, or fit."
+        )
 
     def _cross_fit_distances(self, X, y, reference: np.ndarray) -> np.ndarray:
         """Each sample's distance to its predicted class, its class unseen by the embedder.
@@ -620,16 +697,16 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_queries,)
             Predicted labels, of the type of ``classes_`` (and ``unknown_label``).
         """
+        check_is_fitted(self)
+        self._check_target_far_fitted()
+        unknown = None if self.target_far is None else self._unknown_label()
         dist, ind = self.kneighbors(X)
         predicted, _, distance = self._predicted_class_distance(dist, ind)
         labels = self.classes_[predicted]
         if self.target_far is None:
             return labels
-        label = np.asarray(self.unknown_label)
-        same_kind = (label.dtype.kind in "US") == (self.classes_.dtype.kind in "US")
-        dtype = np.result_type(self.classes_.dtype, label.dtype) if same_kind else object
-        labels = labels.astype(dtype)
-        labels[distance > self.threshold_] = self.unknown_label
+        labels = labels.astype(np.result_type(self.classes_.dtype, np.asarray(unknown).dtype))
+        labels[distance > self.threshold_] = unknown
         return labels
 
     def score_samples(self, X):

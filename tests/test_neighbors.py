@@ -869,12 +869,12 @@ def _expected_failures(estimator):
         EmbeddingKNeighborsClassifier(
             TripletEmbedder(**FAST_TRIPLET), n_neighbors=3, metric="cosine"
         ),
-        # open set; -1 is a label of the checks' binary data, so another unknown_label
-        EmbeddingKNeighborsClassifier(StandardScaler(), target_far=0.2, unknown_label=-99),
+        # open set; the default unknown_label is of the checks' labels' kind, numbers or
+        # strings, and not one of them (-1 is a label of their binary data)
+        EmbeddingKNeighborsClassifier(StandardScaler(), target_far=0.2),
         EmbeddingKNeighborsClassifier(
             PCA(n_components=1),
             target_far=0.2,
-            unknown_label=-99,
             calibration="leave_class_out",
             weights="distance",
         ),

@@ -10,8 +10,10 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils import check_random_state
 
@@ -192,23 +194,142 @@ def test_set_target_far_equals_a_refit():
         EmbeddingKNeighborsClassifier(PCA(2)).set_target_far(0.1)
 
 
-def test_string_labels_and_unknown_label():
+def test_a_rejected_set_target_far_changes_nothing():
+    X, y = make_classes(3)
+    clf = EmbeddingKNeighborsClassifier(
+        identity(), target_far=0.1, calibration="leave_class_out"
+    ).fit(X, y)
+    params, threshold, far_away = clf.get_params(), clf.threshold_, X[:5] + 100.0
+    assert (clf.predict(far_away) == -1).all()
+    msg = "set_target_far needs a rate `target_far` in (0, 1), got None."
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.set_target_far(None)
+    for bad in (2, 0.0, "0.1"):
+        with pytest.raises(ValueError, match="The 'target_far' parameter"):
+            clf.set_target_far(bad)
+    assert clf.get_params() == params and clf.threshold_ == threshold
+    assert (clf.predict(far_away) == -1).all()
+    clone(clf).fit(X, y)  # its parameters are still valid
+
+
+def test_target_far_changed_after_fit_is_refused_until_calibrated():
+    X, y = make_classes(3)
+    far_away = X[:5] + 100.0
+    closed = EmbeddingKNeighborsClassifier(identity(), calibration="leave_class_out").fit(X, y)
+    msg = (
+        "`target_far` was set to 0.1 after this EmbeddingKNeighborsClassifier was fitted "
+        "without it (closed set), so no threshold was calibrated. Call fit to calibrate it."
+    )
+    with pytest.raises(NotFittedError, match=re.escape(msg)):
+        closed.set_params(target_far=0.1).predict(far_away)
+    assert (closed.fit(X, y).predict(far_away) == -1).all()
+
+    clf = EmbeddingKNeighborsClassifier(
+        identity(), target_far=0.02, calibration="leave_class_out"
+    ).fit(X, y)
+    msg = (
+        "`target_far` was changed to 0.2 after fit, but `threshold_` is calibrated for 0.02. "
+        "Call set_target_far(0.2), which needs no refit, or fit."
+    )
+    with pytest.raises(NotFittedError, match=re.escape(msg)):
+        clf.set_params(target_far=0.2).predict(far_away)
+    refit = clone(clf).fit(X, y)
+    np.testing.assert_array_equal(clf.set_target_far(0.2).predict(X), refit.predict(X))
+    msg = (
+        "`target_far` was set to None after this EmbeddingKNeighborsClassifier was fitted as "
+        "an open set with target_far=0.2. Call fit to classify in a closed set, or set "
+        "target_far back to 0.2."
+    )
+    with pytest.raises(NotFittedError, match=re.escape(msg)):
+        clf.set_params(target_far=None).predict(far_away)
+    assert (clf.set_params(target_far=0.2).predict(far_away) == -1).all()
+
+
+def test_unknown_label_defaults_to_the_kind_of_the_labels():
     X, y = make_classes(4, n_classes=6)
     names = np.array(list("abcdef"))[y]
-    clf = EmbeddingKNeighborsClassifier(
-        identity(), target_far=0.3, unknown_label="unknown", calibration="leave_class_out"
-    ).fit(X, names)
-    far_away = clf.predict(X[:3] + 100.0)
-    assert far_away.tolist() == ["unknown"] * 3 and far_away.dtype.kind == "U"
-    # a number with string labels still works, as an object array
-    clf.set_params(unknown_label=-1)
-    assert clf.predict(X[:1] + 100.0).tolist() == [-1]
+    far_away = X[:3] + 100.0
+    common = dict(target_far=0.3, calibration="leave_class_out")
+    numbers = EmbeddingKNeighborsClassifier(identity(), **common).fit(X, y)
+    assert numbers.predict(far_away).tolist() == [-1] * 3
+    assert numbers.predict(far_away).dtype == y.dtype
+    # -1 is a label: one less than the smallest
+    assert clone(numbers).fit(X, y - 1).predict(far_away).tolist() == [-2] * 3
+    clf = EmbeddingKNeighborsClassifier(identity(), **common).fit(X, names)
+    rejected = clf.predict(far_away)
+    assert rejected.tolist() == ["unknown"] * 3 and rejected.dtype.kind == "U"
+    # set_params(unknown_label=...) applies at predict, without a refit
+    assert clf.set_params(unknown_label="nobody").predict(far_away).tolist() == ["nobody"] * 3
+    # pandas' object columns of strings are strings too
+    assert clone(clf).fit(X, names.astype(object)).predict(far_away).tolist() == ["nobody"] * 3
+
+
+def test_unknown_label_is_checked_in_fit_and_predict():
+    X, y = make_classes(4, n_classes=6)
+    names = np.array(list("abcdef"))[y]
+    common = dict(target_far=0.3, calibration="leave_class_out")
+    cases = [
+        (
+            names,
+            -1,
+            "`unknown_label` (-1) must be a string, as the training labels are: "
+            "scikit-learn's metrics (score, cross_val_score, GridSearchCV) cannot compare a "
+            "mix of numbers and strings. Pass a string such as 'unknown', or None for that "
+            "default.",
+        ),
+        (
+            y,
+            "unknown",
+            "`unknown_label` ('unknown') must be a number, as the training labels are: "
+            "scikit-learn's metrics (score, cross_val_score, GridSearchCV) cannot compare a "
+            "mix of numbers and strings. Pass a number such as -1, or None for that default.",
+        ),
+        (
+            names,
+            "c",
+            "`unknown_label` ('c') is one of the training labels; predict could not tell a "
+            "rejection from that class. Choose another value.",
+        ),
+        (y, 2.0, "`unknown_label` (2.0) is one of the training labels;"),
+        (y, np.nan, "`unknown_label` must be finite, got nan: a rejection labelled NaN"),
+    ]
+    for labels, bad, msg in cases:
+        clf = EmbeddingKNeighborsClassifier(identity(), unknown_label=bad, **common)
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            clf.fit(X, labels)
+        # set after fit: predict reads it, and checks it the same way
+        clf.set_params(unknown_label=None).fit(X, labels).set_params(unknown_label=bad)
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            clf.predict(X[:3] + 100.0)
     msg = (
-        "`unknown_label` ('c') is one of the training labels; predict could not tell a "
-        "rejection from that class. Choose another value."
+        "The 'unknown_label' parameter of EmbeddingKNeighborsClassifier must be an instance "
+        "of 'int', an instance of 'float', an instance of 'str' or None. Got [1, 2] instead."
     )
     with pytest.raises(ValueError, match=re.escape(msg)):
-        clf.set_params(unknown_label="c").fit(X, names)
+        EmbeddingKNeighborsClassifier(identity(), unknown_label=[1, 2]).fit(X, y)
+
+
+@pytest.mark.parametrize("labels", ["numbers", "strings"])
+def test_model_selection_scores_rejections(labels):
+    # queries of unseen classes, labelled as their rejections will be: score counts them, and
+    # cross-validation and grid search score every fold (no NaN from mixed labels)
+    X, y = make_classes(8, n_classes=10, n_per_class=12)
+    if labels == "strings":
+        y = np.array([f"class {c}" for c in range(10)])[y]
+    unknown = -1 if labels == "numbers" else "unknown"
+    clf = EmbeddingKNeighborsClassifier(
+        identity(), n_neighbors=3, target_far=0.1, calibration="leave_class_out"
+    )
+    seen = np.isin(y, np.unique(y)[:8])
+    truth = np.where(seen, y, unknown).astype(y.dtype)
+    clf.fit(X[seen], y[seen])
+    predicted = clf.predict(X)
+    assert (predicted[~seen] == unknown).any()  # some rejections to score
+    assert clf.score(X, truth) == np.mean(predicted == truth)
+    scores = cross_val_score(clf, X[seen], y[seen], cv=3, error_score="raise")
+    assert np.isfinite(scores).all()
+    search = GridSearchCV(clf, {"target_far": [0.1, 0.3]}, cv=3, error_score="raise")
+    assert np.isfinite(search.fit(X[seen], y[seen]).cv_results_["mean_test_score"]).all()
 
 
 def test_open_set_errors_and_warnings():
