@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -40,12 +41,14 @@ from ._validation import (
     check_array,
     check_classification_targets,
     check_consistent_length,
+    check_feature_names,
     check_int,
     check_is_fitted,
     check_option,
     check_random_state,
     column_or_1d,
     discard_fit,
+    external_stacklevel,
     fit_context,
     safe_indexing,
     validate_data,
@@ -59,6 +62,10 @@ _FIT_STATE = ("_y", "_index", "_calibrated_far")
 # predict's unknown_label=None: one of the kind of the class labels, so that scikit-learn's
 # metrics can compare predictions with true labels (they refuse a mix of numbers and strings)
 DEFAULT_UNKNOWN_LABELS = {"number": -1, "string": "unknown"}
+# the largest squared norm of an embedded row that the float32 searches take (_check_searchable)
+_LARGEST_SQUARED_NORM = float(np.finfo(np.float32).max) / 16
+# the warnings a check of the feature names gives, which the embedder would give again
+_FEATURE_NAME_WARNINGS = r"X (does not have valid|has) feature names"
 
 ALGORITHMS = ("auto", "brute", "faiss", "faiss_ivf")
 METRICS = ("euclidean", "cosine")
@@ -604,16 +611,27 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             )
         return _FaissIVFSearch(self.metric, n_lists, self.n_probe)
 
-    def _embed(self, X, check_width: bool = False, embedder=None) -> np.ndarray:
-        """``embedder_.transform(X)`` (or ``embedder``'s) as C-contiguous float32, finite."""
-        shape = getattr(X, "shape", ())
-        if check_width and len(shape) == 2 and shape[1] != self.n_features_in_:
-            # other inputs (1-D, lists, feature names) are the embedder's to check
-            raise ValueError(
-                f"X has {shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        embedding = (self.embedder_ if embedder is None else embedder).transform(X)
+    def _embed(self, X, check_input: bool = False, embedder=None) -> np.ndarray:
+        """``embedder_.transform(X)`` (or ``embedder``'s) as C-contiguous float32, finite and
+        searchable in float32 (:func:`_check_searchable`).
+
+        ``check_input``: first check the queries ``X`` against what fit saw, as scikit-learn
+        does, where the embedder might not: their feature names, and the width of rows of
+        features (a 2-D array, or a list of rows). Other inputs (1-D, images, datasets) are
+        the embedder's to check.
+        """
+        embedder = self.embedder_ if embedder is None else embedder
+        if check_input:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                check_feature_names(self, X, reset=False)
+            self._check_width(X)
+            for warning in caught:
+                warnings.warn(warning.message, warning.category, stacklevel=external_stacklevel())
+        with warnings.catch_warnings():
+            if check_input and caught:  # the embedder's copy of the warning just given
+                warnings.filterwarnings("ignore", _FEATURE_NAME_WARNINGS, UserWarning)
+            embedding = embedder.transform(X)
         if sparse.issparse(embedding):
             embedding = embedding.toarray()
         embedding = np.ascontiguousarray(embedding, dtype=np.float32)
@@ -622,12 +640,25 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 "The embedder must return a 2-D array of shape (n_samples, n_components), "
                 f"got shape {embedding.shape}."
             )
-        if not np.isfinite(embedding).all():
-            raise ValueError(
-                "The embedding of X contains NaN or infinity: X probably has missing or "
-                "infinite values. Impute or remove them first."
-            )
+        _check_searchable(embedding)
         return embedding
+
+    def _check_width(self, X) -> None:
+        """scikit-learn's message for rows of another width than fit's, for a 2-D array or a
+        list (or tuple) of 1-D rows."""
+        shape = getattr(X, "shape", None)
+        if shape is not None:
+            width = shape[1] if len(shape) == 2 else None
+        elif isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) == 1:
+            width = len(X[0])
+        else:
+            width = None
+        expected = getattr(self, "n_features_in_", None)
+        if width is not None and expected is not None and width != expected:
+            raise ValueError(
+                f"X has {width} features, but {type(self).__name__} is expecting "
+                f"{expected} features as input."
+            )
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Nearest training samples of each query, in the learned space.
@@ -660,7 +691,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 f"`n_neighbors` ({k}) must not exceed the number of training samples"
                 f"{' minus one (leave-one-out, X=None)' if leave_one_out else ''} ({limit})."
             )
-        queries = None if leave_one_out else self._embed(X, check_width=True)
+        queries = None if leave_one_out else self._embed(X, check_input=True)
         dist, ind = self._index.search(queries, k, exclude_self=leave_one_out)
         return (dist, ind) if return_distance else ind
 
@@ -745,6 +776,32 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         votes = votes.reshape(n_queries, n_classes)
         total = votes.sum(axis=1, keepdims=True)
         return votes / np.where(total > 0, total, 1.0)
+
+
+def _check_searchable(embedding: np.ndarray) -> None:
+    """Raise unless the embedding of ``X`` is finite and its distances fit in float32.
+
+    The searches compute in float32, through squared norms and products of the rows, on
+    rows centred on the reference's mean (:func:`~sk_deepmetric.distances.search_center`).
+    With every row's norm at most ``M = sqrt(FLT_MAX) / 4``, a centred row is at most
+    ``2 M`` long, and the largest term, ``|r - c|^2 + 2 |q - c| |r - c| <= 12 M^2``, is
+    three quarters of the largest float32: no distance or score overflows (to infinity, or
+    to faiss's cap).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = np.einsum("ij,ij->i", embedding, embedding)
+    if (squared <= _LARGEST_SQUARED_NORM).all():
+        return
+    if not np.isfinite(embedding).all():
+        raise ValueError(
+            "The embedding of X contains NaN or infinity: X probably has missing or "
+            "infinite values. Impute or remove them first."
+        )
+    raise ValueError(
+        f"The embedding of X has rows of norm above {math.sqrt(_LARGEST_SQUARED_NORM):.3g} "
+        "(a quarter of the square root of the largest float32), whose distances would "
+        "overflow float32 in the search. Scale X (or the embedder's output) down."
+    )
 
 
 def _neighbor_weights(dist: np.ndarray, weights: str) -> np.ndarray:

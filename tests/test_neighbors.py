@@ -780,6 +780,81 @@ def test_nan_and_infinite_queries(blobs, algorithm, value):
         EmbeddingKNeighborsClassifier(identity(), algorithm=algorithm).fit(X_bad, y[:60])
 
 
+def test_list_queries_of_the_wrong_width(blobs):
+    X, y, X_query = blobs
+    # an embedder that checks nothing: the classifier checks the width, as scikit-learn does
+    clf = EmbeddingKNeighborsClassifier(FunctionTransformer()).fit(X, y)
+    msg = "X has 5 features, but EmbeddingKNeighborsClassifier is expecting 6 features as input."
+    narrow = X_query[:, :5]
+    for queries in (narrow.tolist(), tuple(map(tuple, narrow.tolist())), list(narrow)):
+        for method in ("predict", "kneighbors"):
+            with pytest.raises(ValueError, match=re.escape(msg)):
+                getattr(clf, method)(queries)
+    np.testing.assert_array_equal(clf.predict(X_query.tolist()), clf.predict(X_query))
+
+
+@pytest.mark.parametrize("embedder", [FunctionTransformer(), StandardScaler()])
+def test_feature_names_are_checked_at_predict(blobs, embedder):
+    # FunctionTransformer records the names but does not check them; StandardScaler does,
+    # and its warning must not come twice
+    import pandas as pd  # in the [test] extra: a missing pandas must fail, not skip
+
+    X, y, X_query = blobs
+    columns = [f"f{i}" for i in range(X.shape[1])]
+    clf = EmbeddingKNeighborsClassifier(embedder).fit(pd.DataFrame(X, columns=columns), y)
+    queries = pd.DataFrame(X_query, columns=columns)
+    expected = clf.predict(queries)
+    with pytest.raises(ValueError, match="Feature names must be in the same order as they"):
+        clf.predict(queries[columns[::-1]])
+    with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- g0"):
+        clf.kneighbors(queries.rename(columns={"f0": "g0"}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(clf.predict(X_query), expected)
+    msg = (
+        "X does not have valid feature names, but EmbeddingKNeighborsClassifier was fitted "
+        "with feature names"
+    )
+    assert [str(w.message) for w in caught] == [msg]
+    assert caught[0].filename == __file__  # the user's line
+    clf = EmbeddingKNeighborsClassifier(embedder).fit(X, y)
+    msg = "X has feature names, but EmbeddingKNeighborsClassifier was fitted without feature names"
+    with pytest.warns(UserWarning, match=msg):
+        clf.predict(queries)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_embeddings_whose_distances_would_overflow_float32(blobs, algorithm):
+    X, y, X_query = blobs
+    kw = {"n_lists": 4, "n_probe": 4} if algorithm == "faiss_ivf" else {}  # exact
+    clf = EmbeddingKNeighborsClassifier(
+        FunctionTransformer(), algorithm=algorithm, weights="distance", **kw
+    )
+    msg = (
+        "The embedding of X has rows of norm above 4.61e+18 (a quarter of the square root of "
+        "the largest float32), whose distances would overflow float32 in the search. Scale X "
+        "(or the embedder's output) down."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clf.fit(X * 1e20, y)
+    clf.fit(X, y)
+    for method in ("predict", "predict_proba", "kneighbors"):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            getattr(clf, method)(X_query * 1e20)
+    # just within the limit, the largest distances (queries opposite the references) are
+    # finite, within the float32 searches' error bounds, and the vote sums to one
+    limit = np.sqrt(np.float64(np.finfo(np.float32).max)) / 4
+    norms = np.linalg.norm(X.astype(np.float64), axis=1)
+    reference = (X * np.float32(0.999 * limit / norms.max())).astype(np.float32)
+    assert np.linalg.norm(reference.astype(np.float64), axis=1).max() <= limit
+    queries = -reference[::4]
+    clf.fit(reference, y)
+    dist, ind = clf.kneighbors(queries)
+    assert np.isfinite(dist).all()
+    check_neighbors(dist, ind, queries, reference, "euclidean", algorithm)
+    np.testing.assert_allclose(clf.predict_proba(queries).sum(axis=1), 1.0, rtol=gamma(7, U64))
+
+
 def test_unfitted():
     clf = EmbeddingKNeighborsClassifier(StandardScaler())
     for method in ("predict", "predict_proba", "kneighbors", "score"):
