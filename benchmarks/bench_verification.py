@@ -157,7 +157,8 @@ def open_set_split(task, seed: int):
 
 def open_set_rows(task, seed: int, calibration: str, quick: bool) -> list[dict]:
     X_fit, y_fit, X_known, y_known, X_unknown = open_set_split(task, seed)
-    options = dict(calibration=calibration, random_state=seed)
+    # the default for numeric labels, given so that rejections can be counted here
+    options = dict(calibration=calibration, random_state=seed, unknown_label=-1)
     if quick:  # an explicit embedder with a 2-epoch budget, 2 class folds
         embedder = E.TripletEmbedder(validation_holdout="samples", max_iter=2, random_state=seed)
         options |= dict(embedder=embedder, calibration_folds=2)
