@@ -114,11 +114,16 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
     algorithm : {"auto", "brute", "faiss", "faiss_ivf"}, default="auto"
         Search backend.
 
-        - ``"brute"``: exact, chunked torch matrix product + top-k on ``device``.
-        - ``"faiss"``: exact, a faiss flat index (CPU). Same neighbours as ``"brute"``,
-          except among neighbours at distances that tie (duplicated or integer-valued
-          embeddings under the cosine distance): the two round them differently in the last
-          float32 bit, so may order them, and pick the k-th, differently.
+        - ``"brute"``: exact, chunked torch matrix product + top-k on ``device``; the
+          neighbours its float32 products cannot order (vectors closer together than about
+          1e-3 of their norms) are searched again in float64 (see
+          :func:`~sk_deepmetric.distances.topk_neighbors`).
+        - ``"faiss"``: exact up to float32 rounding, a faiss flat index (CPU). Same
+          neighbours as ``"brute"``, except among neighbours at distances that tie
+          (duplicated or integer-valued embeddings under the cosine distance), which the
+          two round differently in the last float32 bit, and among near-duplicates that
+          faiss's float32 products cannot order (under the cosine distance, vectors within
+          about 1e-3 of each other's direction).
         - ``"faiss_ivf"``: approximate, a faiss inverted-file index with ``n_lists`` cells,
           ``n_probe`` of which are scanned per query. For reference sets of millions.
         - ``"auto"``: the faster of the two exact backends on this machine. ``"faiss"`` when

@@ -296,7 +296,7 @@ def test_backends_vote_alike_on_duplicates(metric):
     queries = X[rng.permutation(len(X))[:60]]
     queries = queries[queries.any(axis=1)]
     expected = clfs["brute"].fit(X, y).predict_proba(queries)
-    for algorithm in ("faiss", "faiss_ivf"):
+    for algorithm in ("brute", "faiss", "faiss_ivf"):
         clf = clfs[algorithm].fit(X, y)
         assert (clf.kneighbors(queries)[0][:, 0] == 0).all()
         np.testing.assert_array_equal(clf.predict_proba(queries), expected)
