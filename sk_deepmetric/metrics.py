@@ -760,6 +760,8 @@ def verification_report(
     (0.3333333333333333, 0.7, 0.6666666666666666)
     """
     scalar = isinstance(far, numbers.Real) or (isinstance(far, np.ndarray) and far.ndim == 0)
+    if not scalar and not isinstance(far, Iterable):
+        raise ValueError(f"`far` must be a rate in (0, 1) or an iterable of rates, got {far!r}.")
     fars = [far] if scalar else list(far)
     if not fars:
         raise ValueError("`far` must hold at least one rate, got an empty iterable.")

@@ -241,6 +241,11 @@ def test_rates_outside_the_open_unit_interval(far):
         min_dcf(y, s, c_fa=0)
 
 
+def test_report_names_a_far_that_is_neither_a_rate_nor_rates():
+    with pytest.raises(ValueError, match=r"`far` must be a rate in \(0, 1\) or an iterable"):
+        verification_report([1, 0], [0.2, 0.1], far=None)
+
+
 # ---------------------------------------------------------------- thresholds and LFW accuracy
 
 
