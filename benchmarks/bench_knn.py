@@ -339,10 +339,10 @@ def certifications(args):
     counted = {"queries": 0, "missed": 0}
     certified = distances._certified
 
-    def counting(vals, k, *rest):
+    def counting(vals, inds, k, *rest):
         # first with the (k + 1)-th candidate, for every query; then, for those left, with
         # all of them: what that leaves is searched again in float64
-        held = certified(vals, k, *rest)
+        held = certified(vals, inds, k, *rest)
         if vals.shape[1] == k + 1:
             counted["queries"] += held.numel()
         else:

@@ -237,6 +237,10 @@ def topk_neighbors(
     then the k nearest by distances measured from the vectors, which differ from the
     exact ones only by the rounding of those distances themselves (what certifying
     costs, and how often float64 is needed: docs/benchmarks.md, "Certified neighbours").
+    Under reduced float32 matrix-product precision (``torch.set_float32_matmul_precision``
+    "high" or "medium", or a backend's ``fp32_precision`` of "tf32" or "bf16") the
+    products are rounded more than that bound allows for, and the neighbours are only as
+    near as those products can tell (uncertified), as are those of float16 vectors.
 
     Parameters
     ----------
@@ -418,13 +422,14 @@ def _searched(
     # scores certify the k found (see _certified); the queries they cannot vouch for are
     # searched again in float64
     available = reference.shape[0] - (excluded is not None)
-    certify = _CERTIFY and refine and queries.dtype != torch.float64 and k_max < available
+    certify = _CERTIFY and refine and queries.dtype == torch.float32 and k_max < available
+    certify = certify and _exact_float32_products(queries.device)
     fallback = _Float64Reference(reference, distance) if certify else None
     rows, cols = _tile_shape(
         queries.shape[0],
         reference.shape[0],
         _certified_pool(k_max, available) if certify else k_max,
-        reference.element_size(),
+        max(reference.element_size(), queries.element_size()),
         chunk_size,
         reference.device,
     )
@@ -463,33 +468,64 @@ def _searched(
         yield from done
 
 
-def _certified(vals: Tensor, k: int, q: Tensor, ref_sq: Tensor | None, distance: str) -> Tensor:
-    """For each query, whether the ``k`` smallest of its ranking scores ``vals`` (``k + 1``
-    of them, ascending) are provably those of its ``k`` nearest neighbours.
+def _certified(
+    vals: Tensor, inds: Tensor, k: int, q: Tensor, ref_sq: Tensor | None, distance: str
+) -> Tensor:
+    """For each query, whether the ``k`` smallest of its float32 ranking scores ``vals``
+    (ascending, of the reference rows ``inds``; more than ``k``) are provably those of its
+    ``k`` nearest neighbours, none of the rows left out being as near.
 
-    The float32 scores ``|r|^2 - 2 q.r`` (``d + 1`` products and sums) are each within
-    ``E = g(d+1) (2 |q| R + R^2 (1 + g(d))) + g(d) R^2`` of their exact value (``R`` the
-    largest reference norm, ``g(n) = n u / (1 - n u)`` with ``u`` the unit roundoff of
-    the products, the stored norms rounded too), and ``-cos`` of the unit vectors within
-    ``g(d) + 2 g(d + 2)``; with the (k + 1)-th score more than ``2E`` above the k-th, every
-    vector left out is farther than the k kept. Where the scores are close against ``E``
-    (near-duplicates among vectors far from the origin for their spread, or equal distances
-    to the k-th), that does not hold.
+    A score ``|r|^2 - 2 q.r`` (``d + 1`` products and sums, the stored squared norm rounded
+    too) is within ``e(|r|) = g(d+1) (2 |q| |r| + |r|^2 (1 + g(d))) + g(d) |r|^2`` of its
+    exact value, ``g(n) = n u / (1 - n u)``, ``u = 2^-24``. The k first candidates' exact
+    scores are at most ``U``, the largest of their scores plus their own ``e``. A row left
+    out farther from the origin than ``R' = |q| + sqrt(|q|^2 + U)`` has an exact score above
+    ``U`` whatever its rounding (``|r|^2 - 2 |q| |r| > U``); one nearer has one at least
+    the last candidate's score less ``e(R')``. Where that exceeds ``U``, no row left out is
+    among the k nearest. ``-cos`` of the unit vectors is within ``g(d) + 2 g(d + 2)``.
+    Where the scores are close against the rounding (vectors closer together than about
+    1e-3 of their norms, or distances equal to the k-th), that does not hold.
     """
-    u = _product_roundoff(q.dtype)
+    u = 2.0**-24
     d = q.shape[1]
 
     def g(n):
         return n * u / (1 - n * u)
 
-    if distance == "cosine":
-        bound = torch.full((q.shape[0],), g(d) + 2 * g(d + 2), dtype=torch.float64)
-    else:
-        top = float(ref_sq.amax()) * (1 + 2 * g(d))  # the stored norms are rounded
-        q_norm = _squared_norms(q).double().sqrt_() * (1 + g(d))
-        bound = g(d + 1) * (2 * q_norm * top**0.5 + top * (1 + g(d))) + g(d) * top
     vals = vals.double()
-    return vals[:, -1] - vals[:, k - 1] > 2 * bound.to(vals.device)
+    if distance == "cosine":
+        bound = g(d) + 2 * g(d + 2)
+        return vals[:, -1] - bound > vals[:, k - 1] + bound
+    q_norm = (_squared_norms(q).double() * (1 + 2 * g(d))).sqrt_()[:, None]
+
+    def error(norm_sq: Tensor) -> Tensor:  # of the score of a row of this squared norm
+        norm_sq = norm_sq * (1 + 2 * g(d))  # as stored, rounded
+        return g(d + 1) * (2 * q_norm * norm_sq.sqrt() + norm_sq * (1 + g(d))) + g(d) * norm_sq
+
+    kept_sq = ref_sq[inds[:, :k]].double()
+    upper = (vals[:, :k] + error(kept_sq)).amax(dim=1, keepdim=True)
+    farthest = float(ref_sq.amax()) * (1 + 2 * g(d))
+    reach = (q_norm + (q_norm * q_norm + upper.clamp_min(0.0)).sqrt()) * (1 + 2.0**-20)
+    reach_sq = torch.minimum(reach * reach, torch.full_like(reach, farthest))
+    lower = vals[:, -1:] - error(reach_sq)
+    return (lower > upper).squeeze(1)
+
+
+def _exact_float32_products(device: torch.device) -> bool:
+    """Whether torch multiplies float32 matrices on ``device`` in float32 (its default), not
+    through TF32 or bfloat16 (``torch.set_float32_matmul_precision("high")`` or a
+    backend's ``fp32_precision``), whose rounding :func:`_certified` does not bound: the
+    search is then not certified."""
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else None
+    if backend is None and hasattr(torch.backends, "mkldnn"):
+        backend = getattr(torch.backends.mkldnn, "matmul", None)
+    setting = getattr(backend, "fp32_precision", None)
+    if setting not in (None, "none"):
+        return setting == "ieee"
+    try:
+        return torch.get_float32_matmul_precision() == "highest"
+    except RuntimeError:  # a mix of torch's legacy and new settings: unknown, not bounded
+        return False
 
 
 def _certified_pool(k: int, available: int) -> int:
@@ -506,14 +542,14 @@ def _certify(q, vals, inds, dists, kept, reference, ref_sq, distance, complete):
     reference vector, ``complete``); the rows neither vouches for get NaN distances, to be
     searched again in float64."""
     k = kept.shape[1]
-    held = _certified(vals[:, : k + 1], k, q, ref_sq, distance)
+    held = _certified(vals[:, : k + 1], inds, k, q, ref_sq, distance)
     if bool(held.all()):
         return dists, kept
     left = torch.nonzero(~held).squeeze(1)
     if complete:
         pool = torch.ones_like(left, dtype=torch.bool)
     else:
-        pool = _certified(vals[left], k, q[left], ref_sq, distance)
+        pool = _certified(vals[left], inds[left], k, q[left], ref_sq, distance)
     wider = left[pool]
     if wider.numel():
         d, i = _refined(q[wider], reference, inds[wider], distance)
@@ -522,23 +558,14 @@ def _certify(q, vals, inds, dists, kept, reference, ref_sq, distance, complete):
     return dists, kept
 
 
-def _product_roundoff(dtype: torch.dtype) -> float:
-    """The unit roundoff of float32 (or float16) matrix products, with torch's
-    ``float32_matmul_precision`` ("high" may use TF32, "medium" bfloat16 products)."""
-    u = torch.finfo(dtype).eps / 2
-    if dtype == torch.float32:
-        precision = torch.get_float32_matmul_precision()
-        u = {"high": 2.0**-11, "medium": 2.0**-8}.get(precision, u)
-    return u
-
-
 class _Float64Reference:
-    """The float64 search of the queries that :func:`_certified` cannot vouch for, with the
-    reference's float64 copy built on the first of them."""
+    """The float64 search of the queries that :func:`_certified` cannot vouch for: the
+    reference stays float32, each tile converted as it is read, and its squared norms are
+    computed in float64 on the first such query."""
 
     def __init__(self, reference: Tensor, distance: str):
         self.reference, self.distance = reference, distance
-        self.copy, self.ref_sq = None, None
+        self.ref_sq = None
 
     def search_missed(self, done: list, queries: Tensor, excluded: Tensor | None) -> None:
         """Search the rows of the chunks ``done`` (``(start, dists, inds)``, in place) whose
@@ -548,20 +575,28 @@ class _Float64Reference:
         if not rows.numel():
             return
         k_max = max(d.shape[1] for _, d, _ in done)
-        if self.copy is None:
-            self.copy = self.reference.double()
-            self.ref_sq = None if self.distance == "cosine" else _squared_norms(self.copy)
+        if self.ref_sq is None and self.distance != "cosine":
+            self.ref_sq = _squared_norms_float64(self.reference)
         own = None if excluded is None else excluded[rows]
-        chunks = _searched(
-            queries[rows].double(), self.copy, self.ref_sq, k_max, self.distance, own, None, True
-        )
-        found_d, found_i = _concatenated(chunks, queries, k_max)
+        q = queries[rows].double()
+        chunks = _searched(q, self.reference, self.ref_sq, k_max, self.distance, own, None, True)
+        found_d, found_i = _concatenated(chunks, q, k_max)
         at = 0
         for (_, dists, inds), (_, m) in zip(done, missed):
             k = dists.shape[1]
             dists[m] = found_d[at : at + m.numel(), :k].to(dists.dtype)
             inds[m] = found_i[at : at + m.numel(), :k]
             at += m.numel()
+
+
+def _squared_norms_float64(x: Tensor) -> Tensor:
+    """The rows' squared norms in float64, in cache-sized blocks (no float64 copy of ``x``)."""
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    rows = rows_per_block(x.shape[1], 8, x.device)
+    for start in range(0, x.shape[0], rows):
+        block = x[start : start + rows].double()
+        torch.sum(block * block, dim=1, out=out[start : start + rows])
+    return out
 
 
 def search_center(reference: Tensor, distance: str = "euclidean") -> Tensor | None:
@@ -679,7 +714,7 @@ def _smallest_scores(
     # float64 scores keep their precision (float32 keys would rank them in float32)
     keyed = q.dtype != torch.float64 and selects_with_keys(q[:1].float(), reference.shape[0])
     tile = q.new_empty((min(rows, q.shape[0]), width))
-    ref_rows = reference.new_empty((width, q_rank.shape[1]))
+    ref_rows = q_rank.new_empty((width, q_rank.shape[1]))
     # on one thread, tiles after the first are compared whole (see _keys_compared_whole)
     compares = keyed and _COMPARE_TILES and max(ks) >= _COMPARE_FROM_K
     compares = compares and torch.get_num_threads() == 1 and q.dtype == torch.float32
@@ -688,6 +723,8 @@ def _smallest_scores(
     for col in range(0, reference.shape[0], cols):
         r = reference[col : col + cols]
         full = r.shape[0] == width
+        if r.dtype != q_rank.dtype:  # float64 queries of a float32 reference, tile by tile
+            r = r.to(q_rank.dtype)
         if distance == _FACTORS:
             pass
         elif distance == "cosine":
@@ -1110,6 +1147,7 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
     # the result: a fresh (rows, k, d) tensor per block is a fresh mapping of memory on a CPU,
     # whose page faults made the whole refinement 1.13x-1.25x slower (k = 10-300)
     gathered = reference.new_empty((min(block, q.shape[0]) * k, d))
+    mixed = reference.dtype != q.dtype  # float64 queries of a float32 reference
     dists = q.new_empty(inds.shape)
     for start in range(0, q.shape[0], block):
         qb, ib = q[start : start + block], inds[start : start + block]
@@ -1117,7 +1155,7 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
         # index_select of whole rows, then arithmetic in place on that private copy:
         # indexing with a 2-d index and fresh temporaries cost 3.5x as much here
         nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
-        nb = nb.view(*ib.shape, d)
+        nb = nb.view(*ib.shape, d).to(q.dtype) if mixed else nb.view(*ib.shape, d)
         if distance == "cosine":  # 1 - cos as half the squared distance of the unit vectors
             # a zero vector has cosine 0 with everything: distance 1 exactly (2 halved)
             zeros = (~nb.any(dim=2)).logical_or_((~qb.any(dim=1)).unsqueeze(1))

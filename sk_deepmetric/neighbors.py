@@ -463,14 +463,29 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             )
         self._unknown_label()
 
-    def _unknown_label(self):
-        """``unknown_label``, ``None`` resolved, checked against ``classes_``."""
+    def _unknown_label(self, strict: bool = True):
+        """``unknown_label``, ``None`` resolved, checked against ``classes_``.
+
+        ``strict=False`` (``predict``): a label of the other kind than the classes, which a
+        classifier pickled by an earlier version may hold (its default was -1 whatever the
+        labels), is used with a warning, as that version did, rather than refused.
+        """
         label = self.unknown_label
         kind = "string" if isinstance(self.classes_[0], str) else "number"
         if label is None:
             label = DEFAULT_UNKNOWN_LABELS[kind]
             if kind == "number" and label in self.classes_.tolist():  # labels -1 and 1, say
                 label = self.classes_.min().item() - 1
+        if (kind == "string") != isinstance(label, str) and not strict:
+            warnings.warn(
+                f"`unknown_label` ({label!r}) is not a {kind}, as the training labels are: "
+                "predict returns an object array, which scikit-learn's metrics (score, "
+                "cross_val_score) cannot compare with true labels. Set unknown_label=None "
+                f"(or a {kind}) with set_params.",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
+            return label
         if (kind == "string") != isinstance(label, str):
             raise ValueError(
                 f"`unknown_label` ({label!r}) must be a {kind}, as the training labels "
@@ -735,13 +750,17 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         self._check_target_far_fitted()
-        unknown = None if self.target_far is None else self._unknown_label()
+        unknown = None if self.target_far is None else self._unknown_label(strict=False)
         dist, ind = self.kneighbors(X)
         predicted, _, distance = self._predicted_class_distance(dist, ind)
         labels = self.classes_[predicted]
         if self.target_far is None:
             return labels
-        labels = labels.astype(np.result_type(self.classes_.dtype, np.asarray(unknown).dtype))
+        label_dtype = np.asarray(unknown).dtype
+        same_kind = (label_dtype.kind in "US") == (self.classes_.dtype.kind in "US")
+        labels = labels.astype(
+            np.result_type(self.classes_.dtype, label_dtype) if same_kind else object
+        )
         labels[distance > self.threshold_] = unknown
         return labels
 

@@ -351,6 +351,67 @@ def test_float32_search_of_crowded_neighbours_goes_on_in_float64(distance):
     assert d.dtype == torch.float32
 
 
+def _count_float64_searches(monkeypatch) -> list:
+    """A list that receives the number of queries each float64 search takes again."""
+    searched = []
+    original = distances._Float64Reference.search_missed
+
+    def search_missed(self, done, *args):
+        searched.append(sum(int(d[:, 0].isnan().sum()) for _, d, _ in done))
+        original(self, done, *args)
+
+    monkeypatch.setattr(distances._Float64Reference, "search_missed", search_missed)
+    return searched
+
+
+def test_one_far_reference_vector_does_not_send_every_query_to_float64(monkeypatch):
+    # the rounding bound of a vector left out grows with its norm, but one farther from the
+    # origin than |q| + sqrt(|q|^2 + the k-th score) is farther than the k-th whatever its
+    # rounding: a single vector of norm 1,000 among vectors of norm ~8 changes nothing
+    g = torch.Generator().manual_seed(0)
+    reference = torch.randn(2000, 16, generator=g) * 2
+    reference[7] = 1000.0 / 4  # norm 1,000
+    queries = torch.randn(300, 16, generator=g) * 2
+    searched = _count_float64_searches(monkeypatch)
+    _, got = topk_neighbors(queries, reference, 5)
+    assert sum(searched) == 0
+    full = torch.cdist(queries.double(), reference.double())
+    assert torch.equal(got, full.topk(5, dim=1, largest=False).indices)
+
+
+@pytest.mark.parametrize(
+    "setting", [("legacy", "high"), ("legacy", "medium"), ("cuda", "tf32"), ("mkldnn", "bf16")]
+)
+def test_search_under_reduced_float32_matmul_precision(setting):
+    # TF32 or bfloat16 products (torch's "high" and "medium" float32 matmul precision, or a
+    # backend's fp32_precision, which on a CPU makes "medium" and "bf16" bfloat16 products)
+    # are not what the rounding bound covers: the search runs uncertified, as it did before,
+    # at any dimension, and its neighbours are as near as those products can tell
+    g = torch.Generator().manual_seed(0)
+    reference, queries = torch.randn(300, 2048, generator=g), torch.randn(20, 2048, generator=g)
+    api, precision = setting
+    legacy = torch.get_float32_matmul_precision()
+    try:
+        if api == "legacy":
+            torch.set_float32_matmul_precision(precision)
+        else:  # the per-backend setting, mixed with the legacy one
+            getattr(torch.backends, api).matmul.fp32_precision = precision
+        for distance in ("euclidean", "cosine"):
+            dist, ind = topk_neighbors(queries, reference, 5, distance)
+            full = pairwise_distances(queries.double(), reference.double(), distance)
+            # the distances are those of the vectors found, measured from them, ascending
+            torch.testing.assert_close(dist.double(), full.gather(1, ind), rtol=1e-5, atol=1e-6)
+            assert bool((dist[:, 1:] >= dist[:, :-1]).all())
+            # bfloat16 products of 2,048 terms rank to ~2 * 2^-8 of the squared norms
+            # (~4,096 here) against distances of ~64: the k-th is within a few percent
+            kth = full.topk(5, dim=1, largest=False).values[:, -1]
+            assert bool((dist[:, -1].double() <= kth * 1.05).all())
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = "none"
+        torch.backends.mkldnn.matmul.fp32_precision = "none"
+        torch.set_float32_matmul_precision(legacy)
+
+
 def test_float32_search_vouches_for_its_neighbours_with_few_candidates_more(monkeypatch):
     # k = 1: the two nearest are 1e-3 apart far from the origin, which the 2nd candidate's
     # score cannot vouch for, but the 5th (k + k // 16 + 4), ~4 away, can: the k nearest
@@ -359,8 +420,8 @@ def test_float32_search_vouches_for_its_neighbours_with_few_candidates_more(monk
     calls = []
     certified = distances._certified
 
-    def recording(vals, k, *rest):
-        held = certified(vals, k, *rest)
+    def recording(vals, inds, k, *rest):
+        held = certified(vals, inds, k, *rest)
         calls.append((vals.shape[1], int((~held).sum())))
         return held
 

@@ -293,12 +293,20 @@ def test_unknown_label_is_checked_in_fit_and_predict():
         (y, 2.0, "`unknown_label` (2.0) is one of the training labels;"),
         (y, np.nan, "`unknown_label` must be finite, got nan: a rejection labelled NaN"),
     ]
-    for labels, bad, msg in cases:
+    for i, (labels, bad, msg) in enumerate(cases):
         clf = EmbeddingKNeighborsClassifier(identity(), unknown_label=bad, **common)
         with pytest.raises(ValueError, match=re.escape(msg)):
             clf.fit(X, labels)
-        # set after fit: predict reads it, and checks it the same way
+        # set after fit: predict reads it, and checks it the same way, except for a label of
+        # the other kind, which a classifier pickled by an earlier version holds (its default
+        # was -1 whatever the labels): used as that version did, with a warning
         clf.set_params(unknown_label=None).fit(X, labels).set_params(unknown_label=bad)
+        if i < 2:
+            kind = "string" if labels is names else "number"
+            with pytest.warns(UserWarning, match=rf"\({bad!r}\) is not a {kind}, as the training"):
+                predicted = clf.predict(X[:3] + 100.0)
+            assert predicted.dtype == object and predicted.tolist() == [bad] * 3
+            continue
         with pytest.raises(ValueError, match=re.escape(msg)):
             clf.predict(X[:3] + 100.0)
     msg = (
