@@ -30,6 +30,29 @@ def squared_euclidean_rows(x: Tensor, sq_norms: Tensor, start: int, stop: int) -
     return sq
 
 
+def measured_distances_(q: Tensor, neighbours: Tensor, distance: str, out: Tensor) -> Tensor:
+    """Distances of each query of ``q`` ``(rows, d)`` to its gathered ``neighbours``
+    ``(rows, k, d)``, measured from the vectors (not from the matrix-product form a search
+    ranks by), into ``out`` ``(rows, k)``; ``neighbours`` is overwritten.
+
+    ``|q - r|`` (squared for ``"squared_euclidean"``), and for ``"cosine"`` half the squared
+    distance of the unit vectors, which is ``1 - cos``: never negative and 0 for a
+    duplicate, where ``1 - q.r`` of the rounded unit vectors is a few float32 roundings off
+    either way. A zero vector is at distance 1 exactly from everything, itself included
+    (cosine similarity 0, as in :func:`sk_deepmetric.distances.cosine_similarity`).
+    """
+    if distance == "cosine":
+        zeros = (~neighbours.any(dim=2)).logical_or_((~q.any(dim=1)).unsqueeze(1))
+        unit = F.normalize(neighbours, dim=2, out=neighbours)
+        diff = unit.sub_(F.normalize(q, dim=1).unsqueeze(1))
+    else:
+        diff = neighbours.sub_(q.unsqueeze(1))
+    torch.sum(diff.mul_(diff), dim=2, out=out)
+    if distance == "cosine":
+        return out.masked_fill_(zeros, 2.0).mul_(0.5)  # 2 halved: 1
+    return out.sqrt_() if distance == "euclidean" else out
+
+
 def rows_per_chunk(n_columns: int, element_size: int = 4, n_temporaries: int = 1) -> int:
     """Rows such that ``n_temporaries`` arrays of ``(rows, n_columns)`` fit the 32 MiB bound.
 

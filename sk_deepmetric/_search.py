@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 
+from ._blocks import measured_distances_
 from .distances import filters_in_bfloat16, search_center, topk_neighbors
 
 _FAISS_HINT = (
@@ -188,27 +189,24 @@ class _FaissFlatSearch:
 
         faiss reports ``1 - <u, v>`` or ``|q|^2 + |r|^2 - 2 q.r``, whose float32 rounding puts
         a duplicate ~1e-7 (cosine) or more away rather than at 0, where ``weights="distance"``
-        gives a duplicate the whole vote. So, as in
-        :func:`~sk_deepmetric.distances.topk_neighbors`: ``|q - r|``, and for ``"cosine"``
-        half the squared distance of the unit rows (``1 - cos``, 0 for a duplicate, never
-        negative), with a zero vector at distance exactly 1 from everything. In blocks of
-        queries whose gathered neighbours stay within ~32 MiB.
+        gives a duplicate the whole vote. So the same measure as
+        :func:`~sk_deepmetric.distances.topk_neighbors`'
+        (:func:`sk_deepmetric._blocks.measured_distances_`), in blocks of queries whose
+        gathered neighbours stay within ~32 MiB.
         """
         n, k = ind.shape
         d = queries.shape[1]
         dist = np.empty((n, k), dtype=np.float32)
         block = max(1, _REFINE_FLOATS // max(1, k * d))
         for start in range(0, n, block):
-            q, i = queries[start : start + block], ind[start : start + block]
-            neighbours = np.asarray(self.index_.reconstruct_batch(i.ravel()))
-            neighbours = neighbours.reshape(*i.shape, d)
-            diff = neighbours - q[:, None, :]
-            squared = np.einsum("ijk,ijk->ij", diff, diff)
-            if self.metric == "cosine":
-                zero = ~q.any(axis=1)[:, None] | ~neighbours.any(axis=2)
-                dist[start : start + block] = np.where(zero, 1.0, 0.5 * squared)
-            else:
-                dist[start : start + block] = np.sqrt(squared)
+            i = ind[start : start + block]
+            neighbours = np.asarray(self.index_.reconstruct_batch(i.ravel()), dtype=np.float32)
+            measured_distances_(
+                torch.from_numpy(np.ascontiguousarray(queries[start : start + block], np.float32)),
+                torch.from_numpy(neighbours.reshape(*i.shape, d)),
+                self.metric,
+                torch.from_numpy(dist[start : start + block]),
+            )
         return dist
 
     def _check_found(self, ind: np.ndarray) -> None:

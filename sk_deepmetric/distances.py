@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._blocks import rows_per_block, rows_per_chunk, squared_euclidean_rows
+from ._blocks import measured_distances_, rows_per_block, rows_per_chunk, squared_euclidean_rows
 from ._mining import key_lows, key_values, row_keys, selects_with_keys, sort_keys_
 from ._validation import check_int, check_option
 
@@ -576,7 +576,7 @@ class _Float64Reference:
             return
         k_max = max(d.shape[1] for _, d, _ in done)
         if self.ref_sq is None and self.distance != "cosine":
-            self.ref_sq = _squared_norms_float64(self.reference)
+            self.ref_sq = _squared_norms(self.reference, dtype=torch.float64)
         own = None if excluded is None else excluded[rows]
         q = queries[rows].double()
         chunks = _searched(q, self.reference, self.ref_sq, k_max, self.distance, own, None, True)
@@ -587,16 +587,6 @@ class _Float64Reference:
             dists[m] = found_d[at : at + m.numel(), :k].to(dists.dtype)
             inds[m] = found_i[at : at + m.numel(), :k]
             at += m.numel()
-
-
-def _squared_norms_float64(x: Tensor) -> Tensor:
-    """The rows' squared norms in float64, in cache-sized blocks (no float64 copy of ``x``)."""
-    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    rows = rows_per_block(x.shape[1], 8, x.device)
-    for start in range(0, x.shape[0], rows):
-        block = x[start : start + rows].double()
-        torch.sum(block * block, dim=1, out=out[start : start + rows])
-    return out
 
 
 def search_center(reference: Tensor, distance: str = "euclidean") -> Tensor | None:
@@ -1101,19 +1091,22 @@ def _ordered(best: tuple[Tensor, Tensor] | Tensor, keyed: bool) -> tuple[Tensor,
     return _sort_by_value_then_index(*best)
 
 
-def _squared_norms(x: Tensor, center: Tensor | None = None):
+def _squared_norms(x: Tensor, center: Tensor | None = None, dtype: torch.dtype | None = None):
     """``(x * x).sum(dim=1)`` in cache-sized blocks of rows, with the same values; with a
-    ``center``, the copy ``x - center`` and its squared norms, built together.
+    ``center``, the copy ``x - center`` and its squared norms, built together; with a
+    ``dtype``, each block converted to it first (float64 norms of a float32 ``x`` without a
+    float64 copy of it).
 
     The whole product at once is a temporary as large as ``x`` (51 MiB for 100k x 128),
     whose fresh pages cost more than the arithmetic (centring as whole-tensor ops added
     69 ms to a search of 100,000 x 128 where this adds 31 ms).
     """
-    out = x.new_empty(x.shape[0])
+    dtype = x.dtype if dtype is None else dtype
+    out = torch.empty(x.shape[0], dtype=dtype, device=x.device)
     centred = None if center is None else torch.empty_like(x)
-    rows = rows_per_block(x.shape[1], x.element_size(), x.device)
+    rows = rows_per_block(x.shape[1], max(x.element_size(), out.element_size()), x.device)
     for start in range(0, x.shape[0], rows):
-        block = x[start : start + rows]
+        block = x[start : start + rows].to(dtype)
         if centred is not None:
             block = torch.sub(block, center, out=centred[start : start + rows])
         torch.sum(block * block, dim=1, out=out[start : start + rows])
@@ -1129,13 +1122,8 @@ def _distances_from_scores(vals: Tensor, q: Tensor, distance: str) -> Tensor:
 
 
 def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple[Tensor, Tensor]:
-    """Distances of ``q``'s neighbours ``inds`` computed directly, reordered by them.
-
-    The cosine distance is half the squared distance between the unit vectors (``1 - cos``
-    for unit vectors): never negative, and 0 for a duplicate, where ``1 - q.r`` of the
-    rounded unit vectors is a few float32 roundings off either way. A zero vector is at
-    distance 1 from everything, itself included (cosine similarity 0, as in
-    :func:`cosine_similarity`).
+    """Distances of ``q``'s neighbours ``inds`` measured from the vectors
+    (:func:`sk_deepmetric._blocks.measured_distances_`), reordered by them.
 
     Equal distances stay ordered by index. In blocks of queries whose ``(rows, k, d)``
     differences fit the cache on a CPU (see :func:`rows_per_block`): with k in the hundreds
@@ -1156,20 +1144,7 @@ def _refined(q: Tensor, reference: Tensor, inds: Tensor, distance: str) -> tuple
         # indexing with a 2-d index and fresh temporaries cost 3.5x as much here
         nb = torch.index_select(reference, 0, ib.reshape(-1), out=gathered[: ib.numel()])
         nb = nb.view(*ib.shape, d).to(q.dtype) if mixed else nb.view(*ib.shape, d)
-        if distance == "cosine":  # 1 - cos as half the squared distance of the unit vectors
-            # a zero vector has cosine 0 with everything: distance 1 exactly (2 halved)
-            zeros = (~nb.any(dim=2)).logical_or_((~qb.any(dim=1)).unsqueeze(1))
-            nb = F.normalize(nb, dim=2, out=nb)
-            diff = nb.sub_(F.normalize(qb, dim=1).unsqueeze(1))
-        else:
-            diff = nb.sub_(qb.unsqueeze(1))
-        torch.sum(diff.mul_(diff), dim=2, out=out)
-        if distance == "cosine":
-            out.masked_fill_(zeros, 2.0)
-    if distance == "cosine":
-        dists.mul_(0.5)
-    elif distance == "euclidean":
-        dists.sqrt_()
+        measured_distances_(qb, nb, distance, out)
     if selects_with_keys(dists, reference.shape[0]):
         return _ordered(row_keys(dists, inds), keyed=True)
     return _sort_by_value_then_index(dists, inds)

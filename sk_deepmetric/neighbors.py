@@ -476,7 +476,14 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             label = DEFAULT_UNKNOWN_LABELS[kind]
             if kind == "number" and label in self.classes_.tolist():  # labels -1 and 1, say
                 label = self.classes_.min().item() - 1
-        if (kind == "string") != isinstance(label, str) and not strict:
+        if (kind == "string") != isinstance(label, str):
+            if strict:
+                raise ValueError(
+                    f"`unknown_label` ({label!r}) must be a {kind}, as the training labels "
+                    f"are: scikit-learn's metrics (score, cross_val_score, GridSearchCV) "
+                    f"cannot compare a mix of numbers and strings. Pass a {kind} such as "
+                    f"{DEFAULT_UNKNOWN_LABELS[kind]!r}, or None for that default."
+                )
             warnings.warn(
                 f"`unknown_label` ({label!r}) is not a {kind}, as the training labels are: "
                 "predict returns an object array, which scikit-learn's metrics (score, "
@@ -486,13 +493,6 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=external_stacklevel(),
             )
             return label
-        if (kind == "string") != isinstance(label, str):
-            raise ValueError(
-                f"`unknown_label` ({label!r}) must be a {kind}, as the training labels "
-                f"are: scikit-learn's metrics (score, cross_val_score, GridSearchCV) cannot "
-                f"compare a mix of numbers and strings. Pass a {kind} such as "
-                f"{DEFAULT_UNKNOWN_LABELS[kind]!r}, or None for that default."
-            )
         if kind == "number" and not math.isfinite(label):
             raise ValueError(
                 f"`unknown_label` must be finite, got {label!r}: a rejection labelled NaN "
