@@ -165,28 +165,53 @@ def init_optimizer(
     else:
         defaults = {}
     kwargs = {"lr": learning_rate, "weight_decay": weight_decay, **defaults, **(options or {})}
-    return _build(name, list(parameters), kwargs)
+    optimizer = _build(name, list(parameters), kwargs)
+    try:
+        _probe_step(optimizer)
+    except Exception as exc:  # what torch would raise at the first step, deep in training
+        arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        params = optimizer.param_groups[0]["params"] if optimizer.param_groups else []
+        where = f" on {params[0].device} {params[0].dtype} parameters" if params else ""
+        raise ValueError(
+            f"{name.__module__}.{name.__qualname__}({arguments}) cannot take a training "
+            f"step{where}: {type(exc).__name__}: {str(exc).rstrip('.')}"
+        ) from exc
+    return optimizer
 
 
 def state_keys(optimizer: torch.optim.Optimizer) -> set[str] | None:
     """The names of the state a step of ``optimizer`` keeps per parameter, with its settings
     (Adam's ``max_exp_avg_sq`` only with ``amsgrad``): one step of a copy of it on a
-    one-value parameter per group. None when that copy cannot step (a closure needed)."""
-    params = optimizer.param_groups[0]["params"]
-    device = params[0].device if params else None
-    probes = [nn.Parameter(torch.zeros(1, device=device)) for _ in optimizer.param_groups]
+    one-value parameter per group. None when that copy cannot step."""
+    try:
+        probe = _probe_step(optimizer)
+    except Exception:
+        return None
+    return {name for state in probe.state.values() for name in state}
+
+
+def _probe_step(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """A copy of ``optimizer`` with the same settings over one one-value parameter per group
+    (on the device and of the dtype of the group's first parameter), after one bare step as
+    training takes it; raises what that step raises (``capturable`` on a CPU, an optimiser
+    that needs a closure)."""
+    probes = [
+        nn.Parameter(torch.zeros(1, device=g["params"][0].device, dtype=g["params"][0].dtype))
+        if g["params"]
+        else nn.Parameter(torch.zeros(1))
+        for g in optimizer.param_groups
+    ]
     groups = [
         {**{k: v for k, v in g.items() if k not in ("params", "param_names")}, "params": [p]}
         for g, p in zip(optimizer.param_groups, probes, strict=True)
     ]
-    try:
-        probe = type(optimizer)(groups)
-        for p in probes:
-            p.grad = torch.zeros_like(p)
+    probe = type(optimizer)(groups)
+    probe.defaults = dict(optimizer.defaults)  # what ``step`` reads (``differentiable``)
+    for p in probes:
+        p.grad = torch.zeros_like(p)
+    with torch.enable_grad():  # as in training (``differentiable`` steps differ under no_grad)
         probe.step()
-    except Exception:  # an optimiser that a bare step does not suit (LBFGS)
-        return None
-    return {name for state in probe.state.values() for name in state}
+    return probe
 
 
 def _build(cls: type, first: object, kwargs: dict) -> object:

@@ -69,6 +69,28 @@ def test_an_optimizer_class_with_its_arguments(digits):
     assert np.isfinite(model.transform(X)).all()
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"optimizer__capturable": True}, "capturable=True"),  # CUDA-only, on CPU parameters
+        ({"optimizer__differentiable": True}, "in-place operation"),
+    ],
+)
+def test_an_optimiser_that_cannot_step_is_refused_before_training(digits, options, message):
+    # torch accepts these settings when the optimiser is built and fails only at its first
+    # step, deep in the training loop (an AssertionError for ``capturable``); the estimator
+    # tries a step on a probe first and names the optimiser and its arguments.
+    X, y = digits
+    model = fast(TripletEmbedder, **options)
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)torch\.optim\.adam\.Adam\(.*cannot take a "
+        rf"training step on cpu torch\.float32 parameters.*{message}.*optimizer__",
+    ):
+        model.fit(X, y)
+    assert not hasattr(model, "module_")
+
+
 def test_grid_search_over_a_routed_argument(digits):
     X, y = digits
     pipe = make_pipeline(FunctionTransformer(), fast(TripletEmbedder, optimizer="sgd"))
