@@ -443,9 +443,9 @@ class _Snapshot:
     """A copy of the weights of network and loss (parameters and buffers), and of the
     optimiser's state that goes with them (Adam's moments, its step count, the rates).
 
-    The weights: two sets of buffers, allocated once; :meth:`save` overwrites the spare one
-    in place. The optimiser's state is copied (it holds nothing before the first step).
-    Both then become current with a single assignment, so that an interruption in the
+    Two sets of buffers, allocated once (the optimiser's when it first holds state, and
+    again only if its state changes shape); :meth:`save` overwrites the spare set in place,
+    which then becomes current with a single assignment, so that an interruption in the
     middle of a copy leaves the previous copy whole and matched.
     """
 
@@ -453,22 +453,50 @@ class _Snapshot:
         self._live = [*t.module.state_dict().values(), *t.loss.state_dict().values()]
         self._copies = [[x.detach().clone() for x in self._live] for _ in range(2)]
         self._optimizer = t.optimizer
-        self._kept = (0, copy.deepcopy(t.optimizer.state_dict()))
+        self._states: list[dict | None] = [copy.deepcopy(t.optimizer.state_dict()), None]
+        self._current = 0
 
     def save(self) -> None:
-        spare = 1 - self._kept[0]
+        spare = 1 - self._current
         with torch.no_grad():
             for kept, live in zip(self._copies[spare], self._live, strict=True):
                 kept.copy_(live)
-        self._kept = (spare, copy.deepcopy(self._optimizer.state_dict()))
+            self._states[spare] = _copy_state(self._optimizer.state_dict(), self._states[spare])
+        self._current = spare
 
     def restore(self) -> None:
-        current, optimizer_state = self._kept
+        current = self._current
         with torch.no_grad():
             for kept, live in zip(self._copies[current], self._live, strict=True):
                 live.copy_(kept)
         # a copy: the optimiser's state must not alias the snapshot's
-        self._optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        self._optimizer.load_state_dict(copy.deepcopy(self._states[current]))
+
+
+def _copy_state(state: dict, into: dict | None) -> dict:
+    """A copy of the optimiser state dict ``state``: ``into``'s tensors overwritten in place
+    when it holds tensors of the same names, shapes and dtypes, new ones otherwise."""
+    same = into is not None and into["state"].keys() == state["state"].keys()
+    for key, values in state["state"].items():
+        if not same:
+            break
+        kept = into["state"][key]
+        same = kept.keys() == values.keys() and all(
+            isinstance(v, Tensor) == isinstance(kept[n], Tensor)
+            and (not isinstance(v, Tensor) or (v.shape, v.dtype) == (kept[n].shape, kept[n].dtype))
+            for n, v in values.items()
+        )
+    if not same:
+        return copy.deepcopy(state)
+    for key, values in state["state"].items():
+        kept = into["state"][key]
+        for name, value in values.items():
+            if isinstance(value, Tensor):
+                kept[name].copy_(value)
+            else:
+                kept[name] = copy.deepcopy(value)
+    into["param_groups"] = copy.deepcopy(state["param_groups"])
+    return into
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The training seams: optimiser and schedule classes with routed arguments, gradient
 clipping, callbacks, and the weight snapshots of the training loop."""
 
+import copy
 import pickle
 import re
 import warnings
@@ -373,6 +374,36 @@ def test_snapshots_restore_what_they_saved():
     snapshot.restore()
     assert all(torch.equal(saved[k], v) for k, v in module.state_dict().items())
     assert not torch.equal(saved["0.weight"], start["0.weight"])
+
+
+def test_snapshots_keep_the_optimiser_state_of_their_weights_in_two_buffers():
+    module = nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    t = _training.Training(module, nn.Identity(), optimizer, None, torch.device("cpu"))
+    snapshot = _training._Snapshot(t)
+
+    def step():
+        optimizer.zero_grad()
+        module(torch.randn(4, 3)).square().sum().backward()
+        optimizer.step()
+
+    states, pointers = [], []
+    for _ in range(4):  # four saves: after the first two, the two buffers are reused
+        step()
+        snapshot.save()
+        states.append(copy.deepcopy(optimizer.state_dict()))
+        pointers.append(snapshot._states[snapshot._current]["state"][0]["exp_avg"].data_ptr())
+    assert pointers[2:] == pointers[:2] and pointers[0] != pointers[1]
+    step()
+    snapshot.restore()
+    restored = optimizer.state_dict()
+    for key, values in states[-1]["state"].items():
+        for name, value in values.items():
+            assert torch.equal(restored["state"][key][name], value), (key, name)
+    # the restored state is the optimiser's own: stepping it leaves the snapshot as it was
+    step()
+    assert torch.equal(snapshot._states[snapshot._current]["state"][0]["step"],
+                       states[-1]["state"][0]["step"])  # fmt: skip
 
 
 # ----------------------------------------------------------------- parameter groups
