@@ -233,6 +233,11 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         With ``target_far``: each training sample's distance to its predicted class when
         its own class was held out (with ``"cross_fit"``, rescaled to the final embedding),
         the sample from which ``threshold_`` is read.
+    unknown_label_ : int, float or str
+        With ``target_far``: the label ``predict`` gives a rejected query, ``unknown_label``
+        with ``None`` resolved for ``classes_`` (``-1``, ``"unknown"``, or one less than the
+        smallest label). Read from ``unknown_label`` when asked, so it follows a
+        ``set_params`` after fit.
 
     See Also
     --------
@@ -462,6 +467,16 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 "2 classes in `y`, got 1 class."
             )
         self._unknown_label()
+
+    @property
+    def unknown_label_(self):
+        """The label ``predict`` gives a rejected query (see the class's Attributes)."""
+        check_is_fitted(self)
+        if self.target_far is None:
+            raise AttributeError(
+                "unknown_label_ exists only with `target_far`: without it predict rejects nothing."
+            )
+        return self._unknown_label(strict=False)
 
     def _unknown_label(self, strict: bool = True):
         """``unknown_label``, ``None`` resolved, checked against ``classes_``.

@@ -251,15 +251,23 @@ def test_unknown_label_defaults_to_the_kind_of_the_labels():
     far_away = X[:3] + 100.0
     common = dict(target_far=0.3, calibration="leave_class_out")
     numbers = EmbeddingKNeighborsClassifier(identity(), **common).fit(X, y)
-    assert numbers.predict(far_away).tolist() == [-1] * 3
+    assert numbers.predict(far_away).tolist() == [-1] * 3 and numbers.unknown_label_ == -1
     assert numbers.predict(far_away).dtype == y.dtype
     # -1 is a label: one less than the smallest
-    assert clone(numbers).fit(X, y - 1).predict(far_away).tolist() == [-2] * 3
+    shifted = clone(numbers).fit(X, y - 1)
+    assert shifted.predict(far_away).tolist() == [-2] * 3 and shifted.unknown_label_ == -2
     clf = EmbeddingKNeighborsClassifier(identity(), **common).fit(X, names)
     rejected = clf.predict(far_away)
     assert rejected.tolist() == ["unknown"] * 3 and rejected.dtype.kind == "U"
+    assert clf.unknown_label_ == "unknown"
     # set_params(unknown_label=...) applies at predict, without a refit
     assert clf.set_params(unknown_label="nobody").predict(far_away).tolist() == ["nobody"] * 3
+    assert clf.unknown_label_ == "nobody"
+    # unfitted, or a closed set (nothing rejected): no such attribute
+    assert not hasattr(clone(clf), "unknown_label_")
+    closed = EmbeddingKNeighborsClassifier(identity()).fit(X, y)
+    with pytest.raises(AttributeError, match="exists only with `target_far`"):
+        getattr(closed, "unknown_label_")  # noqa: B009
     # pandas' object columns of strings are strings too
     assert clone(clf).fit(X, names.astype(object)).predict(far_away).tolist() == ["nobody"] * 3
 
