@@ -20,7 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._blocks import measured_distances_, rows_per_block, rows_per_chunk, squared_euclidean_rows
+from ._blocks import (
+    measured_distances_,
+    rows_per_block,
+    rows_per_chunk,
+    squared_euclidean_rows,
+    translation,
+)
 from ._mining import key_lows, key_values, row_keys, selects_with_keys, sort_keys_
 from ._validation import check_int, check_option
 
@@ -84,11 +90,17 @@ def squared_euclidean_distances(x: Tensor, y: Tensor | None = None) -> Tensor:
     """Squared Euclidean distances ``||x_i - y_j||^2``, shape ``(n, m)``.
 
     Computed as ``|x|^2 + |y|^2 - 2 x.y`` and clamped at zero (the expansion can go slightly
-    negative through rounding). When ``y`` is None the diagonal is exactly zero.
+    negative through rounding). When ``y`` is None the diagonal is exactly zero. Rows far
+    from the origin compared with their spread are first moved near it (the same
+    translation for ``x`` and ``y``, a constant: gradients are unchanged), since the
+    expansion's rounding grows with the squared norms.
     """
     _check_matrices(x, y)
+    center = translation(x if y is None else y)
+    x = x - center
     if y is None:
         return squared_euclidean_rows(x, (x * x).sum(dim=1), 0, x.shape[0])
+    y = y - center
     x_sq = (x * x).sum(dim=1, keepdim=True)
     y_sq = (y * y).sum(dim=1).unsqueeze(0)
     return torch.addmm(x_sq + y_sq, x, y.T, beta=1.0, alpha=-2.0).clamp_min_(0.0)
@@ -623,25 +635,11 @@ def search_center(reference: Tensor, distance: str = "euclidean") -> Tensor | No
 
 
 def _center_of(reference: Tensor) -> Tensor | None:
-    """:func:`search_center`'s vector, once the distance is known to be euclidean.
-
-    The mean of a sample of the rows, rounded to a multiple of a power of two ``g`` between
-    an eighth and a quarter of the rows' spread per coordinate, so that data whose distances
-    are exact stay so: integer vectors, say, centred on a multiple of ``g`` are still exact,
-    and so are the matrix products that rank them, and equal distances stay equal (and
-    ordered by index, whatever the tiling). Moving the center by at most ``g / 2`` per
-    coordinate leaves an offset small against the spread.
-    """
-    sample = reference[:: max(1, reference.shape[0] // 4096)]
-    center = sample.mean(dim=0)
-    offset = float(center @ center)
-    spread = float(((sample - center) ** 2).sum(dim=1).mean())  # mean squared distance
-    if not offset > spread:  # also for NaN
-        return None
-    if not spread > 0:  # the sampled rows are all equal
-        return sample[0].clone()
-    scale = 2.0 ** (math.frexp((spread / reference.shape[1]) ** 0.5)[1] - 3)
-    return torch.round(center / scale) * scale
+    """:func:`search_center`'s vector, once the distance is known to be euclidean: the
+    translation the losses apply too (see ``_blocks.translation``), ``None`` where it is
+    zero (not needed)."""
+    center = translation(reference)
+    return center if bool(center.any()) else None
 
 
 def _prepared(

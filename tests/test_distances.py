@@ -65,6 +65,48 @@ def test_gradcheck(fn):
     assert torch.autograd.gradcheck(lambda a: fn(a), (x,))
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e4])
+def test_euclidean_distances_and_losses_far_from_the_origin_keep_float32_accuracy(offset):
+    # |a|^2 + |b|^2 - 2 a.b rounds relative to the squared norms: at an offset of 1,000 on
+    # a spread of 0.1 it was off by 2 (a contrastive loss of 2.18 for 0.61). The rows are
+    # moved near the origin first, so the float32 error is that of vectors of the spread's
+    # norm R: at most (d + 2) u (|a| + |b|)^2 with u = 2^-24 per squared distance (the
+    # sums' rounding), plus the float32 representation of the rows themselves, which the
+    # float64 reference below shares (it is computed from the same float32 values).
+    from sk_deepmetric.losses import ContrastiveLoss, TripletMarginLoss
+
+    g = torch.Generator().manual_seed(0)
+    n, d = 32, 16
+    labels = torch.arange(n) // 4
+    x = (torch.randn(n, d, generator=g, dtype=torch.float64) * 0.1 + offset).float()
+    x64 = x.double()
+    centred = x64 - x64.mean(dim=0)
+    # the translation is rounded to within a quarter of the spread per coordinate
+    radius = float(centred.norm(dim=1).max()) + math.sqrt(d) * 0.25 * float(centred.std())
+    bound = (d + 2) * 2.0**-24 * (2 * radius) ** 2
+    for y in (None, x[:7]):
+        got = squared_euclidean_distances(x, y).double()
+        want = squared_euclidean_distances(x64, None if y is None else y.double())
+        assert float((got - want).abs().max()) <= bound
+    # a loss of the distances moves by at most its Lipschitz constant times their error
+    # (distances d >= d_min err by at most bound / (2 d_min)), provided no hinge is within
+    # that error of zero (the losses average the non-zero hinges; the count must not move)
+    d64 = euclidean_distances(x64)
+    same = labels[:, None] == labels[None, :]
+    d_min = float(d64[d64 > 0].min())
+    err = bound / (2 * d_min)
+    triplets = torch.stack(  # d_ap - d_an of every triplet
+        [d64[a, p] - d64[a, ~same[a]] for a in range(n) for p in range(n) if same[a, p]]
+    )
+    # margins whose hinges are clear of zero by more than the error (the first that are)
+    margin = next(m for m in (0.2, 0.21, 0.22, 0.23) if (triplets + m).abs().min() > 2 * err)
+    neg_margin = next(m for m in (0.5, 0.51, 0.52, 0.53) if (d64[~same] - m).abs().min() > err)
+    contrastive = ContrastiveLoss(neg_margin=neg_margin)
+    assert abs(float(contrastive(x, labels)) - float(contrastive(x64, labels))) <= err
+    triplet = TripletMarginLoss(margin=margin, miner="all")
+    assert abs(float(triplet(x, labels)) - float(triplet(x64, labels))) <= 2 * err
+
+
 def test_cosine_of_zero_vector_is_finite():
     x = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     s = cosine_similarity(x)

@@ -63,10 +63,8 @@ def blockwise_loss(
     Embeddings with NaN or inf (or norms so large that distances overflow) give a NaN loss
     with NaN gradients, from one check of their norms: no pass over the distances.
     """
-    u = block_input(embeddings, distance)
-    n_anchors = u.shape[0]
-    if reference is not None:
-        u = torch.cat([u, block_input(reference.detach(), distance)])
+    n_anchors = embeddings.shape[0]
+    u = block_input(embeddings, distance, None if reference is None else reference.detach())
     if torch.is_grad_enabled() and u.requires_grad:
         return BlockwiseLoss.apply(u, distance, reduce, n_anchors)
     return _reduce(u, distance, reduce, False, n_anchors)[0]
