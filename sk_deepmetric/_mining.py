@@ -378,9 +378,10 @@ def _nearest_above_sorted(neg_d: Tensor, pos_d: Tensor) -> tuple[Tensor, Tensor]
 
 
 def active_triplet_weights(
-    d: Tensor, start: int, cols: Tensor, valid: Tensor, shift: float
+    d: Tensor, start: int, cols: Tensor, valid: Tensor, shift: float | None
 ) -> Tensor:
-    """Per entry of block ``d``, its count of triplets with ``d_an < d_ap + shift``, signed.
+    """Per entry of block ``d``, its count of triplets with ``d_an < d_ap + shift``, signed
+    (``shift=None``: ``d_an <= d_ap``, see :func:`active_bound`).
 
     A positive's entry holds the number of negatives active with it, a negative's minus the
     number of positives, every other entry 0. ``cols``, ``valid``: the anchors' positives
@@ -395,7 +396,9 @@ def active_triplet_weights(
         return _active_triplet_weights_sorted(d, start, cols, valid, shift)
     sorted_d, order = d.gather(1, cols).masked_fill_(~valid, -torch.inf).sort(dim=1)
     # active iff d_ap > d_an - shift: with the k - rank positives the rank does not reach
-    rank = fill_own_class(count_below(sorted_d + shift, d, strict=False), start, cols, k)
+    rank = fill_own_class(
+        count_below(active_bound(sorted_d, shift), d, strict=False), start, cols, k
+    )
     w = (rank - k).to(d.dtype)
     hist = d.new_zeros((d.shape[0], k + 1))
     hist.scatter_add_(1, rank, torch.ones((), dtype=d.dtype).expand(rank.shape))
@@ -403,12 +406,21 @@ def active_triplet_weights(
     return w
 
 
+def active_bound(d_ap: Tensor, shift: float | None) -> Tensor:
+    """The value below which a negative's distance makes a triplet with ``d_ap`` active:
+    ``d_ap + shift``, or for ``shift=None`` the next float above ``d_ap`` (``d_an <= d_ap``;
+    ``-inf``, a missing positive, stays so)."""
+    if shift is not None:
+        return d_ap + shift
+    return torch.where(d_ap == -torch.inf, d_ap, torch.nextafter(d_ap, d_ap.new_tensor(torch.inf)))
+
+
 def _active_triplet_weights_sorted(
-    d: Tensor, start: int, cols: Tensor, valid: Tensor, shift: float
+    d: Tensor, start: int, cols: Tensor, valid: Tensor, shift: float | None
 ) -> Tensor:
     """:func:`active_triplet_weights` from one sort of each anchor's row.
 
-    Each positive's entry is replaced by its bound ``d_ap + shift`` and the row is sorted as
+    Each positive's entry is replaced by its bound (:func:`active_bound`) and the row is sorted as
     (value, positives before negatives, column) keys: a positive is active with the negatives
     sorted before it, a negative with the positives sorted after it, both read from a running
     count of the positives along the sorted row. A few rows at a time (``SORT_BYTES`` of keys),
@@ -424,7 +436,9 @@ def _active_triplet_weights_sorted(
         rows = slice(first, first + step)
         keys = row_keys(d[rows], tagged)
         keys.scatter_(
-            1, cols[rows], row_keys(d[rows].gather(1, cols[rows]) + shift, cols[rows].int())
+            1,
+            cols[rows],
+            row_keys(active_bound(d[rows].gather(1, cols[rows]), shift), cols[rows].int()),
         )
         # the anchor itself, tagged, above every value: it sorts last
         own = keys.diagonal(start + first)

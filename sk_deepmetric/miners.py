@@ -166,14 +166,16 @@ def semihard_triplets(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
 def triplet_type_mask(d_ap: Tensor, d_an: Tensor, margin: float, type_of_triplets: str) -> Tensor:
     """Which triplets belong to ``type_of_triplets``, from broadcastable distances.
 
-    ``"all"``: non-zero loss, ``d_ap - d_an + margin > 0``; ``"hard"``: ``d_an < d_ap``;
-    ``"semihard"``: ``d_ap < d_an < d_ap + margin``; ``"easy"``: ``d_an - d_ap > margin``.
+    ``"all"``: non-zero loss, ``d_ap - d_an + margin > 0``; ``"hard"``: ``d_an <= d_ap`` (a
+    negative as near as the positive, a duplicate with another label, has the loss
+    ``margin``: it is hard, as in pml); ``"semihard"``: ``d_ap < d_an < d_ap + margin``;
+    ``"easy"``: ``d_an - d_ap > margin``.
     """
     check_option(type_of_triplets, TRIPLET_TYPES, "type_of_triplets")
     if type_of_triplets == "all":
         return d_ap - d_an + margin > 0
     if type_of_triplets == "hard":
-        return d_an < d_ap
+        return d_an <= d_ap
     if type_of_triplets == "semihard":
         return (d_an > d_ap) & (d_ap - d_an + margin > 0)
     return d_an - d_ap > margin
@@ -342,7 +344,7 @@ class TripletMarginMiner(_Miner):
     With ``v = d(a, p) - d(a, n) + margin``:
 
     - ``"all"``: every triplet with a non-zero loss, ``v > 0``;
-    - ``"hard"``: the negative is closer than the positive, ``d(a, n) < d(a, p)``;
+    - ``"hard"``: the negative is no farther than the positive, ``d(a, n) <= d(a, p)``;
     - ``"semihard"``: ``d(a, p) < d(a, n) < d(a, p) + margin`` (*all* such negatives, unlike
       :class:`SemiHardMiner`'s one per pair);
     - ``"easy"``: ``d(a, n) - d(a, p) > margin`` (zero loss).

@@ -101,7 +101,7 @@ def ref_triplets(d, labels, miner, margin, n_anchors=None):
                 ap, an = d[a][p], d[a][n]
                 keep = {
                     "all": ap - an + margin > 0,
-                    "hard": an < ap,
+                    "hard": an <= ap,  # ties included, as pml (loss = margin)
                     "easy": an - ap > margin,
                     None: True,
                 }[miner]

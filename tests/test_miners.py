@@ -96,7 +96,7 @@ def reference_margin(d, labels, margin, kind):
                 ap, an = d[a][p], d[a][n]
                 keep = {
                     "all": ap - an + margin > 0,
-                    "hard": an < ap,
+                    "hard": an <= ap,  # ties included, as pml (loss = margin)
                     "semihard": ap < an and ap - an + margin > 0,
                     "easy": an - ap > margin,
                 }[kind]

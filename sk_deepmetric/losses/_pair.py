@@ -233,9 +233,10 @@ def _mined_triplets(
 
 
 def _batch_all_hinge(
-    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, shift: float
+    blocks: PairwiseBlocks, need_grad: bool, labels: Tensor, margin: float, shift: float | None
 ) -> tuple[Tensor, Tensor | None]:
-    """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``.
+    """Mean of ``d_ap - d_an + margin`` over all triplets with ``d_an < d_ap + shift``
+    (``shift=None``: ``d_an <= d_ap``, the hard triplets).
 
     No triplet is listed: per block of anchors, ``_mining.active_triplet_weights`` counts each
     distance's active triplets (a positive's with a plus sign, a negative's with a
@@ -311,7 +312,7 @@ class TripletMarginLoss(nn.Module):
       every negative inside the margin.
     - ``"batch_hard"``: per anchor the farthest positive and the nearest negative.
     - ``"all"``: every triplet with a positive loss (``d_ap - d_an + margin > 0``);
-      ``"hard"``: ``d_an < d_ap``; ``"easy"``: ``d_an - d_ap > margin`` (zero hinge loss); as
+      ``"hard"``: ``d_an <= d_ap``; ``"easy"``: ``d_an - d_ap > margin`` (zero hinge loss); as
       pml's ``TripletMarginMiner``.
     - ``None``: every triplet (the same as ``"all"`` unless ``smooth``).
     - a callable ``miner(embeddings, labels) -> (anchor, positive, negative)``.
@@ -421,7 +422,7 @@ class TripletMarginLoss(nn.Module):
         elif miner == "easy":  # the hinge is zero on easy triplets
             reduce = no_loss
         else:
-            shift = 0.0 if miner == "hard" else margin
+            shift = None if miner == "hard" else margin
             reduce = partial(_batch_all_hinge, labels=labels, margin=margin, shift=shift)
         return blockwise_loss(embeddings, self.distance, reduce, reference)
 
