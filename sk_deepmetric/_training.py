@@ -544,6 +544,9 @@ class LoopResult:
     converged: bool  # stopped because the monitored value stopped improving
     interrupted: bool = False
     stalled: int = 0  # epochs since the monitored value last improved by more than ``tol``
+    # with a validation score: the epoch (of this call, from 0) whose weights are kept, -1
+    # for the starting weights (no epoch beat them); None without one
+    best_epoch: int | None = None
 
 
 def fit_loop(
@@ -575,12 +578,14 @@ def fit_loop(
     A non-finite loss (or weights, or validation embedding) restores the weights of the last
     finished epoch and raises :class:`NonFiniteLoss` (with ``.epoch``); so does any other
     exception raised during an epoch (by ``on_epoch_end``, say), which propagates unchanged.
-    ``KeyboardInterrupt`` at any step of an epoch restores them and drops that epoch's
-    record, warns and returns with ``interrupted=True``; when no epoch has finished in a fit
-    that started with an empty ``history``, it propagates, so that the caller can discard
-    the half-built model. The weights of the last finished epoch (and, when validating, of
-    the best one) are kept by :class:`_Snapshot`, with the optimiser's state at that point,
-    and restored together: the optimiser's state always matches the weights kept.
+    ``KeyboardInterrupt`` at any step of an epoch drops that epoch's record, warns and
+    returns with ``interrupted=True``, with the weights a finished loop would keep: the best
+    finished epoch's when validating (as scikit-learn's MLP does), the last finished one's
+    otherwise; when no epoch has finished in a fit that started with an empty ``history``,
+    it propagates, so that the caller can discard the half-built model. The weights of the
+    last finished epoch (and, when validating, of the best one) are kept by
+    :class:`_Snapshot`, with the optimiser's state at that point, and restored together: the
+    optimiser's state always matches the weights kept.
     """
     from tqdm.auto import tqdm
 
@@ -596,7 +601,7 @@ def fit_loop(
             exc.epoch = 0  # the untrained network's output
             raise
     epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
-    n_done, converged, fresh = 0, False, not history
+    n_done, converged, fresh, first = 0, False, not history, len(history)
     with forked_rng(seed):
         for epoch in epochs:
             start, n_recorded = time.perf_counter(), len(history)
@@ -625,13 +630,29 @@ def fit_loop(
                 last_good.restore()
                 if fresh and not history:
                     raise
+                kept = f"the weights of epoch {len(history)}"
+                best_epoch = None
+                # the best finished epoch, as a finished loop keeps (not the interrupted
+                # one, if the interruption came after its weights were saved as the best)
+                if best is not None and monitor.best_epoch < epoch:
+                    best_epoch = monitor.best_epoch
+                    if best_epoch != n_done - 1:
+                        best.restore()
+                    kept = (
+                        f"the weights of its best epoch by validation score, epoch "
+                        f"{first + best_epoch + 1}"
+                        if best_epoch >= 0
+                        else "its starting weights, which no epoch beat on validation score"
+                    )
                 warnings.warn(
                     f"Training interrupted during epoch {len(history) + 1}; the model keeps "
-                    f"the weights of epoch {len(history)}.",
+                    f"{kept}.",
                     RuntimeWarning,
                     stacklevel=external_stacklevel(),
                 )
-                return LoopResult(n_done, converged=False, interrupted=True, stalled=monitor.stall)
+                return LoopResult(
+                    n_done, False, interrupted=True, stalled=monitor.stall, best_epoch=best_epoch
+                )
             except Exception:
                 del history[n_recorded:]
                 last_good.restore()
@@ -644,4 +665,5 @@ def fit_loop(
         best.restore()
     if is_distributed():
         broadcast_weights(t.module, t.loss)
-    return LoopResult(n_done, converged, stalled=monitor.stall)
+    best_epoch = None if best is None else monitor.best_epoch
+    return LoopResult(n_done, converged, stalled=monitor.stall, best_epoch=best_epoch)

@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from test_embedders import fast
 
@@ -83,6 +85,34 @@ def test_convergence_warning_says_whether_the_score_still_improved(
     with pytest.warns(ConvergenceWarning, match=f"^{re.escape(expected)}$") as record:
         fast(TripletEmbedder, max_iter=4, n_iter_no_change=patience, early_stopping=True).fit(X, y)
     assert record[0].filename == __file__  # points at the caller of fit
+
+
+class _Start:
+    def on_train_begin(self, estimator):
+        self.weights = {k: v.clone() for k, v in estimator.module_.state_dict().items()}
+
+
+def test_a_fit_whose_epochs_never_beat_the_starting_weights_says_it_kept_them(digits, monkeypatch):
+    X, y = digits
+    scripted = iter([0.9, 0.5, 0.6, 0.5])  # the untrained network's score is never beaten
+    monkeypatch.setattr(base_module, "map_at_r", lambda *a, **k: next(scripted))
+    start = _Start()
+    model = fast(TripletEmbedder, max_iter=10, n_iter_no_change=3, early_stopping=True)
+    model.set_params(callbacks=[start])
+    with pytest.warns(UserWarning, match=re.escape(
+        "TripletEmbedder: none of the 3 epochs of this fit improved the validation score of "
+        "its starting weights (the untrained network's), so early stopping kept them."
+    )) as record:  # fmt: skip
+        model.fit(X, y)
+    assert record[0].filename == __file__
+    assert model.n_iter_ == 3
+    assert all(torch.equal(v, start.weights[k]) for k, v in model.module_.state_dict().items())
+    # no second warning where the ConvergenceWarning (max_iter ran out) already says so
+    scripted = iter([0.9, 0.5, 0.6, 0.5])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clone(model).set_params(max_iter=2, callbacks=None).fit(X, y)
+    assert [type(w.message) for w in caught] == [ConvergenceWarning]
 
 
 def test_convergence_warning_for_a_flat_training_loss(digits):

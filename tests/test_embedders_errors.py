@@ -272,6 +272,30 @@ def test_keyboard_interrupt_keeps_the_last_finished_epoch(digits):
     np.testing.assert_array_equal(model.transform(X), reference.transform(X))
 
 
+def test_keyboard_interrupt_keeps_the_best_epoch_when_validating(digits, monkeypatch):
+    # as a finished fit (and scikit-learn's MLP) does: the best validated epoch, not the last
+    X, y = digits
+    scores = [0.1, 0.5, 0.9, 0.3, 0.2]  # the starting weights', then epochs 1 to 4
+
+    def scripted():
+        values = iter(scores)
+        monkeypatch.setattr(base_module, "map_at_r", lambda *a, **k: next(values))
+
+    validated = {"early_stopping": True, "validation_holdout": "samples"}
+    scripted()
+    reference = _one_batch_per_epoch(loss=TripletMarginLoss(), max_iter=2, **validated).fit(X, y)
+    scripted()
+    model = _one_batch_per_epoch(loss=_Interrupting(5, "interrupt"), max_iter=10, **validated)
+    with pytest.warns(
+        RuntimeWarning,
+        match="interrupted during epoch 5; the model keeps the weights of its best epoch by "
+        "validation score, epoch 2",
+    ):
+        model.fit(X, y)
+    assert model.n_iter_ == len(model.history_) == 4
+    np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
 def assert_same_optimiser_state(state, expected):
     assert state["param_groups"] == expected["param_groups"]
     assert state["state"].keys() == expected["state"].keys()

@@ -432,6 +432,8 @@ class BaseEmbedder(
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
         if judged and not result.converged and result.n_epochs == max_iter:
             self._warn_unconverged(max_iter, result.stalled, validated=validated)
+        elif result.best_epoch == -1 and result.n_epochs > 0:
+            self._warn_untrained(result.n_epochs)
         return self
 
     def _discard_fit(self):
@@ -467,6 +469,19 @@ class BaseEmbedder(
                 UserWarning,
                 stacklevel=external_stacklevel(),
             )
+
+    def _warn_untrained(self, n_epochs):
+        """Say that early stopping kept the weights the fit started from."""
+        start = "the previous fit's" if self.n_iter_ > n_epochs else "the untrained network's"
+        warnings.warn(
+            f"{type(self).__name__}: none of the {n_epochs} epochs of this fit improved the "
+            f"validation score of its starting weights ({start}), so early stopping kept "
+            "them. The held-out score may be flat (held-out classes that the embedding "
+            "cannot separate, or too few held-out samples to score); try another "
+            "learning_rate_init, validation_holdout or early_stopping=False.",
+            UserWarning,
+            stacklevel=external_stacklevel(),
+        )
 
     def _warn_unconverged(self, max_iter, stalled, validated):
         """Say that ``max_iter`` ended the fit, and whether the watched value still improved."""
