@@ -338,6 +338,9 @@ def train_epoch(t: Training, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
     total, count = sum_over_ranks(total, count)
     mean = float(total) / max(count, 1)
     if not math.isfinite(mean):
+        # weights already non-finite: a step with non-finite gradients put them there, and
+        # the loss only followed (a finite loss whose gradient is NaN, sqrt at 0 say)
+        _check_finite_weights(t)
         raise NonFiniteLoss(mean)
     return mean
 

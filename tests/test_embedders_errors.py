@@ -364,6 +364,14 @@ def test_finite_loss_with_nan_gradients_stops_and_keeps_good_weights(digits):
     assert model.n_iter_ == 2 and len(model.history_) == 2
     assert all(torch.isfinite(p).all() for p in model.module_.parameters())
     np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+    # with several batches an epoch, the next batch's loss goes NaN first (on the NaN
+    # weights): still the weights, and the gradient, that the message speaks of
+    several = _one_batch_per_epoch(loss=_NanGradient(1), max_iter=10, batch_size=32)
+    with pytest.raises(FloatingPointError, match=re.escape(
+        "The weights of MetricEmbedder became non-finite in epoch 1; training stopped and the "
+        "estimator is left unfitted. A step with non-finite gradients does this"
+    )):  # fmt: skip
+        several.fit(X, y)
 
 
 def test_a_nan_in_the_first_epoch_leaves_the_estimator_unfitted(digits):

@@ -613,6 +613,12 @@ class BaseEmbedder(
             )
         else:
             advice = f"Try a lower `learning_rate_init` (currently {self._learning_rate()})."
+        if getattr(exc, "kind", "loss") == "weights":
+            advice = (
+                "A step with non-finite gradients does this: a loss that is finite where its "
+                "gradient is not (a custom loss taking sqrt or log of 0, say), or a learning "
+                f"rate too high. {advice}"
+            )
         if callable(getattr(self, "augment", None)):
             advice += " `augment` is a callable: check that it returns finite values."
         if exc.epoch == 0:
