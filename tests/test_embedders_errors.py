@@ -118,6 +118,12 @@ def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
             ValueError,
             r"`batch_size` \(6\) must be at least 2 x `samples_per_class` \(4\) = 8",
         ),
+        (  # zero loss on every triplet it selects: the fit would train nothing
+            {"miner": "easy"},
+            ValueError,
+            r"TripletEmbedder's `miner` must not be 'easy': easy triplets already satisfy the "
+            r"margin, so their loss and its gradient are zero",
+        ),
         (
             {"early_stopping": "yes"},
             InvalidParameterError,

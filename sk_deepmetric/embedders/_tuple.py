@@ -64,8 +64,10 @@ class TripletEmbedder(_MemoryEmbedder):
     margin : float, default=0.2
         Margin between positive and negative distances, in units of ``distance`` (Euclidean
         distances between unit vectors lie in ``[0, 2]``).
-    miner : {"semihard", "batch_hard", "all", "hard", "easy"}, callable or None, default="semihard"
+    miner : {"semihard", "batch_hard", "all", "hard"}, callable or None, default="semihard"
         Which triplets of a batch the loss uses; ``None`` or "all": every valid triplet.
+        The loss's ``"easy"`` (triplets that already satisfy the margin, whose loss is
+        zero) would train nothing and is refused here.
     distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
         Distance between embeddings in the loss and the miner; ``margin`` is in its units.
     samples_per_class : int, default=4
@@ -367,6 +369,15 @@ class TripletEmbedder(_MemoryEmbedder):
         self.random_state = random_state
         self.verbose = verbose
         store_routed(self, routed)
+
+    def _check_loss_params(self):
+        if isinstance(self.miner, str) and self.miner == "easy":
+            raise ValueError(
+                "TripletEmbedder's `miner` must not be 'easy': easy triplets already satisfy "
+                "the margin, so their loss and its gradient are zero and the network would "
+                "not train. Use 'semihard', 'batch_hard', 'all' or 'hard'."
+            )
+        super()._check_loss_params()
 
 
 class ContrastiveEmbedder(_MemoryEmbedder):
