@@ -17,6 +17,7 @@ chunks within the same memory bound.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -139,6 +140,8 @@ def prepare(
         queries, query_labels, reference_embeddings, reference_labels, exclude_self, device
     )
     n_relevant, query_codes, reference_codes = encode(query_labels, ref_labels, device)
+    if exclude_self and reference_embeddings is not None:
+        _check_same_rows(queries, query_codes, reference, reference_codes)
     n_relevant -= int(exclude_self)
     if not (n_relevant > 0).any():
         raise ValueError(
@@ -165,7 +168,9 @@ def prepare(
 def _reference_set(
     queries, query_labels, reference_embeddings, reference_labels, exclude_self, device
 ):
-    """Resolve the two modes to ``(queries, reference, reference_labels, exclude_self)``."""
+    """Resolve the two modes to ``(queries, reference, reference_labels, exclude_self)``;
+    whether the queries are the reference rows (``exclude_self=True``) is checked once the
+    labels are encoded."""
     if reference_embeddings is None:
         if reference_labels is not None:
             raise ValueError("`reference_labels` needs `reference_embeddings`.")
@@ -178,8 +183,6 @@ def _reference_set(
     queries, reference, ref_labels = searched_set(
         queries, reference_embeddings, reference_labels, device
     )
-    if exclude_self:
-        _check_same_rows(queries, query_labels, reference, ref_labels)
     return queries, reference, ref_labels, bool(exclude_self)
 
 
@@ -235,20 +238,95 @@ def pair_threshold(y_true, y_score, target_far, prior=None) -> float:
     return representable(threshold, dtype)
 
 
-def encode(query_labels: np.ndarray, ref_labels: np.ndarray, device):
-    """``(R including self, query codes, reference codes)`` from labels of any hashable type."""
-    codes = np.unique(np.concatenate([query_labels, ref_labels]), return_inverse=True)[1]
-    codes = torch.from_numpy(codes.reshape(-1).astype(np.int64)).to(device)
-    query_codes, reference_codes = codes[: len(query_labels)], codes[len(query_labels) :]
-    counts = torch.bincount(reference_codes, minlength=int(codes.max()) + 1)
+def encode(
+    query_labels: np.ndarray,
+    ref_labels: np.ndarray,
+    device,
+    names: tuple[str, str] = ("labels", "reference_labels"),
+):
+    """``(R including self, query codes, reference codes)`` from labels of any hashable type.
+
+    A label is a class of its own unless it equals one on the other side, as Python compares
+    them (``1 == 1.0``, ``1 != "1"``). The two sides are encoded each against the classes of
+    both, never cast to one dtype that would merge labels: NumPy promotes int64 and uint64 to
+    float64, where ids above 2**53 collide, and numbers and strings to strings, where ``1``
+    becomes ``"1"``. A mix of string and number labels is refused (``names``: the two
+    arguments), as scikit-learn refuses it.
+    """
+    if ref_labels is query_labels:  # leave-one-out
+        codes = np.unique(query_labels, return_inverse=True)[1].reshape(-1)
+        query_codes = reference_codes = torch.from_numpy(codes.astype(np.int64)).to(device)
+    else:
+        check_same_label_kind(query_labels, ref_labels, names)
+        query_classes, query_codes = np.unique(query_labels, return_inverse=True)
+        ref_classes, reference_codes = np.unique(ref_labels, return_inverse=True)
+        dtype = _exact_common_dtype(query_classes.dtype, ref_classes.dtype)
+        query_classes, ref_classes = query_classes.astype(dtype), ref_classes.astype(dtype)
+        classes = np.unique(np.concatenate([query_classes, ref_classes]))
+        query_codes = np.searchsorted(classes, query_classes)[query_codes.reshape(-1)]
+        reference_codes = np.searchsorted(classes, ref_classes)[reference_codes.reshape(-1)]
+        query_codes = torch.from_numpy(query_codes.astype(np.int64)).to(device)
+        reference_codes = torch.from_numpy(reference_codes.astype(np.int64)).to(device)
+    n_classes = int(max(query_codes.max(), reference_codes.max())) + 1
+    counts = torch.bincount(reference_codes, minlength=n_classes)
     return counts[query_codes], query_codes, reference_codes
 
 
-def _check_same_rows(queries, query_labels, reference, ref_labels) -> None:
+def label_kind(y: np.ndarray) -> str:
+    """What ``y`` holds, as a plural noun: "numbers" (booleans included), "strings",
+    "bytes", or the type of its values; ``y`` is one kind (:func:`check_label_values`)."""
+    if y.dtype.kind in "biufc":
+        return "numbers"
+    if y.dtype.kind in "US":
+        return "strings" if y.dtype.kind == "U" else "bytes"
+    if y.dtype != object:
+        return f"values of dtype {y.dtype}"
+    kinds = set()
+    for value in y:
+        if isinstance(value, (bool, np.bool_, numbers.Number)):
+            kinds.add("numbers")
+        elif isinstance(value, str):
+            kinds.add("strings")
+        elif isinstance(value, bytes):
+            kinds.add("bytes")
+        else:
+            kinds.add(f"values of type {type(value).__name__}")
+    return " and ".join(sorted(kinds)) or "numbers"
+
+
+def check_same_label_kind(first: np.ndarray, second: np.ndarray, names: tuple[str, str]) -> None:
+    """Raise unless the labels ``first`` and ``second`` (the arguments ``names``) are of one
+    kind, both numbers or both strings: a number never equals a string, so a mix is a
+    mistake (scikit-learn: "Mix of label input types")."""
+    kinds = label_kind(first), label_kind(second)
+    if kinds[0] != kinds[1]:
+        raise ValueError(
+            f"`{names[0]}` and `{names[1]}` must hold labels of one kind (numbers, or strings), "
+            f"got {kinds[0]} in `{names[0]}` and {kinds[1]} in `{names[1]}`."
+        )
+
+
+def _exact_common_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The dtype NumPy promotes ``a`` and ``b`` to if it holds every value of both exactly,
+    else object (whose Python ints and floats compare exactly)."""
+    try:
+        common = np.result_type(a, b)
+    except TypeError:
+        return np.dtype(object)
+    for dtype in (a, b):
+        inexact = dtype.kind in "iu" and common.kind in "fc"  # "safe" for NumPy, yet rounds
+        if inexact or not np.can_cast(dtype, common, "safe"):
+            return np.dtype(object)
+    return common
+
+
+def _check_same_rows(queries, query_codes, reference, reference_codes) -> None:
+    """Raise unless the queries are the reference rows: same embeddings, and labels of the
+    same classes (their codes from :func:`encode`), in the same order."""
     if (
         queries.shape != reference.shape
         or not torch.equal(queries, reference)
-        or not np.array_equal(query_labels, ref_labels)
+        or not torch.equal(query_codes, reference_codes)
     ):
         raise ValueError(
             "`exclude_self=True` with `reference_embeddings` requires the queries to be the "

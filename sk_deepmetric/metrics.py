@@ -113,7 +113,9 @@ _COMMON_PARAMETERS = """\
 default=None
         The set searched. ``None``: leave-one-out on ``embeddings``.
     reference_labels : array-like of shape (n_reference,), default=None
-        Class of each reference sample; required with ``reference_embeddings``.
+        Class of each reference sample; required with ``reference_embeddings``. Labels of
+        the same kind as ``labels`` (numbers, or strings): a label is a query's class when
+        it equals it, as Python compares them (``1 == 1.0``; ``1`` is not ``"1"``).
     exclude_self : bool, default=None
         Whether query ``i`` is reference row ``i`` and must not retrieve itself. ``None``
         means True in leave-one-out mode and False with a reference set. ``True`` with a
@@ -1063,11 +1065,12 @@ def reidentification_report(
         Identity of each query; any hashable values.
     gallery_embeddings : array-like or Tensor of shape (n_gallery, n_components)
     gallery_labels : array-like of shape (n_gallery,)
-        Identity of each gallery item.
+        Identity of each gallery item, of the same kind as ``query_labels`` (numbers, or
+        strings).
     query_groups, gallery_groups : array-like of shape (n_queries,) and (n_gallery,), \
 default=None
-        The camera (or any group) of each sample: both or neither. ``None``: nothing is
-        removed from the rankings.
+        The camera (or any group) of each sample: both or neither, of one kind (numbers, or
+        strings). ``None``: nothing is removed from the rankings.
     ranks : int or iterable of int, default=(1, 5, 10)
         The ``k`` of each ``CMC@k``, at most ``n_gallery``.
     distance : {"euclidean", "squared_euclidean", "cosine"}, default="euclidean"
@@ -1109,7 +1112,8 @@ default=None
     queries, gallery, g_labels = searched_set(
         queries, gallery_embeddings, gallery_labels, device, ("gallery", "query_embeddings")
     )
-    _, q_codes, g_codes = encode(q_labels, g_labels, queries.device)
+    names = ("query_labels", "gallery_labels")
+    _, q_codes, g_codes = encode(q_labels, g_labels, queries.device, names)
     if (query_groups is None) != (gallery_groups is None):
         raise ValueError("`query_groups` and `gallery_groups` go together: pass both or neither.")
     q_groups = g_groups = None
@@ -1118,7 +1122,8 @@ default=None
         g_groups = as_labels(
             gallery_groups, "gallery_groups", gallery.shape[0], "gallery_embeddings"
         )
-        _, q_groups, g_groups = encode(q_groups, g_groups, queries.device)
+        names = ("query_groups", "gallery_groups")
+        _, q_groups, g_groups = encode(q_groups, g_groups, queries.device, names)
     ranks = check_ks(ranks, "ranks", gallery.shape[0], False, what="gallery items")
     return reid_scan(
         queries, q_codes, q_groups, gallery, g_codes, g_groups, ranks, distance, chunk_size

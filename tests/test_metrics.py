@@ -1,5 +1,6 @@
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -550,3 +551,46 @@ def test_labels_of_types_that_do_not_sort_are_refused():
     # labels of one type in an object array still work
     labels = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
     assert 0.0 <= mean_average_precision_at_r(X, labels) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [precision_at_k, recall_at_k, r_precision, mean_average_precision_at_r, retrieval_report],
+)
+def test_labels_of_another_kind_than_the_reference_labels_are_refused(metric):
+    # concatenating them cast 1 to "1", and the query matched the reference sample "1"
+    X = np.random.default_rng(0).random((6, 3))
+    labels, reference_labels = np.arange(6) % 2, (np.arange(6) % 2).astype(str)
+    msg = (
+        "`labels` and `reference_labels` must hold labels of one kind (numbers, or strings), "
+        "got numbers in `labels` and strings in `reference_labels`."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        metric(X, labels, reference_embeddings=X, reference_labels=reference_labels)
+    objects = reference_labels.astype(object)  # strings held in an object array alike
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        metric(X, labels, reference_embeddings=X, reference_labels=objects)
+
+
+def test_integer_ids_of_two_dtypes_stay_apart():
+    # int64 and uint64 labels were concatenated into float64, where 2**62 and 2**62 + 1 are
+    # one value: every query then matched its nearest reference sample
+    X = np.array([[0.0, 1.0], [1.0, 0.0]])
+    ids = 2**62 + np.arange(2)
+    run = dict(reference_embeddings=X, reference_labels=ids[::-1].astype(np.uint64))
+    assert precision_at_k(X, ids.astype(np.int64), **run) == 0.0
+    assert precision_at_k(X, ids.astype(np.uint64), **run) == 0.0
+    # an integer and a float are one class if equal: 2**53 + 1 (int64) is not 2.0**53,
+    # though float64 rounds it there; query 0 has no relevant item and is skipped
+    queries, labels = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([2**53 + 1, 2**53])
+    reference = np.array([[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
+    run = dict(reference_embeddings=reference, reference_labels=np.array([2.0**53, 5.0, 2.0**53]))
+    assert precision_at_k(queries, labels, **run) == 0.0
+    assert precision_at_k(queries, labels.astype(object), **run) == 0.0
+    assert precision_at_k(queries, np.array([6, 5]), **run) == 1.0  # 5 is 5.0
+    # the same ids in two dtypes are the same rows for exclude_self=True
+    X = np.random.default_rng(0).random((6, 3))
+    ids = 2**62 + np.arange(6) % 2
+    expected = precision_at_k(X, ids)
+    run = dict(reference_embeddings=X, reference_labels=ids.astype(np.uint64))
+    assert precision_at_k(X, ids, exclude_self=True, **run) == expected

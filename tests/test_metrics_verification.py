@@ -584,6 +584,41 @@ def test_reid_errors():
         reidentification_report(q, [0, 1], g, [0, 1], ranks=1)
 
 
+def test_reid_refuses_labels_or_groups_of_two_kinds():
+    # 1 and "1" were one identity (or camera): concatenating them cast 1 to "1"
+    q, g = np.zeros((2, 3)), np.ones((3, 3))
+    msg = (
+        "`query_labels` and `gallery_labels` must hold labels of one kind (numbers, or "
+        "strings), got numbers in `query_labels` and strings in `gallery_labels`."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        reidentification_report(q, [1, 2], g, ["1", "2", "2"], ranks=1)
+    msg = (
+        "`query_groups` and `gallery_groups` must hold labels of one kind (numbers, or "
+        "strings), got strings in `query_groups` and numbers in `gallery_groups`."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        reidentification_report(
+            q, [1, 2], g, [1, 2, 2], query_groups=["1", "1"], gallery_groups=[1, 2, 2], ranks=1
+        )
+
+
+def test_reid_keeps_integer_groups_of_two_dtypes_apart():
+    # int64 and uint64 cameras were cast to float64, where 2**62 and 2**62 + 1 are one: the
+    # query's nearest match, from another camera, was removed as if from its own
+    camera = 2**62
+    report = reidentification_report(
+        [[0.0]],
+        [0],
+        [[0.0], [1.0]],
+        [0, 0],
+        query_groups=np.array([camera], dtype=np.int64),
+        gallery_groups=np.array([camera + 1, camera], dtype=np.uint64),
+        ranks=1,
+    )
+    assert report == {"cmc_at_1": 1.0, "map": 1.0, "n_valid_queries": 1}
+
+
 @pytest.mark.parametrize("device", ["cuda:99", "gpu", "meta"])
 def test_reid_names_a_bad_device_as_the_other_metrics_do(device):
     q, g = np.zeros((2, 3)), np.ones((3, 3))
