@@ -24,11 +24,20 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy import sparse
 from torch import Tensor
 
 from sk_deepmetric._blocks import rows_per_chunk
 from sk_deepmetric._devices import resolve_device
-from sk_deepmetric._validation import check_int, check_option, check_real, external_stacklevel
+from sk_deepmetric._validation import (
+    as_host_tensor,
+    check_array,
+    check_dense,
+    check_int,
+    check_option,
+    check_real,
+    external_stacklevel,
+)
 from sk_deepmetric.distances import (
     DISTANCES,
     iter_topk_neighbors,
@@ -60,12 +69,21 @@ def device_of(embeddings, device) -> torch.device:
 
 
 def as_embeddings(x, name: str, device) -> Tensor:
+    """``x`` as a floating-point tensor on ``device``; checked 2-D, non-empty and finite.
+
+    Tensors are detached, integer and boolean ones made float64 and half-precision ones
+    float32. Anything else is read as scikit-learn's ``check_array(dtype="numeric")`` reads
+    an estimator's ``X``: object arrays of numbers and DataFrames of numeric (also nullable,
+    ``pd.NA`` as NaN) columns become float64. Long double becomes float64, which torch holds.
+    Sparse input (scipy or torch) is refused.
+    """
     if isinstance(x, Tensor):
+        check_dense(x, name)
         x = x.detach()
     else:
-        array = np.asarray(x)
-        if array.dtype.kind not in "fiub":
-            raise ValueError(f"`{name}` must be real-valued, got dtype {array.dtype}.")
+        array = numeric_array(x, name)
+        if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+            array = array.astype(np.float64)
         x = torch.from_numpy(np.ascontiguousarray(array))
     if x.is_complex():
         raise ValueError(f"`{name}` must be real-valued, got dtype {x.dtype}.")
@@ -89,13 +107,49 @@ def as_embeddings(x, name: str, device) -> Tensor:
 def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
     if y is None:
         raise ValueError(f"`{name}` is required with `{embeddings_name}`.")
-    y = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    y = as_array(y, name)
     if y.ndim != 1 or y.shape[0] != n_samples:
         raise ValueError(
             f"`{name}` must be 1-D with one label per row of `{embeddings_name}` "
             f"({n_samples}), got shape {y.shape}."
         )
     return check_label_values(y, name)
+
+
+def numeric_array(x, name: str) -> np.ndarray:
+    """``x``, not a tensor, as a NumPy array of numbers (``check_array(dtype="numeric")``),
+    or a ValueError naming ``name`` and what it holds."""
+    if sparse.issparse(x):
+        raise ValueError(
+            f"`{name}` must be dense, got a scipy.sparse {type(x).__name__}; convert it with "
+            "`.toarray()`."
+        )
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        return x
+    try:
+        array = check_array(
+            x,
+            dtype="numeric",
+            ensure_2d=False,
+            allow_nd=True,
+            ensure_all_finite=False,
+            ensure_min_samples=0,
+            ensure_min_features=0,
+        )
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        given = np.asarray(x if array is None else array)
+        held = ""
+        if given.dtype == object:
+            types = sorted({type(v).__name__ for v in given.flat if not _is_real(v)})
+            held = f" holding values of type {', '.join(types)}" if types else ""
+        raise ValueError(f"`{name}` must be real-valued, got dtype {given.dtype}{held}.")
+    return array
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (numbers.Real, np.bool_))
 
 
 def check_label_values(y: np.ndarray, name: str) -> np.ndarray:
@@ -219,7 +273,7 @@ def pair_threshold(y_true, y_score, target_far, prior=None) -> float:
     if target_far is not None:
         target_far = check_rate(target_far, "target_far")
     roc = roc_points(y_true, y_score)
-    dtype = as_array(y_score).dtype
+    dtype = y_score.dtype if isinstance(y_score, Tensor) else np.asarray(y_score).dtype
     if target_far is None:
         return representable(best_accuracy_threshold(roc, prior)[1], dtype)
     y = check_pair_labels(y_true)
@@ -409,13 +463,24 @@ class _ROC(NamedTuple):
     n_negative: int
 
 
-def as_array(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+def as_array(x, name: str) -> np.ndarray:
+    """``x`` as a NumPy array: a tensor detached and brought to the CPU, bfloat16 (which
+    NumPy has no type for) as float32, exactly. Sparse input (scipy or torch) is refused,
+    naming the argument ``name``."""
+    if isinstance(x, Tensor):
+        check_dense(x, name)
+        return as_host_tensor(x).numpy()
+    if sparse.issparse(x):
+        raise ValueError(
+            f"`{name}` must be dense, got a scipy.sparse {type(x).__name__}; convert it with "
+            "`.toarray()`."
+        )
+    return np.asarray(x)
 
 
 def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
     """Same-identity flags from labels in {0, 1}, {-1, 1} or booleans; both kinds present."""
-    y = as_array(y_true)
+    y = as_array(y_true, name)
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array, got shape {y.shape}.")
     if y.dtype != bool:
@@ -439,7 +504,7 @@ def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
 
 
 def check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
-    s = as_array(y_score)
+    s = as_array(y_score, name)
     if s.dtype.kind not in "iuf":
         raise ValueError(f"`{name}` must be real-valued, got dtype {s.dtype}.")
     if s.ndim != 1 or s.shape[0] != n:
@@ -509,8 +574,16 @@ def representable(threshold: float, dtype) -> float:
     threshold just above a score can round onto that score and accept it. The smallest
     value of the dtype not below ``threshold`` decides ``score >= threshold`` alike in
     either precision (every score of the dtype above the float64 threshold is also at or
-    above it, and none below is).
+    above it, and none below is). ``dtype``: a NumPy dtype, or a torch dtype (torch's
+    bfloat16 has no NumPy type).
     """
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point or torch.finfo(dtype).bits >= 64:
+            return float(threshold)
+        rounded = torch.tensor(threshold, dtype=torch.float64).to(dtype)
+        if float(rounded) < threshold:
+            rounded = torch.nextafter(rounded, torch.tensor(math.inf, dtype=dtype))
+        return float(rounded)
     dtype = np.dtype(dtype)
     if dtype.kind != "f" or dtype.itemsize >= 8:
         return float(threshold)
@@ -634,7 +707,7 @@ def sample_pairs(codes: np.ndarray, n_pairs: int, rng: np.random.Generator, fill
 
 
 def pair_indices(pairs, n_samples: int) -> np.ndarray:
-    p = as_array(pairs)
+    p = as_array(pairs, "pairs")
     if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] == 0:
         raise ValueError(
             f"`pairs` must be an integer array of shape (n_pairs, 2), got shape {p.shape}."

@@ -45,6 +45,7 @@ __all__ = [
     "check_class_labels",
     "check_classification_targets",
     "check_consistent_length",
+    "check_dense",
     "check_embeddings_and_labels",
     "check_feature_names",
     "check_int",
@@ -238,14 +239,14 @@ def check_embeddings_and_labels(
         raise ValueError(
             f"`{e_name}` must be a 2-D tensor of shape (batch_size, n_components), got {shape}."
         )
-    _check_dense(embeddings, e_name)
+    check_dense(embeddings, e_name)
     if not embeddings.is_floating_point():
         raise ValueError(f"`{e_name}` must be a floating-point tensor, got {embeddings.dtype}.")
     if embeddings.element_size() < 4:
         embeddings = embeddings.float()
     if not isinstance(labels, Tensor):
         labels = torch.as_tensor(labels, device=embeddings.device)
-    _check_dense(labels, l_name)
+    check_dense(labels, l_name)
     if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
         raise ValueError(
             f"`{l_name}` must be a 1-D tensor with one label per embedding "
@@ -256,7 +257,8 @@ def check_embeddings_and_labels(
     return embeddings, labels.to(embeddings.device)
 
 
-def _check_dense(x: Tensor, name: str) -> None:
+def check_dense(x: Tensor, name: str) -> None:
+    """Raise unless the tensor ``x`` (the argument ``name``) has the strided (dense) layout."""
     if x.layout != torch.strided:
         raise ValueError(
             f"`{name}` must be a dense tensor, got layout {x.layout}; convert it with "

@@ -106,7 +106,9 @@ __all__ = [
 
 _COMMON_PARAMETERS = """\
     embeddings : array-like or Tensor of shape (n_queries, n_components)
-        The query embeddings (in leave-one-out mode, the whole evaluation set).
+        The query embeddings (in leave-one-out mode, the whole evaluation set): dense, and
+        read as scikit-learn's ``check_array(dtype="numeric")`` reads ``X`` (a DataFrame of
+        numeric columns, an object array of numbers); long double is read as float64.
     labels : array-like of shape (n_queries,)
         Class of each query; any hashable values (integers, strings).
     reference_embeddings : array-like or Tensor of shape (n_reference, n_components), \
@@ -886,7 +888,7 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
             )
         splits = StratifiedKFold(cv, shuffle=True, random_state=random_state).split(scores, y)
     else:
-        folds = None if isinstance(cv, (bool, numbers.Real)) else as_array(cv)
+        folds = None if isinstance(cv, (bool, numbers.Real)) else as_array(cv, "cv")
         if folds is None or folds.ndim == 0 or folds.shape != y.shape:
             given = repr(cv) if folds is None or folds.ndim == 0 else f"shape {folds.shape}"
             raise ValueError(
@@ -960,7 +962,7 @@ def make_pairs(labels, *, n_pairs: int | None = None, random_state=None):
 def _labelled_pairs(labels, n_pairs, random_state, fill: bool = False):
     """:func:`make_pairs`; ``fill=True``: where one kind has fewer pairs than half of
     ``n_pairs``, all of them, and the other kind the rest (instead of an error)."""
-    y = as_array(labels)
+    y = as_array(labels, "labels")
     if y.ndim != 1 or y.shape[0] < 2:
         raise ValueError(f"`labels` must be 1-D with at least 2 samples, got shape {y.shape}.")
     codes = np.unique(check_label_values(y, "labels"), return_inverse=True)[1].ravel()
@@ -1153,7 +1155,7 @@ class _VerificationScorer:
     def __call__(self, estimator, X, y=None) -> float:
         if y is None:
             raise ValueError(f"The {self.metric!r} verification scorer needs the labels `y`.")
-        y = check_label_values(as_array(y), "y")
+        y = check_label_values(as_array(y, "y"), "y")
         seen = getattr(estimator, "classes_", None)
         if seen is not None and np.isin(y, seen).any():
             warnings.warn(

@@ -594,3 +594,56 @@ def test_integer_ids_of_two_dtypes_stay_apart():
     expected = precision_at_k(X, ids)
     run = dict(reference_embeddings=X, reference_labels=ids.astype(np.uint64))
     assert precision_at_k(X, ids, exclude_self=True, **run) == expected
+
+
+def test_embeddings_are_read_as_the_estimators_read_X():
+    # check_array(dtype="numeric") semantics: these were "must be real-valued, got dtype
+    # object", and long double a TypeError from torch.from_numpy
+    import pandas as pd  # in the [test] extra: a missing pandas must fail, not skip
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(12, 3)), np.arange(12) % 3
+    X[:, 1], X[:, 2] = rng.integers(-3, 4, 12), rng.random(12) > 0.5
+    expected = mean_average_precision_at_r(X, y)
+    # an embedding joined with an integer and a flag column: NumPy makes it dtype object
+    mixed = pd.DataFrame({"a": X[:, 0], "b": X[:, 1].astype(int), "c": X[:, 2].astype(bool)})
+    for embeddings in (
+        mixed,
+        pd.DataFrame(X).astype("Float64"),
+        X.astype(object),
+        X.astype(np.longdouble),
+    ):
+        assert mean_average_precision_at_r(embeddings, y) == expected
+        run = dict(reference_embeddings=embeddings, reference_labels=y, exclude_self=True)
+        assert mean_average_precision_at_r(X, y, **run) == expected
+    nullable = pd.DataFrame(X).astype("Float64")
+    nullable.iloc[0, 0] = pd.NA
+    with pytest.raises(ValueError, match="`embeddings` must be finite, got NaN or infinity"):
+        mean_average_precision_at_r(nullable, y)
+    words = np.array([["a", 1.0]] * 12, dtype=object)
+    msg = "`embeddings` must be real-valued, got dtype object holding values of type str."
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        mean_average_precision_at_r(words, y)
+
+
+def test_sparse_embeddings_and_labels_are_refused_naming_the_argument():
+    import scipy.sparse
+
+    X, y = np.eye(6), np.arange(6) % 2
+    msg = (
+        "`embeddings` must be dense, got a scipy.sparse csr_matrix; convert it with `.toarray()`."
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        mean_average_precision_at_r(scipy.sparse.csr_matrix(X), y)
+    sparse = torch.from_numpy(X).to_sparse()
+    for kwargs, name in [
+        (dict(embeddings=sparse), "embeddings"),
+        (dict(labels=torch.from_numpy(y).to_sparse()), "labels"),
+        (dict(reference_embeddings=sparse, reference_labels=y), "reference_embeddings"),
+    ]:
+        msg = (
+            f"`{name}` must be a dense tensor, got layout torch.sparse_coo; convert it with "
+            "`.to_dense()`."
+        )
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            mean_average_precision_at_r(**{"embeddings": X, "labels": y, **kwargs})

@@ -327,6 +327,55 @@ def test_thresholds_decide_alike_in_the_precision_of_the_scores(dtype):
         np.testing.assert_array_equal((tensor >= threshold).numpy(), accepted)
 
 
+def test_bfloat16_score_tensors_are_read_exactly_and_thresholds_decide_in_bfloat16():
+    # bfloat16, which NumPy has no type for, was a TypeError from tensor.numpy()
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    scores = torch.from_numpy(rng.random(40) + y).to(torch.bfloat16)
+    same = scores.float()  # every bfloat16 is a float32
+    for metric in (equal_error_rate, tar_at_far, min_dcf, verification_report):
+        assert metric(y, scores) == metric(y, same)
+    # the threshold is a bfloat16 value, which decides as the float32 one does
+    threshold = select_threshold(y, scores)
+    assert float(torch.tensor(threshold).to(torch.bfloat16)) == threshold
+    accepted = (same >= select_threshold(y, same)).numpy()
+    np.testing.assert_array_equal((scores >= threshold).numpy(), accepted)
+    options = dict(cv=2, random_state=0)
+    assert verification_accuracy(y, scores, **options) == verification_accuracy(y, same, **options)
+    # torch compares bfloat16 scores with a Python float in bfloat16: the float64 midpoint of
+    # two adjacent scores rounds onto the lower one, so the threshold is the upper one
+    a = torch.tensor(0.5, dtype=torch.bfloat16)
+    b = torch.nextafter(a, torch.tensor(1.0, dtype=torch.bfloat16))
+    scores = torch.stack([a, b, *torch.tensor([0.1, 0.2, 0.9], dtype=torch.bfloat16)])
+    threshold = select_threshold([0, 1, 0, 0, 1], scores)
+    assert threshold == float(b)
+    np.testing.assert_array_equal((scores >= threshold).numpy(), [0, 1, 0, 0, 1])
+
+
+@pytest.mark.parametrize("argument", ["y_true", "y_score"])
+def test_sparse_pair_labels_and_scores_are_refused_naming_the_argument(argument):
+    import scipy.sparse
+
+    y, s = np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.2])
+    args = {"y_true": y, "y_score": s}
+    value = args[argument]
+    for sparse, msg in [
+        (
+            torch.from_numpy(value).to_sparse(),
+            f"`{argument}` must be a dense tensor, got layout torch.sparse_coo; convert it "
+            "with `.to_dense()`.",
+        ),
+        (
+            scipy.sparse.csr_matrix(value),
+            f"`{argument}` must be dense, got a scipy.sparse csr_matrix; convert it with "
+            "`.toarray()`.",
+        ),
+    ]:
+        for metric in (equal_error_rate, select_threshold, verification_report):
+            with pytest.raises(ValueError, match=re.escape(msg)):
+                metric(**{**args, argument: sparse})
+
+
 def test_far_threshold_with_too_few_pairs_warns():
     y, s = [1, 0, 0, 1, 0], [0.9, 0.8, 0.3, 0.5, 0.1]
     msg = "A false-accept rate of 0.1 needs at least 10 different-identity pairs"
