@@ -479,20 +479,29 @@ def as_array(x, name: str) -> np.ndarray:
 
 
 def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
-    """Same-identity flags from labels in {0, 1}, {-1, 1} or booleans; both kinds present."""
+    """Same-identity flags from labels in {0, 1}, {-1, 1} or booleans, of any dtype (an
+    object array of them too); both kinds present."""
     y = as_array(y_true, name)
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array, got shape {y.shape}.")
     if y.dtype != bool:
-        values = np.unique(y)
-        if y.dtype.kind not in "iuf" or not (
-            set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {-1, 1}
-        ):
+        try:
+            values = np.unique(y)
+        except TypeError:  # an object array of values that do not sort
+            types = sorted({type(v).__name__ for v in y})
             raise ValueError(
                 f"`{name}` must hold 1 for same-identity pairs and 0 (or -1) for "
-                f"different-identity pairs, got values {values[:5].tolist()}."
+                f"different-identity pairs, got values of types {', '.join(types)}."
+            ) from None
+        listed = values.tolist()
+        numbers_only = all(_is_real(v) for v in listed)  # "1" == 1 is False, but say why
+        if not numbers_only or not (set(listed) <= {0, 1} or set(listed) <= {-1, 1}):
+            dtype = f" (dtype {y.dtype})" if y.dtype == object else ""
+            raise ValueError(
+                f"`{name}` must hold 1 for same-identity pairs and 0 (or -1) for "
+                f"different-identity pairs, got values {listed[:5]}{dtype}."
             )
-        y = y == 1
+        y = np.asarray(y == 1, dtype=bool)
     n_same = int(y.sum())
     if n_same in (0, y.size):
         kind = "same-identity (1)" if n_same else "different-identity (0 or -1)"
@@ -505,7 +514,7 @@ def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
 
 def check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
     s = as_array(y_score, name)
-    if s.dtype.kind not in "iuf":
+    if s.dtype.kind not in "biuf":  # booleans score 0 and 1, as in roc_curve
         raise ValueError(f"`{name}` must be real-valued, got dtype {s.dtype}.")
     if s.ndim != 1 or s.shape[0] != n:
         raise ValueError(

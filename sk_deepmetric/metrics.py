@@ -546,10 +546,12 @@ def make_retrieval_scorer(
 _VERIFICATION_INPUTS = """\
     y_true : array-like of shape (n_pairs,)
         1 (or True) for a same-identity pair, 0 or -1 (or False) for a different-identity
-        pair; both kinds must be present.
-    y_score : array-like of shape (n_pairs,)
+        pair, in any numeric dtype or an object array of such numbers; both kinds must be
+        present.
+    y_score : array-like or Tensor of shape (n_pairs,)
         Similarity of each pair, higher meaning more alike (e.g. from :func:`pair_scores`);
-        a pair is accepted when its score is at least the threshold."""
+        a pair is accepted when its score is at least the threshold. Booleans score 0 and
+        1, as in :func:`sklearn.metrics.roc_curve`."""
 
 _VERIFICATION_REFERENCES = """\
     .. [1] NIST, "The NIST Year 2010 Speaker Recognition Evaluation Plan", 2010 (the
@@ -807,7 +809,7 @@ def select_threshold(y_true, y_score, *, target_far: float | None = None) -> flo
     ----------
     y_true : array-like of shape (n_pairs,)
         1 for a same-identity pair, 0 or -1 for a different-identity pair.
-    y_score : array-like of shape (n_pairs,)
+    y_score : array-like or Tensor of shape (n_pairs,)
         Similarity of each pair, higher meaning more alike.
     target_far : float, default=None
         The false-accept rate to aim at, in ``(0, 1)``; ``None``: best accuracy.
@@ -815,6 +817,9 @@ def select_threshold(y_true, y_score, *, target_far: float | None = None) -> flo
     Returns
     -------
     threshold : float
+        For float32, float16 or (tensor) bfloat16 scores a value of their dtype, which
+        decides ``score >= threshold`` alike whether the scores are compared in their own
+        precision (as NumPy and torch compare them with a Python float) or in float64.
 
     Examples
     --------

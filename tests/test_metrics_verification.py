@@ -226,6 +226,35 @@ def test_bad_pair_labels_and_scores(y, s, kwargs, msg):
             metric(y, s, **kwargs)
 
 
+def test_object_pair_labels_and_boolean_scores_are_read_as_numbers():
+    # an object array of 0/1 (a column of a mixed frame) was refused as "got values [0, 1]",
+    # and boolean scores, which roc_curve takes as 0 and 1, as "must be real-valued"
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 2
+    s = rng.random(30) + y
+    metrics = (equal_error_rate, tar_at_far, min_dcf, verification_report, select_threshold)
+    for metric in metrics:
+        expected = metric(y, s)
+        assert metric(y.astype(object), s) == expected
+        assert metric((2 * y - 1).astype(object), s) == expected
+        assert metric(y.astype(bool).astype(object), s) == expected
+        assert metric(y, s > 1) == metric(y, (s > 1).astype(np.float64))
+    options = dict(cv=2, random_state=0)
+    expected = verification_accuracy(y, s, **options)
+    assert verification_accuracy(y.astype(object), s, **options) == expected
+    # what was given is named: strings are not numbers, even "0" and "1"
+    for labels, given in [
+        (y.astype(str).astype(object), "got values ['0', '1'] (dtype object)."),
+        (np.array([1, "a"] * 15, dtype=object), "got values of types int, str."),
+    ]:
+        msg = (
+            "`y_true` must hold 1 for same-identity pairs and 0 (or -1) for different-identity "
+            f"pairs, {given}"
+        )
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            equal_error_rate(labels, s)
+
+
 @pytest.mark.parametrize("far", [0.0, 1.0, 1.5, -0.1, np.nan])
 def test_rates_outside_the_open_unit_interval(far):
     y, s = [1, 0], [0.2, 0.1]
