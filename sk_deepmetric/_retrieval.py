@@ -198,10 +198,14 @@ def prepare(
         _check_same_rows(queries, query_codes, reference, reference_codes)
     n_relevant -= int(exclude_self)
     if not (n_relevant > 0).any():
+        other = "another" if exclude_self else "a"
+        if exclude_self:  # leave-one-out, or spelled out with the reference rows
+            reason = "each class needs at least two samples in leave-one-out mode"
+        else:
+            reason = "`reference_labels` holds none of the classes in `labels`"
         raise ValueError(
-            "No query has another reference sample of its class (R = 0 for all "
-            f"{queries.shape[0]} queries), so no retrieval metric is defined; each class "
-            "needs at least two samples in leave-one-out mode."
+            f"No query has {other} reference sample of its class (R = 0 for all "
+            f"{queries.shape[0]} queries), so no retrieval metric is defined; {reason}."
         )
     if chunk_size is None:
         chunk_size = rows_per_chunk(reference.shape[0], 8)  # float64 reductions

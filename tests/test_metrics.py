@@ -431,7 +431,19 @@ Y = np.arange(10) % 3
         ),
         (dict(k=11, reference_embeddings=X, reference_labels=Y), r"samples \(10\)"),
         (dict(chunk_size=0), r"`chunk_size` must be in the range \[1, inf\]"),
-        (dict(labels=np.arange(10)), "No query has another reference sample of its class"),
+        (
+            dict(labels=np.arange(10)),
+            r"No query has another reference sample of its class \(R = 0 for all 10 queries\), "
+            "so no retrieval metric is defined; each class needs at least two samples in "
+            "leave-one-out",
+        ),
+        (
+            # not leave-one-out: no query's class is in the reference set
+            dict(reference_embeddings=X, reference_labels=Y + 3),
+            r"No query has a reference sample of its class \(R = 0 for all 10 queries\), so no "
+            r"retrieval metric is defined; `reference_labels` holds none of the classes in "
+            r"`labels`\.$",
+        ),
         (dict(reference_embeddings=X), "`reference_labels` is required"),
         (dict(reference_labels=Y), "`reference_labels` needs `reference_embeddings`"),
         (
