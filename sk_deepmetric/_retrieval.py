@@ -518,6 +518,8 @@ def check_pair_labels(y_true, name: str = "y_true") -> np.ndarray:
 
 def check_scores(y_score, n: int, name: str = "y_score", against: str = "y_true"):
     s = as_array(y_score, name)
+    if s.dtype == object:  # numbers in an object array, as roc_curve reads them
+        s = numeric_array(s, name)
     if s.dtype.kind not in "biuf":  # booleans score 0 and 1, as in roc_curve
         raise ValueError(f"`{name}` must be real-valued, got dtype {s.dtype}.")
     if s.ndim != 1 or s.shape[0] != n:

@@ -550,8 +550,9 @@ _VERIFICATION_INPUTS = """\
         present.
     y_score : array-like or Tensor of shape (n_pairs,)
         Similarity of each pair, higher meaning more alike (e.g. from :func:`pair_scores`);
-        a pair is accepted when its score is at least the threshold. Booleans score 0 and
-        1, as in :func:`sklearn.metrics.roc_curve`."""
+        a pair is accepted when its score is at least the threshold. Read as
+        :func:`sklearn.metrics.roc_curve` reads it: booleans score 0 and 1, and an object
+        array of numbers is read as float64."""
 
 _VERIFICATION_REFERENCES = """\
     .. [1] NIST, "The NIST Year 2010 Speaker Recognition Evaluation Plan", 2010 (the

@@ -228,7 +228,8 @@ def test_bad_pair_labels_and_scores(y, s, kwargs, msg):
 
 def test_object_pair_labels_and_boolean_scores_are_read_as_numbers():
     # an object array of 0/1 (a column of a mixed frame) was refused as "got values [0, 1]",
-    # and boolean scores, which roc_curve takes as 0 and 1, as "must be real-valued"
+    # and boolean scores, which roc_curve takes as 0 and 1, or an object array of scores, as
+    # "must be real-valued"
     rng = np.random.default_rng(0)
     y = np.arange(30) % 2
     s = rng.random(30) + y
@@ -239,6 +240,7 @@ def test_object_pair_labels_and_boolean_scores_are_read_as_numbers():
         assert metric((2 * y - 1).astype(object), s) == expected
         assert metric(y.astype(bool).astype(object), s) == expected
         assert metric(y, s > 1) == metric(y, (s > 1).astype(np.float64))
+        assert metric(y, s.astype(object)) == expected
     options = dict(cv=2, random_state=0)
     expected = verification_accuracy(y, s, **options)
     assert verification_accuracy(y.astype(object), s, **options) == expected
@@ -253,6 +255,9 @@ def test_object_pair_labels_and_boolean_scores_are_read_as_numbers():
         )
         with pytest.raises(ValueError, match=re.escape(msg)):
             equal_error_rate(labels, s)
+    msg = "`y_score` must be real-valued, got dtype object holding values of type str."
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        equal_error_rate(y, np.array(["high", 0.5] * 15, dtype=object))
 
 
 @pytest.mark.parametrize("far", [0.0, 1.0, 1.5, -0.1, np.nan])
