@@ -12,6 +12,7 @@ import numbers
 import sys
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from sklearn.base import _fit_context as fit_context
 from sklearn.utils import _safe_indexing as safe_indexing
@@ -60,6 +61,7 @@ __all__ = [
     "discard_fit",
     "external_stacklevel",
     "fit_context",
+    "label_kind",
     "output_container",
     "safe_indexing",
     "type_of_target",
@@ -190,6 +192,23 @@ def as_host_tensor(X: object) -> object:
         if X.dtype == torch.bfloat16:
             X = X.float()
     return X
+
+
+def label_kind(labels: object) -> str:
+    """``"string"`` or ``"number"``: the kind of class labels (an array of them, or one), as
+    scikit-learn's ``unique_labels`` tells them apart (it refuses a mix of the two).
+
+    An object array (a pandas column) is of the kind of its first label; a label of another
+    kind further on is a mix that the label checks refuse.
+    """
+    first = labels
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind in "US":
+            return "string"
+        if labels.dtype.kind != "O" or not labels.size:
+            return "number"
+        first = labels.flat[0]
+    return "string" if isinstance(first, (str, np.str_)) else "number"
 
 
 def check_reshape(

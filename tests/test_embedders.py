@@ -275,6 +275,52 @@ def test_a_refused_continuing_call_leaves_classes_as_they_were(digits):
     np.testing.assert_array_equal(arcface.classes_, np.arange(5))
 
 
+@pytest.mark.parametrize("cls", [TripletEmbedder, ArcFaceEmbedder])
+def test_a_continuing_call_refuses_labels_of_another_kind(cls, digits):
+    # strings after numbers were all new classes to np.setdiff1d, and concatenating them
+    # made the numbers strings: classes_ ['0', ..., '9', '0', ..., '9'], growing every call
+    X, y = digits
+    msg = (
+        f"Mix of label input types (string and number): `y` holds strings (dtype <U21), but "
+        f"{cls.__name__}'s classes from the first fit are numbers (dtype int64: [0, 1, 2, 3, "
+        "4]...). Pass labels of one kind to every call."
+    )
+    for params, method in (({}, "partial_fit"), ({"warm_start": True}, "fit")):
+        model = fast(cls, **params).fit(X, y)
+        before = model.transform(X)
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            getattr(model, method)(X, y.astype(str))
+        assert model.classes_.dtype == np.int64
+        np.testing.assert_array_equal(model.classes_, np.arange(10))
+        np.testing.assert_array_equal(model.transform(X), before)
+        getattr(model, method)(X, y)  # still usable with its classes
+        np.testing.assert_array_equal(model.classes_, np.arange(10))
+    strings = fast(cls).partial_fit(X, np.array(list("abcdefghij"))[y])
+    with pytest.raises(ValueError, match=r"`y` holds numbers \(dtype int64\), but .* strings"):
+        strings.partial_fit(X, y)
+    with pytest.raises(ValueError, match=r"classes from `classes` given to the first partial_"):
+        fast(cls).partial_fit(X, y.astype(str), classes=np.arange(10))
+
+
+def test_a_continuing_call_keeps_the_dtype_of_integer_classes(digits):
+    # int64 and uint64 ids together are float64 to NumPy, which merges ids above 2**53
+    X, y = digits
+    ids = np.uint64(2**63) + y.astype(np.uint64)
+    model = fast(TripletEmbedder).partial_fit(X[y < 5], ids[y < 5]).partial_fit(X, ids)
+    model.partial_fit(X[y < 5], y[y < 5] + 2**62)  # new ids, in int64 (uint64 holds them)
+    assert model.classes_.dtype == np.uint64 and len(model.classes_) == 15
+    np.testing.assert_array_equal(model.classes_[:10], np.uint64(2**63) + np.arange(10))
+    signed = fast(TripletEmbedder).partial_fit(X, y - 1)  # -1 .. 8: no uint64 holds them
+    msg = (
+        "`y` (dtype uint64) holds labels that the dtype of TripletEmbedder's classes from the "
+        "first fit (int64) cannot hold, and no integer dtype holds both (e.g. "
+        "9223372036854775808): NumPy would cast both to float64"
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        signed.partial_fit(X, ids)
+    np.testing.assert_array_equal(signed.classes_, np.arange(-1, 9))
+
+
 def _group(model):
     return model._optimizer_state["param_groups"][0]
 

@@ -22,6 +22,7 @@ from .._validation import (
     check_n_features,
     check_reshape,
     external_stacklevel,
+    label_kind,
     type_of_target,
     validate_data,
 )
@@ -76,8 +77,11 @@ class InputMixin:
         if reset:
             known = np.unique(y if classes is None else classes)
             if classes is not None:
-                self._check_known(y, known, "`classes` given to the first partial_fit", partial)
+                where = "`classes` given to the first partial_fit"
+                y = self._of_known_kind(y, known, where)
+                self._check_known(y, known, where, partial)
         else:
+            y = self._of_known_kind(y, self.classes_, "the first fit")
             unseen = np.setdiff1d(y, self.classes_)
             if unseen.size and self._batching != "balanced":
                 self._check_known(y, self.classes_, "the first fit", partial)
@@ -97,6 +101,40 @@ class InputMixin:
         self._check_loss_classes(known, reset)
         self.classes_ = known
         return encoded
+
+    def _of_known_kind(self, y, known, where):
+        """``y`` in a dtype that holds the ``known`` classes too, so that comparing them and
+        appending new classes casts neither (NumPy would make the numbers of a mix with
+        strings strings, and int64 and uint64 ids float64, merging ids above 2**53).
+
+        Labels of the other kind (strings where the classes are numbers, or the reverse) are
+        refused, as scikit-learn's ``unique_labels`` refuses them; so are integer labels
+        that no integer dtype holds together with the classes'.
+        """
+        kind, known_kind = label_kind(y), label_kind(known)
+        if kind != known_kind:
+            raise ValueError(
+                f"Mix of label input types (string and number): `y` holds {kind}s "
+                f"(dtype {y.dtype}), but {type(self).__name__}'s classes from {where} are "
+                f"{known_kind}s (dtype {known.dtype}: {known[:5].tolist()}"
+                f"{'...' if len(known) > 5 else ''}). Pass labels of one kind to every call."
+            )
+        if kind == "string" or y.dtype == known.dtype:
+            return y
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            same = y.astype(known.dtype)
+            if (same == y).all():  # NumPy compares int64 with uint64 exactly
+                return same
+        common = np.result_type(known.dtype, y.dtype)
+        if known.dtype.kind in "iub" and y.dtype.kind in "iub" and common.kind not in "iub":
+            raise ValueError(
+                f"`y` (dtype {y.dtype}) holds labels that the dtype of {type(self).__name__}'s "
+                f"classes from {where} ({known.dtype}) cannot hold, and no integer dtype holds "
+                f"both (e.g. {y[same != y][0].item()!r}): NumPy would cast both to {common}, "
+                f"which merges ids above 2**53. Pass labels of dtype {known.dtype}."
+            )
+        return y
 
     def _check_loss_classes(self, classes, reset):
         """Refuse ``classes`` (all the classes, known and new) if the loss cannot take them;
