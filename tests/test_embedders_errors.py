@@ -551,6 +551,30 @@ def test_score_names_missing_or_mismatched_labels(digits):
         model.score(X, y[:10])
 
 
+def test_score_checks_the_labels_as_fit_does(digits):
+    # np.unique made every NaN (and pd.NA) label one class, which inflated MAP@R, and raised
+    # NumPy's TypeError for labels that do not sort against each other
+    import pandas as pd
+
+    X, y = digits
+    model = fast(TripletEmbedder).fit(X, y)
+    missing = np.where(np.arange(len(y)) < 100, np.nan, y)
+    nullable = pd.Series(y, dtype="Int64").mask(np.arange(len(y)) < 100)
+    mixed = np.array([1, "a"] * (len(y) // 2), dtype=object)
+    with_none = np.where(np.arange(len(y)) < 5, None, y.astype(str)).astype(object)
+    cases = [
+        (missing, "`y` must not hold NaN or infinity, got nan."),
+        (nullable, "`y` must not hold NaN or infinity, got nan."),
+        (mixed, "`y` must hold labels that sort against each other (numbers, or strings), "),
+        (with_none, "`y` must hold labels that sort against each other (numbers, or strings), "),
+        (y + 0.5, "Unknown label type 'continuous' for `y`: TripletEmbedder needs class labels"),
+    ]
+    for labels, msg in cases:
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            model.score(X, labels)
+    assert 0.0 <= model.score(X, y) <= 1.0
+
+
 @pytest.mark.parametrize(
     ("params", "name"),
     [

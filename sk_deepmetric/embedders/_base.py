@@ -320,7 +320,9 @@ class BaseEmbedder(
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape), \
                 numpy.memmap or torch.utils.data.Dataset
         y : array-like of shape (n_samples,), default=None
-            Class labels; None only for a ``Dataset`` of ``(x, label)`` pairs.
+            Class labels, checked as ``fit`` checks them (NaN, a mix of types that do not
+            sort against each other, and continuous values are refused); None only for a
+            ``Dataset`` of ``(x, label)`` pairs.
 
         Returns
         -------
@@ -339,6 +341,7 @@ class BaseEmbedder(
             raise ValueError(f"{type(self).__name__}.score needs class labels: pass y.")
         y = column_or_1d(y)
         check_consistent_length(embedding, y)
+        y = self._check_score_labels(y)
         labels = np.unique(y, return_inverse=True)[1].ravel()
         return float(map_at_r(embedding, labels, distance="cosine", device="cpu"))
 

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from .._retrieval import check_label_values
 from .._streaming import RowSource, is_streamed, make_source
 from .._validation import (
     as_host_tensor,
@@ -56,14 +57,26 @@ class InputMixin:
                 ensure_min_samples=2,
                 ensure_min_features=1,
             )
+        self._check_target(y)
+        self._set_shape(X, reset)
+        return X, self._encode(y, reset, classes, partial)
+
+    def _check_target(self, y):
+        """Refuse ``y`` unless it holds class labels (binary or multiclass)."""
         target = type_of_target(y, input_name="y", raise_unknown=True)
         if target not in ("binary", "multiclass"):
             raise ValueError(
                 f"Unknown label type {target!r} for `y`: {type(self).__name__} needs class "
                 f"labels (binary or multiclass), e.g. {y[:3].tolist()}."
             )
-        self._set_shape(X, reset)
-        return X, self._encode(y, reset, classes, partial)
+
+    def _check_score_labels(self, y):
+        """``y`` of ``score``, checked as the metrics check labels and as ``fit`` does: no
+        NaN (np.unique would make every NaN label one class, inflating MAP@R), labels that
+        sort against each other, and class labels."""
+        check_label_values(y, "y")
+        self._check_target(y)
+        return y
 
     def _encode(self, y, reset, classes=None, partial=False):
         """Codes ``0 .. n_classes - 1`` for the loss, in the order of ``classes_``.
