@@ -206,6 +206,26 @@ def test_dtypes_order_and_subsets(data, fitted):
     assert fitted.predict(pairs.tolist()).shape == (600,)  # nested lists
 
 
+def test_torch_tensors_of_pairs(data, fitted):
+    # np.asarray met them first: torch refused a tensor that requires grad (the output of
+    # another network), and NumPy has no bfloat16
+    _, _, pairs, same = data
+    tracked = torch.tensor(pairs, requires_grad=True)
+    model = ContrastivePairsEmbedder(max_iter=1, **FAST)
+    expected = clone(model).fit(pairs, same).transform(pairs[:, 0])
+    np.testing.assert_array_equal(model.fit(tracked, same).transform(pairs[:, 0]), expected)
+    halved = torch.tensor(pairs).bfloat16()
+    exact = halved.float().numpy()  # bfloat16 values are float32 values
+    assert model.fit(halved, same).n_iter_ == 1
+    for method in ("predict", "decision_function", "pair_distance"):
+        predict = getattr(fitted, method)
+        np.testing.assert_array_equal(predict(tracked), predict(pairs))
+        np.testing.assert_array_equal(predict(halved), predict(exact))
+    calibrated = pickle.loads(pickle.dumps(fitted))
+    threshold = calibrated.calibrate_threshold(tracked, same).threshold_
+    assert threshold == calibrated.calibrate_threshold(pairs, same).threshold_
+
+
 def test_unfitted():
     model = ContrastivePairsEmbedder()
     pairs = np.zeros((2, 2, 3))

@@ -34,6 +34,7 @@ from .._training import embed
 from .._validation import (
     Interval,
     StrOptions,
+    as_host_tensor,
     check_consistent_length,
     check_is_fitted,
     check_random_state,
@@ -596,6 +597,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
                 f"{type(self).__name__} takes pairs as an array of shape (n_pairs, 2, ...), "
                 "got a torch Dataset; transform takes one of samples."
             )
+        X = as_host_tensor(X)  # detached, on the CPU, bfloat16 as float32 (NumPy has none)
         pairs = X if hasattr(X, "shape") and hasattr(X, "reshape") else np.asarray(X)
         if pairs.ndim < 3 or pairs.shape[1] != 2:
             raise ValueError(
