@@ -660,6 +660,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 check_feature_names(self, X, reset=False)
+            self._check_some_queries(X)
             self._check_width(X)
             for warning in caught:
                 warnings.warn(warning.message, warning.category, stacklevel=external_stacklevel())
@@ -677,6 +678,20 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             )
         _check_searchable(embedding)
         return embedding
+
+    def _check_some_queries(self, X) -> None:
+        """scikit-learn's message for no query at all, naming this classifier (the embedder
+        would name itself), for arrays in memory or on disk, lists and Datasets alike."""
+        shape = getattr(X, "shape", None)
+        try:
+            n_queries = int(shape[0]) if shape is not None and len(shape) else len(X)
+        except TypeError:  # no length (an IterableDataset): the embedder's to check
+            return
+        if n_queries < 1:
+            found = f"array with 0 sample(s) (shape={tuple(shape)})" if shape else "0 samples"
+            raise ValueError(
+                f"Found {found} while a minimum of 1 is required by {type(self).__name__}."
+            )
 
     def _check_width(self, X) -> None:
         """scikit-learn's message for rows of another width than fit's, for a 2-D array or a

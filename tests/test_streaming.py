@@ -656,3 +656,34 @@ def test_streamed_samples_get_the_per_sample_shape_rules_of_arrays_in_memory(tmp
         model.transform(other)
     with pytest.raises(ValueError, match=r"X has shape \(2, 16\) per sample"):
         model.transform(SamplesDataset(X.reshape(60, 2, 16)))
+
+
+def test_a_single_streamed_sample_is_embedded_searched_and_predicted(tmp_path, digits):
+    # fit's minimum of 2 samples applied to every call: one sample on disk or in a Dataset
+    # was refused where the same sample in memory was embedded
+    X, y = digits
+    model = TripletEmbedder(random_state=0, max_iter=1).fit(X, y)
+    on_disk = _memmap(tmp_path / "x", X)
+    ones = [
+        (on_disk[:1], X[:1]),
+        (on_disk[-1:], X[-1:]),
+        (SamplesDataset(X[:1]), X[:1]),
+        (TensorDataset(torch.tensor(X[:1])), X[:1]),
+    ]
+    for one, in_memory in ones:
+        np.testing.assert_array_equal(model.transform(one), model.transform(in_memory))
+    knn = EmbeddingKNeighborsClassifier(model, n_neighbors=3).fit(X, y)
+    for one, in_memory in ones:
+        assert knn.predict(one).tolist() == knn.predict(in_memory).tolist()
+        np.testing.assert_array_equal(knn.kneighbors(one)[1], knn.kneighbors(in_memory)[1])
+    # fit still needs two samples; no sample at all is refused by the estimator called
+    with pytest.raises(ValueError, match=r"minimum of 2 sample\(s\) and 1 feature is required"):
+        TripletEmbedder().fit(on_disk[:1], y[:1])
+    for empty, found in (
+        (on_disk[:0], r"array with 0 sample\(s\) \(shape=\(0, 64\)\)"),
+        (SamplesDataset(X[:0]), "0 samples"),
+    ):
+        msg = rf"Found {found} while a minimum of 1 is required by EmbeddingKNeighborsClassifier\."
+        for method in ("predict", "kneighbors"):
+            with pytest.raises(ValueError, match=msg):
+                getattr(knn, method)(empty)

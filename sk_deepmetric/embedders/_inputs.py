@@ -241,12 +241,13 @@ class InputMixin:
         self._sample_shape = sample_shape
         self.input_shape_ = shape
 
-    def _validate_source(self, X, y, reset, labels_needed=True):
+    def _validate_source(self, X, y, reset, labels_needed=True, min_samples=2):
         """An array on disk or a torch Dataset as a :class:`RowSource`, and its labels.
 
         What scikit-learn checks on the whole array up front is checked here where it can be
         without reading every sample (the shape, the number of samples and features, the
-        labels); finite values are checked as batches are read.
+        labels); finite values are checked as batches are read. ``min_samples``: 2 to fit
+        (as for arrays in memory), 1 to embed.
         """
         source, y = make_source(X, y, labels=labels_needed)
         if y is None and labels_needed:
@@ -255,11 +256,11 @@ class InputMixin:
                 "(a torch Dataset of (x, label) pairs brings its own)."
             )
         n_values = int(np.prod(source.sample_shape))
-        if len(source) < 2 or n_values < 1:
+        if len(source) < min_samples or n_values < 1:
             raise ValueError(
                 f"Found array with {len(source)} sample(s) and {n_values} feature(s) "
-                f"(shape={source.shape}) while a minimum of 2 samples and 1 feature is "
-                f"required by {type(self).__name__}."
+                f"(shape={source.shape}) while a minimum of {min_samples} sample(s) and 1 "
+                f"feature is required by {type(self).__name__}."
             )
         if not reset:  # the per-sample shape, as for arrays in memory
             source = self._in_fitted_form(source)
@@ -269,7 +270,7 @@ class InputMixin:
 
     def _validate_X(self, X, reset):
         if is_streamed(X):
-            X, _ = self._validate_source(X, None, reset, labels_needed=False)
+            X, _ = self._validate_source(X, None, reset, labels_needed=False, min_samples=1)
         else:
             X = as_host_tensor(X)
             X = X if reset else self._in_fitted_form(X)
