@@ -10,6 +10,7 @@ distance threshold calibrated on held-out training classes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import warnings
@@ -50,6 +51,7 @@ from ._validation import (
     discard_fit,
     external_stacklevel,
     fit_context,
+    label_kind,
     safe_indexing,
     validate_data,
 )
@@ -176,15 +178,21 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         ``NotFittedError`` until ``fit`` or :meth:`set_target_far` is called.
     unknown_label : int, float, str or None, default=None
         What ``predict`` returns for a rejected query (with ``target_far`` only). ``None``
-        means ``-1`` for numeric class labels (one less than the smallest label where -1 is
-        a training label) and ``"unknown"`` for string ones. A value
+        means ``"unknown"`` for string class labels and, for numeric ones, a value of their
+        dtype: ``-1`` (one less than the smallest label where -1 is a training label), and
+        for unsigned integer labels, which cannot hold -1, one more than the largest (where
+        the dtype holds neither, the smallest value it holds that is not a label). A value
         given must not be a training label and must be of the training labels' kind, a
         finite number for numeric labels and a string for string labels: ``score``,
         ``cross_val_score`` and ``GridSearchCV`` compare predictions with true labels
         through scikit-learn's metrics, which refuse a mix of numbers and strings, so a
-        mixed ``predict`` would fail every score that meets a rejection. ``fit`` checks it
-        against the labels, and so does ``predict``, which reads it: it may be changed with
-        ``set_params`` after fit.
+        mixed ``predict`` would fail every score that meets a rejection. For integer
+        labels it must be an integer that their dtype holds, or that an integer dtype holds
+        together with them (``predict`` then returns that dtype, e.g. int64 for uint8
+        labels and -1); any other value (``0.5``, or ``-1`` for uint64 labels, which NumPy
+        would cast with them to float64, merging ids above 2**53) raises a ValueError.
+        ``fit`` checks it against the labels, and so does ``predict``, which reads it: it
+        may be changed with ``set_params`` after fit.
     calibration : {"cross_fit", "leave_class_out"}, default="cross_fit"
         How ``target_far`` is calibrated (with ``target_far`` only).
         ``"cross_fit"``: the training classes are split into ``calibration_folds`` folds;
@@ -235,9 +243,10 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         the sample from which ``threshold_`` is read.
     unknown_label_ : int, float or str
         With ``target_far``: the label ``predict`` gives a rejected query, ``unknown_label``
-        with ``None`` resolved for ``classes_`` (``-1``, ``"unknown"``, or one less than the
-        smallest label). Read from ``unknown_label`` when asked, so it follows a
-        ``set_params`` after fit.
+        with ``None`` resolved for ``classes_`` (``"unknown"``, ``-1``, one less than the
+        smallest label, or for unsigned integers one more than the largest; see
+        ``unknown_label``), an int for integer labels. Read from ``unknown_label`` when
+        asked, so it follows a ``set_params`` after fit.
 
     See Also
     --------
@@ -486,11 +495,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         labels), is used with a warning, as that version did, rather than refused.
         """
         label = self.unknown_label
-        kind = "string" if isinstance(self.classes_[0], str) else "number"
+        kind = label_kind(self.classes_)
         if label is None:
-            label = DEFAULT_UNKNOWN_LABELS[kind]
-            if kind == "number" and label in self.classes_.tolist():  # labels -1 and 1, say
-                label = self.classes_.min().item() - 1
+            if kind == "string":
+                label = DEFAULT_UNKNOWN_LABELS[kind]
+            else:
+                label = _unused_number(self.classes_)
         if (kind == "string") != isinstance(label, str):
             if strict:
                 raise ValueError(
@@ -517,6 +527,31 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"`unknown_label` ({label!r}) is one of the training labels; predict could "
                 "not tell a rejection from that class. Choose another value."
+            )
+        if self.classes_.dtype.kind in "iu":
+            label = self._integer_unknown_label(label)
+        return label
+
+    def _integer_unknown_label(self, label) -> int:
+        """``label`` as an int that an integer dtype holds together with the integer
+        ``classes_`` (predict must not make integer ids floats: float64 merges those above
+        2**53)."""
+        dtype = self.classes_.dtype
+        default = _unused_number(self.classes_)
+        if isinstance(label, Real) and not isinstance(label, Integral):
+            if not float(label).is_integer():
+                raise ValueError(
+                    f"`unknown_label` ({label!r}) must be an integer, as the training labels "
+                    f"are (dtype {dtype}): predict would make the labels floats. Pass an "
+                    f"integer such as {default!r}, or None for that default."
+                )
+        label = int(label)
+        if _rejection_dtype(dtype, label).kind not in "iu":
+            raise ValueError(
+                f"`unknown_label` ({label!r}) does not fit the training labels' dtype "
+                f"({dtype}), nor any integer dtype that holds them: predict would make the "
+                "labels floats, which merge integer ids above 2**53. Pass an integer that "
+                f"{dtype} holds, such as {default!r}, or None for that default."
             )
         return label
 
@@ -776,7 +811,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_queries,)
-            Predicted labels, of the type of ``classes_`` (and ``unknown_label``).
+            Predicted labels, of the dtype of ``classes_``, or with ``target_far`` of the
+            dtype that holds both ``classes_`` and ``unknown_label_`` (never float for
+            integer labels).
         """
         check_is_fitted(self)
         self._check_target_far_fitted()
@@ -786,11 +823,7 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         labels = self.classes_[predicted]
         if self.target_far is None:
             return labels
-        label_dtype = np.asarray(unknown).dtype
-        same_kind = (label_dtype.kind in "US") == (self.classes_.dtype.kind in "US")
-        labels = labels.astype(
-            np.result_type(self.classes_.dtype, label_dtype) if same_kind else object
-        )
+        labels = labels.astype(_rejection_dtype(self.classes_.dtype, unknown))
         labels[distance > self.threshold_] = unknown
         return labels
 
@@ -830,6 +863,59 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         votes = votes.reshape(n_queries, n_classes)
         total = votes.sum(axis=1, keepdims=True)
         return votes / np.where(total > 0, total, 1.0)
+
+
+def _unused_number(classes: np.ndarray):
+    """``unknown_label=None`` for numeric ``classes``: -1, or where -1 is a label one less
+    than the smallest; for unsigned integers (which cannot hold -1), one more than the
+    largest. A value ``classes``' dtype holds where one of these does not: else the smallest
+    value it holds that is no label (a full uint8 needs a wider dtype for max + 1)."""
+    values = classes.tolist()
+    low, high = min(values), max(values)
+    if classes.dtype.kind == "u":
+        candidates = [high + 1]
+    elif classes.dtype.kind == "i":
+        candidates = [-1, low - 1, high + 1]
+    else:  # floats, booleans, numbers in an object array
+        candidates = [-1, low - 1]
+        if classes.dtype.kind == "f":
+            candidates.append(np.nextafter(low, -np.inf).item())  # low - 1 == low past 2**53
+    taken = set(values)
+    holds = _holds(classes.dtype)
+    for candidate in candidates:
+        if candidate not in taken and holds(candidate):
+            return candidate
+    if classes.dtype.kind in "iu":
+        info = np.iinfo(classes.dtype)
+        if low > info.min:
+            return low - 1
+        for before, after in itertools.pairwise(values):  # classes_ is sorted and unique
+            if after - before > 1:
+                return before + 1
+    return high + 1
+
+
+def _holds(dtype: np.dtype):
+    """Whether a number is in the range of ``dtype`` (any, for a non-integer dtype)."""
+    if dtype.kind not in "iu":
+        return lambda value: True
+    info = np.iinfo(dtype)
+    return lambda value: info.min <= value <= info.max
+
+
+def _rejection_dtype(classes_dtype: np.dtype, label) -> np.dtype:
+    """The dtype of open-set predictions: the classes' where it holds ``label``, else the
+    type NumPy promotes both to (an object array for a string among numbers, or the
+    reverse). The caller refuses an integer ``label`` for which that is not an integer."""
+    label_dtype = np.asarray(label).dtype
+    if (label_dtype.kind in "US") != (classes_dtype.kind in "US"):
+        return np.dtype(object)
+    if classes_dtype.kind in "iu" and isinstance(label, Integral):
+        if _holds(classes_dtype)(label):
+            return classes_dtype
+        if label_dtype.kind not in "iu":  # beyond uint64 or int64
+            return np.dtype(object)
+    return np.result_type(classes_dtype, label_dtype)
 
 
 def _check_searchable(embedding: np.ndarray) -> None:

@@ -272,6 +272,60 @@ def test_unknown_label_defaults_to_the_kind_of_the_labels():
     assert clone(clf).fit(X, names.astype(object)).predict(far_away).tolist() == ["nobody"] * 3
 
 
+def test_unknown_label_fits_the_dtype_of_integer_labels():
+    # the default -1 and uint64 ids made float64 predictions: ids above 2**53 merged
+    X, y = make_classes(4, n_classes=6)
+    far_away = X[:3] + 100.0
+    common = dict(target_far=0.3, calibration="leave_class_out")
+    ids = np.uint64(2**63) + y.astype(np.uint64)
+    clf = EmbeddingKNeighborsClassifier(identity(), **common).fit(X, ids)
+    largest = 2**63 + 5
+    assert clf.unknown_label_ == largest + 1
+    rejected, predicted = clf.predict(far_away), clf.predict(X)
+    assert rejected.dtype == predicted.dtype == np.uint64
+    assert rejected.tolist() == [largest + 1] * 3
+    accepted = predicted != largest + 1
+    closed = EmbeddingKNeighborsClassifier(identity()).fit(X, ids).predict(X)
+    assert predicted[accepted].tolist() == closed[accepted].tolist()
+    assert len(set(predicted[accepted].tolist())) == 6  # distinct ids, not one float
+    # each dtype its own default: max + 1, else the smallest value it holds that is no label
+    cases = [
+        (y.astype(np.uint8), 6, np.uint8),
+        (y.astype(np.uint8) + 250, 249, np.uint8),  # 250 .. 255: 256 does not fit
+        (y.astype(np.int32), -1, np.int32),
+        ((y - 128).astype(np.int8), -1, np.int8),
+        # -1, min - 1 and max + 1 taken or out of range: the first gap
+        (np.array([-128, -1, 127, 0, 1, 2], dtype=np.int8)[y], -127, np.int8),
+    ]
+    for labels, default, dtype in cases:
+        fitted = clone(clf).fit(X, labels)
+        assert fitted.unknown_label_ == default
+        rejected = fitted.predict(far_away)
+        assert rejected.dtype == dtype and rejected.tolist() == [default] * 3
+    # a value given: an integer that an integer dtype holds with the labels
+    widened = clone(clf).set_params(unknown_label=-1).fit(X, y.astype(np.uint8))
+    assert widened.predict(far_away).dtype == np.int64
+    integral = clone(clf).set_params(unknown_label=-1.0).fit(X, y)
+    assert integral.unknown_label_ == -1 and isinstance(integral.unknown_label_, int)
+    assert integral.predict(far_away).dtype == np.int64
+    msgs = {
+        -1: "`unknown_label` (-1) does not fit the training labels' dtype (uint64), nor any "
+        "integer dtype that holds them: predict would make the labels floats, which merge "
+        "integer ids above 2**53. Pass an integer that uint64 holds, such as "
+        f"{largest + 1}, or None for that default.",
+        0.5: "`unknown_label` (0.5) must be an integer, as the training labels are (dtype "
+        "uint64): predict would make the labels floats. Pass an integer such as "
+        f"{largest + 1}, or None for that default.",
+        2**64: "`unknown_label` (18446744073709551616) does not fit the training labels'",
+    }
+    for bad, msg in msgs.items():
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            clone(clf).set_params(unknown_label=bad).fit(X, ids)
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            clf.set_params(unknown_label=bad).predict(far_away)
+    assert clf.set_params(unknown_label=None).predict(far_away).dtype == np.uint64
+
+
 def test_unknown_label_is_checked_in_fit_and_predict():
     X, y = make_classes(4, n_classes=6)
     names = np.array(list("abcdef"))[y]
