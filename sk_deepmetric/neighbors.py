@@ -59,7 +59,7 @@ from ._validation import (
 __all__ = ["EmbeddingKNeighborsClassifier"]
 
 # what a fit sets besides the public attributes (ending in "_")
-_FIT_STATE = ("_y", "_index", "_calibrated_far")
+_FIT_STATE = ("_y", "_index", "_calibrated_far", "_rows_of_features")
 
 # predict's unknown_label=None: one of the kind of the class labels, so that scikit-learn's
 # metrics can compare predictions with true labels (they refuse a mix of numbers and strings)
@@ -404,6 +404,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         if self.device is not None:  # before the embedder's fit, not after
             resolve_device(self.device)
         validate_data(self, X, y, skip_check_array=True)  # n_features_in_, feature names
+        # n_features_in_ is X.shape[1]: the height of images, not a width to check queries by
+        self._rows_of_features = _row_width(X) is not None
         y = column_or_1d(y, warn=True)
         # NaN or infinity first: check_classification_targets would cast them to integers
         # (a RuntimeWarning) before saying so
@@ -730,14 +732,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_width(self, X) -> None:
         """scikit-learn's message for rows of another width than fit's, for a 2-D array or a
-        list (or tuple) of 1-D rows."""
-        shape = getattr(X, "shape", None)
-        if shape is not None:
-            width = shape[1] if len(shape) == 2 else None
-        elif isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) == 1:
-            width = len(X[0])
-        else:
-            width = None
+        list (or tuple) of 1-D rows, where fit had rows of features too. Samples of another
+        shape than fit's images or signals are the embedder's to name (as samples of that
+        shape; ``n_features_in_`` would be their height)."""
+        if not getattr(self, "_rows_of_features", True):  # True: pickled before it existed
+            return
+        width = _row_width(X)
         expected = getattr(self, "n_features_in_", None)
         if width is not None and expected is not None and width != expected:
             raise ValueError(
@@ -863,6 +863,17 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         votes = votes.reshape(n_queries, n_classes)
         total = votes.sum(axis=1, keepdims=True)
         return votes / np.where(total > 0, total, 1.0)
+
+
+def _row_width(X) -> int | None:
+    """The number of features of ``X`` if it is rows of features: a 2-D array, or a
+    list (or tuple) of 1-D rows; else None."""
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return shape[1] if len(shape) == 2 else None
+    if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) == 1:
+        return len(X[0])
+    return None
 
 
 def _unused_number(classes: np.ndarray):

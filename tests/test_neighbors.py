@@ -793,6 +793,27 @@ def test_list_queries_of_the_wrong_width(blobs):
     np.testing.assert_array_equal(clf.predict(X_query.tolist()), clf.predict(X_query))
 
 
+def test_queries_of_another_sample_shape_than_fit_images():
+    # n_features_in_ of (n, 8, 8) images is their height: flat rows of 64 pixels were
+    # refused as "X has 64 features, but ... is expecting 8 features"
+    rng = np.random.default_rng(0)
+    images, y = rng.random((40, 8, 8), dtype=np.float32), np.arange(40) % 4
+    embedder = TripletEmbedder(network="cnn", n_components=8, max_iter=1, random_state=0)
+    clf = EmbeddingKNeighborsClassifier(embedder, n_neighbors=3).fit(images, y)
+    msg = (
+        "X has shape (64,) per sample, but TripletEmbedder was fitted on samples of shape (8, 8)."
+    )
+    for method in ("predict", "kneighbors"):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            getattr(clf, method)(images.reshape(40, 64))
+    # one channel with or without its axis is the same input, as to the embedder
+    np.testing.assert_array_equal(clf.predict(images[:, None]), clf.predict(images))
+    # an embedder that takes both shapes decides for itself
+    flatten = FunctionTransformer(lambda X: np.reshape(X, (len(X), -1)))
+    flat = EmbeddingKNeighborsClassifier(flatten, n_neighbors=3).fit(images, y)
+    np.testing.assert_array_equal(flat.predict(images.reshape(40, 64)), flat.predict(images))
+
+
 @pytest.mark.parametrize("embedder", [FunctionTransformer(), StandardScaler()])
 def test_feature_names_are_checked_at_predict(blobs, embedder):
     # FunctionTransformer records the names but does not check them; StandardScaler does,
