@@ -119,11 +119,7 @@ def as_labels(y, name: str, n_samples: int, embeddings_name: str) -> np.ndarray:
 def numeric_array(x, name: str) -> np.ndarray:
     """``x``, not a tensor, as a NumPy array of numbers (``check_array(dtype="numeric")``),
     or a ValueError naming ``name`` and what it holds."""
-    if sparse.issparse(x):
-        raise ValueError(
-            f"`{name}` must be dense, got a scipy.sparse {type(x).__name__}; convert it with "
-            "`.toarray()`."
-        )
+    _refuse_scipy_sparse(x, name)
     if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
         return x
     try:
@@ -146,6 +142,14 @@ def numeric_array(x, name: str) -> np.ndarray:
             held = f" holding values of type {', '.join(types)}" if types else ""
         raise ValueError(f"`{name}` must be real-valued, got dtype {given.dtype}{held}.")
     return array
+
+
+def _refuse_scipy_sparse(x, name: str) -> None:
+    if sparse.issparse(x):
+        raise ValueError(
+            f"`{name}` must be dense, got a scipy.sparse {type(x).__name__}; convert it with "
+            "`.toarray()`."
+        )
 
 
 def _is_real(value) -> bool:
@@ -330,7 +334,7 @@ def encode(
     return counts[query_codes], query_codes, reference_codes
 
 
-def label_kind(y: np.ndarray) -> str:
+def labels_held(y: np.ndarray) -> str:
     """What ``y`` holds, as a plural noun: "numbers" (booleans included), "strings",
     "bytes", or the type of its values; ``y`` is one kind (:func:`check_label_values`)."""
     if y.dtype.kind in "biufc":
@@ -356,7 +360,7 @@ def check_same_label_kind(first: np.ndarray, second: np.ndarray, names: tuple[st
     """Raise unless the labels ``first`` and ``second`` (the arguments ``names``) are of one
     kind, both numbers or both strings: a number never equals a string, so a mix is a
     mistake (scikit-learn: "Mix of label input types")."""
-    kinds = label_kind(first), label_kind(second)
+    kinds = labels_held(first), labels_held(second)
     if kinds[0] != kinds[1]:
         raise ValueError(
             f"`{names[0]}` and `{names[1]}` must hold labels of one kind (numbers, or strings), "
@@ -474,11 +478,7 @@ def as_array(x, name: str) -> np.ndarray:
     if isinstance(x, Tensor):
         check_dense(x, name)
         return as_host_tensor(x).numpy()
-    if sparse.issparse(x):
-        raise ValueError(
-            f"`{name}` must be dense, got a scipy.sparse {type(x).__name__}; convert it with "
-            "`.toarray()`."
-        )
+    _refuse_scipy_sparse(x, name)
     return np.asarray(x)
 
 
