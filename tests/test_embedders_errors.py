@@ -3,6 +3,7 @@
 """
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -84,7 +85,8 @@ def test_input_shape_must_match_width(digits):
     assert msg.endswith("np.moveaxis(X, -1, 1) puts channels first.")
     # a reshape that only adds, drops or flattens axes keeps the values in order
     for X_in, shape in ((X.reshape(-1, 8, 8, 1), (1, 8, 8)), (X.reshape(-1, 8, 8), (64,))):
-        fast(TripletEmbedder, input_shape=shape, max_iter=1).fit(X_in, y)
+        with pytest.warns(UserWarning, match="has no effect with network='mlp'"):
+            fast(TripletEmbedder, input_shape=shape, max_iter=1).fit(X_in, y)
     images = X.reshape(-1, 1, 8, 8)
     assert _fit_error(fast(TripletEmbedder, network="cnn1d"), images, y) == (
         "network='cnn1d' needs signals: X of shape (n_samples, length) or (n_samples, "
@@ -95,6 +97,26 @@ def test_input_shape_must_match_width(digits):
         "`augment` 'rotate' applies to images, but the network's samples have shape (64,) "
         "(rows of features)."
     )
+
+
+def test_input_shape_with_the_mlp_says_it_builds_no_cnn(digits):
+    # the CNNs take flat rows with input_shape; the default MLP flattens them again, so a
+    # shape given without network= would silently train an MLP
+    X, y = digits
+    for shape, network in (((1, 8, 8), "cnn"), ((1, 64), "cnn1d")):
+        with pytest.warns(UserWarning, match=re.escape(
+            f"TripletEmbedder: `input_shape`={shape!r} has no effect with network='mlp', "
+            "which flattens every sample (only `augment` reads the shape there). For a "
+            f"convolutional network on {'images' if network == 'cnn' else 'signals'}, set "
+            f"network={network!r}."
+        )):  # fmt: skip
+            fast(TripletEmbedder, input_shape=shape, max_iter=1).fit(X, y)
+    with warnings.catch_warnings():  # where the shape is read: a CNN, or augment
+        warnings.simplefilter("error")
+        fast(TripletEmbedder, network="cnn", input_shape=(1, 8, 8), max_iter=1,
+             conv_channels=(4,), early_stopping=False).fit(X, y)  # fmt: skip
+        fast(TripletEmbedder, input_shape=(1, 8, 8), augment="shift", max_iter=1,
+             early_stopping=False).fit(X, y)  # fmt: skip
 
 
 def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):

@@ -201,6 +201,22 @@ class BaseEmbedder(
                 "`input_shape` must be None or a tuple of 1 to 3 positive integers, e.g. "
                 f"(channels, height, width), got {self.input_shape!r}."
             )
+        if (
+            self.input_shape is not None
+            and isinstance(self.network, str)
+            and self.network == "mlp"
+            and self.augment is None
+        ):
+            layout = "signals" if len(self.input_shape) < 3 else "images"
+            network = "cnn1d" if len(self.input_shape) < 3 else "cnn"
+            warnings.warn(
+                f"{type(self).__name__}: `input_shape`={tuple(self.input_shape)!r} has no "
+                "effect with network='mlp', which flattens every sample (only `augment` reads "
+                f"the shape there). For a convolutional network on {layout}, set "
+                f"network={network!r}.",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
         if self.precision == "fp16" and resolve_device(self.device).type != "cuda":
             raise ValueError(
                 "`precision`='fp16' needs a CUDA device (float16 training on CPU is slow and "
