@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.exceptions import UndefinedMetricWarning
 from torch import Tensor
 
 from sk_deepmetric._blocks import rows_per_chunk
@@ -565,7 +566,17 @@ def roc_eer(roc: _ROC) -> tuple[float, float]:
 
 def roc_tar_at_far(roc: _ROC, far: float) -> float:
     """TPR on the ROC curve (linear between points) at FPR = ``far``, taking the highest TPR
-    of the points at exactly that FPR."""
+    of the points at exactly that FPR. With fewer than ``1 / far`` negative pairs the rate
+    lies between the curve's first two points, an extrapolation: a warning says so."""
+    if roc.n_negative * far < 1:
+        warnings.warn(
+            f"TAR at FAR={far:g} is read from {roc.n_negative} different-identity pairs, "
+            f"fewer than 1 / far = {math.ceil(1 / far)}: the curve's first false accept is "
+            f"already a rate of {1 / roc.n_negative:.3g}, so the value is interpolated "
+            "between FAR 0 and that point. Use more pairs (or a larger far) for this rate.",
+            UndefinedMetricWarning,
+            stacklevel=external_stacklevel(),
+        )
     i = int(np.searchsorted(roc.fpr, far, side="right")) - 1
     if roc.fpr[i] == far:
         return float(roc.tpr[i])

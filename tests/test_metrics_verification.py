@@ -845,3 +845,22 @@ def test_float32_and_0d_rates_are_read_as_written():
     one = verification_report(y, s, far=np.array(1e-3, dtype=np.float32))
     assert [k for k in one if k.startswith("tar_at_far_")] == ["tar_at_far_0.001"]
     assert one["tar_at_far_0.001"] == expected["tar_at_far_0.001"]
+
+
+def test_tar_at_a_far_below_one_negative_pair_warns_that_it_extrapolates():
+    # 4 negative pairs: the first false accept is already FAR 0.25, so FAR 0.01 is read
+    # between the curve's first two points
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.3, 0.7, 0.4, 0.2, 0.1])
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    with pytest.warns(UndefinedMetricWarning, match=re.escape(
+        "TAR at FAR=0.01 is read from 4 different-identity pairs, fewer than 1 / far = 100: "
+        "the curve's first false accept is already a rate of 0.25"
+    )):  # fmt: skip
+        tar = tar_at_far(y, s, far=0.01)
+    # ROC points (FAR, TAR): (0, 2/3) then (0.25, 2/3): 2/3 between them
+    assert tar == pytest.approx(2 / 3, rel=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tar_at_far(y, s, far=0.25)  # 4 x 0.25 = 1 pair: a point of the curve
