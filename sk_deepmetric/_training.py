@@ -479,17 +479,7 @@ class _Snapshot:
 def _copy_state(state: dict, into: dict | None) -> dict:
     """A copy of the optimiser state dict ``state``: ``into``'s tensors overwritten in place
     when it holds tensors of the same names, shapes and dtypes, new ones otherwise."""
-    same = into is not None and into["state"].keys() == state["state"].keys()
-    for key, values in state["state"].items():
-        if not same:
-            break
-        kept = into["state"][key]
-        same = kept.keys() == values.keys() and all(
-            isinstance(v, Tensor) == isinstance(kept[n], Tensor)
-            and (not isinstance(v, Tensor) or (v.shape, v.dtype) == (kept[n].shape, kept[n].dtype))
-            for n, v in values.items()
-        )
-    if not same:
+    if into is None or _layout(into) != _layout(state):
         return copy.deepcopy(state)
     for key, values in state["state"].items():
         kept = into["state"][key]
@@ -500,6 +490,15 @@ def _copy_state(state: dict, into: dict | None) -> dict:
                 kept[name] = copy.deepcopy(value)
     into["param_groups"] = copy.deepcopy(state["param_groups"])
     return into
+
+
+def _layout(state: dict) -> dict:
+    """Per parameter and name of an optimiser state dict: the shape and dtype of a tensor,
+    None for any other value."""
+    return {
+        key: {n: (v.shape, v.dtype) if isinstance(v, Tensor) else None for n, v in values.items()}
+        for key, values in state["state"].items()
+    }
 
 
 @dataclass

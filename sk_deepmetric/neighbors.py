@@ -892,9 +892,8 @@ def _unused_number(classes: np.ndarray):
         if classes.dtype.kind == "f":
             candidates.append(np.nextafter(low, -np.inf).item())  # low - 1 == low past 2**53
     taken = set(values)
-    holds = _holds(classes.dtype)
     for candidate in candidates:
-        if candidate not in taken and holds(candidate):
+        if candidate not in taken and _holds(classes.dtype, candidate):
             return candidate
     if classes.dtype.kind in "iu":
         info = np.iinfo(classes.dtype)
@@ -906,12 +905,13 @@ def _unused_number(classes: np.ndarray):
     return high + 1
 
 
-def _holds(dtype: np.dtype):
-    """Whether a number is in the range of ``dtype`` (any, for a non-integer dtype)."""
+def _holds(dtype: np.dtype, value) -> bool:
+    """Whether the number ``value`` is in the range of ``dtype`` (any, for a non-integer
+    dtype)."""
     if dtype.kind not in "iu":
-        return lambda value: True
+        return True
     info = np.iinfo(dtype)
-    return lambda value: info.min <= value <= info.max
+    return info.min <= value <= info.max
 
 
 def _rejection_dtype(classes_dtype: np.dtype, label) -> np.dtype:
@@ -922,7 +922,7 @@ def _rejection_dtype(classes_dtype: np.dtype, label) -> np.dtype:
     if (label_dtype.kind in "US") != (classes_dtype.kind in "US"):
         return np.dtype(object)
     if classes_dtype.kind in "iu" and isinstance(label, Integral):
-        if _holds(classes_dtype)(label):
+        if _holds(classes_dtype, label):
             return classes_dtype
         if label_dtype.kind not in "iu":  # beyond uint64 or int64
             return np.dtype(object)
