@@ -119,6 +119,29 @@ def test_input_shape_with_the_mlp_says_it_builds_no_cnn(digits):
              early_stopping=False).fit(X, y)  # fmt: skip
 
 
+def test_signals_and_images_given_to_the_mlp_are_said_to_be_flattened(digits):
+    # X of signals or images with the default network: the MLP flattens them, which loses
+    # every pattern that moves along an axis; a user passing shaped X meant the shape
+    X, y = digits
+    for X_in, layout in (
+        (X.reshape(-1, 8, 8), "signals (channels, length), network='cnn1d'; for images"),
+        (X.reshape(-1, 1, 8, 8), "images, network='cnn'."),
+    ):
+        with pytest.warns(UserWarning, match=re.escape(
+            f"TripletEmbedder: the samples of X have shape {X_in.shape[1:]}, which "
+            "network='mlp' flattens"
+        )) as record:  # fmt: skip
+            fast(TripletEmbedder, max_iter=1, early_stopping=False).fit(X_in, y)
+        assert layout in str(record[0].message)
+    with warnings.catch_warnings():  # flat rows, a CNN, or a shape `augment` reads: silent
+        warnings.simplefilter("error")
+        fast(TripletEmbedder, max_iter=1, early_stopping=False).fit(X, y)
+        fast(TripletEmbedder, network="cnn", conv_channels=(4,), max_iter=1,
+             early_stopping=False).fit(X.reshape(-1, 8, 8), y)  # fmt: skip
+        fast(TripletEmbedder, augment="shift", max_iter=1,
+             early_stopping=False).fit(X.reshape(-1, 1, 8, 8), y)  # fmt: skip
+
+
 def test_too_few_samples_for_a_balanced_batch_names_the_sample_count(digits):
     X, y = digits
     rows = np.r_[np.flatnonzero(y == 0)[:3], np.flatnonzero(y == 1)[:3]]

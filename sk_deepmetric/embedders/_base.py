@@ -434,6 +434,7 @@ class BaseEmbedder(
         device = resolve_device(self.device)
         if not continuing:
             self._warn_if_wide(X)
+            self._warn_if_flattened(X)
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             seed = broadcast_object(seed)  # under torchrun: rank 0's, so all ranks agree
             self._rng = np.random.default_rng(seed)
@@ -488,6 +489,33 @@ class BaseEmbedder(
                 UserWarning,
                 stacklevel=external_stacklevel(),
             )
+
+    def _warn_if_flattened(self, X):
+        """Say that the MLP flattens samples that came as signals or images."""
+        if not (
+            isinstance(self.network, str)
+            and self.network == "mlp"
+            and self.input_shape is None
+            and self.augment is None
+            and len(X.shape) > 2
+        ):
+            return
+        shape = tuple(X.shape[1:])
+        layout = (
+            "images, network='cnn'"
+            if len(shape) == 3
+            else "signals (channels, length), network='cnn1d'; for images (height, width), "
+            "network='cnn'"
+        )
+        warnings.warn(
+            f"{type(self).__name__}: the samples of X have shape {shape}, which "
+            "network='mlp' flattens to vectors of independent features: a pattern that "
+            "moves along the sample's axes is lost. For a convolutional network on "
+            f"{layout}. To keep the MLP without this warning, pass X reshaped to "
+            "(n_samples, n_features).",
+            UserWarning,
+            stacklevel=external_stacklevel(),
+        )
 
     def _warn_untrained(self, n_epochs):
         """Say that early stopping kept the weights the fit started from."""
