@@ -104,8 +104,10 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
     ----------
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -216,7 +218,9 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -386,8 +390,10 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         unseen classes in the benchmarks; much larger values pull noise dimensions in too.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -498,7 +504,9 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -682,8 +690,10 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         1 rather than SphereFace's 5: see ``margin``.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -794,7 +804,9 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -980,8 +992,10 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         to: with 0 the margin barely trained on the benchmarks' 100-class task.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1092,7 +1106,9 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1270,8 +1286,10 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         Radius of the hypersphere the logits live on.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1381,7 +1399,9 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1561,8 +1581,10 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         Radius of the hypersphere the logits live on.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1672,7 +1694,9 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1858,8 +1882,10 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         Sub-centres per class (>= 1; 1 is ArcFace), the paper's 3.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1969,7 +1995,9 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -2161,8 +2189,10 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ``lr_schedule`` both decay together. Weight decay applies to both.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -2272,7 +2302,9 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.

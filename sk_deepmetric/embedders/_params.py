@@ -121,8 +121,10 @@ def public_signature(cls: type) -> None:
 
 _COMMON_DOC = """    n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {{"mlp", "cnn", "cnn1d"}} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -231,7 +233,9 @@ _COMMON_DOC = """    n_components : int, default=128
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.

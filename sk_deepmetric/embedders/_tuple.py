@@ -84,8 +84,10 @@ class TripletEmbedder(_MemoryEmbedder):
         :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -195,7 +197,9 @@ class TripletEmbedder(_MemoryEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -408,8 +412,10 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -519,7 +525,9 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -720,8 +728,10 @@ class NPairsEmbedder(BaseEmbedder):
         only as negatives (a warning says how many).
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -831,7 +841,9 @@ class NPairsEmbedder(BaseEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1020,8 +1032,10 @@ class AngularEmbedder(BaseEmbedder):
         only as negatives (a warning says how many).
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1131,7 +1145,9 @@ class AngularEmbedder(BaseEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1329,8 +1345,10 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1441,7 +1459,9 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1651,8 +1671,10 @@ class SupConEmbedder(_MemoryEmbedder):
         :class:`~sk_deepmetric.losses.CrossBatchMemory`.
     n_components : int, default=128
         Embedding size: ``transform`` returns ``(n_samples, n_components)``. With the skip
-        connection, the untrained embedding keeps all the input's distances only when
-        ``n_components >= n_features``.
+        connection, the untrained embedding is a rotation of the input when
+        ``n_components >= n_features`` (a projection otherwise); ``normalize=True`` then keeps
+        each sample's direction only, which on a few features can lose what the norms told
+        apart (try ``normalize=False`` there).
     network : {"mlp", "cnn", "cnn1d"} or torch.nn.Module, default="mlp"
         ``"mlp"``: :class:`~sk_deepmetric.networks.MLP` on the flattened input, for tabular
         features. ``"cnn"``: :class:`~sk_deepmetric.networks.ImageResNet`, a residual 2-D
@@ -1763,7 +1785,9 @@ class SupConEmbedder(_MemoryEmbedder):
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
-        Epochs without an improvement by more than ``tol`` before training stops.
+        Epochs without an improvement by more than ``tol`` before training stops. An epoch
+        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
+        them it is a single optimiser step.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
