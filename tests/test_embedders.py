@@ -6,6 +6,7 @@ test_embedders_early_stopping.py, bad input and failed training in test_embedder
 both take ``FAST`` and ``fast`` from here, and ``digits`` from conftest.py.
 """
 
+import copy
 import pickle
 import re
 import warnings
@@ -495,6 +496,63 @@ def test_user_module_is_copied_and_checked(digits):
     with pytest.raises(ValueError, match=r"The `network` module failed on a batch of X of shape"):
         fast(ContrastiveEmbedder, network=narrow).fit(X, y)
     assert not hasattr(narrow, "weight_") and narrow.training
+
+
+class _ScalesInPlace(nn.Module):
+    """Scales its input in place (``x.div_``), an idiom of image code."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 8)
+
+    def forward(self, x):
+        return self.linear(x.div_(16.0))
+
+
+def test_fit_never_writes_into_the_callers_X(digits):
+    # float32 C-contiguous X is not copied by the input checks: the network's output check
+    # must give the module a copy of its two rows
+    X, y = digits
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    before = X.copy()
+    model = fast(TripletEmbedder, network=_ScalesInPlace()).fit(X, y)
+    np.testing.assert_array_equal(X, before)
+    model.transform(X)
+    np.testing.assert_array_equal(X, before)
+
+
+class _Lazy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.LazyLinear(8)  # any input width: materialised at the first forward
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_a_lazy_module_is_materialised_from_random_state(digits):
+    X, y = digits
+    net = _Lazy()
+    state = torch.get_rng_state()
+    a = fast(TripletEmbedder, network=net).fit(X, y)
+    assert torch.equal(state, torch.get_rng_state())  # torch's global RNG untouched
+    torch.manual_seed(123)  # whatever the global state, the same random_state: the same model
+    b = fast(TripletEmbedder, network=net).fit(X, y)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    c = fast(TripletEmbedder, network=net, random_state=1).fit(X, y)
+    assert not torch.equal(a.module_[0].linear.weight, c.module_[0].linear.weight)
+    assert isinstance(net.linear, nn.LazyLinear)  # the user's module stays lazy
+
+
+def test_the_output_check_runs_on_the_device_of_the_module():
+    # a module already on another device than the data (backbone.cuda()) is checked there;
+    # a "meta" module stands for it on a machine without a GPU
+    X = np.zeros((4, 64), dtype=np.float32)
+    model = TripletEmbedder(network=nn.Linear(64, 8, device="meta"), n_components=8)
+    model.input_shape_ = (64,)
+    model._check_output(copy.deepcopy(model.network), X)  # no device mismatch
+    with pytest.raises(ValueError, match=r"maps a batch of X to shape \(2, 8\)"):
+        model.set_params(n_components=4)._check_output(model.network, X)
 
 
 def test_metric_embedder_copies_its_loss(digits):

@@ -711,12 +711,16 @@ class BaseEmbedder(
 
     def _init_module(self, X, generator: torch.Generator) -> nn.Module:
         """The network, built from the data's shape and initialised from ``generator``."""
+        seed = int(torch.randint(2**62, (1,), generator=generator))
         if isinstance(self.network, nn.Module):
             module = copy.deepcopy(self.network)
-            module = nn.Sequential(module, L2Normalize()) if self.normalize else module
-            self._check_output_width(module, X)
-            return module  # a user's module keeps its own (maybe pre-trained) weights
-        with forked_rng(int(torch.randint(2**62, (1,), generator=generator))):
+            # the check's forward pass materialises lazy layers (nn.LazyLinear), which draw
+            # their weights from torch's global RNG: seeded here as the built-in networks are
+            with forked_rng(seed):
+                self._check_output(module, X)
+            # a user's module keeps its own (maybe pre-trained) weights
+            return nn.Sequential(module, L2Normalize()) if self.normalize else module
+        with forked_rng(seed):
             if self.network in ("cnn", "cnn1d"):
                 network = ImageResNet if self.network == "cnn" else SignalResNet
                 module = network(
@@ -743,9 +747,13 @@ class BaseEmbedder(
                 )
         return reset_parameters(module, generator)
 
-    def _check_output_width(self, module, X):
+    def _check_output(self, module: nn.Module, X) -> None:
+        """Run a user's ``module`` (before the L2 normalisation) in eval mode on two rows of
+        ``X``, on the device its parameters are on, and check that it returns the embedding."""
         X = self._as_network_input(X)
-        sample = torch.from_numpy(X.read(np.arange(2)) if isinstance(X, RowSource) else X[:2])
+        rows = X.read(np.arange(2)) if isinstance(X, RowSource) else X[:2]
+        # a copy: X may be the caller's array, and a module may scale its input in place
+        sample = torch.from_numpy(np.array(rows)).to(_device_of(module))
         was_training = module.training
         module.eval()
         try:
@@ -971,3 +979,8 @@ def _to_cpu(obj):
     if isinstance(obj, list | tuple):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (or buffer); the CPU if it has none."""
+    return next((t.device for t in _tensors(module)), torch.device("cpu"))
