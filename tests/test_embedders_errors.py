@@ -2,6 +2,7 @@
 (a KeyboardInterrupt or a nan loss keeps the last finished epoch's weights).
 """
 
+import collections
 import re
 import warnings
 
@@ -674,3 +675,73 @@ def test_metric_embedder_names_a_loss_built_for_fewer_classes(digits):
     with pytest.raises(ValueError, match=re.escape("built for n_classes=5, but `y` holds 6")):
         fitted.partial_fit(X[y < 6], y[y < 6])
     np.testing.assert_array_equal(fitted.classes_, np.arange(5))
+
+
+# --------------------------------------------------------------------- a user's network
+_Out = collections.namedtuple("_Out", "logits aux_logits")
+
+
+class _Returns(nn.Module):
+    """A linear map whose forward returns ``wrap(embedding)``; in train mode only when
+    ``in_training``, as torchvision's inception_v3 returns its auxiliary logits."""
+
+    def __init__(self, wrap, in_training=False):
+        super().__init__()
+        self.linear, self.wrap, self.in_training = nn.Linear(64, 8), wrap, in_training
+
+    def forward(self, x):
+        z = self.linear(x)
+        return self.wrap(z) if self.training or not self.in_training else z
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize(
+    ("wrap", "given"),
+    [
+        (lambda z: (z, z), "an object of type tuple"),
+        (lambda z: {"embedding": z}, "an object of type dict"),
+        (lambda z: _Out(z, z), "an object of type _Out (a tuple)"),
+        (lambda z: z.argmax(1, keepdim=True), "a tensor of dtype torch.int64"),
+    ],
+)
+def test_a_network_that_does_not_return_a_tensor_is_named(digits, wrap, given, normalize):
+    X, y = digits
+    for mode, in_training in (("eval", False), ("train", True)):
+        net = _Returns(wrap, in_training)
+        model = fast(TripletEmbedder, network=net, normalize=normalize)
+        with pytest.raises(ValueError) as info:
+            model.fit(X, y)
+        assert str(info.value) == (
+            f"The `network` module returned {given} in {mode} mode, but it must return the "
+            "embedding: a floating-point tensor of shape (batch_size, n_components=8), in "
+            "training and in eval mode. Wrap a module that returns several outputs (a tuple, "
+            "a dict, or torchvision's inception_v3 with aux_logits in training) in one whose "
+            "forward returns the embedding alone."
+        )
+        assert not hasattr(model, "module_") and net.training
+        assert not net.linear._forward_hooks and not net._forward_hooks
+
+
+def test_the_output_check_leaves_batch_norm_statistics_alone(digits):
+    # the check at fit runs in eval mode only (train mode is checked at the first training
+    # step): a forward pass in train mode would move a pre-trained network's statistics
+    X, y = digits
+    net = nn.Sequential(nn.Linear(64, 8), nn.BatchNorm1d(8))
+    model = fast(TripletEmbedder, network=net, max_iter=1, early_stopping=False)
+    model.input_shape_ = (64,)
+    module = model._init_module(X, torch.Generator().manual_seed(0))
+    assert int(module[0][1].num_batches_tracked) == 0
+    model.fit(X, y)
+    assert not model.module_[0]._forward_hooks  # the training check is gone after fit
+
+
+def test_a_network_of_another_dtype_is_named(digits):
+    X, y = digits
+    model = fast(TripletEmbedder, network=nn.Linear(64, 8).double())
+    with pytest.raises(
+        ValueError,
+        match=r"The `network` module failed on a batch of X of shape \(2, 64\) .*Its "
+        r"parameters are torch\.float64, but X reaches it as torch\.float32: convert the "
+        r"module with \.float\(\)\.$",
+    ):
+        model.fit(X, y)

@@ -8,6 +8,7 @@ of ``X`` and ``y`` come from :class:`._inputs.InputMixin`.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import numbers
 import re
@@ -596,6 +597,11 @@ class BaseEmbedder(
             self.n_iter_ = len(self.history_)
             return run_callbacks(self, "on_epoch_end", record)
 
+        hook = None
+        if isinstance(self.network, nn.Module):
+            network = self.module_[0] if self.normalize else self.module_
+            check = functools.partial(_check_training_output, n_components=self.n_components)
+            hook = network.register_forward_hook(check)
         try:
             result = fit_loop(
                 training,
@@ -620,6 +626,8 @@ class BaseEmbedder(
         finally:  # the loop put back the optimiser's state with the weights it kept
             self._optimizer_state = training.optimizer.state_dict()
             self._optimizer_class = type(training.optimizer)
+            if hook is not None:
+                hook.remove()
         self.n_iter_ = len(self.history_)
         run_callbacks(self, "on_train_end")
         return result, max_iter, validation is not None
@@ -763,18 +771,15 @@ class BaseEmbedder(
             raise ValueError(
                 f"The `network` module failed on a batch of X of shape {tuple(sample.shape)} "
                 f"(samples of shape {tuple(self.input_shape_)}): {type(exc).__name__}: {exc}. "
-                "Does it take samples of that shape?"
+                f"{_input_hint(module)}"
             ) from exc
         finally:
             module.train(was_training)
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != self.n_components:
-            given = (
-                f"shape {tuple(out.shape)}"
-                if isinstance(out, torch.Tensor)
-                else type(out).__name__
-            )
+        if not _is_embedding(out):
+            raise ValueError(_not_an_embedding(out, self.n_components, "eval"))
+        if out.ndim != 2 or out.shape[1] != self.n_components:
             raise ValueError(
-                f"The `network` module maps a batch of X to {given}, but the "
+                f"The `network` module maps a batch of X to shape {tuple(out.shape)}, but the "
                 f"embedding must have shape (batch_size, n_components={self.n_components}); "
                 "set `n_components` to the module's output width."
             )
@@ -984,3 +989,45 @@ def _to_cpu(obj):
 def _device_of(module: nn.Module) -> torch.device:
     """The device of the module's first parameter (or buffer); the CPU if it has none."""
     return next((t.device for t in _tensors(module)), torch.device("cpu"))
+
+
+def _input_hint(module: nn.Module) -> str:
+    """What to check when ``module`` fails on a float32 batch of X."""
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        shown = ", ".join(sorted(str(d) for d in dtypes))
+        return (
+            f"Its parameters are {shown}, but X reaches it as torch.float32: convert the "
+            "module with .float()."
+        )
+    return "Does it take samples of that shape?"
+
+
+def _is_embedding(out: object) -> bool:
+    return isinstance(out, torch.Tensor) and out.is_floating_point()
+
+
+def _not_an_embedding(out: object, n_components: int, mode: str) -> str:
+    """The error for a network whose output (in ``mode``, "train" or "eval") is not the
+    embedding tensor."""
+    if isinstance(out, torch.Tensor):
+        given = f"a tensor of dtype {out.dtype}"
+    else:
+        given = type(out).__name__
+        kinds = [k.__name__ for k in (tuple, list, dict) if isinstance(out, k)]
+        given += f" (a {kinds[0]})" if kinds and given != kinds[0] else ""
+        given = f"an object of type {given}"
+    return (
+        f"The `network` module returned {given} in {mode} mode, but it must return the "
+        f"embedding: a floating-point tensor of shape (batch_size, "
+        f"n_components={n_components}), in training and in eval mode. Wrap a module that "
+        "returns several outputs (a tuple, a dict, or torchvision's inception_v3 with "
+        "aux_logits in training) in one whose forward returns the embedding alone."
+    )
+
+
+def _check_training_output(module, args, out, *, n_components: int) -> None:
+    """A forward hook on a user's network during training: it may return something else in
+    train mode than the eval-mode check at fit saw."""
+    if not _is_embedding(out):
+        raise ValueError(_not_an_embedding(out, n_components, "train"))
