@@ -3,6 +3,8 @@
 """
 
 import collections
+import copy
+import pickle
 import re
 import warnings
 
@@ -562,6 +564,65 @@ def test_warm_start_refuses_a_changed_architecture(digits, change, message):
     assert all(torch.equal(a, b) for a, b in zip(weights, model.module_.parameters()))
     model.set_params(warm_start=False).fit(X, y)  # a fresh fit takes the new value
     assert model.n_iter_ > 0
+
+
+_SMALL, _BIG = nn.Linear(64, 8), nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 8))
+
+
+def _module(value):
+    return f"<{type(value).__name__} module at {id(value):#x}>"
+
+
+@pytest.mark.parametrize("method", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize(
+    ("cls", "name", "before", "after"),
+    [
+        (TripletEmbedder, "network", _SMALL, _BIG),
+        (TripletEmbedder, "network", _SMALL, copy.deepcopy(_SMALL)),  # equal, not the same
+        (TripletEmbedder, "network", "mlp", _BIG),
+        (TripletEmbedder, "network", _SMALL, "mlp"),
+        (MetricEmbedder, "loss", TripletMarginLoss(), TripletMarginLoss(margin=0.5)),
+    ],
+)
+def test_continued_training_refuses_another_network_or_loss(
+    digits, method, cls, name, before, after
+):
+    X, y = digits
+    params = {"loss": TripletMarginLoss()} if cls is MetricEmbedder else {}
+    model = fast(cls, warm_start=method == "warm_start", **{**params, name: before})
+    train = model.fit if method == "warm_start" else model.partial_fit
+    train(X, y)
+    weights = [p.detach().clone() for p in model.module_.parameters()]
+    model.set_params(**{name: after})
+    shown = [_module(v) if isinstance(v, nn.Module) else repr(v) for v in (before, after)]
+    both = all(isinstance(v, nn.Module) for v in (before, after))
+    message = (
+        f"{cls.__name__} continues training its fitted network and loss (warm_start=True or "
+        f"partial_fit), but `{name}` changed from {shown[0]} to {shown[1]} since they were "
+        f"built{' (a module is compared by identity)' if both else ''}. Set it back, or set "
+        "warm_start=False to start afresh."
+    )
+    with pytest.raises(ValueError) as info:
+        train(X, y)
+    assert str(info.value) == message
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.module_.parameters()))
+    model.set_params(**{name: before})  # the same object again: training continues
+    train(X, y)
+
+
+def test_continued_training_after_pickling_keeps_the_network_and_loss_it_was_given(digits):
+    # a pickle keeps the identity of the objects in it: the `network` and `loss` parameters
+    # are the ones the loaded estimator's fitted state remembers
+    X, y = digits
+    model = fast(MetricEmbedder, loss=TripletMarginLoss(), network=nn.Linear(64, 8))
+    model.set_params(warm_start=True, max_iter=1).fit(X, y)
+    for loaded in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert loaded.network is not model.network
+        loaded.fit(X, y)
+        loaded.partial_fit(X, y)
+        assert loaded.n_iter_ == 3
+        with pytest.raises(ValueError, match=r"`network` changed from <Linear module at"):
+            loaded.set_params(network=model.network).fit(X, y)
 
 
 def test_a_far_too_wide_embedding_warns(digits):

@@ -462,10 +462,11 @@ class BaseEmbedder(
         discard_fit(self, _FIT_STATE)
 
     def _architecture_params(self) -> dict:
-        """The parameters that define the network and the loss, which ``warm_start`` keeps."""
+        """The parameters that define the network and the loss, which ``warm_start`` keeps
+        (a module you passed, ``network`` or ``loss``, is kept as the object itself)."""
         names = [*_ARCHITECTURE, *(n for n in self._loss_params if n not in _TRAINING_ONLY)]
         params = self.get_params(deep=False)
-        return {n: params[n] for n in names if not isinstance(params[n], nn.Module)}
+        return {n: params[n] for n in names}
 
     def _check_unchanged_architecture(self):
         built = getattr(self, "_architecture", None)
@@ -473,11 +474,13 @@ class BaseEmbedder(
             return
         for name, value in self._architecture_params().items():
             if name in built and not _same(value, built[name]):
+                both = isinstance(value, nn.Module) and isinstance(built[name], nn.Module)
+                modules = " (a module is compared by identity)" if both else ""
                 raise ValueError(
                     f"{type(self).__name__} continues training its fitted network and loss "
                     f"(warm_start=True or partial_fit), but `{name}` changed from "
-                    f"{built[name]!r} to {value!r} since they were built. Set it back, or "
-                    "set warm_start=False to start afresh."
+                    f"{_shown(built[name])} to {_shown(value)} since they were built{modules}. "
+                    "Set it back, or set warm_start=False to start afresh."
                 )
 
     def _warn_if_wide(self, X):
@@ -957,12 +960,22 @@ MAX_SCORED_SAMPLES = 10_000
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, nn.Module) or isinstance(b, nn.Module):
+        return a is b  # the fit trains a copy of the module: the same object, the same network
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return list(a) == list(b)
     try:
         return bool(a == b)
     except (TypeError, ValueError):  # e.g. arrays: compare what they hold
         return bool(np.array_equal(a, b))
+
+
+def _shown(value) -> str:
+    """A parameter's value in a message: a module by its class and identity, not its repr
+    (a whole backbone)."""
+    if isinstance(value, nn.Module):
+        return f"<{type(value).__name__} module at {id(value):#x}>"
+    return repr(value)
 
 
 def _positive_ints(values) -> bool:
