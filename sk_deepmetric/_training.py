@@ -446,34 +446,71 @@ class _Snapshot:
     """A copy of the weights of network and loss (parameters and buffers), and of the
     optimiser's state that goes with them (Adam's moments, its step count, the rates).
 
-    Two sets of buffers, allocated once (the optimiser's when it first holds state, and
-    again only if its state changes shape); :meth:`save` overwrites the spare set in place,
-    which then becomes current with a single assignment, so that an interruption in the
-    middle of a copy leaves the previous copy whole and matched.
+    The buffers are read from the modules at every save and restore, not once: a module may
+    replace a buffer (``self.mean = 0.9 * self.mean + ...``) rather than update it in place,
+    and the non-persistent ones (``persistent=False``), which ``state_dict`` leaves out, count
+    too. Two sets of copies, allocated once (again only when what they copy changes shape);
+    :meth:`save` overwrites the spare set in place, which then becomes current with a single
+    assignment, so that an interruption in the middle of a copy leaves the previous copy
+    whole and matched.
     """
 
     def __init__(self, t: Training) -> None:
-        self._live = [*t.module.state_dict().values(), *t.loss.state_dict().values()]
-        self._copies = [[x.detach().clone() for x in self._live] for _ in range(2)]
+        self._t = t
+        self._copies = [_cloned(_weights(t)) for _ in range(2)]
         self._optimizer = t.optimizer
         self._states: list[dict | None] = [copy.deepcopy(t.optimizer.state_dict()), None]
         self._current = 0
 
     def save(self) -> None:
         spare = 1 - self._current
+        live = _weights(self._t)
         with torch.no_grad():
-            for kept, live in zip(self._copies[spare], self._live, strict=True):
-                kept.copy_(live)
+            if _shapes(self._copies[spare]) == _shapes(live):
+                for name, value in live.items():
+                    self._copies[spare][name].copy_(value)
+            else:  # a buffer replaced by one of another shape, or registered since
+                self._copies[spare] = _cloned(live)
             self._states[spare] = _copy_state(self._optimizer.state_dict(), self._states[spare])
         self._current = spare
 
     def restore(self) -> None:
         current = self._current
+        live = _weights(self._t)
         with torch.no_grad():
-            for kept, live in zip(self._copies[current], self._live, strict=True):
-                live.copy_(kept)
+            for name, kept in self._copies[current].items():
+                value = live.get(name)
+                if value is not None and _shape(value) == _shape(kept):
+                    value.copy_(kept)
+                else:  # a buffer replaced since (another shape, or None): put the copy back
+                    owner, _, path = name.partition(".")
+                    module = self._t.module if owner == "module" else self._t.loss
+                    parent, _, leaf = path.rpartition(".")
+                    setattr(module.get_submodule(parent), leaf, kept.clone())
         # a copy: the optimiser's state must not alias the snapshot's
         self._optimizer.load_state_dict(copy.deepcopy(self._states[current]))
+
+
+def _weights(t: Training) -> dict[str, Tensor]:
+    """Every parameter and buffer of network and loss, by name ("module." or "loss." and the
+    module's own name), as the modules hold them now."""
+    return {
+        f"{owner}.{name}": value
+        for owner, module in (("module", t.module), ("loss", t.loss))
+        for name, value in (*module.named_parameters(), *module.named_buffers())
+    }
+
+
+def _cloned(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: value.detach().clone() for name, value in weights.items()}
+
+
+def _shape(value: Tensor) -> tuple:
+    return value.shape, value.dtype, value.device
+
+
+def _shapes(weights: dict[str, Tensor]) -> dict[str, tuple]:
+    return {name: _shape(value) for name, value in weights.items()}
 
 
 def _copy_state(state: dict, into: dict | None) -> dict:

@@ -13,6 +13,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from test_embedders import fast
+from torch import nn
 
 import sk_deepmetric.embedders._base as base_module
 from sk_deepmetric.embedders import ArcFaceEmbedder, SoftmaxEmbedder, TripletEmbedder
@@ -148,6 +149,57 @@ def test_early_stopping_restores_the_best_epoch(digits, monkeypatch):
     held_out = np.isin(y, np.unique(val_labels))
     assert 0 < held_out.sum() < len(y)  # class-disjoint: whole classes held out
     np.testing.assert_array_equal(model.transform(X[held_out]), best_embedding)
+
+
+class _Centred(nn.Module):
+    """Subtracts a running mean of its input, kept in a buffer that training either replaces
+    (``self.center = ...``, the usual idiom) or updates in place but leaves out of
+    ``state_dict`` (``persistent=False``)."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode, self.linear = mode, nn.Linear(64, 8)
+        self.register_buffer("center", torch.zeros(64), persistent=mode != "non-persistent")
+
+    def forward(self, x):
+        if self.training and self.mode == "replaced":
+            self.center = 0.5 * self.center + 0.5 * x.mean(0)
+        elif self.training:
+            self.center.mul_(0.5).add_(0.5 * x.mean(0))
+        return self.linear(x - self.center)
+
+
+class _Centres:
+    def __init__(self):
+        self.centres = []
+
+    def on_epoch_end(self, model, record):
+        self.centres.append(model.module_[0].center.clone())
+
+
+@pytest.mark.parametrize("mode", ["replaced", "non-persistent"])
+def test_early_stopping_restores_the_buffers_of_the_best_epoch(digits, monkeypatch, mode):
+    X, y = digits
+    scripted = iter([0.05, 0.1, 0.5, 0.3, 0.2, 0.4, 0.35])  # first: before training
+    seen = []
+
+    def fake_map_at_r(embedding, labels, **kwargs):
+        seen.append((np.array(embedding, copy=True), np.asarray(labels).copy()))
+        return next(scripted)
+
+    monkeypatch.setattr(base_module, "map_at_r", fake_map_at_r)
+    record = _Centres()
+    model = fast(
+        TripletEmbedder, network=_Centred(mode), early_stopping=True, n_iter_no_change=3,
+        max_iter=20, validation_holdout="classes", learning_rate_init=1e-2, callbacks=[record],
+    )  # fmt: skip
+    model.fit(X + 3.0, y)
+    assert model.n_iter_ == 5
+    assert not torch.equal(record.centres[1], record.centres[-1])
+    assert torch.equal(model.module_[0].center, record.centres[1])  # epoch 2, the best
+    best_embedding, val_labels = seen[2]
+    held_out = np.isin(y, np.unique(val_labels))
+    np.testing.assert_array_equal(model.transform(X[held_out] + 3.0), best_embedding)
 
 
 def test_early_stopping_keeps_the_initial_weights_when_no_epoch_beats_them(digits, monkeypatch):

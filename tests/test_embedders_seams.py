@@ -376,6 +376,47 @@ def test_snapshots_restore_what_they_saved():
     assert not torch.equal(saved["0.weight"], start["0.weight"])
 
 
+class _Buffers(nn.Module):
+    """A module that replaces one buffer (``self.mean = ...``) and updates a non-persistent
+    one in place when it runs in train mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.register_buffer("mean", torch.zeros(3))
+        self.register_buffer("count", torch.zeros(()), persistent=False)
+
+    def forward(self, x):
+        self.mean = 0.5 * self.mean + 0.5 * x.mean(0)
+        self.count.add_(1)
+        return self.linear(x - self.mean)
+
+
+def test_snapshots_restore_replaced_and_non_persistent_buffers():
+    module = _Buffers()
+    t = _training.Training(module, nn.Identity(), torch.optim.SGD(module.parameters(), lr=1.0),
+                           None, torch.device("cpu"))  # fmt: skip
+    snapshot = _training._Snapshot(t)
+    module(torch.randn(4, 3))
+    saved = {k: v.clone() for k, v in module.named_buffers()}
+    snapshot.save()
+    kept = [x.data_ptr() for x in snapshot._copies[snapshot._current].values()]
+    module(torch.randn(4, 3))
+    snapshot.restore()
+    assert all(torch.equal(saved[k], v) for k, v in module.named_buffers())
+    assert int(module.count) == 1
+    # saved again: the copies are overwritten in place, each set allocated once
+    for _ in range(2):
+        module(torch.randn(4, 3))
+        snapshot.save()
+    assert [x.data_ptr() for x in snapshot._copies[snapshot._current].values()] == kept
+    # a buffer replaced by one of another shape is put back as it was saved
+    saved = {k: v.clone() for k, v in module.named_buffers()}
+    module.mean = torch.zeros(5)
+    snapshot.restore()
+    assert all(torch.equal(saved[k], v) for k, v in module.named_buffers())
+
+
 def test_snapshots_keep_the_optimiser_state_of_their_weights_in_two_buffers():
     module = nn.Linear(3, 2)
     optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
