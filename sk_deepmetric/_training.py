@@ -267,15 +267,17 @@ def compute_loss(loss: nn.Module, embeddings: Tensor, labels: Tensor) -> Tensor:
 def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
     """Forward, backward and update on one batch; returns the (detached) batch loss.
 
-    On the CPU a non-finite loss skips the update. On an accelerator that check would wait
-    for the device at every step; there the epoch's mean loss catches it (``train_epoch``)
-    and :func:`fit_loop` restores the last good weights.
+    A loss that is not a scalar tensor with a gradient is a ``ValueError`` before any
+    backward pass. On the CPU a non-finite loss skips the update. On an accelerator that
+    check would wait for the device at every step; there the epoch's mean loss catches it
+    (``train_epoch``) and :func:`fit_loop` restores the last good weights.
     """
     t.optimizer.zero_grad(set_to_none=True)
     if t.augment is not None:
         with torch.no_grad():
             xb = t.augment(xb, t.generator)
     value = t.step(xb, yb)
+    _check_loss_value(value)
     if t.device.type == "cpu" and not torch.isfinite(value):
         return value.detach()  # on all ranks alike: every rank computes the same loss
     if t.scaler is not None:
@@ -291,6 +293,34 @@ def train_step(t: Training, xb: Tensor, yb: Tensor) -> Tensor:
             _clip(t)
         t.optimizer.step()
     return value.detach()
+
+
+def _check_loss_value(value: object) -> None:
+    """Raise a ``ValueError`` if the batch loss is not a scalar tensor that autograd can
+    differentiate (what ``backward`` needs): from its shape and flags, without a sync."""
+    if not isinstance(value, Tensor) or value.ndim != 0:
+        given = (
+            f"a tensor of shape {tuple(value.shape)}"
+            if isinstance(value, Tensor)
+            else f"an object of type {type(value).__name__}"
+        )
+        raise ValueError(
+            f"The `loss` returned {given}, but it must return a scalar tensor (shape ()): "
+            "reduce it over the batch, e.g. with .mean() (reduction='mean', not 'none')."
+        )
+    if not value.requires_grad:
+        why = (
+            "gradients are disabled (fit called under torch.no_grad() or "
+            "torch.inference_mode()): call it outside"
+            if not torch.is_grad_enabled()
+            else "compute it from the embeddings with autograd (not under torch.no_grad(), "
+            "nor from detached tensors), also for a batch with nothing to compare (return "
+            "embeddings.sum() * 0, not torch.tensor(0.0))"
+        )
+        raise ValueError(
+            "The `loss` returned a tensor that does not require grad, so training has no "
+            f"gradient to follow: {why}."
+        )
 
 
 def _clip(t: Training) -> None:

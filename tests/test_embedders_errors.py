@@ -806,3 +806,69 @@ def test_a_network_of_another_dtype_is_named(digits):
         r"module with \.float\(\)\.$",
     ):
         model.fit(X, y)
+
+
+# --------------------------------------------------------------------- a user's loss
+class _PerSample(nn.Module):  # reduction="none" by mistake
+    def forward(self, embeddings, labels):
+        return embeddings.pow(2).sum(1)
+
+
+class _Detached(nn.Module):  # computed from detached embeddings
+    def forward(self, embeddings, labels):
+        return embeddings.detach().pow(2).mean()
+
+
+class _Number(nn.Module):  # a Python float, not a tensor
+    def forward(self, embeddings, labels):
+        return 1.0
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            _PerSample(),
+            "The `loss` returned a tensor of shape (32,), but it must return a scalar tensor "
+            "(shape ()): reduce it over the batch, e.g. with .mean() (reduction='mean', not "
+            "'none').",
+        ),
+        (_Number(), "The `loss` returned an object of type float, but it must return a scalar"),
+        (
+            _Detached(),
+            "The `loss` returned a tensor that does not require grad, so training has no "
+            "gradient to follow: compute it from the embeddings with autograd (not under "
+            "torch.no_grad(), nor from detached tensors), also for a batch with nothing to "
+            "compare (return embeddings.sum() * 0, not torch.tensor(0.0)).",
+        ),
+    ],
+)
+def test_a_loss_that_is_not_a_scalar_with_a_gradient_is_named(digits, loss, message):
+    X, y = digits
+    model = fast(MetricEmbedder, loss=loss, early_stopping=False)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value).startswith(message)
+    assert not hasattr(model, "module_")
+
+
+def test_fit_under_no_grad_is_named_as_the_cause(digits):
+    X, y = digits
+    with torch.no_grad(), pytest.raises(ValueError, match=r"gradients are disabled \(fit called"):
+        fast(TripletEmbedder).fit(X, y)
+
+
+def test_nothing_to_train_is_an_error_before_training(digits):
+    X, y = digits
+    frozen = nn.Linear(64, 8).requires_grad_(False)
+    model = fast(TripletEmbedder, network=frozen)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value) == (
+        "TripletEmbedder has nothing to train: no parameter of the network or of the loss "
+        "requires grad (all frozen with requires_grad_(False), or none at all). Unfreeze "
+        "some, or use the network as it is, without fitting."
+    )
+    assert not hasattr(model, "module_")
+    # a loss with parameters of its own (class weights) has something to train
+    fast(ArcFaceEmbedder, network=nn.Linear(64, 8).requires_grad_(False)).fit(X, y)

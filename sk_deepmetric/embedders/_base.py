@@ -825,6 +825,13 @@ class BaseEmbedder(
         return [{"params": parameters, "lr": learning_rate}]
 
     def _init_training(self, device, max_iter, schedule) -> Training:
+        trained = (*self.module_.parameters(), *self.loss_.parameters())
+        if not any(p.requires_grad for p in trained):
+            raise ValueError(
+                f"{type(self).__name__} has nothing to train: no parameter of the network or "
+                "of the loss requires grad (all frozen with requires_grad_(False), or none "
+                "at all). Unfreeze some, or use the network as it is, without fitting."
+            )
         groups = self._parameter_groups(self._learning_rate())
         try:
             optimizer = init_optimizer(
