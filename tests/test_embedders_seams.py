@@ -170,6 +170,66 @@ def test_bad_seams_are_errors_before_training(digits, params, message):
     assert not hasattr(model, "module_")
 
 
+@pytest.mark.parametrize(
+    ("model", "params", "message"),
+    [
+        (
+            MetricEmbedder(loss=TripletMarginLoss()),
+            {"loss__margin": 0.3},
+            "MetricEmbedder: `loss__margin` would set `margin` of the `loss` module "
+            "(TripletMarginLoss), but only `optimizer__*` and `lr_schedule__*` are routed: "
+            "nested parameters of a module are not. Set `loss` itself to a configured object "
+            'instead: loss=TripletMarginLoss(margin=0.3), or in a grid search {"loss": '
+            "[TripletMarginLoss(margin=0.3), TripletMarginLoss(margin=...)]}.",
+        ),
+        (
+            TripletEmbedder(network=nn.Linear(64, 8)),
+            {"network__bias": False, "margin": 0.3},
+            "TripletEmbedder: `network__bias` would set `bias` of the `network` module "
+            "(Linear), but only `optimizer__*` and `lr_schedule__*` are routed: nested "
+            "parameters of a module are not. Set `network` itself to a configured object "
+            'instead: network=Linear(..., bias=False), or in a grid search {"network": '
+            "[Linear(..., bias=False), Linear(..., bias=...)]}.",
+        ),
+        (
+            TripletEmbedder(),
+            {"network__bias": False},
+            "TripletEmbedder: `network__bias` would set `bias` of `network` ('mlp'), but only "
+            "`optimizer__*` and `lr_schedule__*` are routed: nested parameters of a module "
+            "are not. Set `network` itself to a configured object instead: network=..., or "
+            'in a grid search {"network": [one_module, another_module]}.',
+        ),
+    ],
+)
+def test_nested_parameters_of_a_module_are_named_as_not_routed(model, params, message):
+    before = model.get_params()
+    with pytest.raises(ValueError) as info:
+        model.set_params(**params)
+    assert str(info.value) == message
+    assert model.get_params() == before  # nothing was set
+
+
+def test_grid_search_over_a_nested_parameter_of_a_loss_names_the_alternative(digits):
+    X, y = digits
+    model = fast(MetricEmbedder, loss=TripletMarginLoss())
+    for estimator, key in (
+        (model, "loss__margin"),
+        (make_pipeline(model), "metricembedder__loss__margin"),
+    ):
+        search = GridSearchCV(estimator, {key: [0.1, 0.2]}, cv=2)
+        with pytest.raises(ValueError, match=r"nested parameters of a module are not\. Set"):
+            search.fit(X, y)
+    # the alternative the message gives works
+    grid = {"loss": [TripletMarginLoss(margin=0.1), TripletMarginLoss(margin=0.2)]}
+    search = GridSearchCV(model, grid, cv=2).fit(X, y)
+    assert search.best_params_["loss"].margin in (0.1, 0.2)
+
+
+def test_unknown_parameters_keep_scikit_learns_error():
+    with pytest.raises(ValueError, match=r"Invalid parameter 'bogus' for estimator"):
+        TripletEmbedder().set_params(bogus__x=1)
+
+
 def test_an_unknown_keyword_names_the_class():
     with pytest.raises(
         TypeError,

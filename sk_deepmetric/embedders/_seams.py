@@ -16,6 +16,7 @@ import inspect
 import numbers
 
 import torch
+from torch import nn
 
 from .._training import OPTIMIZERS, SCHEDULES
 from .._validation import did_you_mean
@@ -54,9 +55,53 @@ class RoutedParamsMixin:
         return {**super().get_params(deep=deep), **self._routed_params()}
 
     def set_params(self, **params):
+        for key in params:
+            name, nested, _ = key.partition("__")
+            value = params.get(name, getattr(self, name, None))
+            if (
+                nested
+                and not key.startswith(ROUTED_PREFIXES)
+                and name in self._get_param_names()
+                and not hasattr(value, "set_params")
+            ):
+                raise ValueError(_not_routed(self, key, params[key], value))
         for key in [k for k in params if k.startswith(ROUTED_PREFIXES)]:
             setattr(self, key, params.pop(key))
         return super().set_params(**params)
+
+
+def _not_routed(estimator, key: str, given, value) -> str:
+    """The error for ``key`` (``name__attribute=given``), a nested parameter of ``value``, an
+    object without ``set_params`` (a torch module): scikit-learn's is an AttributeError."""
+    name, _, attribute = key.partition("__")
+    if isinstance(value, nn.Module) and attribute.isidentifier():
+        cls = type(value).__name__
+        what = f"the `{name}` module ({cls})"
+        first = "..., " if _needs_arguments(type(value)) else ""  # Linear's widths, say
+        configured = f"{cls}({first}{attribute}={given!r})"
+        grid = f"[{configured}, {cls}({first}{attribute}=...)]"
+    else:
+        what = f"the `{name}` module" if isinstance(value, nn.Module) else f"`{name}` ({value!r})"
+        configured, grid = "...", "[one_module, another_module]"
+    routed_ones = " and ".join(f"`{prefix}*`" for prefix in ROUTED_PREFIXES)
+    return (
+        f"{type(estimator).__name__}: `{key}` would set `{attribute}` of {what}, but only "
+        f"{routed_ones} are routed: nested parameters of a module are not. Set `{name}` "
+        f"itself to a configured object instead: {name}={configured}, or in a grid search "
+        f'{{"{name}": {grid}}}.'
+    )
+
+
+def _needs_arguments(cls: type) -> bool:
+    """Whether building ``cls`` takes arguments without defaults (True if unknown)."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in parameters
+    )
 
 
 def routed(estimator, prefix: str) -> dict:
