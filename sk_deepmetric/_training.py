@@ -156,15 +156,15 @@ def init_optimizer(
     """The optimiser over the network's *and* the loss's parameters (class weights, centres).
 
     ``name`` is a key of :data:`OPTIMIZERS` or an optimiser class; ``options`` are its other
-    keyword arguments (for "sgd" they replace the default Nesterov momentum 0.9).
+    keyword arguments. For "sgd" they replace the default Nesterov momentum 0.9; the default
+    ``nesterov=True`` is left out where they rule it out (no momentum, or a dampening),
+    unless they set ``nesterov`` themselves.
     ``parameters`` may be torch's parameter groups (dicts), each with its own ``lr``.
     """
-    if isinstance(name, str):
-        defaults = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
-        name = OPTIMIZERS[name]
-    else:
-        defaults = {}
-    kwargs = {"lr": learning_rate, "weight_decay": weight_decay, **defaults, **(options or {})}
+    options = options or {}
+    defaults = _sgd_defaults(options) if name == "sgd" else {}
+    name = OPTIMIZERS[name] if isinstance(name, str) else name
+    kwargs = {"lr": learning_rate, "weight_decay": weight_decay, **defaults, **options}
     optimizer = _build(name, list(parameters), kwargs)
     try:
         _probe_step(optimizer)
@@ -177,6 +177,16 @@ def init_optimizer(
             f"step{where}: {type(exc).__name__}: {str(exc).rstrip('.')}"
         ) from exc
     return optimizer
+
+
+def _sgd_defaults(options: dict) -> dict:
+    """Nesterov momentum 0.9, without ``nesterov=True`` where the ``options`` rule it out
+    (torch's Nesterov needs a momentum and no dampening) and do not set it themselves."""
+    defaults = {"momentum": 0.9, "nesterov": True}
+    chosen = {**defaults, **options}
+    if "nesterov" not in options and (chosen["momentum"] == 0 or chosen.get("dampening", 0)):
+        del defaults["nesterov"]
+    return defaults
 
 
 def state_keys(optimizer: torch.optim.Optimizer) -> set[str] | None:

@@ -56,6 +56,23 @@ def test_routed_arguments_reach_the_optimizer(digits):
     assert _group(fast(TripletEmbedder, optimizer="sgd").fit(X, y))["momentum"] == 0.9
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"optimizer__momentum": 0.0}, (0.0, 0, False)),  # plain SGD
+        ({"optimizer__dampening": 0.1}, (0.9, 0.1, False)),
+        ({"optimizer__momentum": 0.5}, (0.5, 0, True)),
+        ({"optimizer__momentum": 0.5, "optimizer__nesterov": False}, (0.5, 0, False)),
+    ],
+)
+def test_sgd_drops_the_default_nesterov_where_the_routed_options_rule_it_out(
+    digits, options, expected
+):
+    X, y = digits
+    group = _group(fast(TripletEmbedder, optimizer="sgd", max_iter=1, **options).fit(X, y))
+    assert (group["momentum"], group["dampening"], group["nesterov"]) == expected
+
+
 def test_an_optimizer_class_with_its_arguments(digits):
     X, y = digits
     model = fast(
@@ -148,7 +165,7 @@ def test_grid_search_over_a_routed_argument(digits):
             "range (0.0, inf). Got 0.0 instead.",
         ),
         (  # torch rejects the construction: the message shows the call
-            {"optimizer": "sgd", "optimizer__momentum": 0.0},
+            {"optimizer": "sgd", "optimizer__momentum": 0.0, "optimizer__nesterov": True},
             "TripletEmbedder: torch.optim.sgd.SGD(lr=0.0001, weight_decay=0.0, momentum=0.0, "
             "nesterov=True) could not be built: Nesterov momentum requires a momentum and zero "
             "dampening. Check `optimizer` and its `optimizer__*` arguments.",

@@ -162,7 +162,9 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -448,7 +450,9 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -748,7 +752,9 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1050,7 +1056,9 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1343,7 +1351,9 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1638,7 +1648,9 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1939,7 +1951,9 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -2246,7 +2260,9 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.

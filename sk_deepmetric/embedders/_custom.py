@@ -95,7 +95,9 @@ class MetricEmbedder(BaseEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.

@@ -141,7 +141,9 @@ class TripletEmbedder(_MemoryEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -469,7 +471,9 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -785,7 +789,9 @@ class NPairsEmbedder(BaseEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1089,7 +1095,9 @@ class AngularEmbedder(BaseEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1403,7 +1411,9 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
@@ -1729,7 +1739,9 @@ class SupConEmbedder(_MemoryEmbedder):
         ``tol``). A ``ConvergenceWarning`` says when ``max_iter`` ended the fit first.
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, default="adam"
         Trains the network's parameters and the loss's own (class weights, centres); "sgd"
-        uses Nesterov momentum 0.9. A class, e.g. ``torch.optim.RMSprop``, is built with
+        uses Nesterov momentum 0.9, without Nesterov where ``optimizer__momentum=0`` or a
+        nonzero ``optimizer__dampening`` rules it out (unless ``optimizer__nesterov`` is
+        given). A class, e.g. ``torch.optim.RMSprop``, is built with
         ``lr=learning_rate_init`` and ``weight_decay``. Its other arguments are routed
         keywords of the estimator, ``optimizer__NAME=value`` (``optimizer__momentum=0.8``,
         for a string too): parameters like any other, for ``clone`` and grid search.
