@@ -40,6 +40,7 @@ from sk_deepmetric.embedders import (
     SupConEmbedder,
     TripletEmbedder,
 )
+from sk_deepmetric.embedders import _base as base_module
 from sk_deepmetric.embedders._classifier import IMPRINT_LOGIT_SCALE, _ClassifierEmbedder
 from sk_deepmetric.losses._pair import TripletMarginLoss
 from sk_deepmetric.networks import ImageResNet, SignalResNet
@@ -234,6 +235,30 @@ def test_pickle_round_trip(digits):
     np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
     loaded.partial_fit(X, y)  # the optimiser state came along
     assert loaded.n_iter_ == 4
+
+
+def test_pickling_moves_network_and_loss_parameters_on_a_gpu_to_the_cpu(digits, monkeypatch):
+    # modules on a GPU stand in for modules on the CPU here: `_off_cpu` says they are not
+    X, y = digits
+    net, loss = nn.Linear(64, 8), TripletMarginLoss()
+    model = MetricEmbedder(loss=loss, network=net, warm_start=True, **FAST, random_state=0)
+    model.fit(X, y)
+    fitted = (model.module_, model.loss_)
+    gpu = (net, loss, *fitted)
+    monkeypatch.setattr(base_module, "_off_cpu", lambda module: any(module is m for m in gpu))
+    state = model.__getstate__()
+    assert state["module_"] is not fitted[0] and state["loss_"] is not fitted[1]
+    assert state["network"] is not net and state["loss"] is not loss  # CPU copies
+    assert torch.equal(state["network"].weight, net.weight)
+    assert state["_architecture"]["network"] is state["network"]  # one object in the pickle
+    assert state["_architecture"]["loss"] is state["loss"]
+    # the live estimator keeps its own
+    assert model.network is net and model.loss is loss and (model.module_, model.loss_) == fitted
+    assert model._architecture["network"] is net
+    loaded = pickle.loads(pickle.dumps(model))
+    assert loaded._architecture["network"] is loaded.network
+    loaded.fit(X, y)  # continues: the network and loss are those it was fitted with
+    assert loaded.n_iter_ == 2 * FAST["max_iter"]
 
 
 def test_partial_fit_and_warm_start_continue(digits):

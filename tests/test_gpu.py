@@ -147,3 +147,30 @@ def test_transform_on_the_cpu_keeps_a_cuda_model_on_cuda(digits):
     np.testing.assert_array_equal(model.set_params(device="cuda").transform(X), on_cuda)
     model.set_params(device="cuda", warm_start=True, max_iter=1).fit(X, y)  # fits on cuda
     assert next(model.module_.parameters()).device.type == "cuda"
+
+
+@pytest.mark.gpu
+@cuda
+def test_a_module_already_on_the_gpu_is_checked_there(digits):
+    X, y = digits
+    model = TripletEmbedder(network=nn.Linear(64, 8).cuda(), device="cuda", random_state=0, **FAST)
+    assert model.fit(X, y).transform(X).shape == (200, 8)
+
+
+@pytest.mark.gpu
+@cuda
+def test_network_and_loss_parameters_on_the_gpu_are_pickled_on_the_cpu(digits):
+    import pickle
+
+    X, y = digits
+    loss, net = ArcFaceLoss(10, 8).cuda(), nn.Linear(64, 8).cuda()
+    model = MetricEmbedder(
+        loss=loss, network=net, batching="shuffled", device="cuda", random_state=0, **FAST
+    ).fit(X, y)
+    state = model.__getstate__()
+    for name in ("network", "loss", "module_", "loss_"):
+        assert all(t.device.type == "cpu" for t in state[name].state_dict().values()), name
+    assert model.loss is loss and next(loss.parameters()).device.type == "cuda"
+    loaded = pickle.loads(pickle.dumps(model))
+    assert loaded._architecture["loss"] is loaded.loss
+    loaded.set_params(warm_start=True, max_iter=1).fit(X, y)

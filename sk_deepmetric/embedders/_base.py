@@ -385,12 +385,24 @@ class BaseEmbedder(
 
     # ----------------------------------------------------------------- pickling
     def __getstate__(self):
-        """Store the network, loss and optimiser state on the CPU (loadable without a GPU)."""
-        state = super().__getstate__()
-        for name in ("module_", "loss_"):
-            module = state.get(name)
-            if module is not None and any(p.device.type != "cpu" for p in _tensors(module)):
-                state[name] = copy.deepcopy(module).to("cpu")
+        """Store the network, loss and optimiser state on the CPU (loadable without a GPU):
+        the fitted modules, and the ``network`` and ``loss`` parameters when they are modules
+        on another device, as copies (the estimator keeps its own)."""
+        state = dict(super().__getstate__())  # not the estimator's own __dict__ (Python 3.11+)
+        copies = {}  # one copy per module: the pickle keeps what is the same object
+
+        def on_cpu(value):
+            if not isinstance(value, nn.Module) or not _off_cpu(value):
+                return value
+            if id(value) not in copies:
+                copies[id(value)] = copy.deepcopy(value).to("cpu")
+            return copies[id(value)]
+
+        for name in ("module_", "loss_", "network", "loss"):
+            if name in state:
+                state[name] = on_cpu(state[name])
+        if state.get("_architecture") is not None:  # a copy: the estimator's is left alone
+            state["_architecture"] = {k: on_cpu(v) for k, v in state["_architecture"].items()}
         if state.get("_optimizer_state") is not None:
             state["_optimizer_state"] = _to_cpu(state["_optimizer_state"])
         return state
@@ -1004,6 +1016,11 @@ def _to_cpu(obj):
     if isinstance(obj, list | tuple):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
+
+
+def _off_cpu(module: nn.Module) -> bool:
+    """Whether a parameter or buffer of ``module`` is on another device than the CPU."""
+    return any(t.device.type != "cpu" for t in _tensors(module))
 
 
 def _device_of(module: nn.Module) -> torch.device:
