@@ -132,6 +132,18 @@ def test_shared_parameters_are_documented_alike(cls):
             assert description == text, f"{cls.__name__}.{name}: {description!r}"
 
 
+def test_the_shared_text_says_what_a_module_you_pass_must_do():
+    """``transform`` pads its fixed-size chunks with rows of zeros: a module must embed each
+    row on its own in eval mode; ``warm_start`` compares modules by identity; and "sgd"
+    drops the default Nesterov where the routed options rule it out."""
+    docs = {name: text for name, (_, text) in shared_docs(embedders.TripletEmbedder).items()}
+    assert "in eval mode embed each row independently of the others" in docs["network"]
+    assert "padded with rows of zeros" in docs["network"]
+    assert "``BatchNorm1d(..., track_running_stats=False)``" in docs["network"]
+    assert "``network`` or ``loss`` must stay the same object" in docs["warm_start"]
+    assert "(unless ``optimizer__nesterov`` is given)" in docs["optimizer"]
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 def test_editors_see_signature_and_docstring(cls):
     """What an editor shows comes from the source, not from run time: Jedi (the engine of

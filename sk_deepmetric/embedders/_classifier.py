@@ -115,8 +115,12 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -232,7 +236,8 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -403,8 +408,12 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -520,7 +529,8 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -705,8 +715,12 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -822,7 +836,8 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1009,8 +1024,12 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -1126,7 +1145,8 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1305,8 +1325,12 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -1421,7 +1445,8 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1602,8 +1627,12 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -1718,7 +1747,8 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -1905,8 +1935,12 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -2021,7 +2055,8 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
@@ -2214,8 +2249,12 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -2330,7 +2369,8 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"

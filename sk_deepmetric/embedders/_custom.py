@@ -49,8 +49,12 @@ class MetricEmbedder(BaseEmbedder):
         :class:`~sk_deepmetric.networks.SignalResNet`, a residual 1-D CNN for signals
         ``(n, length)`` or ``(n, C, length)``. Both CNNs also take flat rows with
         ``input_shape``. A module is deep-copied at fit and trained from its own weights (a
-        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it); it
-        must map a batch to ``(batch_size, n_components)``.
+        pre-trained network is fine-tuned; ``random_state`` does not re-initialise it). It
+        must map a batch to a floating-point tensor of shape ``(batch_size, n_components)``
+        in training and in eval mode, and in eval mode embed each row independently of the
+        others, since ``transform`` embeds fixed-size chunks padded with rows of zeros: a
+        ``BatchNorm1d(..., track_running_stats=False)``, which uses the batch's statistics
+        in eval mode too, does not.
     hidden_layer_sizes : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear map.
     conv_channels : tuple of int, default=None
@@ -165,7 +169,8 @@ class MetricEmbedder(BaseEmbedder):
         ``weight_decay`` and every ``optimizer__*`` value replace the saved ones. If
         ``optimizer`` is another class than the last fit's, or its settings need state the
         saved one lacks (``optimizer__amsgrad=True`` after a fit without), it starts with a
-        fresh state. The parameters that build the network and the loss cannot change.
+        fresh state. The parameters that build the network and the loss cannot change (a
+        module given as ``network`` or ``loss`` must stay the same object).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     precision : {"32", "bf16", "fp16"}, default="32"
