@@ -187,6 +187,22 @@ def test_api_page_lists_every_estimator_and_loss():
     assert set(embedders.__all__) | set(losses.__all__) <= listed
 
 
+def test_user_guide_on_a_network_you_pass():
+    """The from-scratch backbone recipe trains at 1e-3 (as examples/custom_backbone.py),
+    not at the 1e-4 "auto" gives a module that may be pre-trained; torch.rst says that
+    MetricEmbedder does not imprint a loss= object, and what a network= module must do."""
+    from pathlib import Path
+
+    guide = Path(__file__).parents[1] / "docs" / "user_guide"
+    images = (guide / "signals_images.rst").read_text()
+    recipe = images[images.index("# random weights: train from scratch") :].split("\n\n")[0]
+    assert "learning_rate_init=1e-3" in recipe
+    torch_page = " ".join((guide / "torch.rst").read_text().split())
+    assert ":class:`~sk_deepmetric.embedders.MetricEmbedder` does not" in torch_page
+    assert "loss_fn.imprint_(means, center=Z.mean(0)) embedder = MetricEmbedder(" in torch_page
+    assert "embed each row independently of the others in eval mode" in torch_page
+
+
 def test_examples_import_public_paths_only():
     """Doctests, examples and the user guide teach the public import paths, never a private
     module (``sk_deepmetric.losses._pair``)."""

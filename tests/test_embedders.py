@@ -182,6 +182,34 @@ def test_fit_starts_class_weights_at_the_centred_class_mean_directions(
         np.testing.assert_allclose(seen["centers"].numpy(), class_means, atol=1e-5)
 
 
+class _WeightsAtStart:
+    def on_train_begin(self, model):
+        self.weight = model.loss_.weight.detach().clone()
+
+
+def test_metric_embedder_trains_a_loss_from_its_own_weights_imprinted_by_hand(digits):
+    # as torch.rst says: MetricEmbedder does not imprint a loss= object (the built-in
+    # estimators do); imprint_ by hand before fit, from the network you pass, is kept
+    from sk_deepmetric.losses import ArcFaceLoss
+
+    X, y = digits
+    net, loss = nn.Linear(64, 8), ArcFaceLoss(n_classes=10, n_components=8)
+    start = _WeightsAtStart()
+    fast(MetricEmbedder, loss=loss, network=net, batching="shuffled", callbacks=[start]).fit(X, y)
+    assert torch.equal(start.weight, loss.weight)  # the loss's own weights: not imprinted
+    codes = torch.as_tensor(np.unique(y, return_inverse=True)[1])
+    with torch.no_grad():
+        Z = net.eval()(torch.as_tensor(X))
+        means = torch.stack([Z[codes == c].mean(0) for c in range(10)])
+    centred = means - Z.mean(0)
+    assert nn.functional.cosine_similarity(loss.weight.detach(), centred).min() < 0.9
+    loss.imprint_(means, center=Z.mean(0))
+    net.train()
+    fast(MetricEmbedder, loss=loss, network=net, batching="shuffled", callbacks=[start]).fit(X, y)
+    cos = nn.functional.cosine_similarity(start.weight, centred)
+    np.testing.assert_allclose(cos.numpy(), 1.0, atol=1e-5)
+
+
 def test_sub_center_arcface_imprints_the_first_sub_center_of_each_class(digits, monkeypatch):
     X, y = digits
     seen = {}
