@@ -144,6 +144,29 @@ def test_images_with_a_cnn():
     assert model.predict(images).shape == (40,)
 
 
+class _ScalesInPlace(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(10, 8)
+
+    def forward(self, x):
+        return self.linear(x.div_(2.0))
+
+
+def test_a_network_you_pass_is_checked_on_samples_and_leaves_the_pairs_alone(data):
+    _, _, pairs, same = data
+    pairs = np.ascontiguousarray(pairs, dtype=np.float32)
+    before = pairs.copy()
+    model = ContrastivePairsEmbedder(network=_ScalesInPlace(), max_iter=1, **FAST)
+    model.fit(pairs, same)
+    np.testing.assert_array_equal(pairs, before)
+    assert model.transform(pairs[:, 0]).shape == (len(pairs), 8)
+    with pytest.raises(ValueError, match=r"maps a batch of X to shape \(2, 8\), but the"):
+        ContrastivePairsEmbedder(network=_ScalesInPlace(), **{**FAST, "n_components": 4}).fit(
+            pairs, same
+        )
+
+
 def test_no_early_stopping_calibrates_on_the_training_pairs(data):
     _, _, pairs, same = data
     model = ContrastivePairsEmbedder(early_stopping=False, max_iter=3, **FAST).fit(pairs, same)

@@ -650,8 +650,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         leading = X.shape[:2] if X.ndim == len(self._sample_shape) + 2 else X.shape[:1]
         return np.ascontiguousarray(X.reshape(*leading, *self.input_shape_))
 
-    def _check_output_width(self, module, X):
-        super()._check_output_width(module, X[:, 0])  # a user's network sees samples
+    def _check_output(self, module, X):
+        super()._check_output(module, X[:, 0])  # a user's network sees samples
 
     # ------------------------------------------------------------- training
     def _fit_steps(self, X, y, continuing, max_iter, partial, classes):
