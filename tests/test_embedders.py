@@ -243,7 +243,7 @@ def test_proxy_anchor_trains_the_proxies_at_their_own_learning_rate(digits):
     # a training-only parameter: warm_start may change it, and the new rate applies
     model.set_params(warm_start=True, proxy_lr_multiplier=10.0, max_iter=1).fit(X, y)
     assert [g["lr"] for g in model._optimizer_state["param_groups"]] == [1e-4, 1e-3]
-    with pytest.raises(ValueError, match=r"`alpha` changed from 32\.0 to 16\.0"):
+    with pytest.raises(ValueError, match=r"`alpha` changed from 4\.0 to 16\.0"):
         model.set_params(alpha=16.0).fit(X, y)
 
 
