@@ -297,14 +297,20 @@ def _magnitude_spectrum(X):
     return np.abs(np.fft.rfft(X, axis=1))
 
 
+def make_embedder(cls, seed: int, quick: bool, overrides=None, **fixed):
+    """``cls(random_state=seed)`` with 2 epochs if ``quick``, those of the ``--set`` values
+    (``overrides``) that it has, and ``fixed``."""
+    accepted = cls._get_param_names()
+    chosen = {k: v for k, v in (overrides or {}).items() if k in accepted}
+    budget = {"max_iter": 2} if quick else {}
+    return cls(**{"random_state": seed, **budget, **chosen, **fixed})
+
+
 def rows(task: str, seed: int, quick: bool, overrides=None) -> dict:
     """name -> unfitted model, for the rows that run on ``task``."""
-    budget = {"max_iter": 2} if quick else {}
 
     def embedder(cls, **fixed):
-        accepted = cls._get_param_names()
-        chosen = {k: v for k, v in (overrides or {}).items() if k in accepted}
-        return cls(**{"random_state": seed, **budget, **chosen, **fixed})
+        return make_embedder(cls, seed, quick, overrides, **fixed)
 
     def nca():
         return NeighborhoodComponentsAnalysis(random_state=seed, max_iter=50)
@@ -331,15 +337,20 @@ def rows(task: str, seed: int, quick: bool, overrides=None) -> dict:
     return out
 
 
-def evaluate(model, task) -> dict:
-    X_train, y_train, X_test, y_test, info = task
-    model = clone(model)
+def fit_recording(model, X, y) -> tuple[float, list]:
+    """Fit ``model``: the seconds it took and the warnings it gave (ConvergenceWarning aside)."""
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X_train, y_train)
-    seconds = time.perf_counter() - start
+        model.fit(X, y)
+    return time.perf_counter() - start, caught
+
+
+def evaluate(model, task) -> dict:
+    X_train, y_train, X_test, y_test, info = task
+    model = clone(model)
+    seconds, caught = fit_recording(model, X_train, y_train)
     Z = np.asarray(model.transform(X_test), dtype=np.float64)
     report = retrieval_report(Z, y_test, distance="cosine", recall_k=(1,), device="cpu")
     pairs, same = make_pairs(y_test)
@@ -363,6 +374,12 @@ def evaluate(model, task) -> dict:
     return out
 
 
+def training_cells(results) -> list[str]:
+    """The "epochs" and "kept start" cells of a row ("-" for a row without an embedder)."""
+    kept = [r["kept start"] for r in results if r["kept start"] is not None]
+    return [cell([r["epochs"] for r in results], 0), f"{sum(kept)}/{len(kept)}" if kept else "-"]
+
+
 def run_task(name: str, seeds: list[int], quick: bool, wanted, overrides) -> None:
     data = {seed: make_task(name, seed) for seed in seeds}
     digits = "test_digit" in data[seeds[0]][4]
@@ -381,20 +398,20 @@ def run_task(name: str, seeds: list[int], quick: bool, wanted, overrides) -> Non
             cols.append(cell([r["digit MAP@R"] for r in results]))
         fitted = "Embedder" in row or "NCA" in row
         cols.append(cell([r["fit s"] for r in results], 1) if fitted else "-")
-        cols.append(cell([r["epochs"] for r in results], 0))
-        kept = [r["kept start"] for r in results if r["kept start"] is not None]
-        cols.append(f"{sum(kept)}/{len(kept)}" if kept else "-")
+        cols += training_cells(results)
         label = row.replace("|", "\\|")  # a literal "|" in a Markdown table
         print(f"| {label} | " + " | ".join(cols) + " |", flush=True)
 
 
-def main() -> None:
+def make_parser(doc: str, tasks, quick_help: str, set_example: str) -> argparse.ArgumentParser:
+    """The command line of this script and bench_small.py: ``--quick``, ``--seeds``,
+    ``--tasks``, ``--rows``, ``--threads`` and ``--set``."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 2 small tasks")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument("--tasks", default=",".join(tasks), help="comma-separated task names")
     parser.add_argument(
         "--rows",
         default=None,
@@ -403,16 +420,41 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="a parameter for every embedder row, e.g. --set learning_rate_init=1e-3",
+        help=f"a parameter for every embedder row, e.g. --set {set_example}",
     )  # fmt: skip
+    return parser
+
+
+def first_line(script: str, seeds: list[int], quick: bool, overrides: dict) -> str:
+    """The first line of the output: date, torch, threads, machine, seeds, ``--set`` values."""
+    return (
+        f"# {script}: {datetime.date.today()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
+        f"seeds {seeds}{', quick (2 epochs)' if quick else ''}"
+        + (f", embedders with {overrides}" if overrides else "")
+    )
+
+
+def task_list(args, known, quick_tasks) -> list[str]:
+    """The tasks of ``--tasks``, or ``quick_tasks`` for ``--quick`` without ``--tasks``."""
+    if args.quick and args.tasks == ",".join(known):
+        return list(quick_tasks)
+    for task in args.tasks.split(","):
+        if task not in known:
+            raise SystemExit(f"unknown task {task!r}; choose from {', '.join(known)}")
+    return args.tasks.split(",")
+
+
+def main() -> None:
+    parser = make_parser(
+        __doc__, TASKS, "1 seed, 2 epochs, 2 small tasks", "learning_rate_init=1e-3"
+    )
     args = parser.parse_args()
     overrides = dict(parse_setting(s) for s in args.set)
     torch.set_num_threads(args.threads)
-    tasks = args.tasks.split(",")
+    tasks = task_list(args, TASKS, ["faces", "speakers"])
     # a comma followed by a space is part of a row name ("TripletEmbedder, CNN")
     patterns = re.split(r",(?! )", args.rows) if args.rows else None
-    if args.quick and args.tasks == ",".join(TASKS):
-        tasks = ["faces", "speakers"]
     if args.quick and patterns is None:
         patterns = ["raw", "PCA", "FFT", "TripletEmbedder"]  # no NCA: the slow baseline
     seeds = list(range(1 if args.quick else args.seeds))
@@ -420,16 +462,9 @@ def main() -> None:
     def wanted(name: str) -> bool:
         return patterns is None or any(row_matches(name, p) for p in patterns)
 
-    print(
-        f"# bench_tasks: {datetime.date.today()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
-        f"seeds {seeds}{', quick (2 epochs)' if args.quick else ''}"
-        + (f", embedders with {overrides}" if overrides else "")
-    )
+    print(first_line("bench_tasks", seeds, args.quick, overrides))
     print("Class-disjoint: cosine, leave-one-out on the test classes, all test pairs; mean ± std.")
     for task in tasks:
-        if task not in TASKS:
-            raise SystemExit(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
         run_task(task, seeds, args.quick, wanted, overrides)
 
 
