@@ -170,20 +170,36 @@ class _ArraySource(RowSource):
         self._fancy = isinstance(X, np.ndarray) or _takes_index_arrays(X, shape[0])
 
     def __getstate__(self) -> dict:
-        """A memmap of a whole file travels as its file name (a worker process started by
-        spawn reopens it read-only); pickled as an array, it would be read whole."""
+        """A memmap travels as its file name and where in the file its rows are (a worker
+        process started by spawn reopens the file read-only), also a view of one (a row
+        slice, a reshape); pickled as an array, it would be read whole."""
         state = self.__dict__.copy()
         X = self.X
-        if isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap) and X.filename:
-            order = "C" if X.flags.c_contiguous else "F"
-            state["X"] = (X.filename, X.dtype, X.shape, X.offset, order)
+        root = X  # the memmap that maps the file: a slice's or reshape's base, or X itself
+        while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+            root = root.base
+        if (
+            isinstance(X, np.memmap)
+            and isinstance(root, np.memmap)
+            and root.filename
+            and all(stride >= 0 for stride in X.strides)
+        ):
+            order = "C" if root.flags.c_contiguous else "F"
+            start = X.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+            file = (root.filename, root.dtype, root.shape, root.offset, order)
+            state["X"] = (file, (X.dtype, X.shape, X.strides, start))
         return state
 
     def __setstate__(self, state: dict) -> None:
         if isinstance(state["X"], tuple):
-            filename, dtype, shape, offset, order = state["X"]
-            state["X"] = np.memmap(
+            (filename, dtype, shape, offset, order), (view_dtype, view_shape, strides, start) = (
+                state["X"]
+            )
+            root = np.memmap(
                 filename, dtype=dtype, mode="r", shape=shape, offset=offset, order=order
+            )
+            state["X"] = np.ndarray(
+                view_shape, dtype=view_dtype, buffer=root, offset=start, strides=strides
             )
         self.__dict__.update(state)
 

@@ -41,6 +41,11 @@ def _memmap(path, X, dtype=np.float32, mode="r"):
     return np.memmap(path, dtype=dtype, mode=mode, shape=X.shape)
 
 
+def _saved_npy(path, X):
+    np.save(path, X)
+    return np.load(path, mmap_mode="r")
+
+
 def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -639,6 +644,34 @@ def test_a_memmap_pickles_as_its_file_name(tmp_path, digits):
     again = pickle.loads(payload)
     np.testing.assert_array_equal(again.read(np.array([3, 0])), X[[103, 100]].reshape(2, 1, 8, 8))
     assert not again.parent.X.flags.writeable
+
+
+def test_a_view_of_a_memmap_pickles_as_its_file_name(tmp_path, digits):
+    """A row slice, a strided slice, a column slice or a reshape of a memmap (a training
+    split, images viewed from a flat file) also travels as the file's name and where the
+    view's rows are, not as its bytes."""
+    import pickle
+
+    X, _ = digits
+    X = np.asarray(X, dtype=np.float32)
+    whole = _memmap(tmp_path / "x.dat", X)
+    for view, expected in (
+        (whole[50:], X[50:]),
+        (whole[3::2], X[3::2]),
+        (whole[:, 5:40], X[:, 5:40]),
+        (whole[10:].reshape(-1, 1, 8, 8), X[10:].reshape(-1, 1, 8, 8)),
+        (_saved_npy(tmp_path / "x.npy", X)[20:90], X[20:90]),
+    ):
+        source, _ = make_source(view)
+        payload = pickle.dumps(source)
+        assert len(payload) < 2048
+        again = pickle.loads(payload)
+        rows = np.array([0, 7, len(expected) - 1])
+        np.testing.assert_array_equal(again.read(rows), expected[rows])
+        assert not again.X.flags.writeable
+    reversed_rows = whole[::-1]  # a negative stride: pickled as its bytes, still right
+    again = pickle.loads(pickle.dumps(make_source(reversed_rows)[0]))
+    np.testing.assert_array_equal(again.read(np.array([0, 1])), X[[-1, -2]])
 
 
 def test_streamed_samples_get_the_per_sample_shape_rules_of_arrays_in_memory(tmp_path):
