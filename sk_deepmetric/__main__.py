@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,7 +170,9 @@ def demo(args: argparse.Namespace) -> int:
             rows[name] = (scores(task, model), seconds)
         embedder = make_embedder(args, task)
         start = time.perf_counter()
-        embedder.fit(task.X_train, task.y_train)
+        if not _fit_to_the_end(embedder, task):
+            print("\nInterrupted: no scores for a fit that did not finish.", file=sys.stderr)
+            return INTERRUPTED
         seconds = time.perf_counter() - start
         label = f"{type(embedder).__name__} ({args.network})"
         rows[label] = (scores(task, embedder, flat=False), seconds)
@@ -178,6 +181,30 @@ def demo(args: argparse.Namespace) -> int:
         _save_plot(args.plot, task, embedder, args.seed)
         print(f"\nSaved the before/after picture of the open-set test data to {args.plot}")
     return 0
+
+
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+def _fit_to_the_end(embedder, task: Task) -> bool:
+    """Fit ``embedder`` on the task's training data; False if Ctrl-C stopped the fit.
+
+    ``fit`` keeps the weights of the epochs it finished when interrupted and returns, as in
+    a notebook, with a RuntimeWarning; a command must stop instead of scoring that model as
+    the demo's result. The fit's warnings are shown as they would be without the check.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder.fit(task.X_train, task.y_train)
+    interrupted = False
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning) and str(w.message).startswith(
+            "Training interrupted"
+        ):
+            interrupted = True
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return not interrupted
 
 
 def _save_plot(path: str, task: Task, embedder, seed: int) -> None:
@@ -250,6 +277,12 @@ def plot_file(text: str) -> str:
             f"expected a file name ending in one of the extensions matplotlib saves to "
             f"({', '.join('.' + f for f in formats)}), got {text!r}"
         )
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}: it is a folder")
+    if os.path.exists(text) and not os.access(text, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"expected a file you can write to, got {text!r}: it exists and is not writable"
+        )
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(
@@ -312,7 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a fit (a baseline, scoring): no traceback
+        print("\nInterrupted.", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

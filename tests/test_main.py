@@ -190,3 +190,51 @@ def test_good_options_are_parsed(tmp_path):
 def test_the_largest_seed_makes_every_task():
     for network in ("mlp", "cnn", "cnn1d"):
         assert len(demo_module.tasks(network, MAX_SEED)) == 2
+
+
+def test_plot_must_not_be_a_folder(monkeypatch, capsys, tmp_path):
+    # caught with the other option errors, not by a traceback once both tasks have trained
+    monkeypatch.setattr(demo_module, "tasks", _no_work)
+    folder = tmp_path / "pictures.png"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--plot", str(folder)])
+    assert exit_info.value.code == 2
+    assert f"argument --plot: expected a file name, got '{folder}': it is a folder" in (
+        capsys.readouterr().err
+    )
+
+
+class _CtrlC:
+    """Ctrl-C as the second epoch of the first fit ends."""
+
+    def on_epoch_end(self, estimator, record):
+        if len(estimator.history_) == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_demo_without_scoring_the_unfinished_fit(monkeypatch, capsys):
+    # fit keeps the finished epochs and returns, as in a notebook; the command must not print
+    # that model's scores as the demo's result, nor train the next task, and exits with 130
+    made, real = [], demo_module.make_embedder
+
+    def interrupted(args, task):
+        made.append(real(args, task).set_params(callbacks=[_CtrlC()]))
+        return made[-1]
+
+    monkeypatch.setattr(demo_module, "make_embedder", interrupted)
+    with pytest.warns(RuntimeWarning, match="Training interrupted during epoch"):
+        assert main(["demo", "--epochs", "5"]) == 130
+    out, err = capsys.readouterr()
+    assert len(made) == 1 and made[0].n_iter_ <= 2  # the next task was never built
+    assert "TripletEmbedder" not in out  # no row for the unfinished fit
+    assert "Interrupted: no scores for a fit that did not finish." in err
+
+
+def test_ctrl_c_outside_a_fit_exits_130_without_a_traceback(monkeypatch, capsys):
+    def stopped(network, seed):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_module, "tasks", stopped)
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().err.strip() == "Interrupted."
