@@ -21,6 +21,7 @@ import copy
 import functools
 import itertools
 import os
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -100,7 +101,9 @@ def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
     ``DEVICE_DATA_FRACTION`` of the free CUDA memory stay on the host, and
     :func:`batch_to_device` pins and copies each batch without blocking.
     """
-    tensor = torch.as_tensor(X)
+    with warnings.catch_warnings():  # read-only arrays (np.load(mmap_mode="r")...): never
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")  # written
+        tensor = torch.as_tensor(X)
     if device.type == "cpu":
         return tensor
     if device.type == "cuda":

@@ -54,7 +54,17 @@ class BadSample(ValueError):
 
 
 def is_streamed(X: object) -> bool:
-    """Whether ``X`` is read batch by batch (see the module's docstring) rather than loaded."""
+    """Whether ``X`` is read batch by batch (see the module's docstring) rather than loaded.
+
+    A ``DataLoader`` is refused by name: the estimators make their own batches from its
+    Dataset.
+    """
+    if isinstance(X, DataLoader):
+        raise ValueError(
+            "X is a torch DataLoader, but the estimators read samples from a Dataset and make "
+            "their own batches (class-balanced for the tuple losses): pass X=loader.dataset, "
+            "and set batch_size and num_workers on the estimator."
+        )
     if isinstance(X, RowSource | np.memmap | Dataset):
         return True
     if isinstance(X, np.ndarray | Tensor | list | tuple) or sparse.issparse(X):
@@ -160,7 +170,14 @@ class _ArraySource(RowSource):
                 f"Expected a 2D array or one with more dimensions, got an array on disk of "
                 f"shape {shape}: reshape it to (n_samples, n_features)."
             )
-        dtype = np.dtype(X.dtype)
+        try:
+            dtype = np.dtype(X.dtype)
+        except TypeError:
+            raise ValueError(
+                f"X on disk must have a NumPy dtype (numbers: integers or floats), got dtype "
+                f"{X.dtype!r} of type {type(X.dtype).__name__}: wrap it so that `dtype` is a "
+                "NumPy dtype and rows read as NumPy arrays, or pass a torch Dataset."
+            ) from None
         if dtype.kind not in "biuf":
             raise ValueError(
                 f"X on disk must hold numbers (integers or floats), got dtype {dtype}."

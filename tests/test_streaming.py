@@ -720,3 +720,43 @@ def test_a_single_streamed_sample_is_embedded_searched_and_predicted(tmp_path, d
         for method in ("predict", "kneighbors"):
             with pytest.raises(ValueError, match=msg):
                 getattr(knn, method)(empty)
+
+
+def test_a_dataloader_is_refused_by_name_and_its_dataset_suggested(digits):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y = digits
+    loader = DataLoader(TensorDataset(torch.as_tensor(X, dtype=torch.float32)), batch_size=8)
+    fitted = TripletEmbedder(max_iter=1, early_stopping=False, random_state=0).fit(X, y)
+    for call in (
+        lambda: TripletEmbedder().fit(loader),
+        lambda: TripletEmbedder().fit(loader, y),
+        lambda: fitted.transform(loader),
+    ):
+        with pytest.raises(ValueError, match=r"X is a torch DataLoader.*pass X=loader\.dataset"):
+            call()
+
+
+def test_a_dtype_that_is_not_numpy_s_is_named():
+    class TorchStore:  # a lazy store of tensors: shape, dtype, rows
+        shape, dtype = (10, 3), torch.float32
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            return torch.zeros(3)
+
+    with pytest.raises(ValueError, match=r"X on disk must have a NumPy dtype .* got dtype "
+                       r"torch\.float32 of type dtype"):  # fmt: skip
+        make_source(TorchStore())
+
+
+def test_a_read_only_array_fits_without_torch_s_not_writable_warning(digits):
+    X, y = digits
+    X = np.array(X, dtype=np.float32)
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", "none of the")  # the untrained-start note
+        TripletEmbedder(max_iter=1, early_stopping=False, random_state=0).fit(X, y)
