@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import itertools
 import os
 import warnings
@@ -35,6 +36,7 @@ __all__ = [
     "batch_to_device",
     "broadcast_object",
     "broadcast_weights",
+    "check_same_data",
     "gather_batch",
     "is_distributed",
     "place_data",
@@ -163,6 +165,32 @@ def broadcast_object(value: object) -> object:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def check_same_data(shape: tuple, labels: np.ndarray) -> None:
+    """Under torch.distributed, a ``ValueError`` on every rank unless every rank passed data
+    of the same ``shape`` with the same ``labels`` (a hash of them): each rank trains on its
+    share of batches cut from the whole data, so ranks with other data would run different
+    numbers of collectives and wait for one another forever. One collective per fit."""
+    if not is_distributed():
+        return
+    labels = np.ascontiguousarray(labels)
+    mine = (
+        tuple(int(d) for d in shape),
+        hashlib.sha256(labels.tobytes() + str(labels.dtype).encode()).hexdigest(),
+    )
+    every: list = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    other = next((rank for rank, seen in enumerate(every) if seen != every[0]), None)
+    if other is not None:
+        what = "labels" if every[other][0] == every[0][0] else "shape"
+        raise ValueError(
+            "Under torch.distributed every rank must call fit with the same X and y: the "
+            "estimator cuts each global batch from the whole data and gives every rank its "
+            f"share. Rank 0 passed X of shape {every[0][0]}, rank {other} X of shape "
+            f"{every[other][0]}" + (" with other labels" if what == "labels" else "") + ". "
+            "Pass the whole data on every rank (a memmap reads only the rows each rank uses)."
+        )
 
 
 def gather_batch(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

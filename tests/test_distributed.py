@@ -193,3 +193,33 @@ def test_two_process_fit_gives_one_working_model(tmp_path):
         # as good as one process with the global batch (MAP@R on held-out rows)
         _, single, _ = _fit(name, 128, **{**RUNS[name], "random_state": 0})
         assert first["score"] > single - 0.1, (name, first["score"], single)
+
+
+# --------------------------------------------------------------- different data per rank
+def _fit_other_data_on_each_rank(rank, out):
+    from sklearn.datasets import load_digits
+
+    from sk_deepmetric import TripletEmbedder
+
+    X, y = load_digits(return_X_y=True)
+    cases = {  # what a user of DistributedSampler might pass: each rank its own rows
+        "shape": (X[:200], y[:200]) if rank == 0 else (X[:150], y[:150]),
+        "labels": (X[:200], y[:200]) if rank == 0 else (X[200:400], y[200:400]),
+    }
+    for what, (X_rank, y_rank) in cases.items():
+        model = TripletEmbedder(max_iter=1, random_state=0)
+        with pytest.raises(ValueError) as error:
+            model.fit(X_rank, y_rank)
+        message = str(error.value)
+        assert message.startswith(
+            "Under torch.distributed every rank must call fit with the same X and y"
+        ), message
+        other = "(150, 64)" if what == "shape" else "(200, 64)"
+        shapes = f"(200, 64), rank 1 X of shape {other}"
+        assert f"Rank 0 passed X of shape {shapes}" in message, message
+        assert ("with other labels" in message) == (what == "labels"), message
+        assert not hasattr(model, "module_")  # left unfitted, on both ranks
+
+
+def test_ranks_with_other_data_are_an_error_on_every_rank_not_a_hang(tmp_path):
+    _spawn(_fit_other_data_on_each_rank, tmp_path)

@@ -22,7 +22,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from .._devices import broadcast_object, place_data, resolve_device, shard, torch_threads
+from .._devices import (
+    broadcast_object,
+    check_same_data,
+    place_data,
+    resolve_device,
+    shard,
+    torch_threads,
+)
 from .._retrieval import map_at_r
 from .._streaming import BadSample, RowSource, Stream, is_streamed, make_source
 from .._training import (
@@ -439,6 +446,7 @@ class BaseEmbedder(
         X, y_encoded = self._validate_data_and_target(
             X, y, reset=not continuing, classes=classes, partial=partial
         )
+        check_same_data(X.shape, y_encoded)  # under torchrun: a mismatch would hang
         validation = None
         if not partial:
             validation = holdout_plan(

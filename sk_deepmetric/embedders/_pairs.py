@@ -27,7 +27,7 @@ from sklearn.base import ClassifierMixin
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .._devices import broadcast_object, resolve_device, torch_threads
+from .._devices import broadcast_object, check_same_data, resolve_device, torch_threads
 from .._retrieval import check_pair_labels, pair_threshold
 from .._streaming import RowSource
 from .._training import embed
@@ -659,6 +659,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         if continuing:
             self._check_unchanged_architecture()
         pairs, same = self._validate_data_and_target(X, y, reset=not continuing)
+        check_same_data(pairs.shape, same)  # under torchrun: a mismatch would hang
         if not continuing:
             self._warn_if_wide(pairs[:, 0])
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
