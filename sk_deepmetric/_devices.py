@@ -183,13 +183,13 @@ def check_same_data(shape: tuple, labels: np.ndarray) -> None:
     dist.all_gather_object(every, mine)
     other = next((rank for rank, seen in enumerate(every) if seen != every[0]), None)
     if other is not None:
-        what = "labels" if every[other][0] == every[0][0] else "shape"
+        labels_differ = " with other labels" if every[other][0] == every[0][0] else ""
         raise ValueError(
             "Under torch.distributed every rank must call fit with the same X and y: the "
             "estimator cuts each global batch from the whole data and gives every rank its "
             f"share. Rank 0 passed X of shape {every[0][0]}, rank {other} X of shape "
-            f"{every[other][0]}" + (" with other labels" if what == "labels" else "") + ". "
-            "Pass the whole data on every rank (a memmap reads only the rows each rank uses)."
+            f"{every[other][0]}{labels_differ}. Pass the whole data on every rank (a memmap "
+            "reads only the rows each rank uses)."
         )
 
 

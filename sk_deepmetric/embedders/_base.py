@@ -1073,6 +1073,8 @@ def _not_an_embedding(out: object, n_components: int, mode: str) -> str:
 
 def _check_training_output(module, args, out, *, n_components: int) -> None:
     """A forward hook on a user's network during training: it may return something else in
-    train mode than the eval-mode check at fit saw."""
+    train mode than the eval-mode check at fit saw (early stopping's validation embeds in
+    eval mode under the same hook)."""
     if not _is_embedding(out):
-        raise ValueError(_not_an_embedding(out, n_components, "train"))
+        mode = "train" if module.training else "eval"
+        raise ValueError(_not_an_embedding(out, n_components, mode))
