@@ -56,6 +56,26 @@ def test_routed_arguments_reach_the_optimizer(digits):
     assert _group(fast(TripletEmbedder, optimizer="sgd").fit(X, y))["momentum"] == 0.9
 
 
+def test_none_unsets_a_routed_argument_the_new_class_does_not_take(digits):
+    # set_params cannot delete a keyword: None for one the class does not take routes it
+    # nowhere, so a grid can switch optimisers; a class that takes it is given the None
+    X, y = digits
+    model = fast(TripletEmbedder, optimizer="sgd", optimizer__momentum=0.9)
+    model.set_params(optimizer="adam", optimizer__momentum=None).fit(X, y)
+    assert "momentum" not in _group(model)
+    assert model.get_params()["optimizer__momentum"] is None
+    grid = [
+        {"optimizer": ["sgd"], "optimizer__momentum": [0.9]},
+        {"optimizer": ["adam"], "optimizer__momentum": [None]},
+    ]
+    search = GridSearchCV(fast(TripletEmbedder), grid, cv=2, error_score="raise").fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    sgd = fast(TripletEmbedder, optimizer="sgd", optimizer__foreach=None).fit(X, y)
+    assert _group(sgd)["foreach"] is None
+    with pytest.raises(ValueError, match=r"To unset it, set_params\(optimizer__momentum=None\)"):
+        fast(TripletEmbedder, optimizer="adam", optimizer__momentum=0.9).fit(X, y)
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
@@ -127,7 +147,8 @@ def test_grid_search_over_a_routed_argument(digits):
             {"optimizer": "sgd", "optimizer__momentm": 0.5},
             "TripletEmbedder: `optimizer__momentm` is routed to SGD, which takes no argument "
             "'momentm'; it takes ['momentum', 'dampening', 'nesterov', 'maximize', 'foreach', "
-            "'differentiable', 'fused']. Did you mean 'momentum'?",
+            "'differentiable', 'fused']. Did you mean 'momentum'? To unset it, "
+            "set_params(optimizer__momentm=None).",
         ),
         (
             {"optimizer__lr": 0.1},

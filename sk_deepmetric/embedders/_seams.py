@@ -105,14 +105,36 @@ def _needs_arguments(cls: type) -> bool:
 
 
 def routed(estimator, prefix: str) -> dict:
-    """The keyword arguments routed to ``prefix`` ("optimizer__" or "lr_schedule__")."""
-    return {k[len(prefix) :]: v for k, v in vars(estimator).items() if k.startswith(prefix)}
+    """The keyword arguments routed to ``prefix`` ("optimizer__" or "lr_schedule__").
+
+    ``None`` for an argument the class does not take is no argument: it unsets a keyword
+    routed to an earlier class (``set_params(optimizer="adam", optimizer__momentum=None)``
+    after SGD), which scikit-learn's ``set_params`` cannot remove. A class that takes the
+    argument is given the ``None``.
+    """
+    arguments = {k[len(prefix) :]: v for k, v in vars(estimator).items() if k.startswith(prefix)}
+    target = _target(estimator, prefix, _NAMED[prefix])
+    return {k: v for k, v in arguments.items() if v is not None or _takes(target, k)}
+
+
+def _takes(target, argument: str) -> bool:
+    """Whether ``target`` (a class, or None) is called with ``argument`` (True if unknown)."""
+    if target is None:
+        return False
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return True
+    return argument in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
 def _target(estimator, prefix: str, named: dict):
     """The class the arguments of ``prefix`` go to (None: no schedule)."""
     value = estimator.optimizer if prefix == "optimizer__" else estimator.lr_schedule
     return named.get(value, value) if isinstance(value, str) else value
+
+
+_NAMED = {"optimizer__": OPTIMIZERS, "lr_schedule__": SCHEDULES}
 
 
 def check_seams(estimator) -> None:
@@ -164,7 +186,8 @@ def _check_arguments(name: str, prefix: str, target: type, arguments: dict) -> N
             raise ValueError(
                 f"{name}: `{prefix}{argument}` is routed to {target.__qualname__}, which "
                 f"takes no argument {argument!r}; it takes {options}."
-                f"{did_you_mean(argument, options)}"
+                f"{did_you_mean(argument, options)} To unset it, set_params("
+                f"{prefix}{argument}=None)."
             )
 
 
