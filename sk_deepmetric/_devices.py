@@ -96,6 +96,15 @@ def on_device(module: nn.Module, device: torch.device) -> nn.Module:
     return copy.deepcopy(module).to(device)
 
 
+def as_tensor(X: np.ndarray | Tensor, device: torch.device | None = None) -> Tensor:
+    """``torch.as_tensor(X, device=device)``, without torch's warning about a read-only array
+    (``np.load(mmap_mode="r")``, a pandas frame's values under copy-on-write): this library
+    never writes into the tensors it makes from its callers' arrays."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.as_tensor(X, device=device)
+
+
 def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
     """``X`` as a tensor on ``device`` when it fits there, else left in host memory.
 
@@ -103,9 +112,7 @@ def place_data(X: np.ndarray | Tensor, device: torch.device) -> Tensor:
     ``DEVICE_DATA_FRACTION`` of the free CUDA memory stay on the host, and
     :func:`batch_to_device` pins and copies each batch without blocking.
     """
-    with warnings.catch_warnings():  # read-only arrays (np.load(mmap_mode="r")...): never
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable")  # written
-        tensor = torch.as_tensor(X)
+    tensor = as_tensor(X)
     if device.type == "cpu":
         return tensor
     if device.type == "cuda":

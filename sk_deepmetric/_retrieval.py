@@ -29,7 +29,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from torch import Tensor
 
 from sk_deepmetric._blocks import rows_per_chunk
-from sk_deepmetric._devices import resolve_device
+from sk_deepmetric._devices import as_tensor, resolve_device
 from sk_deepmetric._validation import (
     as_host_tensor,
     check_array,
@@ -85,7 +85,7 @@ def as_embeddings(x, name: str, device) -> Tensor:
         array = numeric_array(x, name)
         if array.dtype.kind == "f" and array.dtype.itemsize > 8:
             array = array.astype(np.float64)
-        x = torch.from_numpy(np.ascontiguousarray(array))
+        x = as_tensor(np.ascontiguousarray(array))
     if x.is_complex():
         raise ValueError(f"`{name}` must be real-valued, got dtype {x.dtype}.")
     if not x.is_floating_point():

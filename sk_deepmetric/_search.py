@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ._blocks import measured_distances_
+from ._devices import as_tensor
 from .distances import filters_in_bfloat16, search_center, topk_neighbors
 
 _FAISS_HINT = (
@@ -94,7 +95,7 @@ class _BruteSearch:
     def build(self, reference: np.ndarray) -> _BruteSearch:
         # zero-copy for a float32 CPU array; vectors far from the origin for their spread are
         # centred once here, rather than by every search (see search_center)
-        self.reference_ = torch.as_tensor(reference, device=self.device)
+        self.reference_ = as_tensor(reference, device=self.device)
         self.center_ = search_center(self.reference_, self.metric)
         if self.center_ is not None:
             self.reference_ = self.reference_ - self.center_
@@ -104,7 +105,7 @@ class _BruteSearch:
         return self
 
     def search(self, queries: np.ndarray | None, k: int, exclude_self: bool = False):
-        q = self.reference_ if exclude_self else torch.as_tensor(queries, device=self.device)
+        q = self.reference_ if exclude_self else as_tensor(queries, device=self.device)
         if self.center_ is not None and not exclude_self:
             q = q - self.center_
         dist, ind = topk_neighbors(
@@ -162,7 +163,7 @@ class _FaissFlatSearch:
 
     def build(self, reference: np.ndarray):
         faiss = _import_faiss(self.algorithm)
-        center = search_center(torch.as_tensor(np.asarray(reference, np.float32)), self.metric)
+        center = search_center(as_tensor(np.asarray(reference, np.float32)), self.metric)
         self.center_ = None if center is None else center.numpy()
         reference = self._prepare(reference)
         self.index_ = self._new_index(faiss, reference.shape[1], reference)
@@ -202,7 +203,7 @@ class _FaissFlatSearch:
             i = ind[start : start + block]
             neighbours = np.asarray(self.index_.reconstruct_batch(i.ravel()), dtype=np.float32)
             measured_distances_(
-                torch.from_numpy(np.ascontiguousarray(queries[start : start + block], np.float32)),
+                as_tensor(np.ascontiguousarray(queries[start : start + block], np.float32)),
                 torch.from_numpy(neighbours.reshape(*i.shape, d)),
                 self.metric,
                 torch.from_numpy(dist[start : start + block]),

@@ -355,7 +355,10 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         if self.embedder is not None:
             # the embedder sees X: it decides which inputs are accepted, except NaN, which
             # must not reach the embedding that is searched
-            tags.input_tags = get_tags(self.embedder).input_tags
+            try:
+                tags.input_tags = get_tags(self.embedder).input_tags
+            except (AttributeError, TypeError, ValueError):
+                pass  # a transformer without scikit-learn's tags (duck-typed), as Pipeline's
             tags.input_tags.allow_nan = False
         return tags
 
@@ -826,6 +829,49 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         labels = labels.astype(_rejection_dtype(self.classes_.dtype, unknown))
         labels[distance > self.threshold_] = unknown
         return labels
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``, as scikit-learn's classifiers.
+
+        A classifier names only the classes it was fitted on (and, with ``target_far``,
+        ``unknown_label_``): when none of the labels of ``y`` is one of them -- the test
+        fold of a class-disjoint split such as ``GroupKFold`` with ``groups=y`` -- every
+        prediction is wrong, the accuracy is 0 whatever the embedding, and a warning says
+        so. An embedding for classes never seen in training is scored by the embedder (its
+        ``score`` is MAP@R) or :func:`~sk_deepmetric.metrics.make_retrieval_scorer`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Queries.
+        y : array-like of shape (n_queries,)
+            Their true labels.
+        sample_weight : array-like of shape (n_queries,), default=None
+            Weights of the queries in the mean.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy.
+        """
+        check_is_fitted(self)
+        known = self.classes_
+        if self.target_far is not None:
+            known = np.append(known.astype(object), self._unknown_label(strict=False))
+        labels = np.asarray(y, dtype=object).ravel()
+        known = set(known.tolist())
+        if labels.size and not any(label in known for label in labels.tolist()):
+            warnings.warn(
+                f"None of the {np.unique(labels.astype(str)).size} labels of y is a class "
+                f"{type(self).__name__} was fitted on, so every prediction is wrong and the "
+                "accuracy is 0. A classifier is scored on the classes it was trained on "
+                "(stratified folds, not GroupKFold with groups=y); score an embedding for "
+                "classes never seen in training with the embedder's score (MAP@R) or "
+                "sk_deepmetric.metrics.make_retrieval_scorer.",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
+        return super().score(X, y, sample_weight=sample_weight)
 
     def score_samples(self, X):
         """Negated distance of each query to its predicted class: higher is more familiar.

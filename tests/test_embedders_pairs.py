@@ -293,6 +293,13 @@ def test_bad_input(X, y, msg):
         ContrastivePairsEmbedder(max_iter=1).fit(X, y)
 
 
+def test_tags_say_binary():
+    # same identity or not: a third label is refused (test_bad_input), as the tags say
+    from sklearn.utils import get_tags
+
+    assert get_tags(ContrastivePairsEmbedder()).classifier_tags.multi_class is False
+
+
 def test_bad_input_after_fit(fitted):
     with pytest.raises(ValueError, match=re.escape("is expecting 10 features as input")):
         fitted.predict(np.zeros((3, 2, 9)))

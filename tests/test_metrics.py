@@ -1,6 +1,7 @@
 import math
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -659,3 +660,16 @@ def test_sparse_embeddings_and_labels_are_refused_naming_the_argument():
         )
         with pytest.raises(ValueError, match=re.escape(msg)):
             mean_average_precision_at_r(**{"embeddings": X, "labels": y, **kwargs})
+
+
+def test_read_only_embeddings_give_no_torch_warning(tmp_path):
+    # a memory-mapped embedding is read-only: torch would warn that writing into its tensor
+    # is undefined, and the metrics never write
+    rng = np.random.default_rng(0)
+    path = tmp_path / "E.npy"
+    np.save(path, rng.normal(size=(40, 4)).astype(np.float32))
+    y = np.arange(40) % 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = mean_average_precision_at_r(np.load(path, mmap_mode="r"), y)
+    assert score == mean_average_precision_at_r(np.load(path), y)

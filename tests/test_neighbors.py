@@ -1023,3 +1023,60 @@ def test_frozen_embedder_searches_a_gallery_of_new_classes():
     assert clf.classes_.tolist() == [2, 3]
     _, ind = clf.kneighbors(X[gallery][:4], n_neighbors=1)
     assert ind.ravel().tolist() == [0, 1, 2, 3]
+
+
+def test_a_duck_typed_transformer_as_embedder(blobs):
+    # fit/transform/get_params/set_params without scikit-learn's base class, as Pipeline
+    # takes it: no tags to read, and X goes to it as given
+    class FirstTwo:
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return np.asarray(X, dtype=np.float32)[:, :2]
+
+        def get_params(self, deep=True):
+            return {}
+
+        def set_params(self, **params):
+            return self
+
+    X, y, X_query = blobs
+    clf = EmbeddingKNeighborsClassifier(FirstTwo(), n_neighbors=3).fit(X, y)
+    expected = KNeighborsClassifier(3, algorithm="brute").fit(X[:, :2], y)
+    np.testing.assert_array_equal(clf.predict(X_query), expected.predict(X_query[:, :2]))
+
+
+def test_score_on_classes_never_seen_warns(blobs):
+    # a class-disjoint test fold (GroupKFold with groups=y) scores 0 whatever the embedding
+    X, y, _ = blobs
+    clf = EmbeddingKNeighborsClassifier(identity()).fit(X[y < 2], y[y < 2])
+    with pytest.warns(UserWarning, match=r"None of the 2 labels of y is a class"):
+        assert clf.score(X[y >= 2], y[y >= 2]) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clf.score(X[y < 2], y[y < 2]) > 0.5  # seen classes: no warning
+        assert clf.score(X, y) < 1.0  # some seen: the user's mix, no warning
+        # the open set's unknown label is a label it names
+        open_set = EmbeddingKNeighborsClassifier(identity(), target_far=0.1, random_state=0)
+        open_set.fit(X[y < 3], y[y < 3])
+        unknown = np.full((y == 3).sum(), open_set.unknown_label_)
+        assert 0.0 <= open_set.score(X[y == 3], unknown) <= 1.0
+
+
+def test_read_only_embeddings_give_no_torch_warning(blobs):
+    # torch warns that writing into a tensor of a read-only array is undefined; the search
+    # never writes (a memory-mapped embedding, a pandas frame's values under copy-on-write)
+    X, y, X_query = blobs
+
+    def read_only(Z):
+        Z = np.array(Z, dtype=np.float32)
+        Z.setflags(write=False)
+        return Z
+
+    clf = EmbeddingKNeighborsClassifier(FunctionTransformer(read_only), n_neighbors=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = clf.fit(X, y).predict(X_query)
+    expected = KNeighborsClassifier(3, algorithm="brute").fit(X, y).predict(X_query)
+    np.testing.assert_array_equal(predicted, expected)

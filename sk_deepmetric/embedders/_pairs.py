@@ -429,6 +429,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False  # X holds pairs: (n_pairs, 2, n_features)
         tags.input_tags.three_d_array = True
+        tags.classifier_tags.multi_class = False  # same identity or not
         return tags
 
     def _build_loss(self, n_classes, n_components):
