@@ -75,6 +75,14 @@ def test_convergence_warning_when_still_improving(digits):
             "an improvement by more than tol=0.0001: its validation score never improved on the "
             "starting weights' score. Increase max_iter, or lower n_iter_no_change.",
         ),
+        (  # it rose, by less than tol each time: the best epoch is kept, not the start
+            [0.5, 0.50005, 0.5001, 0.50015, 0.5],
+            5,
+            "TripletEmbedder reached max_iter=4 epochs before n_iter_no_change=5 epochs without "
+            "an improvement by more than tol=0.0001: its validation score rose, but never by "
+            "more than tol over the best before it (the weights of its best epoch, 3, are "
+            "kept). Increase max_iter, or lower n_iter_no_change.",
+        ),
     ],
 )
 def test_convergence_warning_says_whether_the_score_still_improved(
@@ -333,3 +341,49 @@ def test_early_stopping_with_few_classes_splits_samples(digits):
     mask = y < 3
     model = fast(ArcFaceEmbedder, early_stopping=True, max_iter=2).fit(X[mask], y[mask])
     assert all(h["score"] is not None for h in model.history_)
+
+
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (TripletEmbedder, {}),
+        (ArcFaceEmbedder, {}),
+        (TripletEmbedder, {"validation_holdout": "classes", "early_stopping": True}),
+    ],
+)
+def test_a_warm_start_keeps_the_hold_out_of_the_fit_it_continues(digits, monkeypatch, cls, params):
+    # a new hold-out would validate on samples (or whole classes) the first fit trained on
+    X, y = digits
+    splits = []
+    split = base_module.holdout_split
+
+    def recording(*args):
+        splits.append(split(*args))
+        return splits[-1]
+
+    monkeypatch.setattr(base_module, "holdout_split", recording)
+    model = fast(cls, warm_start=True, **params).fit(X, y)
+    model.fit(X, y)
+    model.fit(X, y)
+    (train, validation), *later = splits
+    for again_train, again_validation in later:
+        np.testing.assert_array_equal(again_validation, validation)
+        np.testing.assert_array_equal(again_train, train)
+    # a fresh fit with the same random_state draws the same one; another seed another
+    clone(model).fit(X, y)
+    np.testing.assert_array_equal(splits[-1][1], validation)
+    clone(model).set_params(random_state=1).fit(X, y)
+    assert not np.array_equal(splits[-1][1], validation)
+
+
+def test_the_untrained_weights_warning_on_small_data_says_what_trains_more(digits, monkeypatch):
+    # below 2 x batch_size samples an epoch is one or two optimiser steps
+    X, y = digits
+    scripted = iter([0.9, 0.5, 0.6, 0.5])
+    monkeypatch.setattr(base_module, "map_at_r", lambda *a, **k: next(scripted))
+    model = fast(TripletEmbedder, max_iter=10, n_iter_no_change=3, batch_size=128)
+    with pytest.warns(UserWarning, match=re.escape(
+        "with 200 samples an epoch is one or two optimiser steps and the held-out score is "
+        "coarse: early_stopping=False with max_iter=200 trains on every sample for 200 epochs."
+    )):  # fmt: skip
+        model.fit(X, y)

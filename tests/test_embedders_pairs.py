@@ -466,3 +466,37 @@ def test_fit_transform_under_pandas_output_is_transform_of_the_samples(data):
     pd.testing.assert_frame_equal(out, samples)
     default = clone(model).set_output(transform="default").fit_transform(pairs, same)
     np.testing.assert_array_equal(default, out.to_numpy().reshape(600, 2, 8))
+
+
+def test_a_warm_start_keeps_the_held_out_groups(data, monkeypatch):
+    # a new hold-out would validate on pairs the first fit trained on
+    _, _, pairs, same = data
+    splits = []
+    split = ContrastivePairsEmbedder._split_pairs
+
+    def recording(self, *args):
+        splits.append(split(self, *args))
+        return splits[-1]
+
+    monkeypatch.setattr(ContrastivePairsEmbedder, "_split_pairs", recording)
+    model = ContrastivePairsEmbedder(max_iter=2, warm_start=True, **FAST)
+    model.fit(pairs, same).fit(pairs, same)
+    (train, held_out), (again_train, again_held_out) = splits
+    assert held_out is not None
+    np.testing.assert_array_equal(again_held_out, held_out)
+    np.testing.assert_array_equal(again_train, train)
+
+
+def test_a_fit_whose_epochs_never_beat_the_start_says_it_kept_it(data, monkeypatch):
+    import sklearn.metrics
+
+    _, _, pairs, same = data
+    scripted = iter([0.9, 0.5, 0.6, 0.5])  # the untrained network's ROC AUC is never beaten
+    monkeypatch.setattr(sklearn.metrics, "roc_auc_score", lambda *a, **k: next(scripted))
+    model = ContrastivePairsEmbedder(max_iter=10, n_iter_no_change=3, **FAST)
+    with pytest.warns(UserWarning, match=re.escape(
+        "ContrastivePairsEmbedder: none of the 3 epochs of this fit improved the validation "
+        "score of its starting weights (the untrained network's), so early stopping kept them."
+    )):  # fmt: skip
+        model.fit(pairs, same)
+    assert model.n_iter_ == 3

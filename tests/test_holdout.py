@@ -106,3 +106,15 @@ def test_scored_samples_are_capped_per_class(plan, monkeypatch):
     assert np.isin(y[dropped], seen).sum() == 0
     if plan == "samples":
         assert dropped.size == 0
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.8, 0.9, 0.95])
+def test_early_stopping_true_holds_out_classes_leaving_two_to_train_on(fraction):
+    # a large fraction asked for a class hold-out still holds out classes, all but 2 at most,
+    # rather than falling back to samples of every class (seen in training)
+    y = labels(10, 20)
+    assert holdout_plan(y, True, "classes", fraction) == "classes"
+    train, validation = holdout_split(y, "classes", "classes", fraction, np.random.default_rng(0))
+    held_out = np.unique(y[validation])
+    assert held_out.size == min(round(fraction * 10), 8)
+    assert np.intersect1d(held_out, y[train]).size == 0

@@ -459,6 +459,7 @@ class BaseEmbedder(
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             seed = broadcast_object(seed)  # under torchrun: rank 0's, so all ranks agree
             self._rng = np.random.default_rng(seed)
+            self._holdout_state = None
             self.history_, self.n_iter_ = [], 0
             self._optimizer_state = None
             self._architecture = self._architecture_params()
@@ -472,14 +473,30 @@ class BaseEmbedder(
         # not a failure, unless early stopping was asked for explicitly.
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
         if judged and not result.converged and result.n_epochs == max_iter:
-            self._warn_unconverged(max_iter, result.stalled, validated=validated)
+            self._warn_unconverged(max_iter, result.stalled, validated, result.best_epoch)
         elif result.best_epoch == -1 and result.n_epochs > 0:
-            self._warn_untrained(result.n_epochs)
+            self._warn_untrained(result.n_epochs, len(y_encoded))
         return self
 
     def _discard_fit(self):
         """Forget everything a fit sets, so that the estimator is unfitted again."""
         discard_fit(self, _FIT_STATE)
+
+    def _holdout_rng(self, continuing: bool) -> np.random.Generator:
+        """The generator early stopping's hold-out is drawn from.
+
+        The first fit that holds data out draws them from the fit's own generator and saves
+        that generator's state; a warm start draws from a copy of the saved state, so that
+        the same data give the same hold-out: a new one would validate on samples, or whole
+        classes, that the earlier fit trained on. Called only by a fit that holds data out.
+        """
+        state = getattr(self, "_holdout_state", None)  # None: no hold-out yet (or pickled
+        if continuing and state is not None:  # before it was kept)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = copy.deepcopy(state)
+            return rng
+        self._holdout_state = copy.deepcopy(self._rng.bit_generator.state)
+        return self._rng
 
     def _architecture_params(self) -> dict:
         """The parameters that define the network and the loss, which ``warm_start`` keeps
@@ -541,31 +558,44 @@ class BaseEmbedder(
             stacklevel=external_stacklevel(),
         )
 
-    def _warn_untrained(self, n_epochs):
-        """Say that early stopping kept the weights the fit started from."""
+    def _warn_untrained(self, n_epochs, n_samples):
+        """Say that early stopping kept the weights the fit started from (``n_samples``:
+        those given to fit, held-out ones included)."""
         start = "the previous fit's" if self.n_iter_ > n_epochs else "the untrained network's"
+        advice = "try another learning_rate_init, validation_holdout or early_stopping=False."
+        if n_samples < 2 * self.batch_size:  # an epoch is one or two optimiser steps
+            advice = (
+                f"with {n_samples} samples an epoch is one or two optimiser steps and the "
+                "held-out score is coarse: early_stopping=False with max_iter=200 trains on "
+                "every sample for 200 epochs."
+            )
         warnings.warn(
             f"{type(self).__name__}: none of the {n_epochs} epochs of this fit improved the "
             f"validation score of its starting weights ({start}), so early stopping kept "
             "them. The held-out score may be flat (held-out classes that the embedding "
-            "cannot separate, or too few held-out samples to score); try another "
-            "learning_rate_init, validation_holdout or early_stopping=False.",
+            "cannot separate, or too few held-out samples to score); " + advice,
             UserWarning,
             stacklevel=external_stacklevel(),
         )
 
-    def _warn_unconverged(self, max_iter, stalled, validated):
-        """Say that ``max_iter`` ended the fit, and whether the watched value still improved."""
+    def _warn_unconverged(self, max_iter, stalled, validated, best_epoch=None):
+        """Say that ``max_iter`` ended the fit, and whether the watched value still improved
+        (``best_epoch``: the loop's, the epoch of this fit whose weights are kept)."""
         watched = "validation score" if validated else "training loss"
         advice = "" if validated else ", or set early_stopping=True"
         if stalled == 0:
             state = f"while its {watched} was still improving"
         else:  # it had flattened; only the patience had not run out
-            when = (
-                "never improved on the starting weights' score"
-                if stalled >= max_iter
-                else f"last improved in epoch {self.history_[-1]['epoch'] - stalled}"
-            )
+            last = self.history_[-1]["epoch"]
+            if stalled < max_iter:
+                when = f"last improved in epoch {last - stalled}"
+            elif best_epoch is None or best_epoch < 0:
+                when = "never improved on the starting weights' score"
+            else:  # it rose, by less than tol each time
+                when = (
+                    "rose, but never by more than tol over the best before it (the weights "
+                    f"of its best epoch, {last - max_iter + best_epoch + 1}, are kept)"
+                )
             state = (
                 f"before n_iter_no_change={self.n_iter_no_change} epochs without an "
                 f"improvement by more than tol={self.tol}: its {watched} {when}"
@@ -592,7 +622,11 @@ class BaseEmbedder(
             self.module_.to(device)
             self.loss_.to(device)
         train, validation = holdout_split(
-            y, validation_plan, self.validation_holdout, self.validation_fraction, self._rng
+            y,
+            validation_plan,
+            self.validation_holdout,
+            self.validation_fraction,
+            self._rng if validation_plan is None else self._holdout_rng(continuing),
         )
         train, validation = self._keep_a_batch(y, train, validation)
         if max_iter is None:
@@ -976,7 +1010,14 @@ _ARCHITECTURE = (
 #: Loss parameters that shape the training only, which ``warm_start`` may change.
 _TRAINING_ONLY = ("samples_per_class", "proxy_lr_multiplier")
 #: Private state a fit sets besides the attributes ending in ``_``.
-_FIT_STATE = ("_rng", "_optimizer_state", "_optimizer_class", "_sample_shape", "_architecture")
+_FIT_STATE = (
+    "_rng",
+    "_holdout_state",
+    "_optimizer_state",
+    "_optimizer_class",
+    "_sample_shape",
+    "_architecture",
+)
 #: ``n_components`` above this and 16 times the input's size gets a warning.
 WIDE_EMBEDDING = 1024
 #: Input values above this make a non-finite loss the input's fault, not the learning rate's.

@@ -34,7 +34,8 @@ def holdout_plan(
     ``early_stopping="auto"`` validates only when that fraction is at least 2 classes and
     leaves 2 such classes to train on: with
     fewer classes, MAP@R on 1 or 2 held-out classes is too noisy a guide. ``True`` then holds
-    out 2 classes anyway, and with 3 classes or fewer, samples of each class.
+    out 2 classes anyway (and at most all but 2), and with 3 classes or fewer, samples of
+    each class.
     ``holdout="samples"`` holds out samples of every class with 4 or more; ``"auto"`` needs 2
     such classes. ``holdout="auto"`` holds out classes where at least
     :data:`AUTO_MIN_HELD_OUT_CLASSES` can be held out, and samples otherwise.
@@ -63,7 +64,7 @@ def holdout_plan(
         return "samples" if samples_ok else fallback
     n_val = held_out_classes(counts, fraction)
     if early_stopping is True and holdout == "classes":
-        n_val = max(2, n_val)
+        n_val = _classes_to_hold_out(counts, fraction)
     # at least 2 classes of 2+ samples on each side: a class of one sample has no positive
     classes_ok = n_val >= 2 and np.sum(counts >= 2) - n_val >= 2
     if holdout == "classes":
@@ -83,6 +84,12 @@ def held_out_classes(counts: np.ndarray, fraction: float) -> int:
     return round(fraction * int(np.sum(counts >= 2)))
 
 
+def _classes_to_hold_out(counts: np.ndarray, fraction: float) -> int:
+    """:func:`held_out_classes`, but at least 2 and leaving at least 2 to train on (the
+    classes of ``early_stopping=True``'s class hold-out; a no-op where "auto" validates)."""
+    return min(max(2, held_out_classes(counts, fraction)), int(np.sum(counts >= 2)) - 2)
+
+
 def holdout_split(
     y: np.ndarray, plan: str | None, holdout: str, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -97,7 +104,7 @@ def holdout_split(
     classes, counts = np.unique(y, return_counts=True)
     unseen = np.zeros(y.size, dtype=bool)  # samples of held-out classes
     if plan in ("classes", "mixed"):
-        n_val = max(2, held_out_classes(counts, fraction))
+        n_val = _classes_to_hold_out(counts, fraction)
         held_out = rng.choice(classes[counts >= 2], n_val, replace=False)
         unseen = np.isin(y, held_out)
     validation = unseen.copy()

@@ -665,10 +665,11 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
             self._warn_if_wide(pairs[:, 0])
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             self._rng = np.random.default_rng(broadcast_object(seed))
+            self._holdout_state = None
             self.history_, self.n_iter_ = [], 0
             self._optimizer_state = None
             self._architecture = self._architecture_params()
-        train, held_out = self._split_pairs(pairs, same, partial)
+        train, held_out = self._split_pairs(pairs, same, partial, continuing)
         if max_iter is None:
             max_iter = AUTO_MAX_ITER[held_out is not None]
         device = resolve_device(self.device)
@@ -700,17 +701,21 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
             return self
         judged = self.early_stopping is True or max_iter >= self.n_iter_no_change
         if judged and not result.converged and result.n_epochs == max_iter:
-            self._warn_unconverged(max_iter, result.stalled, validated=held_out is not None)
+            validated = held_out is not None
+            self._warn_unconverged(max_iter, result.stalled, validated, result.best_epoch)
+        elif result.best_epoch == -1 and result.n_epochs > 0:
+            self._warn_untrained(result.n_epochs, len(same))
         return self
 
-    def _split_pairs(self, pairs, same, partial):
+    def _split_pairs(self, pairs, same, partial, continuing=False):
         """Indices of the training pairs and of the held-out ones (None: nothing held out).
 
         Whole groups are held out (see :func:`_pair_groups`): ``validation_fraction`` of
         them, with the pairs inside them; pairs between a held-out and a kept group are
         dropped. As the class-disjoint split of the other embedders, this measures the
         embedding on identities it did not train on; with fewer than 2 groups on either side
-        "auto" validates nothing.
+        "auto" validates nothing. A warm start holds out the same groups of the same pairs
+        (:meth:`_holdout_rng`).
         """
         everything = np.arange(same.size)
         if partial or not self.early_stopping:
@@ -722,7 +727,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
             n_val = max(2, n_val)
         split = None
         if n_val >= 2 and n_groups - n_val >= 2:
-            held_out = np.isin(groups, self._rng.choice(n_groups, n_val, replace=False))
+            chosen = self._holdout_rng(continuing).choice(n_groups, n_val, replace=False)
+            held_out = np.isin(groups, chosen)
             train, validation = ~held_out.any(axis=1), held_out.all(axis=1)
             if all(np.unique(same[part]).size == 2 for part in (train, validation)):
                 split = everything[train], everything[validation]
