@@ -413,11 +413,15 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         # NaN or infinity first: check_classification_targets would cast them to integers
         # (a RuntimeWarning) before saying so
         check_array(y, ensure_2d=False, dtype=None, input_name="y")
-        check_classification_targets(y)
+        with warnings.catch_warnings():  # a gallery of identities has many classes of one or
+            # two samples: not, as scikit-learn then suspects, a regression target
+            warnings.filterwarnings("ignore", "The number of unique classes is greater than")
+            check_classification_targets(y)
         check_consistent_length(X, y)
         self.classes_, self._y = np.unique(y, return_inverse=True)
         if self.target_far is not None:
             self._check_open_set()
+        self._warn_if_votes_tie()
 
         self.embedder_ = self._make_embedder().fit(X, y)
         reference = self._embed(X)
@@ -433,6 +437,20 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             self.calibration_distances_ = distances
             self.set_target_far(self.target_far)
         return self
+
+    def _warn_if_votes_tie(self) -> None:
+        """Warn where every class has one sample (a gallery of one image per identity):
+        each of ``n_neighbors`` > 1 uniform votes then goes to a different class, every vote
+        is a tie, and ties go to the first class in ``classes_``, not to the nearest."""
+        if self.n_neighbors > 1 and self.weights == "uniform" and np.bincount(self._y).max() == 1:
+            warnings.warn(
+                f"Every class has a single sample, so each of the n_neighbors="
+                f"{self.n_neighbors} uniform votes goes to a different class and every "
+                "prediction is a tie, won by the first class in classes_ rather than the "
+                "nearest. Use n_neighbors=1 (or weights='distance').",
+                UserWarning,
+                stacklevel=external_stacklevel(),
+            )
 
     def set_target_far(self, target_far: float):
         """Change ``target_far`` of a fitted open-set classifier without refitting.
@@ -611,8 +629,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"Calibrating `target_far` fits the embedder on the classes outside each "
                     f"of {len(folds)} class folds; on the {n_classes - fold.size} classes "
-                    f"outside fold {i + 1} it failed: {exc} Lower `calibration_folds`, give "
-                    "more classes, or see `calibration`."
+                    f"outside fold {i + 1} it failed: {exc} "
+                    + ("Lower `calibration_folds`, give" if len(folds) > 2 else "Give")
+                    + " more classes, or see `calibration`."
                 ) from exc
             embedding = self._embed(X, embedder=embedder)
             scale = self._within_class_scale(embedding, rows)

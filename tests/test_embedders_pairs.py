@@ -500,3 +500,24 @@ def test_a_fit_whose_epochs_never_beat_the_start_says_it_kept_it(data, monkeypat
     )):  # fmt: skip
         model.fit(pairs, same)
     assert model.n_iter_ == 3
+
+
+def test_score_reads_labels_as_fit_does(fitted, data):
+    # 1 for similar; 0, -1 or False for dissimilar, whichever convention fit was given
+    _, _, pairs, same = data
+    expected = np.mean((fitted.decision_function(pairs) >= 0) == (same == 1))
+    for labels in (same, np.where(same == 1, 1, -1), same.astype(bool)):
+        assert fitted.score(pairs, labels) == pytest.approx(expected, abs=1e-12)
+    weights = np.linspace(1.0, 2.0, same.size)
+    correct = (fitted.decision_function(pairs) >= 0) == (same == 1)
+    weighted = float(np.sum(weights * correct) / np.sum(weights))
+    assert fitted.score(pairs, same, sample_weight=weights) == pytest.approx(weighted, abs=1e-12)
+    with pytest.raises(ValueError, match=r"got values \[0, 2\]"):
+        fitted.score(pairs, np.where(same == 1, 2, 0))
+
+
+def test_ragged_pairs_name_x():
+    pairs = [[np.zeros(4), np.zeros(3)]] * 10
+    msg = "takes pairs of samples of one shape, as an array of shape (n_pairs, 2, ...); X could"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        ContrastivePairsEmbedder(max_iter=1).fit(pairs, [0, 1] * 5)

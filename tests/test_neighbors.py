@@ -1080,3 +1080,20 @@ def test_read_only_embeddings_give_no_torch_warning(blobs):
         predicted = clf.fit(X, y).predict(X_query)
     expected = KNeighborsClassifier(3, algorithm="brute").fit(X, y).predict(X_query)
     np.testing.assert_array_equal(predicted, expected)
+
+
+def test_one_sample_per_class_warns_that_uniform_votes_tie(blobs):
+    # a gallery of one sample per identity: k > 1 uniform votes all tie (first class wins);
+    # and no "could represent a regression problem" from scikit-learn for it
+    X, _, X_query = blobs
+    y = np.arange(40)
+    with pytest.warns(UserWarning, match=r"^Every class has a single sample") as record:
+        EmbeddingKNeighborsClassifier(identity(), n_neighbors=5).fit(X[:40], y)
+    assert len(record) == 1
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = EmbeddingKNeighborsClassifier(identity(), n_neighbors=1).fit(X[:40], y)
+        EmbeddingKNeighborsClassifier(identity(), weights="distance").fit(X[:40], y)
+    nearest = KNeighborsClassifier(1, algorithm="brute").fit(X[:40], y)
+    np.testing.assert_array_equal(one.predict(X_query), nearest.predict(X_query))

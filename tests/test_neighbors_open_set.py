@@ -422,8 +422,10 @@ def test_open_set_errors_and_warnings():
         "folds; on the 1 classes outside fold 1 it failed: TripletEmbedder needs at least 2 "
         "classes in `y`, got 1 class"
     )
-    with pytest.raises(ValueError, match=re.escape(msg)):
+    with pytest.raises(ValueError, match=re.escape(msg)) as caught:
         EmbeddingKNeighborsClassifier(fast, target_far=0.2).fit(X[y < 2], y[y < 2])
+    # 2 folds is the fewest: the advice does not ask for fewer
+    assert str(caught.value).endswith(" Give more classes, or see `calibration`.")
     msg = "`calibration` must be one of ['cross_fit', 'leave_class_out'], got 'cross'."
     with pytest.raises(ValueError, match=re.escape(msg)):
         EmbeddingKNeighborsClassifier(identity(), target_far=0.2, calibration="cross").fit(X, y)

@@ -556,6 +556,31 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         similar = self.decision_function(X) >= 0
         return self.classes_[similar.astype(int)]
 
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of :meth:`predict`: the (weighted) fraction of pairs whose same-or-not
+        prediction matches ``y``.
+
+        ``y`` is read as ``fit`` reads it -- 1 (or True) for a similar pair, 0, -1 (or False)
+        for a dissimilar one -- whichever of these conventions ``fit`` was given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, n_features) or (n_pairs, 2, *input_shape)
+        y : array-like of shape (n_pairs,)
+            1 for a similar pair, 0 or -1 for a dissimilar one.
+        sample_weight : array-like of shape (n_pairs,), default=None
+            Weights of the pairs in the mean.
+
+        Returns
+        -------
+        score : float
+        """
+        from sklearn.metrics import accuracy_score
+
+        similar = self.decision_function(X) >= 0
+        same = self._validate_pair_target(y, len(similar), reset=False)
+        return float(accuracy_score(same, similar.astype(np.int64), sample_weight=sample_weight))
+
     def calibrate_threshold(self, X, y):
         """Set ``threshold_`` from the pairs ``X``, ``y``, with this estimator's ``target_far``.
 
@@ -610,7 +635,13 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
                 "got a torch Dataset; transform takes one of samples."
             )
         X = as_host_tensor(X)  # detached, on the CPU, bfloat16 as float32 (NumPy has none)
-        pairs = X if hasattr(X, "shape") and hasattr(X, "reshape") else np.asarray(X)
+        try:
+            pairs = X if hasattr(X, "shape") and hasattr(X, "reshape") else np.asarray(X)
+        except ValueError as exc:  # ragged: samples of different shapes
+            raise ValueError(
+                f"{type(self).__name__} takes pairs of samples of one shape, as an array of "
+                f"shape (n_pairs, 2, ...); X could not be read as one: {exc}"
+            ) from exc
         if pairs.ndim < 3 or pairs.shape[1] != 2:
             raise ValueError(
                 f"{type(self).__name__} takes pairs: X of shape (n_pairs, 2, n_features), or "
