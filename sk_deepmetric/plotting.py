@@ -384,7 +384,10 @@ def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
 
     Drawn by scikit-learn's :class:`~sklearn.metrics.DetCurveDisplay`, the speaker-
     verification picture: a circle marks the EER on the diagonal, a square the rates of
-    ``threshold``. Rates of 0 or 1 sit at the edge of the axes.
+    ``threshold``. The axes span 0.13% to 99.87% (-3 to 3 normal deviates, as scikit-learn
+    draws them), widened to take in every rate of the curve and the markers other than 0 and
+    1, and labelled 0.1%, 0.01%, ... as far as they reach: a false-accept rate of 1e-4
+    (-3.7) is drawn where it is, on the curve. Rates of 0 or 1 sit at the edge of the axes.
 
     Parameters
     ----------
@@ -409,19 +412,62 @@ def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
     same, scores, threshold, eer, _ = _pairs(y_true, y_score, threshold)
     display = DetCurveDisplay.from_predictions(same, scores, ax=ax, name=name)
     ax = display.ax_
+    points = [(eer, eer)]
+    if threshold is not None:
+        far, frr = _rates(same, scores, threshold)
+        points.append((far, frr))
+    # the display clips rates of 0 and 1 to eps and 1 - eps (deviates of about -8 and 8) and
+    # shows -3 to 3 deviates (0.13% to 99.87%); widen that to every other rate drawn, so that
+    # a marker at a rate of 1e-4 sits on the curve, not at the edge
+    eps = np.finfo(display.fpr.dtype).eps
+    rates = np.concatenate([display.fpr, display.fnr, np.ravel(points)])
+    inner = norm.ppf(rates[(rates > eps) & (rates < 1 - eps)])
+    margin = 0.2  # deviates: a marker beyond -3 or 3 is not cut by the edge
+    low = min(-3.0, inner.min() - margin) if inner.size else -3.0
+    high = max(3.0, inner.max() + margin) if inner.size else 3.0
+    ticks = _det_ticks(low, high)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_ticks(norm.ppf(ticks), labels=[_percent(rate) for rate in ticks])
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
 
-    def deviate(rate):  # the display's axes span -3 to 3 normal deviates
-        return float(np.clip(norm.ppf(rate), -3.0, 3.0))
+    def deviate(rate):  # a rate of 0 or 1 at the edge of the axes
+        return float(np.clip(norm.ppf(rate), low, high))
 
     ax.plot([deviate(eer)], [deviate(eer)], "o", color="C3", label=f"EER {eer:.3g}")
     if threshold is not None:
-        far, frr = _rates(same, scores, threshold)
         label = _legend_entry(threshold, far, frr)
         ax.plot([deviate(far)], [deviate(frr)], "s", color="C2", label=label)
     ax.set_xlabel("false-accept rate")
     ax.set_ylabel("false-reject rate")
     ax.legend(loc="upper right", fontsize="small")
     return ax
+
+
+def _det_ticks(low, high):
+    """Rates to label on DET axes from ``low`` to ``high`` normal deviates: scikit-learn's
+    1% to 99%, then 0.1%, 0.01%, ... and 99.9%, 99.99%, ... as far as the axes go, leaving
+    out those nearer than a twelfth of the axis to the last one kept (the decades crowd
+    together in the tails)."""
+    from scipy.stats import norm
+
+    rates = [0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99]
+    decades = [10.0**-k for k in range(3, 16)]
+    for start, tail in ((0.01, decades), (0.99, [1.0 - rate for rate in decades])):
+        last = norm.ppf(start)
+        for rate in tail:
+            position = norm.ppf(rate)
+            if not low <= position <= high:
+                break
+            if abs(position - last) >= (high - low) / 12:
+                rates.append(rate)
+                last = position
+    return np.sort([rate for rate in rates if low <= norm.ppf(rate) <= high])
+
+
+def _percent(rate):
+    """``rate`` as a percentage with the digits it needs: 0.01%, 5%, 99.99%."""
+    return f"{100 * rate:.13f}".rstrip("0").rstrip(".") + "%"
 
 
 def plot_score_distributions(y_true, y_score, *, threshold=None, ax=None, bins=50):

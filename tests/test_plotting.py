@@ -246,6 +246,34 @@ def test_det_curve_marks_on_normal_deviates(pair_scores_data):
     assert _marker(ax, "threshold") == (-3.0, 3.0)
 
 
+def test_det_curve_marks_a_far_below_the_default_axes_on_the_curve():
+    # scikit-learn's DET axes end at 0.13% (-3 deviates): a threshold at FAR 1e-4, usual in
+    # face verification, was drawn at the edge, off the curve
+    from scipy.stats import norm
+
+    from sk_deepmetric.metrics import select_threshold
+    from sk_deepmetric.plotting import plot_det_curve
+
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(500, int), np.zeros(20_000, int)]
+    scores = rng.normal(size=same.size) + 3 * same
+    threshold = select_threshold(same, scores, target_far=1e-4)
+    ax = plot_det_curve(same, scores, threshold=threshold)
+    far = np.mean(scores[same == 0] >= threshold)
+    frr = np.mean(scores[same == 1] < threshold)
+    assert far == 2 / 20_000
+    x, y = _marker(ax, "threshold")
+    assert (x, y) == pytest.approx((norm.ppf(far), norm.ppf(frr)), abs=1e-12)
+    curve = ax.lines[0]
+    on_curve = np.isclose(curve.get_xdata(), x) & np.isclose(curve.get_ydata(), y)
+    assert on_curve.any()
+    low, high = ax.get_xlim()
+    assert low < x < -3.0 and high >= 3.0 and ax.get_ylim() == (low, high)
+    labels = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_xticks()))
+    assert labels["0.01%"] == pytest.approx(norm.ppf(1e-4))
+    assert labels["1%"] == pytest.approx(norm.ppf(0.01))
+
+
 def test_score_distributions_share_bins_and_mark_thresholds(pair_scores_data):
     from sk_deepmetric.metrics import equal_error_rate
     from sk_deepmetric.plotting import plot_score_distributions
