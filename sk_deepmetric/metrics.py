@@ -850,9 +850,13 @@ def verification_accuracy(y_true, y_score, *, cv=10, random_state=None) -> tuple
         Similarity of each pair, higher meaning more alike.
     cv : int or array-like of shape (n_pairs,), default=10
         The number of folds, stratified by ``y_true`` and shuffled with ``random_state``; or
-        the fold of each pair (LFW's own ten folds, which keep identities apart, or folds
-        made from ``groups`` of your own). The other folds of each fold must hold pairs of
-        both kinds.
+        one fold label per pair (LFW's own ten folds, which keep identities apart, or folds
+        made from ``groups`` of your own), every distinct label a fold. -1 is an ordinary
+        label, a fold tested like the others, not "never tested" as in
+        :class:`~sklearn.model_selection.PredefinedSplit`. Splitters such as
+        :class:`~sklearn.model_selection.GroupKFold`, and iterables of (train, test)
+        indices, are not accepted: pass the fold of each pair instead. The other folds of
+        each fold must hold pairs of both kinds.
     random_state : int, RandomState instance or None, default=None
         Shuffles the pairs into folds when ``cv`` is an int.
 
