@@ -268,7 +268,9 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
     training): train the embedder once, then wrap it in scikit-learn's
     ``sklearn.frozen.FrozenEstimator`` so that ``fit`` only embeds and stores the gallery,
     ``EmbeddingKNeighborsClassifier(FrozenEstimator(embedder)).fit(X_gallery, y_gallery)``;
-    without it ``fit`` clones and retrains the embedder on whatever it is given.
+    without it ``fit`` clones and retrains the embedder on whatever it is given. With one
+    sample per identity, set ``n_neighbors=1``: the default 5 uniform votes would all go to
+    different identities and tie (a warning says so).
 
     Ties: among neighbours at equal distance the lower training index comes first (exact
     backends); among classes with equal votes the first in ``classes_`` wins, as in
