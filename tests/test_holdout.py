@@ -5,6 +5,7 @@ import pytest
 
 from sk_deepmetric.embedders import _holdout
 from sk_deepmetric.embedders._holdout import holdout_plan, holdout_split
+from sk_deepmetric.embedders._params import _COMMON_DOC, COMMON_PARAMS
 
 
 def labels(n_classes, per_class):
@@ -32,6 +33,15 @@ def labels(n_classes, per_class):
 )
 def test_plan(n_classes, per_class, early_stopping, holdout, plan):
     assert holdout_plan(labels(n_classes, per_class), early_stopping, holdout, 0.2) == plan
+
+
+def test_the_docstring_gives_the_auto_threshold():
+    """The ``validation_holdout`` docstring names the number of classes from which "auto"
+    holds out classes at the default ``validation_fraction`` (18: 0.2 x 18 rounds to 4)."""
+    fraction = COMMON_PARAMS["validation_fraction"]
+    plans = {n: holdout_plan(labels(n, 6), "auto", "auto", fraction) for n in range(2, 60)}
+    first = min(n for n, plan in plans.items() if plan == "classes")
+    assert f"({first} classes at the default" in " ".join(_COMMON_DOC.split())
 
 
 def with_singletons(n_classes, per_class, n_singletons):

@@ -220,7 +220,7 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -513,7 +513,7 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -820,7 +820,7 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1129,7 +1129,7 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1429,7 +1429,7 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1731,7 +1731,7 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -2039,7 +2039,7 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -2358,7 +2358,7 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20

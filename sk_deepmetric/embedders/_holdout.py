@@ -18,7 +18,8 @@ MAX_VALIDATION_SAMPLES = 4096
 
 
 #: ``validation_holdout="auto"`` holds out whole classes only when at least this many can be
-#: held out (20 classes at ``validation_fraction=0.2``): MAP@R among 2 or 3 held-out classes
+#: held out (from 18 classes of 2 or more samples at ``validation_fraction=0.2``, since
+#: :func:`held_out_classes` rounds 0.2 x 18 = 3.6 to 4): MAP@R among 2 or 3 held-out classes
 #: is too noisy a guide, and held-out samples of every class then serve both uses (the
 #: measurements are in the user guide's benchmarks page).
 AUTO_MIN_HELD_OUT_CLASSES = 4

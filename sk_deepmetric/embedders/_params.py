@@ -235,7 +235,7 @@ _COMMON_DOC = """    n_components : int, default=128
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20

@@ -199,7 +199,7 @@ class TripletEmbedder(_MemoryEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -534,7 +534,7 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -857,7 +857,7 @@ class NPairsEmbedder(BaseEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1168,7 +1168,7 @@ class AngularEmbedder(BaseEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1489,7 +1489,7 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
@@ -1822,7 +1822,7 @@ class SupConEmbedder(_MemoryEmbedder):
         judge how well the known classes are separated (closed set: a KNN classifier over
         the training classes). "both": classes, and samples of the others, scored together
         as one retrieval set (a compromise that costs some of each). "auto": classes when
-        at least 4 classes can be held out (20 classes at the default
+        at least 4 classes can be held out (18 classes at the default
         ``validation_fraction``), and samples otherwise: with fewer classes held out, their
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
