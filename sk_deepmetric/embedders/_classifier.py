@@ -186,11 +186,14 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -479,11 +482,14 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -786,11 +792,14 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1095,11 +1104,14 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1395,11 +1407,14 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1697,11 +1712,14 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -2005,11 +2023,14 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -2324,11 +2345,14 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None

@@ -165,11 +165,14 @@ class TripletEmbedder(_MemoryEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -500,11 +503,14 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -823,11 +829,14 @@ class NPairsEmbedder(BaseEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1134,11 +1143,14 @@ class AngularEmbedder(BaseEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1455,11 +1467,14 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
@@ -1788,11 +1803,14 @@ class SupConEmbedder(_MemoryEmbedder):
         The optimiser's weight decay (L2 penalty; decoupled for "adamw").
     lr_schedule : {None, "cosine", "step"} or LRScheduler subclass, default=None
         Per-epoch learning-rate schedule over ``max_iter`` epochs: cosine decay to zero, or
-        divided by 10 at 50% and 75% of them. A ``torch.optim.lr_scheduler`` class is built
-        on the optimiser with the routed keywords ``lr_schedule__NAME=value`` (e.g.
-        ``lr_schedule=StepLR, lr_schedule__step_size=10``) and stepped after every epoch;
-        ``ReduceLROnPlateau`` is stepped with the monitored value as a loss (the training
-        loss, or minus the validation score). ``partial_fit`` uses a constant rate.
+        divided by 10 at 50% and 75% of them. Under early stopping, ``max_iter=None`` makes
+        that the cap of 500 epochs, which early stopping rarely reaches: "cosine" then
+        barely decays and "step" never fires, so set ``max_iter`` with a schedule. A
+        ``torch.optim.lr_scheduler`` class is built on the optimiser with the routed
+        keywords ``lr_schedule__NAME=value`` (e.g. ``lr_schedule=StepLR``,
+        ``lr_schedule__step_size=10``) and stepped after every epoch; ``ReduceLROnPlateau``
+        is stepped with the monitored value as a loss (the training loss, or minus the
+        validation score). ``partial_fit`` uses a constant rate.
     max_grad_norm : float, default=None
         Clip the gradient of all trained parameters to this total L2 norm before each
         update (:func:`torch.nn.utils.clip_grad_norm_`; after unscaling with "fp16"). None
