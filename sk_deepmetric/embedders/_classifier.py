@@ -228,8 +228,11 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -524,8 +527,11 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -834,8 +840,11 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1146,8 +1155,11 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1449,8 +1461,11 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -1754,8 +1769,11 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -2065,8 +2083,11 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
@@ -2387,8 +2408,11 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         MAP@R is a noisy guide.
     n_iter_no_change : int, default=20
         Epochs without an improvement by more than ``tol`` before training stops. An epoch
-        is one pass over the training samples: with fewer than about 1.5 x ``batch_size`` of
-        them it is a single optimiser step.
+        is one pass over the training samples: with up to ``batch_size`` of them (fewer than
+        1.5 x ``batch_size`` in class-balanced batches) it is a single optimiser step. On
+        60-150 training samples (iris, wine, digits), ``early_stopping=False`` with
+        ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
+        0.24.
     tol : float, default=1e-4
         Smallest improvement of the monitored value (validation MAP@R, or the training
         loss without early stopping) that counts.
