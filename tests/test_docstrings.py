@@ -132,6 +132,15 @@ def test_shared_parameters_are_documented_alike(cls):
             assert description == text, f"{cls.__name__}.{name}: {description!r}"
 
 
+def test_pairs_embedder_says_what_its_early_stopping_monitors():
+    """ContrastivePairsEmbedder's early stopping monitors the held-out pairs' ROC AUC, not
+    MAP@R: its entries that name the monitored value say so."""
+    cls = embedders.ContrastivePairsEmbedder
+    documented = {p.name: " ".join(p.desc) for p in ClassDoc(cls)["Parameters"]}
+    for name in ("early_stopping", "tol"):
+        assert "ROC AUC" in documented[name] and "MAP@R" not in documented[name], name
+
+
 def test_the_shared_text_says_what_a_module_you_pass_must_do():
     """``transform`` pads its fixed-size chunks with rows of zeros: a module must embed each
     row on its own in eval mode; ``warm_start`` compares modules by identity; and "sgd"

@@ -254,8 +254,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         ``max_iter=200`` beat the defaults' test MAP@R in 23 of 24 measured cases, by up to
         0.24.
     tol : float, default=1e-4
-        Smallest improvement of the monitored value (validation MAP@R, or the training
-        loss without early stopping) that counts.
+        Smallest improvement of the monitored value (the ROC AUC of the held-out pairs, or
+        the training loss without early stopping) that counts.
     warm_start : bool, default=False
         ``fit`` continues from the current weights and optimiser state (Adam's moments,
         SGD's momentum) under the current training parameters: ``learning_rate_init``,
@@ -340,8 +340,8 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
 
     _batching = "shuffled"
     #: Shared parameters whose documentation here differs from the other embedders': epochs
-    #: and early stopping are over pairs.
-    _own_docs = ("max_iter", "early_stopping", "validation_fraction")
+    #: and early stopping are over pairs, and monitor the held-out pairs' ROC AUC.
+    _own_docs = ("max_iter", "early_stopping", "validation_fraction", "tol")
     # Read by BaseEmbedder._train, which this class calls with its own split done (no plan):
     # not a parameter. (A base hook for the validation split would make it unnecessary.)
     validation_holdout = None
