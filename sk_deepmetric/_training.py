@@ -606,13 +606,27 @@ class _Monitor:
 def _record_epoch(
     history: list[dict], progress: Any, loss_value: float, score: float | None, seconds: float
 ) -> None:
-    """Append the epoch to ``history`` and show its loss (and score) on the progress bar."""
+    """Append the epoch to ``history`` and count it on the progress bar, with its loss (and
+    score). The bar is counted here rather than by iterating it, which counts an epoch only
+    at a later refresh: fast epochs showed 0/N next to later epochs' values."""
     history.append(
         {"epoch": len(history) + 1, "loss": loss_value, "score": score, "time": seconds}
     )
     progress.set_postfix(
-        loss=f"{loss_value:.4g}", **({} if score is None else {"score": f"{score:.4f}"})
+        loss=f"{loss_value:.4g}",
+        **({} if score is None else {"score": f"{score:.4f}"}),
+        refresh=False,
     )
+    progress.update()  # refreshes at most every ``mininterval``, with this epoch's values
+
+
+def _epochs(progress: Any, max_iter: int) -> Iterator[int]:
+    """``range(max_iter)``, closing the progress bar when the loop over it ends, however it
+    ends (as iterating the bar itself does)."""
+    try:
+        yield from range(max_iter)
+    finally:
+        progress.close()
 
 
 @dataclass
@@ -679,16 +693,16 @@ def fit_loop(
         except NonFiniteLoss as exc:
             exc.epoch = 0  # the untrained network's output
             raise
-    epochs = tqdm(range(max_iter), desc=description, disable=verbose < 1, leave=verbose > 1)
+    progress = tqdm(total=max_iter, desc=description, disable=verbose < 1, leave=verbose > 1)
     n_done, converged, fresh, first = 0, False, not history, len(history)
     with forked_rng(seed):
-        for epoch in epochs:
+        for epoch in _epochs(progress, max_iter):
             start, n_recorded = time.perf_counter(), len(history)
             try:
                 loss_value = train_epoch(t, batches())
                 _check_finite_weights(t)
                 score = agreed_score(validation_score)
-                _record_epoch(history, epochs, loss_value, score, time.perf_counter() - start)
+                _record_epoch(history, progress, loss_value, score, time.perf_counter() - start)
                 monitored = score if score is not None else -loss_value
                 if monitor.update(epoch, monitored) and best is not None:
                     best.save()
@@ -740,6 +754,7 @@ def fit_loop(
             if stop or monitor.stall >= n_iter_no_change:
                 converged = True
                 break
+    progress.close()  # a no-op where the end of the loop over _epochs already closed it
     if best is not None and monitor.best_epoch != n_done - 1:
         best.restore()
     if is_distributed():

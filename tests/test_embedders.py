@@ -9,6 +9,7 @@ both take ``FAST`` and ``fast`` from here, and ``digits`` from conftest.py.
 import copy
 import pickle
 import re
+import time
 import warnings
 
 import numpy as np
@@ -628,11 +629,30 @@ def test_n_threads_is_restored(digits):
     assert torch.get_num_threads() == before
 
 
+class _SlowEpochs:
+    """Epochs slower than the progress bar's refresh interval (tqdm's ``mininterval``)."""
+
+    def on_epoch_end(self, estimator, record):
+        time.sleep(0.12)
+
+
 def test_verbose_shows_a_progress_bar(digits, capsys):
+    """The bar shows the loss and validation score per epoch, and every refresh counts as
+    many epochs done as the epoch whose score it shows (it showed the previous count, and
+    0/N throughout when the epochs were faster than its refresh interval)."""
     X, y = digits
-    fast(TripletEmbedder, verbose=1, early_stopping=True).fit(X, y)
+    model = fast(TripletEmbedder, verbose=1, early_stopping=True, max_iter=4)
+    model.set_params(callbacks=[_SlowEpochs()]).fit(X, y)
     err = capsys.readouterr().err
     assert "TripletEmbedder" in err and "loss=" in err and "score=" in err
+    shown = []
+    for line in err.replace("\r", "\n").splitlines():
+        match = re.search(r"\| *(\d+)/4 \[[^\]]*?(?:score=([\d.]+))?\]", line)
+        if match and match.group(2):
+            shown.append((int(match.group(1)), match.group(2)))
+    assert any(n < 4 for n, _ in shown)  # refreshes during the fit
+    for n, score in shown:
+        assert n >= 1 and score == f"{model.history_[n - 1]['score']:.4f}", (n, score)
 
 
 # --------------------------------------------------------------------- GPU
