@@ -629,6 +629,34 @@ def _epochs(progress: Any, max_iter: int) -> Iterator[int]:
         progress.close()
 
 
+def _kept_line(
+    description: str,
+    first: int,
+    n_done: int,
+    monitor: _Monitor,
+    converged: bool,
+    tol: float,
+    n_iter_no_change: int,
+) -> str:
+    """What ``verbose`` prints when early stopping kept weights older than the last epoch's:
+    why training stopped, and which epoch's weights the model keeps (as scikit-learn's MLP
+    prints its stopping reason). Epochs are numbered as in ``history``."""
+    if not converged:
+        why = f"stopped at max_iter, after epoch {first + n_done}"
+    elif monitor.stall >= n_iter_no_change:
+        why = (
+            f"stopped after epoch {first + n_done}: the validation score did not improve by "
+            f"more than tol={tol:g} for {n_iter_no_change} epochs"
+        )
+    else:
+        why = f"stopped after epoch {first + n_done} (a callback asked)"
+    if monitor.best_epoch >= 0:
+        kept = f"restored the weights of epoch {first + monitor.best_epoch + 1}, the best"
+    else:
+        kept = "kept the starting weights, which no epoch beat"
+    return f"{description} {why}; {kept} (validation score {monitor.best:.4f})."
+
+
 @dataclass
 class LoopResult:
     """How :func:`fit_loop` ended."""
@@ -663,10 +691,13 @@ def fit_loop(
     ones if no epoch beat them); otherwise it monitors the training loss, as scikit-learn's MLP
     does. It stops once the monitored value has not improved by ``tol`` for
     ``n_iter_no_change`` epochs, or when ``on_epoch_end(record)`` (the epoch's ``history``
-    entry) returns True, which counts as converged. Dropout draws from torch's global RNG,
-    so the loop runs under :func:`forked_rng` seeded with ``seed``: deterministic, global
-    state untouched. In a process group, rank 0 computes the validation score (and the
-    callbacks' decision) for all, and its weights are broadcast to the others at the end.
+    entry) returns True, which counts as converged. With ``verbose``, a progress bar shows each
+    epoch's loss (and score), and a printed line says why training stopped and which epoch's
+    weights were kept when validation restored earlier ones. Dropout draws from torch's
+    global RNG, so the loop runs under :func:`forked_rng` seeded with ``seed``:
+    deterministic, global state untouched. In a process group, rank 0 computes the
+    validation score (and the callbacks' decision) for all, and its weights are broadcast to
+    the others at the end.
 
     A non-finite loss (or weights, or validation embedding) restores the weights of the last
     finished epoch and raises :class:`NonFiniteLoss` (with ``.epoch``); so does any other
@@ -757,6 +788,8 @@ def fit_loop(
     progress.close()  # a no-op where the end of the loop over _epochs already closed it
     if best is not None and monitor.best_epoch != n_done - 1:
         best.restore()
+    if verbose > 0 and best is not None and monitor.best_epoch != n_done - 1:
+        print(_kept_line(description, first, n_done, monitor, converged, tol, n_iter_no_change))
     if is_distributed():
         broadcast_weights(t.module, t.loss)
     best_epoch = None if best is None else monitor.best_epoch

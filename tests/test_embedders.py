@@ -655,6 +655,47 @@ def test_verbose_shows_a_progress_bar(digits, capsys):
         assert n >= 1 and score == f"{model.history_[n - 1]['score']:.4f}", (n, score)
 
 
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        (
+            [0.05, 0.1, 0.5, 0.3, 0.2, 0.4],  # the first: the untrained network's
+            "TripletEmbedder stopped after epoch 5: the validation score did not improve by "
+            "more than tol=0.0001 for 3 epochs; restored the weights of epoch 2, the best "
+            "(validation score 0.5000).",
+        ),
+        (
+            [0.9, 0.5, 0.6, 0.5],
+            "TripletEmbedder stopped after epoch 3: the validation score did not improve by "
+            "more than tol=0.0001 for 3 epochs; kept the starting weights, which no epoch "
+            "beat (validation score 0.9000).",
+        ),
+        (
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.45, 0.4],
+            "TripletEmbedder stopped at max_iter, after epoch 6; restored the weights of "
+            "epoch 4, the best (validation score 0.5000).",
+        ),
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], None),  # the last epoch's weights are kept
+    ],
+)
+def test_verbose_says_which_epoch_early_stopping_kept(
+    digits, capsys, monkeypatch, scores, expected
+):
+    """As scikit-learn's MLP prints why it stopped, ``verbose`` prints which epoch's weights
+    early stopping kept, when they are not the last epoch's."""
+    X, y = digits
+    model = fast(TripletEmbedder, early_stopping=True, n_iter_no_change=3, max_iter=6)
+    scripted = []
+    monkeypatch.setattr(base_module, "map_at_r", lambda *a, **k: scripted.pop(0))
+    for verbose in (0, 1):
+        scripted[:] = scores
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the starting weights were kept
+            clone(model).set_params(verbose=verbose).fit(X, y)
+        out = capsys.readouterr().out
+        assert out == ("" if expected is None or not verbose else expected + "\n")
+
+
 # --------------------------------------------------------------------- GPU
 @pytest.mark.gpu
 @cuda

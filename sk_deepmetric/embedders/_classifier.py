@@ -269,7 +269,8 @@ class SoftmaxEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -568,7 +569,8 @@ class CenterLossEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -881,7 +883,8 @@ class LargeMarginSoftmaxEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1196,7 +1199,8 @@ class SphereFaceEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1502,7 +1506,8 @@ class CosFaceEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1810,7 +1815,8 @@ class ArcFaceEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -2124,7 +2130,8 @@ class SubCenterArcFaceEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -2449,7 +2456,8 @@ class ProxyAnchorEmbedder(_ClassifierEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------

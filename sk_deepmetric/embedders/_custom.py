@@ -202,7 +202,8 @@ class MetricEmbedder(BaseEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------

@@ -284,7 +284,8 @@ _COMMON_DOC = """    n_components : int, default=128
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------

@@ -248,7 +248,8 @@ class TripletEmbedder(_MemoryEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -589,7 +590,8 @@ class ContrastiveEmbedder(_MemoryEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -918,7 +920,8 @@ class NPairsEmbedder(BaseEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1235,7 +1238,8 @@ class AngularEmbedder(BaseEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1562,7 +1566,8 @@ class MultiSimilarityEmbedder(_MemoryEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
@@ -1901,7 +1906,8 @@ class SupConEmbedder(_MemoryEmbedder):
         untouched. The same seed, data and thread count give bit-identical embeddings on
         CPU.
     verbose : int, default=0
-        1 shows a progress bar with the loss and validation score per epoch.
+        1 shows a progress bar with the loss and validation score per epoch, and prints
+        which epoch's weights early stopping kept when they are not the last epoch's.
 
     Attributes
     ----------
