@@ -620,6 +620,18 @@ def _record_epoch(
     progress.update()  # refreshes at most every ``mininterval``, with this epoch's values
 
 
+def _drop_epoch(
+    history: list[dict], n_recorded: int, last_good: Any, progress: Any, n_done: int
+) -> None:
+    """Forget an epoch that did not finish: its record, its weights, and its count on the
+    progress bar (:func:`_record_epoch` counts it before the callbacks and the scheduler)."""
+    del history[n_recorded:]
+    last_good.restore()
+    if progress.n > n_done:
+        progress.n = n_done
+        progress.refresh()
+
+
 def _epochs(progress: Any, max_iter: int) -> Iterator[int]:
     """``range(max_iter)``, closing the progress bar when the loop over it ends, however it
     ends (as iterating the bar itself does)."""
@@ -743,15 +755,13 @@ def fit_loop(
                 )
                 last_good.save()
             except NonFiniteLoss as exc:
-                del history[n_recorded:]
-                last_good.restore()
+                _drop_epoch(history, n_recorded, last_good, progress, n_done)
                 exc.epoch = len(history) + 1
                 raise
             except KeyboardInterrupt:
                 # whatever step was interrupted, the weights and the history go back to the
                 # last finished epoch; with none finished in a fresh fit, nothing is kept
-                del history[n_recorded:]
-                last_good.restore()
+                _drop_epoch(history, n_recorded, last_good, progress, n_done)
                 if fresh and not history:
                     raise
                 kept = f"the weights of epoch {len(history)}"
@@ -778,8 +788,7 @@ def fit_loop(
                     n_done, False, interrupted=True, stalled=monitor.stall, best_epoch=best_epoch
                 )
             except Exception:
-                del history[n_recorded:]
-                last_good.restore()
+                _drop_epoch(history, n_recorded, last_good, progress, n_done)
                 raise
             n_done += 1
             if stop or monitor.stall >= n_iter_no_change:

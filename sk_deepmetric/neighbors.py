@@ -441,15 +441,16 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _warn_if_votes_tie(self) -> None:
-        """Warn where every class has one sample (a gallery of one image per identity):
-        each of ``n_neighbors`` > 1 uniform votes then goes to a different class, every vote
-        is a tie, and ties go to the first class in ``classes_``, not to the nearest."""
-        if self.n_neighbors > 1 and self.weights == "uniform" and np.bincount(self._y).max() == 1:
+        """Warn where half the classes or more have one sample (a gallery of one image per
+        identity): ``n_neighbors`` > 1 uniform votes near them go to different classes and
+        tie, and ties go to the first class in ``classes_``, not to the nearest."""
+        single = int(np.sum(np.bincount(self._y) == 1))
+        if self.n_neighbors > 1 and self.weights == "uniform" and single >= len(self.classes_) / 2:
             warnings.warn(
-                f"Every class has a single sample, so each of the n_neighbors="
-                f"{self.n_neighbors} uniform votes goes to a different class and every "
-                "prediction is a tie, won by the first class in classes_ rather than the "
-                "nearest. Use n_neighbors=1 (or weights='distance').",
+                f"{single} of {len(self.classes_)} classes have a single sample, so the "
+                f"n_neighbors={self.n_neighbors} uniform votes of a query near one of them "
+                "go to different classes and tie, won by the first class in classes_ rather "
+                "than the nearest. Use n_neighbors=1 (or weights='distance').",
                 UserWarning,
                 stacklevel=external_stacklevel(),
             )
@@ -632,7 +633,12 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
                     f"Calibrating `target_far` fits the embedder on the classes outside each "
                     f"of {len(folds)} class folds; on the {n_classes - fold.size} classes "
                     f"outside fold {i + 1} it failed: {exc} "
-                    + ("Lower `calibration_folds`, give" if len(folds) > 2 else "Give")
+                    + (
+                        f"Raise `calibration_folds` (up to {n_classes}: each fit then trains "
+                        "on more classes), give"
+                        if len(folds) < n_classes
+                        else "Give"
+                    )
                     + " more classes, or see `calibration`."
                 ) from exc
             embedding = self._embed(X, embedder=embedder)
@@ -881,7 +887,8 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             known = np.append(known.astype(object), self._unknown_label(strict=False))
         labels = np.asarray(y, dtype=object).ravel()
         known = set(known.tolist())
-        if labels.size and not any(label in known for label in labels.tolist()):
+        same_kind = labels.size and label_kind(np.asarray(y)) == label_kind(self.classes_)
+        if same_kind and not any(label in known for label in labels.tolist()):
             warnings.warn(
                 f"None of the {np.unique(labels.astype(str)).size} labels of y is a class "
                 f"{type(self).__name__} was fitted on, so every prediction is wrong and the "

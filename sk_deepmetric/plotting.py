@@ -386,8 +386,10 @@ def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
     verification picture: a circle marks the EER on the diagonal, a square the rates of
     ``threshold``. The axes span 0.13% to 99.87% (-3 to 3 normal deviates, as scikit-learn
     draws them), widened to take in every rate of the curve and the markers other than 0 and
-    1, and labelled 0.1%, 0.01%, ... as far as they reach: a false-accept rate of 1e-4
-    (-3.7) is drawn where it is, on the curve. Rates of 0 or 1 sit at the edge of the axes.
+    1 (and, on an ``ax`` with curves already drawn, their range), and labelled 0.1%, 0.01%,
+    ... as far as they reach (leaving out a decade too near the last one labelled): a
+    false-accept rate of 1e-4 (-3.7) is drawn where it is, on the curve. Rates of 0 or 1 sit
+    at the edge of the axes.
 
     Parameters
     ----------
@@ -410,6 +412,8 @@ def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
     from sklearn.metrics import DetCurveDisplay
 
     same, scores, threshold, eer, _ = _pairs(y_true, y_score, threshold)
+    # a curve drawn over others on ``ax`` keeps their range as well as its own
+    earlier = ax.get_xlim() + ax.get_ylim() if ax is not None and ax.lines else None
     display = DetCurveDisplay.from_predictions(same, scores, ax=ax, name=name)
     ax = display.ax_
     points = [(eer, eer)]
@@ -423,8 +427,10 @@ def plot_det_curve(y_true, y_score, *, threshold=None, ax=None, name=None):
     rates = np.concatenate([display.fpr, display.fnr, np.ravel(points)])
     inner = norm.ppf(rates[(rates > eps) & (rates < 1 - eps)])
     margin = 0.2  # deviates: a marker beyond -3 or 3 is not cut by the edge
-    low = min(-3.0, inner.min() - margin) if inner.size else -3.0
-    high = max(3.0, inner.max() + margin) if inner.size else 3.0
+    low = inner.min() - margin if inner.size and inner.min() < -3.0 else -3.0
+    high = inner.max() + margin if inner.size and inner.max() > 3.0 else 3.0
+    if earlier is not None:
+        low, high = min(low, *earlier), max(high, *earlier)
     ticks = _det_ticks(low, high)
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_ticks(norm.ppf(ticks), labels=[_percent(rate) for rate in ticks])

@@ -655,6 +655,25 @@ def test_verbose_shows_a_progress_bar(digits, capsys):
         assert n >= 1 and score == f"{model.history_[n - 1]['score']:.4f}", (n, score)
 
 
+class _FailsInEpoch3(_SlowEpochs):
+    def on_epoch_end(self, estimator, record):
+        super().on_epoch_end(estimator, record)
+        if record["epoch"] == 3:
+            raise RuntimeError("callback failed")
+
+
+def test_verbose_bar_forgets_an_epoch_a_fault_drops(digits, capsys):
+    # the bar counts an epoch when it is recorded, before the callbacks: one that a fault
+    # then drops from history_ must not stay counted on the bar left on screen
+    X, y = digits
+    model = fast(TripletEmbedder, verbose=2, early_stopping=False, max_iter=6)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        model.set_params(callbacks=[_FailsInEpoch3()]).fit(X, y)
+    assert len(model.history_) == 2
+    counts = re.findall(r"\| *(\d+)/6 ", capsys.readouterr().err)
+    assert counts and int(counts[-1]) == 2
+
+
 @pytest.mark.parametrize(
     ("scores", "expected"),
     [

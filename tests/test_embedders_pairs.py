@@ -497,9 +497,26 @@ def test_a_fit_whose_epochs_never_beat_the_start_says_it_kept_it(data, monkeypat
     with pytest.warns(UserWarning, match=re.escape(
         "ContrastivePairsEmbedder: none of the 3 epochs of this fit improved the validation "
         "score of its starting weights (the untrained network's), so early stopping kept them."
-    )):  # fmt: skip
+    )) as record:  # fmt: skip
         model.fit(pairs, same)
     assert model.n_iter_ == 3
+    # no advice about validation_holdout, which this class does not have
+    assert str(record[0].message).endswith(
+        "try another learning_rate_init or early_stopping=False."
+    )
+
+
+def test_early_stopping_true_holds_out_at_most_all_groups_but_two():
+    # 8 groups at validation_fraction=0.9: 6 held out, 2 trained on (was an error)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 10)
+    X = (rng.normal(scale=3.0, size=(8, 6))[y] + rng.normal(size=(80, 6))).astype(np.float32)
+    index, same = make_pairs(y, n_pairs=400, random_state=0)
+    model = ContrastivePairsEmbedder(
+        early_stopping=True, validation_fraction=0.9, max_iter=1, **FAST
+    )
+    train, held_out = model.fit(X[index], same)._split_pairs(X[index], same, False)
+    assert held_out is not None and train.size > 0
 
 
 def test_score_reads_labels_as_fit_does(fitted, data):

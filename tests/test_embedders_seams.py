@@ -74,6 +74,9 @@ def test_none_unsets_a_routed_argument_the_new_class_does_not_take(digits):
     assert _group(sgd)["foreach"] is None
     with pytest.raises(ValueError, match=r"To unset it, set_params\(optimizer__momentum=None\)"):
         fast(TripletEmbedder, optimizer="adam", optimizer__momentum=0.9).fit(X, y)
+    # back to a class that takes it: it gets the None, and the error says which keyword
+    with pytest.raises(ValueError, match=r"\(`optimizer__momentum` is None, which a class"):
+        model.set_params(optimizer="sgd").fit(X, y)
 
 
 @pytest.mark.parametrize(

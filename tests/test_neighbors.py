@@ -1057,6 +1057,10 @@ def test_score_on_classes_never_seen_warns(blobs):
         warnings.simplefilter("error")
         assert clf.score(X[y < 2], y[y < 2]) > 0.5  # seen classes: no warning
         assert clf.score(X, y) < 1.0  # some seen: the user's mix, no warning
+        # labels of another kind (strings for integer classes): scikit-learn's own error,
+        # not a warning about folds
+        with pytest.raises(ValueError, match="Mix of label input types"):
+            clf.score(X[:4], np.array(["a", "b", "a", "b"]))
         # the open set's unknown label is a label it names
         open_set = EmbeddingKNeighborsClassifier(identity(), target_far=0.1, random_state=0)
         open_set.fit(X[y < 3], y[y < 3])
@@ -1087,10 +1091,13 @@ def test_one_sample_per_class_warns_that_uniform_votes_tie(blobs):
     # and no "could represent a regression problem" from scikit-learn for it
     X, _, X_query = blobs
     y = np.arange(40)
-    with pytest.warns(UserWarning, match=r"^Every class has a single sample") as record:
+    with pytest.warns(UserWarning, match=r"^40 of 40 classes have a single sample") as record:
         EmbeddingKNeighborsClassifier(identity(), n_neighbors=5).fit(X[:40], y)
     assert len(record) == 1
     assert record[0].filename == __file__
+    # one class of two among singletons: its neighbours' votes still tie
+    with pytest.warns(UserWarning, match=r"^39 of 40 classes have a single sample"):
+        EmbeddingKNeighborsClassifier(identity(), n_neighbors=5).fit(X[:41], np.r_[y, 0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         one = EmbeddingKNeighborsClassifier(identity(), n_neighbors=1).fit(X[:40], y)

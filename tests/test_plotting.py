@@ -274,6 +274,24 @@ def test_det_curve_marks_a_far_below_the_default_axes_on_the_curve():
     assert labels["1%"] == pytest.approx(norm.ppf(0.01))
 
 
+def test_det_curves_drawn_on_one_ax_keep_each_others_range():
+    # a second curve with a narrower range must not push the first one's marker off the axes;
+    # rates inside -3..3 deviates keep scikit-learn's axes
+    from sk_deepmetric.metrics import select_threshold
+    from sk_deepmetric.plotting import plot_det_curve
+
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(500, int), np.zeros(20_000, int)]
+    scores = rng.normal(size=same.size) + 3 * same
+    ax = plot_det_curve(same, scores, threshold=select_threshold(same, scores, target_far=1e-4))
+    x, _ = _marker(ax, "threshold")
+    narrow = np.r_[np.ones(100, int), np.zeros(100, int)]
+    plot_det_curve(narrow, rng.normal(size=200) + narrow, ax=ax)
+    assert ax.get_xlim()[0] < x
+    alone = plot_det_curve(narrow, rng.normal(size=200) + narrow)
+    assert alone.get_xlim() == (-3.0, 3.0) == alone.get_ylim()
+
+
 def test_score_distributions_share_bins_and_mark_thresholds(pair_scores_data):
     from sk_deepmetric.metrics import equal_error_rate
     from sk_deepmetric.plotting import plot_score_distributions

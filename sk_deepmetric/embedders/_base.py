@@ -562,7 +562,8 @@ class BaseEmbedder(
         """Say that early stopping kept the weights the fit started from (``n_samples``:
         those given to fit, held-out ones included)."""
         start = "the previous fit's" if self.n_iter_ > n_epochs else "the untrained network's"
-        advice = "try another learning_rate_init, validation_holdout or early_stopping=False."
+        holdout = ", validation_holdout" if "validation_holdout" in self.get_params() else ""
+        advice = f"try another learning_rate_init{holdout} or early_stopping=False."
         if n_samples < 2 * self.batch_size:  # an epoch is one or two optimiser steps
             advice = (
                 f"with {n_samples} samples an epoch is one or two optimiser steps and the "
@@ -572,8 +573,8 @@ class BaseEmbedder(
         warnings.warn(
             f"{type(self).__name__}: none of the {n_epochs} epochs of this fit improved the "
             f"validation score of its starting weights ({start}), so early stopping kept "
-            "them. The held-out score may be flat (held-out classes that the embedding "
-            "cannot separate, or too few held-out samples to score); " + advice,
+            "them. The held-out score may be flat (held-out data that the embedding cannot "
+            "separate, or too few of them to score); " + advice,
             UserWarning,
             stacklevel=external_stacklevel(),
         )
@@ -898,7 +899,7 @@ class BaseEmbedder(
         except ValueError as exc:
             raise ValueError(
                 f"{type(self).__name__}: {exc}. Check `optimizer` and its `optimizer__*` "
-                "arguments."
+                "arguments" + _none_routed(self, "optimizer__") + "."
             ) from exc.__cause__
         if self._optimizer_state is not None and self._saved_for(optimizer):
             self._load_optimizer_state(optimizer)
@@ -910,7 +911,7 @@ class BaseEmbedder(
             except ValueError as exc:
                 raise ValueError(
                     f"{type(self).__name__}: {exc}. Check `lr_schedule` and its "
-                    "`lr_schedule__*` arguments."
+                    "`lr_schedule__*` arguments" + _none_routed(self, "lr_schedule__") + "."
                 ) from exc.__cause__
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         augment = make_augmentation(self.augment, self.input_shape_)
@@ -1119,3 +1120,15 @@ def _check_training_output(module, args, out, *, n_components: int) -> None:
     if not _is_embedding(out):
         mode = "train" if module.training else "eval"
         raise ValueError(_not_an_embedding(out, n_components, mode))
+
+
+def _none_routed(estimator, prefix: str) -> str:
+    """A note on the routed keywords set to None that the class was given (a class that
+    takes an argument gets the None: set_params cannot remove the keyword)."""
+    names = [f"`{prefix}{k}`" for k, v in routed(estimator, prefix).items() if v is None]
+    if not names:
+        return ""
+    return (
+        f" ({', '.join(names)} {'is' if len(names) == 1 else 'are'} None, which a class that "
+        "takes the argument is given: set a value)"
+    )

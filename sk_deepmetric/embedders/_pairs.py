@@ -762,7 +762,7 @@ class ContrastivePairsEmbedder(ClassifierMixin, BaseEmbedder):
         n_groups = int(groups.max()) + 1
         n_val = round(self.validation_fraction * n_groups)
         if self.early_stopping is True:
-            n_val = max(2, n_val)
+            n_val = min(max(2, n_val), n_groups - 2)  # at most all but 2
         split = None
         if n_val >= 2 and n_groups - n_val >= 2:
             chosen = self._holdout_rng(continuing).choice(n_groups, n_val, replace=False)
