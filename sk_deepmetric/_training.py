@@ -632,15 +632,6 @@ def _drop_epoch(
         progress.refresh()
 
 
-def _epochs(progress: Any, max_iter: int) -> Iterator[int]:
-    """``range(max_iter)``, closing the progress bar when the loop over it ends, however it
-    ends (as iterating the bar itself does)."""
-    try:
-        yield from range(max_iter)
-    finally:
-        progress.close()
-
-
 def _kept_line(
     description: str,
     first: int,
@@ -738,8 +729,8 @@ def fit_loop(
             raise
     progress = tqdm(total=max_iter, desc=description, disable=verbose < 1, leave=verbose > 1)
     n_done, converged, fresh, first = 0, False, not history, len(history)
-    with forked_rng(seed):
-        for epoch in _epochs(progress, max_iter):
+    with forked_rng(seed), progress:  # the bar closes however the loop ends
+        for epoch in range(max_iter):
             start, n_recorded = time.perf_counter(), len(history)
             try:
                 loss_value = train_epoch(t, batches())
@@ -794,7 +785,6 @@ def fit_loop(
             if stop or monitor.stall >= n_iter_no_change:
                 converged = True
                 break
-    progress.close()  # a no-op where the end of the loop over _epochs already closed it
     if best is not None and monitor.best_epoch != n_done - 1:
         best.restore()
     if verbose > 0 and best is not None and monitor.best_epoch != n_done - 1:

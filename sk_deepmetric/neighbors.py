@@ -882,11 +882,10 @@ class EmbeddingKNeighborsClassifier(ClassifierMixin, BaseEstimator):
             Mean accuracy.
         """
         check_is_fitted(self)
-        known = self.classes_
+        known = set(self.classes_.tolist())
         if self.target_far is not None:
-            known = np.append(known.astype(object), self._unknown_label(strict=False))
+            known.add(self._unknown_label(strict=False))
         labels = np.asarray(y, dtype=object).ravel()
-        known = set(known.tolist())
         same_kind = labels.size and label_kind(np.asarray(y)) == label_kind(self.classes_)
         if same_kind and not any(label in known for label in labels.tolist()):
             warnings.warn(

@@ -562,7 +562,7 @@ class BaseEmbedder(
         """Say that early stopping kept the weights the fit started from (``n_samples``:
         those given to fit, held-out ones included)."""
         start = "the previous fit's" if self.n_iter_ > n_epochs else "the untrained network's"
-        holdout = ", validation_holdout" if "validation_holdout" in self.get_params() else ""
+        holdout = ", validation_holdout" if "validation_holdout" in self._get_param_names() else ""
         advice = f"try another learning_rate_init{holdout} or early_stopping=False."
         if n_samples < 2 * self.batch_size:  # an epoch is one or two optimiser steps
             advice = (

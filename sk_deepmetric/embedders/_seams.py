@@ -141,10 +141,11 @@ def check_seams(estimator) -> None:
     """Check the optimiser and schedule classes, their routed arguments and the callbacks."""
     name = type(estimator).__name__
     kinds = {
-        "optimizer__": ("optimizer", torch.optim.Optimizer, OPTIMIZERS),
-        "lr_schedule__": ("lr_schedule", torch.optim.lr_scheduler.LRScheduler, SCHEDULES),
+        "optimizer__": ("optimizer", torch.optim.Optimizer),
+        "lr_schedule__": ("lr_schedule", torch.optim.lr_scheduler.LRScheduler),
     }
-    for prefix, (param, base, named) in kinds.items():
+    for prefix, (param, base) in kinds.items():
+        named = _NAMED[prefix]
         target = _target(estimator, prefix, named)
         if isinstance(target, type) and not issubclass(target, base):
             raise ValueError(
@@ -171,8 +172,6 @@ def check_seams(estimator) -> None:
 
 
 def _check_arguments(name: str, prefix: str, target: type, arguments: dict) -> None:
-    accepted = inspect.signature(target).parameters
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
     for argument in arguments:
         if argument in _SET_BY_ESTIMATOR[prefix]:
             by = _SET_BY_ESTIMATOR[prefix][argument]
@@ -181,7 +180,8 @@ def _check_arguments(name: str, prefix: str, target: type, arguments: dict) -> N
                 f"{name}: `{prefix}{argument}` cannot be routed: the estimator sets "
                 f"{target.__qualname__}'s `{argument}` itself{instead}."
             )
-        if argument not in accepted and not takes_any:
+        if not _takes(target, argument):
+            accepted = inspect.signature(target).parameters
             options = [p for p in accepted if p not in _SET_BY_ESTIMATOR[prefix]]
             raise ValueError(
                 f"{name}: `{prefix}{argument}` is routed to {target.__qualname__}, which "
